@@ -1,0 +1,1 @@
+//! Tower layer and axum extractors for gha-auth tokens.

@@ -1,0 +1,1 @@
+//! RFC 9068 access tokens: issue and verify.

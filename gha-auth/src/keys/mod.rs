@@ -1,0 +1,1 @@
+//! Signing keys, key ids, key lifecycle and JWKS.

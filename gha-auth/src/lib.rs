@@ -1,0 +1,18 @@
+//! Core of gha-auth: the pieces shared by the token authority, the middleware and the consumers.
+//!
+//! - [`secret`]: secret-holding types that never print, wipe on drop and compare in constant time;
+//! - [`clock`]: injectable time, so rotation and expiry are testable with compressed time;
+//! - [`keys`]: signing keys (ES256, EdDSA, RS256), RFC 7638 key ids, key lifecycle and JWKS;
+//! - [`jwt`]: RFC 9068 access tokens, issued and verified strictly;
+//! - [`apikey`]: the scanner-friendly secret format (`ghac_`, `ghar_`, `ghal_`) and keyed hashing.
+//!
+//! This crate has no HTTP server in it.
+
+pub mod apikey;
+pub mod clock;
+pub mod jwt;
+pub mod keys;
+pub mod secret;
+
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use secret::{SecretBytes, SecretString};
