@@ -1,1 +1,18 @@
-//! Library half of the gha-auth service.
+//! gha-auth-server: the token authority behind the `gha-auth` binary.
+//!
+//! - [`config`]: one TOML file, `GHA_AUTH_` overrides, invariants;
+//! - [`store`]: SQLite or PostgreSQL behind one interface, shared migrations;
+//! - [`atrest`]: the master key and AES-256-GCM sealing of keys and the pepper at rest;
+//! - [`keys`]: the [`keys::KeyStore`] seam, the key manager and the rotation scheduler;
+//! - [`clients`]: client registration, secrets and authentication material;
+//! - [`audit`]: the append-only, hash-chained audit log;
+//! - [`oauth`]: `POST /oauth2/token`, one module per grant, RFC 6749 errors in one place;
+//! - [`app`]: wiring ([`build_app`]) and serving, so tests can run the server in-process;
+//! - [`cli`]: the `gha-auth` command line.
+
+pub mod atrest;
+pub mod audit;
+pub mod clients;
+pub mod config;
+pub mod keys;
+pub mod store;

@@ -1,1 +1,2 @@
+//! The `gha-auth` binary: see `gha_auth_server::cli`.
 fn main() {}

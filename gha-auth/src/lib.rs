@@ -13,6 +13,8 @@ pub mod clock;
 pub mod jwt;
 pub mod keys;
 pub mod secret;
+#[cfg(feature = "vault")]
+pub mod vault;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use secret::{SecretBytes, SecretString};

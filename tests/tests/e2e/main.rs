@@ -1,1 +1,5 @@
-//! End-to-end tests.
+//! End-to-end tests: one test binary, one module per area, all against real components started
+//! by `gha-auth-testkit` (OpenBao dev servers, PostgreSQL databases).
+
+mod harness;
+mod vault;

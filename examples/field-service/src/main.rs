@@ -1,0 +1,118 @@
+//! field-service: the MFS jobs API, protected by gha-auth-middleware.
+//!
+//! Run it against a running authority (`gha-auth serve`, default `http://127.0.0.1:8700`):
+//!
+//! ```text
+//! cargo run --release -p field-service -- --authority http://127.0.0.1:8700 --listen 127.0.0.1:8080
+//! ```
+//!
+//! Then, with a token for audience `field-service` and scope `jobs:read` (from
+//! `POST /oauth2/token` on the authority):
+//!
+//! ```text
+//! curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/jobs
+//! curl http://127.0.0.1:8080/HealthCheck
+//! ```
+//!
+//! To accept the Epicor link key until the authority serves `/v1/link-keys/epicor`, give a
+//! static link-key file (`{"name":"epicor","keys":[{"id":…,"digest":<hex SHA-256 of the key>,
+//! "state":"current"}]}`) and the tenant the key acts for:
+//!
+//! ```text
+//! cargo run --release -p field-service -- --authority http://127.0.0.1:8700 \
+//!     --link-keys-file epicor-keys.json --epicor-tenant acme
+//! ```
+//!
+//! Logs follow `RUST_LOG` (default `field_service=info,gha_auth_middleware=info`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use field_service::{DEFAULT_AUDIENCE, JobStore, SCOPE_EPICOR_UPDATE, app};
+use gha_auth::SystemClock;
+use gha_auth_middleware::linkkey::{LinkKeyIntegration, StaticLinkKeys};
+use gha_auth_middleware::{AuthLayer, RemoteJwks};
+use tracing_subscriber::EnvFilter;
+
+/// The field-service jobs API.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Base URL of the gha-auth authority (its JWKS is read from
+    /// `<authority>/.well-known/jwks.json`).
+    #[arg(long, env = "FIELD_SERVICE_AUTHORITY")]
+    authority: String,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "FIELD_SERVICE_LISTEN")]
+    listen: SocketAddr,
+    /// Audience tokens must be issued for.
+    #[arg(long, default_value = DEFAULT_AUDIENCE)]
+    audience: String,
+    /// Issuer tokens must come from (default: the authority URL without a trailing slash).
+    #[arg(long)]
+    issuer: Option<String>,
+    /// Static link-key file (digests of the valid Epicor keys) until the authority serves them.
+    #[arg(long, requires = "epicor_tenant")]
+    link_keys_file: Option<PathBuf>,
+    /// Tenant the Epicor link key acts for.
+    #[arg(long)]
+    epicor_tenant: Option<String>,
+    /// Also accept a pre-rotation Epicor key that is not in the `ghal_` format.
+    #[arg(long)]
+    accept_legacy_link_key: bool,
+    /// Allow a plain-HTTP authority on a non-loopback host (behind a TLS-terminating proxy).
+    #[arg(long)]
+    danger_accept_plain_http: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "field_service=info,gha_auth_middleware=info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+
+    let authority = cli.authority.trim_end_matches('/').to_owned();
+    let issuer = cli.issuer.unwrap_or_else(|| authority.clone());
+    let jwks = RemoteJwks::builder(format!("{authority}/.well-known/jwks.json"))
+        .danger_accept_plain_http(cli.danger_accept_plain_http)
+        .build()
+        .context("JWKS source")?;
+    let mut builder =
+        AuthLayer::builder().issuer(issuer).audience(&cli.audience).key_source(jwks);
+    if let (Some(path), Some(tenant)) = (&cli.link_keys_file, &cli.epicor_tenant) {
+        let source = StaticLinkKeys::from_file(path).context("link-key file")?;
+        builder = builder.link_key(
+            LinkKeyIntegration::new("epicor", source)
+                .scopes([SCOPE_EPICOR_UPDATE])
+                .tenant(tenant)
+                .accept_legacy_format(cli.accept_legacy_link_key),
+        );
+    }
+    let auth = builder.build().context("auth layer")?;
+    if !auth.wait_ready(Duration::from_secs(5)).await {
+        tracing::warn!(%authority, "no key set yet; requests are refused until the authority answers");
+    }
+
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("metrics recorder")?;
+    let router = app(auth, JobStore::new(SystemClock::shared()), Some(metrics));
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("listen on {}", cli.listen))?;
+    tracing::info!(listen = %cli.listen, audience = %cli.audience, "field-service ready");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("server")?;
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! Metric names, recorded through the [`metrics`] facade.
+//!
+//! Install any `metrics` recorder (e.g. `metrics-exporter-prometheus`) in the service to export
+//! them; without one they cost an atomic load each.
+//!
+//! | name | type | labels | what |
+//! |---|---|---|---|
+//! | `gha_auth_requests_total` | counter | `outcome` (`accepted`, `anonymous`, `preflight`, `rejected`), `reason` (on `rejected`: an [`AuthErrorKind`](crate::AuthErrorKind) name), `credential` (on `accepted`: `token`, `link_key`) | authentication decisions |
+//! | `gha_auth_token_cache_total` | counter | `result` (`hit`, `miss`) | verified-token cache lookups |
+//! | `gha_auth_token_verify_seconds` | histogram | | time to verify a token seen for the first time |
+//! | `gha_auth_jwks_fetch_total` | counter | `result` (`success`, `not_modified`, `failure`), `trigger` (`scheduled`, `unknown_kid`, `initial`) | JWKS fetches |
+//! | `gha_auth_jwks_age_seconds` | gauge | | age of the key set in use (updated on each fetch and each health check) |
+//! | `gha_auth_jwks_last_success_timestamp_seconds` | gauge | | Unix time of the last successful fetch; `time() - this` is the age in PromQL |
+//! | `gha_auth_jwks_keys` | gauge | | usable keys in the key set |
+//! | `gha_auth_link_key_fetch_total` | counter | `name`, `result` | link-key digest fetches |
+//! | `gha_auth_link_key_usage_report_total` | counter | `name`, `result` | last-use reports sent to the authority |
+
+/// Authentication decisions.
+pub const REQUESTS: &str = "gha_auth_requests_total";
+/// Verified-token cache lookups.
+pub const TOKEN_CACHE: &str = "gha_auth_token_cache_total";
+/// Time to verify a token seen for the first time.
+pub const TOKEN_VERIFY_SECONDS: &str = "gha_auth_token_verify_seconds";
+/// JWKS fetches.
+pub const JWKS_FETCH: &str = "gha_auth_jwks_fetch_total";
+/// Age of the key set in use.
+pub const JWKS_AGE_SECONDS: &str = "gha_auth_jwks_age_seconds";
+/// Unix time of the last successful JWKS fetch.
+pub const JWKS_LAST_SUCCESS: &str = "gha_auth_jwks_last_success_timestamp_seconds";
+/// Usable keys in the key set.
+pub const JWKS_KEYS: &str = "gha_auth_jwks_keys";
+/// Link-key digest fetches.
+pub const LINK_KEY_FETCH: &str = "gha_auth_link_key_fetch_total";
+/// Last-use reports sent to the authority.
+pub const LINK_KEY_USAGE_REPORT: &str = "gha_auth_link_key_usage_report_total";

@@ -1,0 +1,204 @@
+use std::collections::BTreeSet;
+
+use super::*;
+
+const SAMPLE: &str = include_str!("../../../config/gha-auth.sample.toml");
+
+fn no_env() -> Vec<(String, String)> {
+    Vec::new()
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+/// The sample with its commented-out optional keys (`# key = value`) switched on.
+fn sample_with_optional_keys() -> String {
+    SAMPLE
+        .lines()
+        .map(|line| {
+            let trimmed = line.trim_start_matches("# ");
+            let is_key = trimmed
+                .split_once(" = ")
+                .is_some_and(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            if line.starts_with("# ") && is_key { trimmed.to_owned() } else { line.to_owned() }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn leaf_paths(table: &toml::Table, prefix: &str, out: &mut BTreeSet<String>) {
+    for (key, value) in table {
+        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        match value {
+            toml::Value::Table(inner) => leaf_paths(inner, &path, out),
+            _ => {
+                out.insert(path);
+            }
+        }
+    }
+}
+
+#[test]
+fn sample_parses_and_matches_the_embedded_defaults() {
+    let sample = Config::from_toml(SAMPLE).expect("sample parses");
+    assert_eq!(sample, Config::default());
+    assert!(sample.problems().is_empty(), "{:?}", sample.problems());
+}
+
+#[test]
+fn sample_optional_keys_are_real_keys() {
+    let text = sample_with_optional_keys();
+    assert_ne!(text, SAMPLE, "the sample documents optional keys");
+    let config = Config::from_toml(&text).expect("sample with optional keys parses");
+    assert!(config.issuer.is_some());
+    assert!(config.store.url.is_some());
+    assert!(config.keys.master_key_file.is_some());
+    assert!(config.keys.import_pem.is_some());
+}
+
+#[test]
+fn every_sample_key_has_a_documented_environment_variable_and_back() {
+    let table: toml::Table = sample_with_optional_keys().parse().unwrap();
+    let mut paths = BTreeSet::new();
+    leaf_paths(&table, "", &mut paths);
+    let vars: BTreeSet<String> = env_vars().iter().map(|v| v.path.to_owned()).collect();
+    assert_eq!(paths, vars, "sample keys and environment variables differ");
+    for var in env_vars() {
+        assert!(SAMPLE.contains(&format!("env: {}", var.name())), "{} undocumented", var.name());
+    }
+}
+
+#[test]
+fn unknown_keys_are_rejected_at_every_level() {
+    for text in ["lisen = \"127.0.0.1:1\"", "[keys]\nrotation = \"1d\"", "[nope]\na = 1"] {
+        let err = Config::from_toml(text).unwrap_err().to_string();
+        assert!(err.contains("unknown"), "{text}: {err}");
+    }
+}
+
+#[test]
+fn environment_overrides_the_file_and_flags_override_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:1111\"\n[keys]\nrotation_period = \"7d\"\n")
+        .unwrap();
+    let vars = env(&[
+        ("GHA_AUTH_LISTEN", "127.0.0.1:2222"),
+        ("GHA_AUTH_STORE_URL", "postgres://u:pw@localhost/db"),
+        ("GHA_AUTH_DEV_MODE", "yes"),
+        ("GHA_AUTH_HTTP_MAX_BODY_BYTES", "4096"),
+        ("GHA_AUTH_TOKENS_DEFAULT_LIFETIME", "5m"),
+        ("GHA_AUTH_CONFIG", "ignored"),
+        ("GHA_AUTH_SOMETHING_ELSE", "ignored"),
+        ("PATH", "/bin"),
+    ]);
+    let config = Config::load(Some(&file), vars.clone(), &Overrides::default()).unwrap();
+    assert_eq!(config.listen.port(), 2222);
+    assert_eq!(config.keys.rotation_period, Duration::days(7));
+    assert_eq!(config.store_url(), "postgres://u:pw@localhost/db");
+    assert!(config.dev_mode);
+    assert_eq!(config.http.max_body_bytes, 4096);
+    assert_eq!(config.tokens.default_lifetime, Duration::minutes(5));
+
+    let flags = Overrides::new(
+        Some("127.0.0.1:3333".parse().unwrap()),
+        Some("/tmp/x".into()),
+        Some("https://auth.example".into()),
+    );
+    let config = Config::load(Some(&file), vars, &flags).unwrap();
+    assert_eq!(config.listen.port(), 3333);
+    assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+    assert_eq!(config.issuer.as_deref(), Some("https://auth.example"));
+}
+
+#[test]
+fn malformed_environment_values_name_the_variable_not_the_value() {
+    let err = Config::load(None, env(&[("GHA_AUTH_DEV_MODE", "s3cret")]), &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("GHA_AUTH_DEV_MODE"), "{err}");
+    assert!(!err.contains("s3cret"), "{err}");
+}
+
+#[test]
+fn store_password_never_shows_in_debug() {
+    let config =
+        Config::load(None, env(&[("GHA_AUTH_STORE_URL", "postgres://u:hunter2@h/db")]), &Overrides::default())
+            .unwrap();
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(debug.contains("u:redacted@"), "{debug}");
+}
+
+#[test]
+fn defaults_are_secure() {
+    let config = Config::load(None, no_env(), &Overrides::default()).unwrap();
+    assert_eq!(config.listen, DEFAULT_LISTEN);
+    assert!(!config.dev_mode);
+    assert!(!config.allow_insecure_http);
+    assert!(config.store_url().starts_with("sqlite://"));
+    assert!(config.store_url().ends_with("gha-auth.db"));
+    assert_eq!(config.issuer_for(DEFAULT_LISTEN), "http://127.0.0.1:8700");
+    assert_eq!(config.master_key_path(), PathBuf::from("./data/master.key"));
+}
+
+fn problem_keys(text: &str) -> Vec<&'static str> {
+    Config::from_toml(text).unwrap().problems().into_iter().map(|p| p.key).collect()
+}
+
+#[test]
+fn plain_http_on_a_public_address_is_refused_unless_allowed() {
+    assert!(problem_keys("listen = \"0.0.0.0:8700\"").contains(&"listen"));
+    assert!(problem_keys("listen = \"0.0.0.0:8700\"\nallow_insecure_http = true").is_empty());
+    assert!(problem_keys("issuer = \"http://auth.example\"").contains(&"issuer"));
+    assert!(problem_keys("issuer = \"https://auth.example\"").is_empty());
+    assert!(problem_keys("issuer = \"http://localhost:8700\"").is_empty());
+    assert!(problem_keys("issuer = \"https://auth.example/?x=1\"").contains(&"issuer"));
+    assert!(problem_keys("issuer = \"ftp://auth.example\"").contains(&"issuer"));
+}
+
+#[test]
+fn schedule_invariants_are_enforced() {
+    assert!(problem_keys("[keys]\npublish_ahead = \"5m\"").contains(&"keys.publish_ahead"));
+    assert!(
+        problem_keys("[keys]\nrotation_period = \"30m\"").contains(&"keys.publish_ahead"),
+        "publish_ahead must be shorter than the rotation period"
+    );
+    assert!(
+        problem_keys("[keys]\nrefresh_interval = \"1h\"").contains(&"keys.refresh_interval")
+    );
+    assert!(problem_keys("[keys]\nleeway = \"1h\"").contains(&"keys.leeway"));
+}
+
+#[test]
+fn token_lifetimes_must_fit_the_schedule() {
+    assert!(
+        problem_keys("[tokens]\ndefault_lifetime = \"2h\"").contains(&"tokens.default_lifetime")
+    );
+    assert!(
+        problem_keys("[keys]\nrotation_period = \"2h\"\n[tokens]\nmax_lifetime = \"3h\"")
+            .contains(&"tokens.max_lifetime")
+    );
+    assert!(
+        problem_keys("[tokens]\nclient_assertion_max_lifetime = \"0s\"")
+            .contains(&"tokens.client_assertion_max_lifetime")
+    );
+}
+
+#[test]
+fn other_invariants() {
+    assert!(problem_keys("[store]\nurl = \"mysql://x\"").contains(&"store.url"));
+    assert!(problem_keys("[http]\nmax_body_bytes = 10").contains(&"http.max_body_bytes"));
+    assert!(problem_keys("[log]\nlevel = \"[[[\"").contains(&"log.level"));
+    let err = Config::from_toml("[keys]\nalgorithm = \"HS256\"").unwrap_err().to_string();
+    assert!(err.contains("HS256"), "{err}");
+}
+
+#[test]
+fn invalid_error_lists_every_problem() {
+    let config = Config::from_toml("listen = \"0.0.0.0:1\"\n[keys]\npublish_ahead = \"1m\"").unwrap();
+    let err = config.check().unwrap_err().to_string();
+    assert!(err.contains("listen:"), "{err}");
+    assert!(err.contains("keys.publish_ahead:"), "{err}");
+}

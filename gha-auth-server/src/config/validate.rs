@@ -1,0 +1,207 @@
+//! Invariants checked before the server starts (and by `gha-auth config check`).
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use super::{Config, Duration};
+
+/// One broken invariant: which key, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The dotted key path the problem is about.
+    pub key: &'static str,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+struct Problems(Vec<ConfigProblem>);
+
+impl Problems {
+    fn push(&mut self, key: &'static str, message: impl Into<String>) {
+        self.0.push(ConfigProblem { key, message: message.into() });
+    }
+}
+
+pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
+    let mut out = Problems(Vec::new());
+    check_transport(config, &mut out);
+    check_store(config, &mut out);
+    check_schedule(config, &mut out);
+    check_tokens(config, &mut out);
+    check_http(config, &mut out);
+    check_log(config, &mut out);
+    out.0
+}
+
+/// Whether `addr` only accepts connections from this machine.
+pub(crate) fn is_loopback(addr: SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+fn check_transport(config: &Config, out: &mut Problems) {
+    if !is_loopback(config.listen) && !config.allow_insecure_http {
+        out.push(
+            "listen",
+            format!(
+                "plain HTTP on the non-loopback address {} is refused; listen on 127.0.0.1, or set \
+                 allow_insecure_http = true when a TLS-terminating proxy is in front",
+                config.listen
+            ),
+        );
+    }
+    let Some(issuer) = &config.issuer else {
+        return;
+    };
+    match url::Url::parse(issuer) {
+        Err(e) => out.push("issuer", format!("not a URL: {e}")),
+        Ok(url) => {
+            if url.query().is_some() || url.fragment().is_some() {
+                out.push("issuer", "must have no query or fragment (RFC 8414)");
+            }
+            if !url.username().is_empty() || url.password().is_some() {
+                out.push("issuer", "must not contain credentials");
+            }
+            match url.scheme() {
+                "https" => {}
+                "http" => {
+                    let loopback = match url.host() {
+                        Some(url::Host::Domain(d)) => d == "localhost",
+                        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                        None => false,
+                    };
+                    if !loopback && !config.allow_insecure_http {
+                        out.push(
+                            "issuer",
+                            "must be https unless it is a loopback address or \
+                             allow_insecure_http = true",
+                        );
+                    }
+                }
+                other => out.push("issuer", format!("scheme {other:?} is not http or https")),
+            }
+        }
+    }
+}
+
+fn check_store(config: &Config, out: &mut Problems) {
+    let url = config.store_url();
+    let supported = ["sqlite:", "postgres://", "postgresql://"];
+    if !supported.iter().any(|prefix| url.starts_with(prefix)) {
+        out.push("store.url", "must start with sqlite:, postgres:// or postgresql://");
+    }
+    if config.store.max_connections == 0 {
+        out.push("store.max_connections", "must be at least 1");
+    }
+}
+
+fn check_schedule(config: &Config, out: &mut Problems) {
+    let before = out.0.len();
+    let keys = &config.keys;
+    let positive = [
+        ("keys.rotation_period", keys.rotation_period),
+        ("keys.publish_ahead", keys.publish_ahead),
+        ("keys.jwks_max_age", keys.jwks_max_age),
+        ("keys.refresh_interval", keys.refresh_interval),
+    ];
+    for (key, value) in positive {
+        if value <= Duration::seconds(0) {
+            out.push(key, "must be greater than zero");
+        }
+    }
+    if keys.publish_ahead < keys.jwks_max_age {
+        out.push(
+            "keys.publish_ahead",
+            format!(
+                "({}) must be at least keys.jwks_max_age ({}): verifiers caching the JWKS must \
+                 see the next key before it signs",
+                keys.publish_ahead, keys.jwks_max_age
+            ),
+        );
+    }
+    if keys.publish_ahead >= keys.rotation_period {
+        out.push(
+            "keys.publish_ahead",
+            format!(
+                "({}) must be shorter than keys.rotation_period ({})",
+                keys.publish_ahead, keys.rotation_period
+            ),
+        );
+    }
+    if keys.leeway > Duration::minutes(5) {
+        out.push("keys.leeway", "must be at most 5m");
+    }
+    if keys.refresh_interval > keys.jwks_max_age {
+        out.push(
+            "keys.refresh_interval",
+            format!(
+                "({}) must be at most keys.jwks_max_age ({}) so every replica publishes a new \
+                 key in time",
+                keys.refresh_interval, keys.jwks_max_age
+            ),
+        );
+    }
+    // The library's own schedule rules, unless a clearer message above already covers it.
+    if out.0.len() == before {
+        if let Err(e) = crate::keys::schedule_from_config(config) {
+            out.push("keys", e);
+        }
+    }
+}
+
+fn check_tokens(config: &Config, out: &mut Problems) {
+    let tokens = &config.tokens;
+    if tokens.default_lifetime <= Duration::seconds(0) {
+        out.push("tokens.default_lifetime", "must be greater than zero");
+    }
+    if tokens.default_lifetime > tokens.max_lifetime {
+        out.push(
+            "tokens.default_lifetime",
+            format!(
+                "({}) must not exceed tokens.max_lifetime ({})",
+                tokens.default_lifetime, tokens.max_lifetime
+            ),
+        );
+    }
+    // A retired key stays published for max_lifetime + leeway, so a token can never outlive its
+    // key's time in the JWKS; a lifetime beyond the rotation period would keep ever more retired
+    // keys published and is almost certainly a mistake.
+    if tokens.max_lifetime > config.keys.rotation_period {
+        out.push(
+            "tokens.max_lifetime",
+            format!(
+                "({}) must not exceed keys.rotation_period ({})",
+                tokens.max_lifetime, config.keys.rotation_period
+            ),
+        );
+    }
+    if tokens.max_lifetime > Duration::hours(24) {
+        out.push("tokens.max_lifetime", "must be at most 24h: access tokens are short-lived");
+    }
+    let assertion = tokens.client_assertion_max_lifetime;
+    if assertion <= Duration::seconds(0) || assertion > Duration::hours(1) {
+        out.push("tokens.client_assertion_max_lifetime", "must be between 1s and 1h");
+    }
+}
+
+fn check_http(config: &Config, out: &mut Problems) {
+    let body = config.http.max_body_bytes;
+    if !(1024..=1024 * 1024).contains(&body) {
+        out.push("http.max_body_bytes", "must be between 1024 and 1048576");
+    }
+    if config.http.request_timeout <= Duration::seconds(0) {
+        out.push("http.request_timeout", "must be greater than zero");
+    }
+}
+
+fn check_log(config: &Config, out: &mut Problems) {
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
+        out.push("log.level", format!("not a valid filter: {e}"));
+    }
+}

@@ -1,0 +1,98 @@
+//! Signing keys on the server: the [`KeyStore`] seam, the [`KeyManager`] that moves the ring
+//! through `next → active → retired → removed`, the rotation scheduler, and the pepper.
+//!
+//! The lifecycle itself is pure and lives in [`gha_auth::keys::KeyRing`]; this module adds
+//! storage with compare-and-set, audit events and the clock-driven task.
+
+mod manager;
+mod scheduler;
+mod store;
+
+use std::path::Path;
+
+use gha_auth::apikey::Pepper;
+use gha_auth::keys::{KeySchedule, SigningKey, is_dev_key};
+
+use crate::config::{Config, SigningAlgorithm};
+
+pub use manager::{
+    KeyInfo, KeyManager, KeyManagerError, KeySettings, KeySnapshot, SyncHealth, SyncReport,
+};
+pub use scheduler::run_scheduler;
+pub use store::{CasOutcome, KeyDocument, KeyStore, KeyStoreError, LocalKeyStore, Versioned};
+
+/// The key schedule the configuration describes, validated.
+///
+/// Retired keys stay published for `tokens.max_lifetime + keys.leeway + keys.jwks_max_age`: the
+/// shortest time that keeps every token verifiable until it expires, even by a verifier whose
+/// cached JWKS is as old as allowed.
+pub fn schedule_from_config(config: &Config) -> Result<KeySchedule, String> {
+    let keys = &config.keys;
+    let max_token_lifetime = config.tokens.max_lifetime.as_delta();
+    let schedule = KeySchedule {
+        rotation_period: keys.rotation_period.as_delta(),
+        publish_ahead: keys.publish_ahead.as_delta(),
+        max_token_lifetime,
+        leeway: keys.leeway.as_delta(),
+        jwks_max_age: keys.jwks_max_age.as_delta(),
+        retain_retired: max_token_lifetime + keys.leeway.as_delta() + keys.jwks_max_age.as_delta(),
+    };
+    schedule.validate().map_err(|e| e.to_string())?;
+    Ok(schedule)
+}
+
+/// The algorithm of generated keys.
+pub fn algorithm_from_config(config: &Config) -> gha_auth::keys::Algorithm {
+    use gha_auth::keys::Algorithm;
+    match config.keys.algorithm {
+        SigningAlgorithm::EdDSA => Algorithm::EdDSA,
+        SigningAlgorithm::RS256 => Algorithm::RS256,
+        _ => Algorithm::ES256,
+    }
+}
+
+/// Reads `keys.import_pem`, refusing a development key outside dev mode.
+pub fn load_import_pem(path: &Path, dev_mode: bool) -> Result<SigningKey, String> {
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read keys.import_pem {}: {e}", path.display()))?;
+    let key = SigningKey::from_pkcs8_pem(&pem)
+        .map_err(|e| format!("keys.import_pem {}: {e}", path.display()))?;
+    if is_dev_key(key.kid()) && !dev_mode {
+        return Err(format!(
+            "keys.import_pem {} is a published development key; it is refused unless dev_mode = true",
+            path.display()
+        ));
+    }
+    Ok(key)
+}
+
+/// Loads the pepper from `store`, creating it on first start. Concurrent first starts agree on
+/// one pepper (compare-and-set).
+pub async fn load_or_create_pepper(store: &dyn KeyStore) -> Result<Pepper, KeyStoreError> {
+    let corrupt = |_| KeyStoreError::Backend("stored pepper is unusable".into());
+    for _ in 0..3 {
+        if let Some(doc) = store.load(KeyDocument::Pepper).await? {
+            return Pepper::new(doc.document.expose().to_vec()).map_err(corrupt);
+        }
+        let pepper = Pepper::generate().map_err(corrupt)?;
+        let document = gha_auth::SecretBytes::new(pepper.expose().to_vec());
+        if let CasOutcome::Saved(_) = store.save(KeyDocument::Pepper, None, &document).await? {
+            return Ok(pepper);
+        }
+    }
+    Err(KeyStoreError::Backend("could not create the pepper".into()))
+}
+
+/// A name for this process in key-state rows and audit events: host and process id.
+pub fn node_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{}:{}", crate::audit::clean(&host), std::process::id())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,101 @@
+//! Rows of the append-only `audit_events` table. Hashing and verification live in
+//! [`crate::audit`]; this module only reads and appends.
+
+use super::{Store, StoreError};
+
+/// One stored audit event.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[non_exhaustive]
+pub struct AuditRow {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// When (Unix seconds).
+    pub at: i64,
+    /// What happened, e.g. `client.auth_failed`.
+    pub kind: String,
+    /// Who did it (a client id, `cli`, `scheduler`, …).
+    pub actor: String,
+    /// What it was done to.
+    pub subject: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// Canonical JSON object with details (never secrets).
+    pub detail: String,
+    /// Hash of the previous row (hex), zeros for the first.
+    pub prev_hash: String,
+    /// SHA-256 (hex) over `prev_hash` and the canonical row.
+    pub hash: String,
+}
+
+impl AuditRow {
+    /// A row with every field given (for the audit module and tests).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        seq: i64,
+        at: i64,
+        kind: String,
+        actor: String,
+        subject: String,
+        outcome: String,
+        detail: String,
+        prev_hash: String,
+        hash: String,
+    ) -> Self {
+        Self { seq, at, kind, actor, subject, outcome, detail, prev_hash, hash }
+    }
+}
+
+const COLUMNS: &str = "seq, at, kind, actor, subject, outcome, detail, prev_hash, hash";
+
+impl Store {
+    /// The last row of the chain, if any.
+    pub async fn last_audit_row(&self) -> Result<Option<AuditRow>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM audit_events ORDER BY seq DESC LIMIT 1"
+        ))
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Appends `row` if its `seq` is still free; `false` when another writer took it first (the
+    /// caller re-reads the head and retries).
+    pub async fn try_append_audit_row(&self, row: &AuditRow) -> Result<bool, StoreError> {
+        let result = sqlx::query(&format!(
+            "INSERT INTO audit_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (seq) DO NOTHING"
+        ))
+        .bind(row.seq)
+        .bind(row.at)
+        .bind(&row.kind)
+        .bind(&row.actor)
+        .bind(&row.subject)
+        .bind(&row.outcome)
+        .bind(&row.detail)
+        .bind(&row.prev_hash)
+        .bind(&row.hash)
+        .execute(self.pool())
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Up to `limit` rows with `seq > after`, in `seq` order (for paging through the chain).
+    pub async fn audit_rows_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2"
+        ))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Runs a raw statement against the audit table: tests use it to tamper with the chain.
+    #[doc(hidden)]
+    pub async fn execute_raw_for_tests(&self, sql: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query(sql).execute(self.pool()).await?.rows_affected())
+    }
+}

@@ -1,0 +1,216 @@
+//! The store: SQLite (embedded default) or PostgreSQL, one implementation over
+//! [`sqlx::AnyPool`] with portable SQL and shared migrations (see
+//! `docs/decisions/0002-store.md`).
+//!
+//! Conventions that keep the SQL portable: `$1` placeholders (SQLite accepts them too), TEXT and
+//! BIGINT columns only, times as Unix seconds, booleans as 0/1, hashes as lower-case hex, and
+//! compare-and-set written as single conditional statements (`UPDATE … WHERE version = $n`,
+//! `INSERT … ON CONFLICT DO NOTHING`) whose affected-row count says who won.
+
+mod audit;
+mod clients;
+mod jti;
+mod key_state;
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::AnyPool;
+use thiserror::Error;
+
+pub use audit::AuditRow;
+pub use clients::{ClientRow, NewClientRow, SecretRotation};
+pub use key_state::{KeyStateRow, SaveOutcome};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backend {
+    /// SQLite (WAL mode).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Backend {
+    /// A short name for logs and health output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A store operation failed. The message never contains a secret or a full database URL.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The URL names no supported database.
+    #[error("unsupported store URL (expected sqlite: or postgres://)")]
+    UnsupportedUrl,
+    /// Could not prepare the SQLite directory.
+    #[error("cannot create the database directory {path}: {source}")]
+    Directory {
+        /// The directory.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A row holds something this version cannot read.
+    #[error("corrupt row in {table}: {message}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// An insert collided with an existing row.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The row to change does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+}
+
+/// The database, shared by the server, the scheduler and the admin commands.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects to `url` (creating the SQLite file and its directory if needed) and runs the
+    /// migrations.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = normalize_url(url)?;
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool_options = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10));
+        let pool = match backend {
+            Backend::Sqlite => {
+                pool_options
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            // Several processes (the server and admin commands) share the file.
+                            sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?
+            }
+            Backend::Postgres => pool_options.connect_with(options).await?,
+        };
+        if backend == Backend::Sqlite {
+            // Persistent in the file; lets readers proceed while one process writes.
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        }
+        let store = Self { pool, backend };
+        MIGRATOR.run(&store.pool).await?;
+        Ok(store)
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A cheap round trip, for health checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// Checks the scheme and, for SQLite, creates the directory and asks for the file to be created.
+fn normalize_url(url: &str) -> Result<(Backend, String), StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((Backend::Postgres, url.to_owned()));
+    }
+    let Some(rest) = url.strip_prefix("sqlite:") else {
+        return Err(StoreError::UnsupportedUrl);
+    };
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    };
+    if path.is_empty() || path == ":memory:" {
+        return Err(StoreError::UnsupportedUrl);
+    }
+    let path = Path::new(path);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    // An absolute path keeps the URL unambiguous (`sqlite://./x` would parse `.` as a host).
+    let absolute = std::path::absolute(path).map_err(|source| StoreError::Directory {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let mut query = query.map(str::to_owned).unwrap_or_default();
+    if !query.split('&').any(|pair| pair.starts_with("mode=")) {
+        if !query.is_empty() {
+            query.push('&');
+        }
+        query.push_str("mode=rwc");
+    }
+    let encoded: String = absolute
+        .display()
+        .to_string()
+        .chars()
+        .map(|c| match c {
+            '%' => "%25".to_owned(),
+            '?' => "%3F".to_owned(),
+            '#' => "%23".to_owned(),
+            ' ' => "%20".to_owned(),
+            other => other.to_string(),
+        })
+        .collect();
+    Ok((Backend::Sqlite, format!("sqlite://{encoded}?{query}")))
+}
+
+/// Converts a stored BIGINT flag.
+pub(crate) fn flag(value: i64) -> bool {
+    value != 0
+}
+
+/// Splits a stored space-separated list.
+pub(crate) fn split_list(value: &str) -> Vec<String> {
+    value.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,251 @@
+//! Public keys that verify signatures; the algorithm is part of the key.
+
+use std::fmt;
+use std::sync::Arc;
+
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ED25519, UnparsedPublicKey};
+use jsonwebtoken::DecodingKey;
+use jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
+
+use super::{Algorithm, Jwk, KeyError, b64};
+
+/// Smallest and largest RSA moduli accepted, in bits.
+pub(crate) const RSA_MIN_BITS: usize = 2048;
+pub(crate) const RSA_MAX_BITS: usize = 8192;
+
+/// A public key bound to one algorithm and one key id.
+///
+/// Verification always uses the key's own algorithm, so a token cannot choose `none`, HMAC with
+/// the public key as secret, or another curve. Cheap to clone (shared inside).
+#[derive(Clone)]
+pub struct VerifyingKey {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    alg: Algorithm,
+    kid: String,
+    jwk: Jwk,
+    decoding: DecodingKey,
+}
+
+/// The raw public key of one algorithm, as a signing key exposes it.
+pub(crate) enum PublicParts<'a> {
+    /// Uncompressed SEC1 point `04 || x || y`.
+    Ec(&'a [u8]),
+    /// The 32-byte Ed25519 public key.
+    Ed(&'a [u8]),
+    /// Big-endian modulus and exponent.
+    Rsa { n: &'a [u8], e: &'a [u8] },
+}
+
+impl VerifyingKey {
+    /// Builds the key a JWK describes.
+    ///
+    /// Accepts EC P-256 (ES256), OKP Ed25519 (EdDSA) and RSA of 2048–8192 bits (RS256); a JWK
+    /// naming another `alg`, or a `use` other than `sig`, is refused. EC points are checked to be
+    /// on the curve here, not at first use. The key id is the JWK's `kid`, else its thumbprint.
+    pub fn from_jwk(jwk: &Jwk) -> Result<Self, KeyError> {
+        if jwk.key_use.as_deref().is_some_and(|u| u != "sig") {
+            return Err(KeyError::UnsupportedJwk("use is not sig"));
+        }
+        let alg = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
+            ("EC", Some("P-256")) => Algorithm::ES256,
+            ("OKP", Some("Ed25519")) => Algorithm::EdDSA,
+            ("RSA", _) => Algorithm::RS256,
+            ("EC" | "OKP", _) => return Err(KeyError::UnsupportedJwk("curve")),
+            _ => return Err(KeyError::UnsupportedJwk("key type")),
+        };
+        if jwk.alg.as_deref().is_some_and(|a| a != alg.name()) {
+            return Err(KeyError::UnsupportedJwk("algorithm"));
+        }
+        let member = |value: &Option<String>, what: &'static str| {
+            value.as_deref().and_then(b64::decode).ok_or(KeyError::InvalidJwk(what))
+        };
+        let kid = match &jwk.kid {
+            Some(kid) => kid.clone(),
+            None => jwk.thumbprint()?,
+        };
+        match alg {
+            Algorithm::ES256 => {
+                let x = member(&jwk.x, "x is missing or not base64url")?;
+                let y = member(&jwk.y, "y is missing or not base64url")?;
+                if x.len() != 32 || y.len() != 32 {
+                    return Err(KeyError::InvalidJwk("P-256 coordinates must be 32 bytes"));
+                }
+                let mut point = Vec::with_capacity(65);
+                point.push(0x04);
+                point.extend_from_slice(&x);
+                point.extend_from_slice(&y);
+                Self::build(alg, kid, jwk.clone(), PublicParts::Ec(&point))
+            }
+            Algorithm::EdDSA => {
+                let x = member(&jwk.x, "x is missing or not base64url")?;
+                Self::build(alg, kid, jwk.clone(), PublicParts::Ed(&x))
+            }
+            Algorithm::RS256 => {
+                let n = member(&jwk.n, "n is missing or not base64url")?;
+                let e = member(&jwk.e, "e is missing or not base64url")?;
+                Self::build(alg, kid, jwk.clone(), PublicParts::Rsa { n: &n, e: &e })
+            }
+        }
+    }
+
+    /// Checks the raw key and wraps it; `jwk` is what will be published for it.
+    pub(crate) fn build(
+        alg: Algorithm,
+        kid: String,
+        jwk: Jwk,
+        parts: PublicParts<'_>,
+    ) -> Result<Self, KeyError> {
+        let decoding = match parts {
+            PublicParts::Ec(point) => {
+                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+                    .parse()
+                    .map_err(|_| KeyError::InvalidJwk("not a P-256 point"))?;
+                DecodingKey::from_ec_der(point)
+            }
+            PublicParts::Ed(public) => {
+                if public.len() != 32 {
+                    return Err(KeyError::InvalidJwk("Ed25519 keys are 32 bytes"));
+                }
+                UnparsedPublicKey::new(&ED25519, public)
+                    .parse()
+                    .map_err(|_| KeyError::InvalidJwk("not an Ed25519 key"))?;
+                DecodingKey::from_ed_der(public)
+            }
+            PublicParts::Rsa { n, e } => {
+                let n = strip_leading_zeros(n);
+                let e = strip_leading_zeros(e);
+                let bits = bit_length(n);
+                if bits < RSA_MIN_BITS {
+                    return Err(KeyError::RsaKeyTooSmall { bits });
+                }
+                if bits > RSA_MAX_BITS {
+                    return Err(KeyError::RsaKeyTooLarge { bits });
+                }
+                if e.is_empty() || e.len() > 4 || e.last().is_some_and(|b| b & 1 == 0) {
+                    return Err(KeyError::InvalidJwk("RSA exponent"));
+                }
+                DecodingKey::from_rsa_raw_components(n, e)
+            }
+        };
+        Ok(Self { inner: Arc::new(Inner { alg, kid, jwk, decoding }) })
+    }
+
+    /// The algorithm every signature checked with this key must use.
+    pub fn algorithm(&self) -> Algorithm {
+        self.inner.alg
+    }
+
+    /// The key id tokens name in their `kid` header.
+    pub fn kid(&self) -> &str {
+        &self.inner.kid
+    }
+
+    /// The public JWK, as published.
+    pub fn jwk(&self) -> &Jwk {
+        &self.inner.jwk
+    }
+
+    /// The jsonwebtoken form of the key, for code that calls jsonwebtoken directly.
+    pub fn decoding_key(&self) -> &DecodingKey {
+        &self.inner.decoding
+    }
+
+    /// Whether `signature` is a valid signature of `signing_input` by this key, with this key's
+    /// algorithm. Goes through jsonwebtoken's aws-lc-rs provider (pinned, not the process default).
+    pub fn verify_signature(&self, signing_input: &[u8], signature: &[u8]) -> bool {
+        let Ok(verifier) =
+            (DEFAULT_PROVIDER.verifier_factory)(&self.inner.alg.to_jsonwebtoken(), &self.inner.decoding)
+        else {
+            return false;
+        };
+        verifier.verify(signing_input, &signature.to_vec()).is_ok()
+    }
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKey").field("alg", &self.inner.alg).field("kid", &self.inner.kid).finish()
+    }
+}
+
+impl PartialEq for VerifyingKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner.alg == other.inner.alg
+            && self.inner.kid == other.inner.kid
+            && self.inner.jwk == other.inner.jwk
+    }
+}
+
+impl Eq for VerifyingKey {}
+
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    &bytes[first..]
+}
+
+fn bit_length(big_endian: &[u8]) -> usize {
+    match big_endian.first() {
+        Some(first) => big_endian.len() * 8 - first.leading_zeros() as usize,
+        None => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bit_lengths() {
+        assert_eq!(bit_length(&[]), 0);
+        assert_eq!(bit_length(&[1]), 1);
+        assert_eq!(bit_length(&[0x80, 0]), 16);
+        assert_eq!(strip_leading_zeros(&[0, 0, 5, 0]), &[5, 0]);
+    }
+
+    #[test]
+    fn refuses_keys_for_other_uses_and_algorithms() {
+        let base: Jwk = serde_json::from_str(
+            r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
+        )
+        .unwrap();
+        assert!(VerifyingKey::from_jwk(&base).is_ok());
+        let mut enc = base.clone();
+        enc.key_use = Some("enc".into());
+        assert!(matches!(VerifyingKey::from_jwk(&enc), Err(KeyError::UnsupportedJwk(_))));
+        let mut other_alg = base.clone();
+        other_alg.alg = Some("ES256".into());
+        assert!(matches!(VerifyingKey::from_jwk(&other_alg), Err(KeyError::UnsupportedJwk(_))));
+        let mut short = base;
+        short.x = Some("AAAA".into());
+        assert!(matches!(VerifyingKey::from_jwk(&short), Err(KeyError::InvalidJwk(_))));
+    }
+
+    #[test]
+    fn refuses_points_off_the_curve() {
+        // RFC 7515 A.3's x with y changed in its last byte.
+        let jwk: Jwk = serde_json::from_str(
+            r#"{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5aw"}"#,
+        )
+        .unwrap();
+        assert_eq!(VerifyingKey::from_jwk(&jwk).unwrap_err(), KeyError::InvalidJwk("not a P-256 point"));
+    }
+
+    #[test]
+    fn refuses_small_rsa_keys() {
+        let jwk = Jwk {
+            kty: "RSA".into(),
+            n: Some(b64::encode(&[0xc5; 128])),
+            e: Some("AQAB".into()),
+            crv: None,
+            x: None,
+            y: None,
+            kid: None,
+            alg: None,
+            key_use: None,
+        };
+        assert_eq!(VerifyingKey::from_jwk(&jwk).unwrap_err(), KeyError::RsaKeyTooSmall { bits: 1024 });
+    }
+}
