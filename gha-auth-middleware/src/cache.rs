@@ -88,7 +88,9 @@ impl TokenCache {
     /// A cache holding about `capacity` tokens (0 disables caching).
     pub(crate) fn new(capacity: usize) -> Self {
         let per_shard = capacity.div_ceil(SHARDS);
-        let shards = (0..SHARDS).map(|_| RwLock::new(HashMap::default())).collect();
+        let shards = (0..SHARDS)
+            .map(|_| RwLock::new(HashMap::default()))
+            .collect();
         Self { shards, per_shard }
     }
 
@@ -101,7 +103,9 @@ impl TokenCache {
         if !self.is_enabled() {
             return None;
         }
-        let shard = self.shards[digest.shard()].read().unwrap_or_else(PoisonError::into_inner);
+        let shard = self.shards[digest.shard()]
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         let entry = shard.get(digest)?;
         (now < entry.expires_at).then(|| Arc::clone(entry))
     }
@@ -111,8 +115,9 @@ impl TokenCache {
         if !self.is_enabled() || now >= token.expires_at {
             return;
         }
-        let mut shard =
-            self.shards[digest.shard()].write().unwrap_or_else(PoisonError::into_inner);
+        let mut shard = self.shards[digest.shard()]
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if shard.len() >= self.per_shard && !shard.contains_key(&digest) {
             shard.retain(|_, entry| now < entry.expires_at);
             if shard.len() >= self.per_shard {
@@ -129,7 +134,10 @@ impl TokenCache {
     }
 
     pub(crate) fn remove(&self, digest: &TokenDigest) {
-        self.shards[digest.shard()].write().unwrap_or_else(PoisonError::into_inner).remove(digest);
+        self.shards[digest.shard()]
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(digest);
     }
 
     /// Drops every entry signed by a key that is no longer in the key set.
@@ -143,7 +151,10 @@ impl TokenCache {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.read().unwrap_or_else(PoisonError::into_inner).len()).sum()
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).len())
+            .sum()
     }
 }
 
@@ -178,7 +189,11 @@ struct RevocationState {
 
 impl fmt::Debug for Revocations {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.inner.state.read().unwrap_or_else(PoisonError::into_inner);
+        let state = self
+            .inner
+            .state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         f.debug_struct("Revocations")
             .field("generation", &self.generation())
             .field("jtis", &state.jtis.len())
@@ -222,7 +237,11 @@ impl Revocations {
     /// Drops `jti` entries whose token has expired anyway.
     pub fn purge_expired(&self, now: DateTime<Utc>) {
         let now = now.timestamp();
-        let mut state = self.inner.state.write().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self
+            .inner
+            .state
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         state.jtis.retain(|_, exp| *exp > now);
     }
 
@@ -232,25 +251,40 @@ impl Revocations {
     }
 
     fn update(&self, change: impl FnOnce(&mut RevocationState)) {
-        let mut state = self.inner.state.write().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self
+            .inner
+            .state
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         change(&mut state);
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Whether `token` is revoked.
     pub(crate) fn is_revoked(&self, token: &VerifiedToken) -> bool {
-        let state = self.inner.state.read().unwrap_or_else(PoisonError::into_inner);
+        let state = self
+            .inner
+            .state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(jti) = &token.jti
             && state.jtis.contains_key(jti)
         {
             return true;
         }
         let issued = token.issued_at.unwrap_or(i64::MIN);
-        if state.subjects.get(&token.subject).is_some_and(|before| issued < *before) {
+        if state
+            .subjects
+            .get(&token.subject)
+            .is_some_and(|before| issued < *before)
+        {
             return true;
         }
         if let Some(client) = &token.client_id
-            && state.clients.get(client).is_some_and(|before| issued < *before)
+            && state
+                .clients
+                .get(client)
+                .is_some_and(|before| issued < *before)
         {
             return true;
         }
@@ -276,9 +310,8 @@ mod tests {
     use super::*;
 
     fn token(sub: &str, jti: &str, iat: i64, exp: i64) -> Arc<VerifiedToken> {
-        let payload = format!(
-            r#"{{"sub":"{sub}","jti":"{jti}","iat":{iat},"exp":{exp},"client_id":"c1"}}"#
-        );
+        let payload =
+            format!(r#"{{"sub":"{sub}","jti":"{jti}","iat":{iat},"exp":{exp},"client_id":"c1"}}"#);
         Arc::new(VerifiedToken::from_payload(payload.into(), "kid-1".into(), 0).unwrap())
     }
 
@@ -300,7 +333,11 @@ mod tests {
     fn the_cache_stays_bounded() {
         let cache = TokenCache::new(64);
         for i in 0..10_000 {
-            cache.insert(TokenDigest::of(&format!("t{i}")), token("u", "j", 0, 1_000), 1);
+            cache.insert(
+                TokenDigest::of(&format!("t{i}")),
+                token("u", "j", 0, 1_000),
+                1,
+            );
         }
         assert!(cache.len() <= 64, "{}", cache.len());
         assert!(cache.len() >= 32, "{}", cache.len());
@@ -356,7 +393,10 @@ mod tests {
 
         let t = token("bob", "j3", 100, 1_000);
         revocations.revoke_subject_before("bob", DateTime::from_timestamp(100, 0).unwrap());
-        assert!(!revocations.check(&t), "issued at the not-before time: still valid");
+        assert!(
+            !revocations.check(&t),
+            "issued at the not-before time: still valid"
+        );
         revocations.revoke_subject_before("bob", DateTime::from_timestamp(101, 0).unwrap());
         assert!(revocations.check(&t));
         // Not-before times only move forward.

@@ -144,7 +144,11 @@ pub struct AuthError {
 impl AuthError {
     /// A refusal of `kind`, with a reason for the log.
     pub fn new(kind: AuthErrorKind, reason: impl Into<Cow<'static, str>>) -> Self {
-        Self { kind, reason: reason.into(), scope_alternatives: Vec::new() }
+        Self {
+            kind,
+            reason: reason.into(),
+            scope_alternatives: Vec::new(),
+        }
     }
 
     /// A 403 for a missing scope: `alternatives` are the acceptable scope sets (each one
@@ -200,7 +204,9 @@ impl AuthError {
                 // Scope tokens are NQSCHAR (RFC 6749 §3.3): no quote or backslash. Anything else
                 // would break the header, so such a scope is left out of the challenge.
                 .filter(|scope| {
-                    scope.bytes().all(|b| b == b' ' || (b'!'..=b'~').contains(&b))
+                    scope
+                        .bytes()
+                        .all(|b| b == b' ' || (b'!'..=b'~').contains(&b))
                         && !scope.contains(['"', '\\'])
                 })
                 .filter_map(|scope| {
@@ -345,7 +351,10 @@ mod tests {
     use super::*;
 
     fn header_strings(err: &AuthError) -> Vec<String> {
-        err.challenges().iter().map(|v| v.to_str().unwrap().to_owned()).collect()
+        err.challenges()
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
     }
 
     #[test]
@@ -359,7 +368,11 @@ mod tests {
             (KeysUnavailable, 401, &[r#"Bearer error="invalid_token""#]),
             (InvalidLinkKey, 401, &[r#"Bearer error="invalid_token""#]),
             (CsrfRejected, 403, &[]),
-            (InsufficientScope, 403, &[r#"Bearer error="insufficient_scope""#]),
+            (
+                InsufficientScope,
+                403,
+                &[r#"Bearer error="insufficient_scope""#],
+            ),
             (MissingLayer, 500, &[]),
         ];
         for (kind, status, challenges) in cases {
@@ -383,7 +396,10 @@ mod tests {
             ]
         );
         let odd = AuthError::insufficient_scope("x", [r#"bad"scope"#.to_owned()]);
-        assert_eq!(header_strings(&odd), [r#"Bearer error="insufficient_scope""#]);
+        assert_eq!(
+            header_strings(&odd),
+            [r#"Bearer error="insufficient_scope""#]
+        );
     }
 
     #[tokio::test]
@@ -392,7 +408,9 @@ mod tests {
         let response = err.clone().into_response();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(response.extensions().get::<AuthError>(), Some(&err));
-        let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
         assert_eq!(&body[..], br#"{"error":"invalid_token"}"#);
     }
 }

@@ -24,11 +24,17 @@ pub(crate) fn context<'a>(
     parts: &'a Parts,
     what: &'static str,
 ) -> Result<&'a AuthContext, AuthError> {
-    parts.extensions.get::<AuthContext>().ok_or_else(|| AuthError::missing_layer(what))
+    parts
+        .extensions
+        .get::<AuthContext>()
+        .ok_or_else(|| AuthError::missing_layer(what))
 }
 
 fn anonymous() -> AuthError {
-    AuthError::new(AuthErrorKind::MissingCredentials, "route needs credentials; none presented")
+    AuthError::new(
+        AuthErrorKind::MissingCredentials,
+        "route needs credentials; none presented",
+    )
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
@@ -110,7 +116,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Claims<T> {
         token.claims().map(Claims).map_err(|e| {
             AuthError::new(
                 AuthErrorKind::InvalidToken,
-                format!("verified claims do not fit {}: {e}", std::any::type_name::<T>()),
+                format!(
+                    "verified claims do not fit {}: {e}",
+                    std::any::type_name::<T>()
+                ),
             )
         })
     }

@@ -14,7 +14,10 @@ use crate::error::ConfigError;
 /// Checks a source URL: http(s) only, and plain HTTP only to a loopback host unless the caller
 /// opted in.
 pub(crate) fn check_url(url: &str, accept_plain_http: bool) -> Result<Url, ConfigError> {
-    let invalid = |reason: &str| ConfigError::InvalidUrl { url: url.to_owned(), reason: reason.into() };
+    let invalid = |reason: &str| ConfigError::InvalidUrl {
+        url: url.to_owned(),
+        reason: reason.into(),
+    };
     let parsed = Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
     match parsed.scheme() {
         "https" => {}
@@ -26,7 +29,9 @@ pub(crate) fn check_url(url: &str, accept_plain_http: bool) -> Result<Url, Confi
                 None => false,
             };
             if !loopback && !accept_plain_http {
-                return Err(ConfigError::InsecureUrl { url: url.to_owned() });
+                return Err(ConfigError::InsecureUrl {
+                    url: url.to_owned(),
+                });
             }
         }
         _ => return Err(invalid("scheme must be https (or http to loopback)")),
@@ -35,7 +40,9 @@ pub(crate) fn check_url(url: &str, accept_plain_http: bool) -> Result<Url, Confi
         return Err(invalid("no host"));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(invalid("credentials in URLs end up in logs: use a token provider"));
+        return Err(invalid(
+            "credentials in URLs end up in logs: use a token provider",
+        ));
     }
     Ok(parsed)
 }
@@ -70,7 +77,9 @@ pub(crate) async fn get(
     bearer: Option<&gha_auth::SecretString>,
     max_body: usize,
 ) -> Result<Fetched, String> {
-    let mut request = client.get(url.clone()).header(http::header::ACCEPT, "application/json");
+    let mut request = client
+        .get(url.clone())
+        .header(http::header::ACCEPT, "application/json");
     if let Some(etag) = etag {
         request = request.header(IF_NONE_MATCH, etag.clone());
     }
@@ -84,7 +93,10 @@ pub(crate) async fn get(
     let status = response.status();
     let cache = CacheDirectives::from_headers(response.headers());
     let etag = response.headers().get(ETAG).cloned();
-    if response.content_length().is_some_and(|len| len > max_body as u64) {
+    if response
+        .content_length()
+        .is_some_and(|len| len > max_body as u64)
+    {
         return Err(format!("response larger than {max_body} bytes"));
     }
     let mut body = BytesMut::new();
@@ -94,7 +106,12 @@ pub(crate) async fn get(
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Fetched { status, body: body.freeze(), cache, etag })
+    Ok(Fetched {
+        status,
+        body: body.freeze(),
+        cache,
+        etag,
+    })
 }
 
 /// A POST of a JSON body with a bearer token; the status is returned.
@@ -252,8 +269,14 @@ impl RefreshPolicy {
 
     /// The wait before retry number `failures` (1-based).
     pub(crate) fn retry_after(&self, failures: u32) -> TimeDelta {
-        let factor = 1u32.checked_shl(failures.saturating_sub(1).min(16)).unwrap_or(u32::MAX);
-        delta(self.retry_initial.saturating_mul(factor).min(self.min_interval))
+        let factor = 1u32
+            .checked_shl(failures.saturating_sub(1).min(16))
+            .unwrap_or(u32::MAX);
+        delta(
+            self.retry_initial
+                .saturating_mul(factor)
+                .min(self.min_interval),
+        )
     }
 }
 
@@ -273,13 +296,25 @@ pub(crate) struct Freshness {
 
 impl Freshness {
     pub(crate) fn new(now: DateTime<Utc>, fresh_for: TimeDelta, max_stale: TimeDelta) -> Self {
-        let fresh_until = now.checked_add_signed(fresh_for).unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let usable_until = fresh_until.checked_add_signed(max_stale).unwrap_or(DateTime::<Utc>::MAX_UTC);
-        Self { fetched_at: now, fresh_until, usable_until: Some(usable_until) }
+        let fresh_until = now
+            .checked_add_signed(fresh_for)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let usable_until = fresh_until
+            .checked_add_signed(max_stale)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        Self {
+            fetched_at: now,
+            fresh_until,
+            usable_until: Some(usable_until),
+        }
     }
 
     pub(crate) fn forever(now: DateTime<Utc>) -> Self {
-        Self { fetched_at: now, fresh_until: DateTime::<Utc>::MAX_UTC, usable_until: None }
+        Self {
+            fetched_at: now,
+            fresh_until: DateTime::<Utc>::MAX_UTC,
+            usable_until: None,
+        }
     }
 
     pub(crate) fn is_usable(&self, now: DateTime<Utc>) -> bool {
@@ -311,7 +346,11 @@ mod tests {
         ];
         for (value, max_age, no_cache) in cases {
             let parsed = CacheDirectives::parse(value);
-            assert_eq!((parsed.max_age, parsed.no_cache), (max_age, no_cache), "{value:?}");
+            assert_eq!(
+                (parsed.max_age, parsed.no_cache),
+                (max_age, no_cache),
+                "{value:?}"
+            );
         }
     }
 
@@ -329,7 +368,9 @@ mod tests {
     #[test]
     fn retry_backs_off_up_to_the_min_interval() {
         let policy = RefreshPolicy::default();
-        let waits: Vec<i64> = (1..=8).map(|n| policy.retry_after(n).num_seconds()).collect();
+        let waits: Vec<i64> = (1..=8)
+            .map(|n| policy.retry_after(n).num_seconds())
+            .collect();
         assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30, 30]);
         assert_eq!(policy.retry_after(1_000).num_seconds(), 30);
     }

@@ -16,7 +16,9 @@ pub fn request_decision(data: &[u8]) {
         .unwrap_or(Method::GET);
     let mut headers = HeaderMap::new();
     for line in lines {
-        let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
         let (name, value) = line.split_at(colon);
         let value = value.get(1..).unwrap_or_default().trim_ascii();
         if let (Ok(name), Ok(value)) =

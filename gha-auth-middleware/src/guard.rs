@@ -95,14 +95,17 @@ impl Requirement {
 
     /// Also all of `scopes`.
     pub fn and_all_scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
-        self.rules.push(Rule::AllScopes(scopes.into_iter().map(Into::into).collect()));
+        self.rules.push(Rule::AllScopes(
+            scopes.into_iter().map(Into::into).collect(),
+        ));
         self
     }
 
     /// Also at least one of `scopes`.
     pub fn and_any_scope<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
-        self.rules
-            .push(Rule::AnyScopeSet(scopes.into_iter().map(|s| vec![s.into()]).collect()));
+        self.rules.push(Rule::AnyScopeSet(
+            scopes.into_iter().map(|s| vec![s.into()]).collect(),
+        ));
         self
     }
 
@@ -113,7 +116,8 @@ impl Requirement {
 
     /// Also at least one of `roles`.
     pub fn and_any_role<S: Into<String>>(mut self, roles: impl IntoIterator<Item = S>) -> Self {
-        self.rules.push(Rule::AnyRole(roles.into_iter().map(Into::into).collect()));
+        self.rules
+            .push(Rule::AnyRole(roles.into_iter().map(Into::into).collect()));
         self
     }
 
@@ -160,7 +164,10 @@ impl Requirement {
                     }
                 }
                 Rule::AnyScopeSet(sets) => {
-                    if !sets.iter().any(|set| set.iter().all(|s| principal.has_scope(s))) {
+                    if !sets
+                        .iter()
+                        .any(|set| set.iter().all(|s| principal.has_scope(s)))
+                    {
                         let alternatives: Vec<String> = sets.iter().map(|s| s.join(" ")).collect();
                         return Err(AuthError::insufficient_scope(
                             format!("missing scope (needs one of: {})", alternatives.join(", ")),
@@ -183,7 +190,9 @@ impl Requirement {
                 }
                 Rule::AnyTenant => {
                     if principal.tenant().is_none() {
-                        return Err(forbidden("route is tenant-scoped and the caller has no tenant"));
+                        return Err(forbidden(
+                            "route is tenant-scoped and the caller has no tenant",
+                        ));
                     }
                 }
                 Rule::TokenOnly => {
@@ -192,7 +201,10 @@ impl Requirement {
                     }
                 }
                 Rule::LinkKey(name) => {
-                    if principal.as_link_key().is_none_or(|link| link.name() != name) {
+                    if principal
+                        .as_link_key()
+                        .is_none_or(|link| link.name() != name)
+                    {
                         return Err(forbidden(format!("route needs the {name:?} link key")));
                     }
                 }
@@ -229,7 +241,9 @@ pub struct RequireLayer {
 impl RequireLayer {
     /// A layer checking `requirement`.
     pub fn new(requirement: Requirement) -> Self {
-        Self { requirement: Arc::new(requirement) }
+        Self {
+            requirement: Arc::new(requirement),
+        }
     }
 }
 
@@ -237,7 +251,10 @@ impl<S> Layer<S> for RequireLayer {
     type Service = Require<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Require { inner, requirement: Arc::clone(&self.requirement) }
+        Require {
+            inner,
+            requirement: Arc::clone(&self.requirement),
+        }
     }
 }
 
@@ -262,7 +279,9 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let preflight = request.method() == Method::OPTIONS
-            && request.headers().contains_key("access-control-request-method");
+            && request
+                .headers()
+                .contains_key("access-control-request-method");
         if preflight {
             return ResponseFuture::inner(self.inner.call(request));
         }
@@ -284,7 +303,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::principal::{LinkKeyIdentity, LinkKeyPrincipal, Scopes, TokenPrincipal, VerifiedToken};
+    use crate::principal::{
+        LinkKeyIdentity, LinkKeyPrincipal, Scopes, TokenPrincipal, VerifiedToken,
+    };
 
     fn token(scope: &str, roles: &[&str], tenant: Option<&str>) -> Principal {
         let payload = serde_json::json!({
@@ -316,15 +337,30 @@ mod tests {
         let cases: Vec<(&str, Requirement, &Principal, Option<Vec<&str>>)> = vec![
             ("authenticated", Requirement::authenticated(), &reader, None),
             ("has scope", Requirement::scope("jobs:read"), &reader, None),
-            ("missing scope", Requirement::scope("jobs:write"), &reader, Some(vec!["jobs:write"])),
+            (
+                "missing scope",
+                Requirement::scope("jobs:write"),
+                &reader,
+                Some(vec!["jobs:write"]),
+            ),
             (
                 "all scopes",
                 Requirement::all_scopes(["jobs:read", "jobs:write"]),
                 &reader,
                 Some(vec!["jobs:read jobs:write"]),
             ),
-            ("all scopes held", Requirement::all_scopes(["jobs:read", "jobs:write"]), &writer, None),
-            ("any scope", Requirement::any_scope(["jobs:admin", "jobs:read"]), &reader, None),
+            (
+                "all scopes held",
+                Requirement::all_scopes(["jobs:read", "jobs:write"]),
+                &writer,
+                None,
+            ),
+            (
+                "any scope",
+                Requirement::any_scope(["jobs:admin", "jobs:read"]),
+                &reader,
+                None,
+            ),
             (
                 "none of any scope",
                 Requirement::any_scope(["jobs:admin", "jobs:write"]),
@@ -332,16 +368,61 @@ mod tests {
                 Some(vec!["jobs:admin", "jobs:write"]),
             ),
             ("role", Requirement::role("dispatcher"), &writer, None),
-            ("missing role", Requirement::role("dispatcher"), &reader, Some(vec![])),
+            (
+                "missing role",
+                Requirement::role("dispatcher"),
+                &reader,
+                Some(vec![]),
+            ),
             ("tenant", Requirement::tenant("acme"), &reader, None),
-            ("wrong tenant", Requirement::tenant("acme"), &other_tenant, Some(vec![])),
-            ("any tenant", Requirement::authenticated().any_tenant(), &reader, None),
-            ("no tenant", Requirement::authenticated().any_tenant(), &no_tenant, Some(vec![])),
-            ("token only", Requirement::authenticated().token_only(), &epicor, Some(vec![])),
-            ("link key", Requirement::authenticated().link_key("epicor"), &epicor, None),
-            ("other link key", Requirement::authenticated().link_key("other"), &epicor, Some(vec![])),
-            ("link key needed", Requirement::authenticated().link_key("epicor"), &reader, Some(vec![])),
-            ("link key scopes", Requirement::scope("jobs:update").and_tenant("acme"), &epicor, None),
+            (
+                "wrong tenant",
+                Requirement::tenant("acme"),
+                &other_tenant,
+                Some(vec![]),
+            ),
+            (
+                "any tenant",
+                Requirement::authenticated().any_tenant(),
+                &reader,
+                None,
+            ),
+            (
+                "no tenant",
+                Requirement::authenticated().any_tenant(),
+                &no_tenant,
+                Some(vec![]),
+            ),
+            (
+                "token only",
+                Requirement::authenticated().token_only(),
+                &epicor,
+                Some(vec![]),
+            ),
+            (
+                "link key",
+                Requirement::authenticated().link_key("epicor"),
+                &epicor,
+                None,
+            ),
+            (
+                "other link key",
+                Requirement::authenticated().link_key("other"),
+                &epicor,
+                Some(vec![]),
+            ),
+            (
+                "link key needed",
+                Requirement::authenticated().link_key("epicor"),
+                &reader,
+                Some(vec![]),
+            ),
+            (
+                "link key scopes",
+                Requirement::scope("jobs:update").and_tenant("acme"),
+                &epicor,
+                None,
+            ),
             (
                 "chained: second rule fails",
                 Requirement::scope("jobs:read").and_role("dispatcher"),

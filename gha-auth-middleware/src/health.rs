@@ -57,7 +57,10 @@ pub struct ComponentHealth {
 impl ComponentHealth {
     /// A component with `status` and no details.
     pub fn new(status: HealthStatus) -> Self {
-        Self { status, details: serde_json::Map::new() }
+        Self {
+            status,
+            details: serde_json::Map::new(),
+        }
     }
 
     /// Adds a detail.
@@ -91,7 +94,9 @@ pub struct Health {
 
 impl fmt::Debug for Health {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.checks.iter().map(|(name, _)| name)).finish()
+        f.debug_list()
+            .entries(self.checks.iter().map(|(name, _)| name))
+            .finish()
     }
 }
 
@@ -124,8 +129,11 @@ impl Health {
         for (name, check) in &self.checks {
             checks.insert(name.clone(), check.check().await);
         }
-        let status =
-            checks.values().map(|c| c.status).max().unwrap_or(HealthStatus::Healthy);
+        let status = checks
+            .values()
+            .map(|c| c.status)
+            .max()
+            .unwrap_or(HealthStatus::Healthy);
         HealthReport { status, checks }
     }
 }
@@ -137,9 +145,10 @@ impl IntoResponse for HealthReport {
             HealthStatus::Healthy | HealthStatus::Degraded => StatusCode::OK,
         };
         let mut response = (status, axum::Json(self)).into_response();
-        response
-            .headers_mut()
-            .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+        response.headers_mut().insert(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-store"),
+        );
         response
     }
 }
@@ -167,11 +176,17 @@ mod tests {
     async fn get_health(health: Health) -> (StatusCode, serde_json::Value) {
         let app: Router = health_check_route(health);
         let response = app
-            .oneshot(http::Request::get(HEALTH_CHECK_PATH).body(axum::body::Body::empty()).unwrap())
+            .oneshot(
+                http::Request::get(HEALTH_CHECK_PATH)
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         let status = response.status();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
         (status, serde_json::from_slice(&body).unwrap())
     }
 
@@ -192,8 +207,7 @@ mod tests {
         assert_eq!(body["checks"]["jwks"]["age_seconds"], 400);
         assert_eq!(body["checks"]["db"]["status"], "healthy");
 
-        let health =
-            health.with_check("queue", || ComponentHealth::new(HealthStatus::Unhealthy));
+        let health = health.with_check("queue", || ComponentHealth::new(HealthStatus::Unhealthy));
         let (status, body) = get_health(health).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body["status"], "unhealthy");

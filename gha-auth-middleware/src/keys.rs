@@ -59,18 +59,30 @@ impl fmt::Debug for KeySet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut kids: Vec<&String> = self.keys.keys().collect();
         kids.sort();
-        f.debug_struct("KeySet").field("kids", &kids).field("freshness", &self.freshness).finish()
+        f.debug_struct("KeySet")
+            .field("kids", &kids)
+            .field("freshness", &self.freshness)
+            .finish()
     }
 }
 
 impl KeySet {
     fn empty() -> Self {
-        Self { keys: HashMap::new(), freshness: None }
+        Self {
+            keys: HashMap::new(),
+            freshness: None,
+        }
     }
 
     fn new(keys: Vec<VerifyingKey>, freshness: Freshness) -> Self {
-        let keys = keys.into_iter().map(|key| (key.kid().to_owned(), key)).collect();
-        Self { keys, freshness: Some(freshness) }
+        let keys = keys
+            .into_iter()
+            .map(|key| (key.kid().to_owned(), key))
+            .collect();
+        Self {
+            keys,
+            freshness: Some(freshness),
+        }
     }
 
     /// The key with this id, if the set is still usable at `now`.
@@ -190,7 +202,9 @@ impl LocalKeys {
         }
         // The time is irrelevant: local keys never go stale.
         let freshness = Freshness::forever(DateTime::<Utc>::UNIX_EPOCH);
-        Ok(Self { set: Arc::new(KeySet::new(keys, freshness)) })
+        Ok(Self {
+            set: Arc::new(KeySet::new(keys, freshness)),
+        })
     }
 
     /// The usable keys of a JWKS document (others are skipped; none usable is an error).
@@ -198,7 +212,10 @@ impl LocalKeys {
         let parsed = JwkSet::parse_lenient(json)
             .map_err(|e| ConfigError::Keys(format!("not a JWK set: {e}")))?;
         if parsed.skipped > 0 {
-            tracing::warn!(skipped = parsed.skipped, "local JWKS: skipped unusable keys");
+            tracing::warn!(
+                skipped = parsed.skipped,
+                "local JWKS: skipped unusable keys"
+            );
         }
         Self::new(parsed.keys)
     }
@@ -213,7 +230,9 @@ impl LocalKeys {
 
     /// The keys of a JWK set held in code.
     pub fn from_jwk_set(set: &JwkSet) -> Result<Self, ConfigError> {
-        let json = set.to_json().map_err(|e| ConfigError::Keys(e.to_string()))?;
+        let json = set
+            .to_json()
+            .map_err(|e| ConfigError::Keys(e.to_string()))?;
         Self::from_jwks_json(&json)
     }
 }
@@ -300,7 +319,10 @@ impl RemoteJwksBuilder {
             caches: Mutex::new(Vec::new()),
         });
         let task = runtime.spawn(refresh_loop(Arc::clone(&inner)));
-        Ok(RemoteJwks { inner, _task: Arc::new(TaskGuard(task.abort_handle())) })
+        Ok(RemoteJwks {
+            inner,
+            _task: Arc::new(TaskGuard(task.abort_handle())),
+        })
     }
 }
 
@@ -354,7 +376,12 @@ impl RemoteJwks {
     /// The key set's state for `/HealthCheck`.
     pub fn health(&self, now: DateTime<Utc>) -> ComponentHealth {
         let set = self.inner.current();
-        let status = self.inner.status.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let status = self
+            .inner
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let (state, freshness) = match set.freshness {
             None => (HealthStatus::Unhealthy, None),
             Some(f) if !f.is_usable(now) => (HealthStatus::Unhealthy, Some(f)),
@@ -367,9 +394,10 @@ impl RemoteJwks {
         if let Some(f) = freshness {
             let age = (now - f.fetched_at).num_seconds();
             metrics::gauge!(m::JWKS_AGE_SECONDS).set(age as f64);
-            health = health
-                .with("age_seconds", age)
-                .with("fresh_for_seconds", (f.fresh_until - now).num_seconds().max(0));
+            health = health.with("age_seconds", age).with(
+                "fresh_for_seconds",
+                (f.fresh_until - now).num_seconds().max(0),
+            );
             if let Some(until) = f.usable_until {
                 health = health.with("usable_for_seconds", (until - now).num_seconds().max(0));
             }
@@ -436,17 +464,16 @@ impl RemoteInner {
 
     fn in_cooldown(&self, now: DateTime<Utc>) -> bool {
         let status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
-        status.last_attempt.is_some_and(|last| now < last + self.cooldown)
+        status
+            .last_attempt
+            .is_some_and(|last| now < last + self.cooldown)
     }
 
     async fn refetch_for_unknown(&self, kid: &str) -> Arc<KeySet> {
         // A fetch in flight may bring the key: wait for it (bounded), never start a second one.
-        let guard = match self.fetch_lock.try_lock() {
-            Ok(guard) => guard,
-            Err(_) => {
-                let _ = tokio::time::timeout(self.wait_for_fetch, self.fetch_lock.lock()).await;
-                return self.current();
-            }
+        let Ok(guard) = self.fetch_lock.try_lock() else {
+            let _ = tokio::time::timeout(self.wait_for_fetch, self.fetch_lock.lock()).await;
+            return self.current();
         };
         let current = self.current();
         if current.contains(kid) || self.in_cooldown(self.clock.now()) {
@@ -466,7 +493,11 @@ impl RemoteInner {
             let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
             status.last_attempt = Some(started);
             // Only revalidate when there is a set to keep.
-            if self.current().freshness.is_some() { status.etag.clone() } else { None }
+            if self.current().freshness.is_some() {
+                status.etag.clone()
+            } else {
+                None
+            }
         };
         let result = self.fetch_once(etag.as_ref()).await;
         let now = self.clock.now();
@@ -477,7 +508,11 @@ impl RemoteInner {
                     self.policy.fresh_for(fetched.cache),
                     delta(self.policy.max_stale),
                 );
-                let label = if keys.is_some() { "success" } else { "not_modified" };
+                let label = if keys.is_some() {
+                    "success"
+                } else {
+                    "not_modified"
+                };
                 self.install(keys, freshness);
                 let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
                 status.etag = fetched.etag;
@@ -534,7 +569,10 @@ impl RemoteInner {
             let mut slot = self.set.write().unwrap_or_else(PoisonError::into_inner);
             let new = match keys {
                 Some(keys) => KeySet::new(keys, freshness),
-                None => KeySet { keys: slot.keys.clone(), freshness: Some(freshness) },
+                None => KeySet {
+                    keys: slot.keys.clone(),
+                    freshness: Some(freshness),
+                },
             };
             let removed = slot.keys.keys().any(|kid| !new.contains(kid));
             let new = Arc::new(new);
@@ -558,7 +596,11 @@ impl RemoteInner {
 
     /// When the scheduled refresh is due.
     fn next_refresh(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let status = self.status.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let status = self
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let set = self.current();
         match (set.freshness, status.failures) {
             (None, 0) => now,
@@ -598,7 +640,11 @@ async fn refresh_loop(inner: Arc<RemoteInner>) {
         if inner.next_refresh(now) > now {
             continue;
         }
-        let trigger = if first { Trigger::Initial } else { Trigger::Scheduled };
+        let trigger = if first {
+            Trigger::Initial
+        } else {
+            Trigger::Scheduled
+        };
         first = false;
         let _ = inner.fetch(trigger).await;
         drop(guard);

@@ -171,7 +171,9 @@ impl TokenPrincipal {
 
     /// `iat`, if present.
     pub fn issued_at(&self) -> Option<DateTime<Utc>> {
-        self.0.issued_at.and_then(|iat| DateTime::from_timestamp(iat, 0))
+        self.0
+            .issued_at
+            .and_then(|iat| DateTime::from_timestamp(iat, 0))
     }
 
     /// The key id (`kid`) of the key that signed the token.
@@ -337,7 +339,10 @@ mod tests {
     #[test]
     fn scopes_parse_space_delimited_and_dedupe() {
         let scopes = Scopes::from_space_delimited("jobs:read  jobs:write jobs:read");
-        assert_eq!(scopes.iter().collect::<Vec<_>>(), ["jobs:read", "jobs:write"]);
+        assert_eq!(
+            scopes.iter().collect::<Vec<_>>(),
+            ["jobs:read", "jobs:write"]
+        );
         assert!(scopes.contains("jobs:write"));
         assert!(!scopes.contains("jobs"));
         assert!(Scopes::from_space_delimited("").is_empty());

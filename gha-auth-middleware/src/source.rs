@@ -40,9 +40,14 @@ impl CookieSource {
     /// A source reading the cookie `name`; no origin is allowed until [`Self::allow_origin`].
     pub fn new(name: &str) -> Result<Self, ConfigError> {
         let valid = !name.is_empty()
-            && name.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
         if !valid {
-            return Err(ConfigError::InvalidName { what: "cookie", name: name.to_owned() });
+            return Err(ConfigError::InvalidName {
+                what: "cookie",
+                name: name.to_owned(),
+            });
         }
         Ok(Self {
             name: name.to_owned(),
@@ -53,7 +58,10 @@ impl CookieSource {
 
     /// Allows requests from `origin` (`scheme://host[:port]`, as browsers send it).
     pub fn allow_origin(mut self, origin: &str) -> Result<Self, ConfigError> {
-        let invalid = |reason| ConfigError::InvalidOrigin { origin: origin.to_owned(), reason };
+        let invalid = |reason| ConfigError::InvalidOrigin {
+            origin: origin.to_owned(),
+            reason,
+        };
         let url = url::Url::parse(origin).map_err(|_| invalid("not a URL"))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(invalid("scheme must be http or https"));
@@ -76,14 +84,18 @@ impl CookieSource {
 
     /// The custom header the page must send (default `x-gha-csrf`).
     pub fn csrf_header(mut self, name: &str) -> Result<Self, ConfigError> {
-        self.csrf_header = HeaderName::try_from(name)
-            .map_err(|_| ConfigError::InvalidName { what: "header", name: name.to_owned() })?;
+        self.csrf_header = HeaderName::try_from(name).map_err(|_| ConfigError::InvalidName {
+            what: "header",
+            name: name.to_owned(),
+        })?;
         Ok(self)
     }
 
     /// The CSRF check for a request whose token came from the cookie. `Err` carries the reason.
     pub(crate) fn check_csrf(&self, headers: &HeaderMap) -> Result<(), &'static str> {
-        let custom = headers.get(&self.csrf_header).map(|v| !v.as_bytes().is_empty());
+        let custom = headers
+            .get(&self.csrf_header)
+            .map(|v| !v.as_bytes().is_empty());
         if custom != Some(true) {
             return Err("cookie token without the CSRF header");
         }
@@ -92,7 +104,11 @@ impl CookieSource {
             (Some(_), Some(_)) => Err("more than one Origin header"),
             (Some(origin), None) => {
                 let origin = origin.to_str().map_err(|_| "Origin is not ASCII")?;
-                if self.allowed_origins.iter().any(|allowed| allowed.eq_ignore_ascii_case(origin)) {
+                if self
+                    .allowed_origins
+                    .iter()
+                    .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+                {
                     Ok(())
                 } else {
                     Err("cookie token from an origin not on the allow-list")
@@ -102,7 +118,11 @@ impl CookieSource {
                 let cross_site = headers
                     .get("sec-fetch-site")
                     .is_some_and(|site| site.as_bytes().eq_ignore_ascii_case(b"cross-site"));
-                if cross_site { Err("cookie token on a cross-site request") } else { Ok(()) }
+                if cross_site {
+                    Err("cookie token on a cross-site request")
+                } else {
+                    Ok(())
+                }
             }
         }
     }
@@ -114,10 +134,14 @@ pub(crate) fn find_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Opti
     let mut found = None;
     for header in headers.get_all(COOKIE) {
         // A non-ASCII Cookie header cannot hold our cookie in a usable form; skip it.
-        let Ok(header) = header.to_str() else { continue };
+        let Ok(header) = header.to_str() else {
+            continue;
+        };
         for pair in header.split(';') {
             let pair = pair.trim_matches(|c| c == ' ' || c == '\t');
-            let Some((key, value)) = pair.split_once('=') else { continue };
+            let Some((key, value)) = pair.split_once('=') else {
+                continue;
+            };
             if key != name {
                 continue;
             }
@@ -151,14 +175,24 @@ mod tests {
     #[test]
     fn origin_config_is_validated_and_normalized() {
         let source = CookieSource::new("at").unwrap();
-        for bad in ["portal", "ftp://x.example", "https://x.example/path", "https://u@x.example"] {
+        for bad in [
+            "portal",
+            "ftp://x.example",
+            "https://x.example/path",
+            "https://u@x.example",
+        ] {
             assert!(source.clone().allow_origin(bad).is_err(), "{bad}");
         }
         let source = source.allow_origin("HTTPS://Portal.Example:443").unwrap();
         assert_eq!(source.allowed_origins, ["https://portal.example"]);
         assert!(CookieSource::new("bad name").is_err());
         assert!(CookieSource::new("").is_err());
-        assert!(CookieSource::new("at").unwrap().csrf_header("bad header").is_err());
+        assert!(
+            CookieSource::new("at")
+                .unwrap()
+                .csrf_header("bad header")
+                .is_err()
+        );
     }
 
     #[test]
@@ -167,7 +201,12 @@ mod tests {
             .unwrap()
             .allow_origin("https://portal.example")
             .unwrap();
-        let cases: &[(&str, &[(&'static str, &'static str)], Result<(), ()>)] = &[
+        type Case = (
+            &'static str,
+            &'static [(&'static str, &'static str)],
+            Result<(), ()>,
+        );
+        let cases: &[Case] = &[
             (
                 "allowed origin and header",
                 &[("origin", "https://portal.example"), ("x-gha-csrf", "1")],
@@ -184,8 +223,16 @@ mod tests {
                 &[("origin", "https://evil.example"), ("x-gha-csrf", "1")],
                 Err(()),
             ),
-            ("null origin", &[("origin", "null"), ("x-gha-csrf", "1")], Err(())),
-            ("missing custom header", &[("origin", "https://portal.example")], Err(())),
+            (
+                "null origin",
+                &[("origin", "null"), ("x-gha-csrf", "1")],
+                Err(()),
+            ),
+            (
+                "missing custom header",
+                &[("origin", "https://portal.example")],
+                Err(()),
+            ),
             (
                 "empty custom header",
                 &[("origin", "https://portal.example"), ("x-gha-csrf", "")],
@@ -207,7 +254,10 @@ mod tests {
             ),
             (
                 "origin with a path-like suffix",
-                &[("origin", "https://portal.example.evil.example"), ("x-gha-csrf", "1")],
+                &[
+                    ("origin", "https://portal.example.evil.example"),
+                    ("x-gha-csrf", "1"),
+                ],
                 Err(()),
             ),
         ];

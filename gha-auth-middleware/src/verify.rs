@@ -80,8 +80,9 @@ impl TokenVerifier {
         clock: SharedClock,
     ) -> Result<Self, ConfigError> {
         let config = |e: jwt::ConfigError| ConfigError::Validation(e.to_string());
-        let leeway = TimeDelta::from_std(settings.leeway).map_err(|e| {
-            ConfigError::OutOfRange { setting: "leeway", reason: e.to_string() }
+        let leeway = TimeDelta::from_std(settings.leeway).map_err(|e| ConfigError::OutOfRange {
+            setting: "leeway",
+            reason: e.to_string(),
         })?;
         let validation = Validation::new(settings.issuer, settings.audiences)
             .and_then(|v| v.with_leeway(leeway))
@@ -89,7 +90,13 @@ impl TokenVerifier {
             .and_then(|v| v.with_max_token_bytes(settings.max_token_bytes))
             .map_err(config)?;
         let verifier = Verifier::new(validation, clock.clone());
-        Ok(Self { verifier, keys, cache, revocations, clock })
+        Ok(Self {
+            verifier,
+            keys,
+            cache,
+            revocations,
+            clock,
+        })
     }
 
     /// The cache-hit path: no signature work, no allocation beyond the principal's `Arc`.
@@ -163,14 +170,13 @@ impl TokenVerifier {
             .ok_or_else(|| AuthError::new(AuthErrorKind::InvalidToken, "payload not UTF-8 JSON"))?;
         let verified =
             VerifiedToken::from_payload(payload.into(), kid, self.revocations.generation())
-                .map_err(|e| {
-                    AuthError::new(AuthErrorKind::InvalidToken, format!("claims: {e}"))
-                })?;
+                .map_err(|e| AuthError::new(AuthErrorKind::InvalidToken, format!("claims: {e}")))?;
         if self.revocations.is_revoked(&verified) {
             return Err(AuthError::new(AuthErrorKind::RevokedToken, "token revoked"));
         }
         let verified = Arc::new(verified);
-        self.cache.insert(digest, Arc::clone(&verified), now.timestamp());
+        self.cache
+            .insert(digest, Arc::clone(&verified), now.timestamp());
         metrics::histogram!(m::TOKEN_VERIFY_SECONDS).record(started.elapsed().as_secs_f64());
         Ok(TokenPrincipal(verified))
     }

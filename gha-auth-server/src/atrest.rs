@@ -76,7 +76,10 @@ impl fmt::Debug for MasterKey {
 impl MasterKey {
     /// Loads the key from `path`, creating it (mode 0600, parent directories 0700) if missing.
     pub fn load_or_create(path: &Path) -> Result<Self, AtRestError> {
-        let io = |source| AtRestError::Io { path: path.to_owned(), source };
+        let io = |source| AtRestError::Io {
+            path: path.to_owned(),
+            source,
+        };
         match std::fs::metadata(path) {
             Ok(_) => Self::load(path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -85,7 +88,8 @@ impl MasterKey {
                 }
                 let rng = SystemRandom::new();
                 let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
-                rng.fill(bytes.as_mut_slice()).map_err(|_| AtRestError::Randomness)?;
+                rng.fill(bytes.as_mut_slice())
+                    .map_err(|_| AtRestError::Randomness)?;
                 write_new_private_file(path, &encode_file(bytes.as_slice()), &rng).map_err(io)?;
                 // Whoever won the race, everyone reads the file that is now in place.
                 Self::load(path)
@@ -96,10 +100,15 @@ impl MasterKey {
 
     /// Loads an existing key file; refuses one that other users can read.
     pub fn load(path: &Path) -> Result<Self, AtRestError> {
-        let io = |source| AtRestError::Io { path: path.to_owned(), source };
+        let io = |source| AtRestError::Io {
+            path: path.to_owned(),
+            source,
+        };
         check_permissions(path)?;
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(io)?);
-        let malformed = || AtRestError::Malformed { path: path.to_owned() };
+        let malformed = || AtRestError::Malformed {
+            path: path.to_owned(),
+        };
         let mut lines = text.lines();
         if lines.next() != Some(FILE_HEADER) {
             return Err(malformed());
@@ -115,13 +124,18 @@ impl MasterKey {
             return None;
         }
         let unbound = UnboundKey::new(&AES_256_GCM, bytes).ok()?;
-        Some(Self { key: LessSafeKey::new(unbound), rng: SystemRandom::new() })
+        Some(Self {
+            key: LessSafeKey::new(unbound),
+            rng: SystemRandom::new(),
+        })
     }
 
     /// Encrypts `plaintext` as document `name`: base64 of version byte, nonce and ciphertext.
     pub fn seal(&self, name: &str, plaintext: &[u8]) -> Result<String, AtRestError> {
         let mut nonce = [0u8; NONCE_LEN];
-        self.rng.fill(&mut nonce).map_err(|_| AtRestError::Randomness)?;
+        self.rng
+            .fill(&mut nonce)
+            .map_err(|_| AtRestError::Randomness)?;
         let mut buffer = Zeroizing::new(plaintext.to_vec());
         self.key
             .seal_in_place_append_tag(
@@ -139,7 +153,9 @@ impl MasterKey {
 
     /// Decrypts a document sealed by [`MasterKey::seal`] under the same `name`.
     pub fn open(&self, name: &str, sealed: &str) -> Result<SecretBytes, AtRestError> {
-        let fail = || AtRestError::Open { name: name.to_owned() };
+        let fail = || AtRestError::Open {
+            name: name.to_owned(),
+        };
         let raw = STANDARD.decode(sealed.trim()).map_err(|_| fail())?;
         let (version, rest) = raw.split_first().ok_or_else(fail)?;
         if *version != SEAL_VERSION || rest.len() < NONCE_LEN {
@@ -150,7 +166,7 @@ impl MasterKey {
         let mut buffer = Zeroizing::new(ciphertext.to_vec());
         let plaintext = self
             .key
-            .open_in_place(nonce, Aad::from(name.as_bytes()), &mut *buffer)
+            .open_in_place(nonce, Aad::from(name.as_bytes()), &mut buffer)
             .map_err(|_| fail())?;
         Ok(SecretBytes::new(plaintext.to_vec()))
     }
@@ -163,11 +179,16 @@ fn encode_file(bytes: &[u8]) -> Zeroizing<String> {
 #[cfg(unix)]
 fn check_permissions(path: &Path) -> Result<(), AtRestError> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path)
-        .map_err(|source| AtRestError::Io { path: path.to_owned(), source })?;
+    let meta = std::fs::metadata(path).map_err(|source| AtRestError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(AtRestError::Permissions { path: path.to_owned(), mode });
+        return Err(AtRestError::Permissions {
+            path: path.to_owned(),
+            mode,
+        });
     }
     Ok(())
 }
@@ -196,7 +217,8 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 /// to a temporary file that is then hard-linked into place (atomic, fails if present).
 fn write_new_private_file(path: &Path, contents: &str, rng: &SystemRandom) -> std::io::Result<()> {
     let mut suffix = [0u8; 8];
-    rng.fill(&mut suffix).map_err(|_| std::io::Error::other("random source failed"))?;
+    rng.fill(&mut suffix)
+        .map_err(|_| std::io::Error::other("random source failed"))?;
     let tmp = path.with_extension(format!("tmp-{}", hex::encode(suffix)));
     let result = (|| {
         let mut options = std::fs::OpenOptions::new();
@@ -237,8 +259,15 @@ mod tests {
             assert_eq!(mode, 0o600);
         }
         let again = MasterKey::load_or_create(&path).unwrap();
-        assert_eq!(again.open("pepper", &sealed).unwrap().expose(), b"top secret");
-        assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1, "no temp left");
+        assert_eq!(
+            again.open("pepper", &sealed).unwrap().expose(),
+            b"top secret"
+        );
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1,
+            "no temp left"
+        );
     }
 
     #[test]
@@ -266,13 +295,20 @@ mod tests {
         let key = MasterKey::from_bytes(&[7; 32]).unwrap();
         let other = MasterKey::from_bytes(&[8; 32]).unwrap();
         let sealed = key.seal("signing-keys", b"payload").unwrap();
-        assert_ne!(sealed, key.seal("signing-keys", b"payload").unwrap(), "fresh nonce");
+        assert_ne!(
+            sealed,
+            key.seal("signing-keys", b"payload").unwrap(),
+            "fresh nonce"
+        );
         assert!(key.open("pepper", &sealed).is_err());
         assert!(other.open("signing-keys", &sealed).is_err());
         let mut tampered = STANDARD.decode(&sealed).unwrap();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
-        assert!(key.open("signing-keys", &STANDARD.encode(tampered)).is_err());
+        assert!(
+            key.open("signing-keys", &STANDARD.encode(tampered))
+                .is_err()
+        );
         assert!(key.open("signing-keys", "!!!").is_err());
         assert!(key.open("signing-keys", "").is_err());
     }
@@ -285,7 +321,10 @@ mod tests {
         let path = dir.path().join("master.key");
         MasterKey::load_or_create(&path).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(MasterKey::load(&path), Err(AtRestError::Permissions { .. })));
+        assert!(matches!(
+            MasterKey::load(&path),
+            Err(AtRestError::Permissions { .. })
+        ));
     }
 
     #[test]

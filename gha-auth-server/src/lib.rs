@@ -10,9 +10,17 @@
 //! - [`app`]: wiring ([`build_app`]) and serving, so tests can run the server in-process;
 //! - [`cli`]: the `gha-auth` command line.
 
+pub mod app;
 pub mod atrest;
 pub mod audit;
+pub mod cli;
 pub mod clients;
 pub mod config;
+pub mod health;
 pub mod keys;
+pub mod oauth;
 pub mod store;
+pub mod telemetry;
+pub mod wellknown;
+
+pub use app::{App, AppState, RunningApp, Services, StartError, build_app};

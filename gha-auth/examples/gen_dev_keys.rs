@@ -14,7 +14,11 @@ use std::path::PathBuf;
 use gha_auth::keys::{Algorithm, JwkSet, SigningKey};
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "keys-dev".to_owned()));
+    let dir = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "keys-dev".to_owned()),
+    );
     std::fs::create_dir_all(&dir)?;
     let mut jwks = JwkSet::default();
     let mut out = std::io::stdout().lock();

@@ -70,7 +70,9 @@ pub struct ManualClock {
 
 impl fmt::Debug for ManualClock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ManualClock").field("now", &self.now()).finish()
+        f.debug_struct("ManualClock")
+            .field("now", &self.now())
+            .finish()
     }
 }
 
@@ -78,7 +80,10 @@ impl ManualClock {
     /// A clock stopped at `start`.
     pub fn new(start: DateTime<Utc>) -> Self {
         let (ticks, _) = watch::channel(start);
-        Self { now: Arc::new(Mutex::new(start)), ticks }
+        Self {
+            now: Arc::new(Mutex::new(start)),
+            ticks,
+        }
     }
 
     /// A clock stopped at the given Unix time in seconds (clamped to the epoch if out of range).

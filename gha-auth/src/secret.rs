@@ -146,7 +146,10 @@ mod tests {
             user: &'static str,
             password: SecretString,
         }
-        let config = Config { user: "svc", password: SecretString::from("p@ss-123-xyz") };
+        let config = Config {
+            user: "svc",
+            password: SecretString::from("p@ss-123-xyz"),
+        };
         let debug = format!("{config:?}");
         assert_eq!(debug, r#"Config { user: "svc", password: [redacted] }"#);
     }

@@ -177,16 +177,16 @@ impl OpenBao {
             } else {
                 self.http.get(&health)
             };
-            if let Ok(resp) = request.timeout(Duration::from_secs(2)).send().await {
-                if resp.status() == reqwest::StatusCode::OK {
-                    if healthy {
-                        return Ok(());
-                    }
-                    // Health is 200 once unsealed and active; the dev root token is in place
-                    // just after that, so check it too.
-                    healthy = true;
-                    continue;
+            if let Ok(resp) = request.timeout(Duration::from_secs(2)).send().await
+                && resp.status() == reqwest::StatusCode::OK
+            {
+                if healthy {
+                    return Ok(());
                 }
+                // Health is 200 once unsealed and active; the dev root token is in place just
+                // after that, so check it too.
+                healthy = true;
+                continue;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -285,13 +285,38 @@ impl OpenBao {
     }
 
     /// Mounts a KV version 2 engine at `mount` and waits until it accepts requests.
+    ///
+    /// Idempotent: dev servers already have KV v2 at `secret/`, which is then used as is (a KV
+    /// v1 mount is upgraded; a mount of another type is an error).
     pub async fn enable_kv2(&self, mount: &str) -> Result<()> {
-        self.sys_call(
-            Method::POST,
-            &format!("sys/mounts/{mount}"),
-            Some(json!({ "type": "kv", "options": { "version": "2" } })),
-        )
-        .await?;
+        let mount = mount.trim_matches('/');
+        let mounts = self.sys_call(Method::GET, "sys/mounts", None).await?;
+        let key = format!("{mount}/");
+        let existing = mounts
+            .get("data")
+            .and_then(|d| d.get(&key))
+            .or_else(|| mounts.get(&key));
+        match existing {
+            None => {
+                self.sys_call(
+                    Method::POST,
+                    &format!("sys/mounts/{mount}"),
+                    Some(json!({ "type": "kv", "options": { "version": "2" } })),
+                )
+                .await?;
+            }
+            Some(info) if info["type"] == "kv" => {
+                if info.pointer("/options/version").and_then(Value::as_str) != Some("2") {
+                    self.sys_call(
+                        Method::POST,
+                        &format!("sys/mounts/{mount}/tune"),
+                        Some(json!({ "options": { "version": "2" } })),
+                    )
+                    .await?;
+                }
+            }
+            Some(info) => bail!("{mount}/ is already mounted with type {}", info["type"]),
+        }
         // A new KV v2 mount finishes its setup asynchronously; `config` answers once it is done.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -330,7 +355,8 @@ impl OpenBao {
         token_max_ttl: Duration,
     ) -> Result<(String, String)> {
         let auths = self.sys_call(Method::GET, "sys/auth", None).await?;
-        let enabled = auths.get("approle/").is_some() || auths.pointer("/data/approle~1").is_some();
+        let enabled = auths.get("approle/").is_some()
+            || auths.get("data").and_then(|d| d.get("approle/")).is_some();
         if !enabled {
             self.sys_call(
                 Method::POST,
@@ -505,7 +531,7 @@ impl From<anyhow::Error> for StartError {
 
 /// Kills dev servers left behind by test processes that died without dropping them.
 fn sweep_orphans() {
-    for dir in orphaned_fixture_dirs(DIR_PREFIX) {
+    for dir in orphaned_fixture_dirs(DIR_PREFIX, Duration::ZERO) {
         if let Some(pid) = std::fs::read_to_string(dir.join(CHILD_PID_FILE))
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok())

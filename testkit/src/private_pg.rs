@@ -4,6 +4,7 @@ use std::fmt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use tempfile::TempDir;
@@ -286,9 +287,10 @@ fn stop_cluster(bin_dir: &Path, run_as: Option<&str>, data_dir: &Path) {
         .status();
 }
 
-/// Stops and deletes clusters left behind by test processes that died without dropping them.
+/// Stops and deletes clusters left behind by test processes that died without dropping them
+/// (after a grace period: an `initdb` the dead test started may still be running).
 fn sweep_orphans(bin_dir: &Path, run_as: Option<&str>) {
-    for dir in orphaned_fixture_dirs(DIR_PREFIX) {
+    for dir in orphaned_fixture_dirs(DIR_PREFIX, Duration::from_secs(30)) {
         let data = dir.join("data");
         if data.join("postmaster.pid").exists() {
             stop_cluster(bin_dir, run_as, &data);

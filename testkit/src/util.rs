@@ -2,6 +2,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
@@ -96,8 +97,10 @@ pub(crate) fn fixture_dir(prefix: &str) -> Result<tempfile::TempDir> {
 }
 
 /// Fixture directories with `prefix` whose owning test process is gone (killed before its
-/// `Drop` ran, e.g. by a test timeout). Best effort: unreadable entries are skipped.
-pub(crate) fn orphaned_fixture_dirs(prefix: &str) -> Vec<PathBuf> {
+/// `Drop` ran, e.g. by a test timeout) and that were last modified at least `min_age` ago (tools
+/// the dead owner started, like `initdb`, may still be working in them for a moment). Best
+/// effort: unreadable entries are skipped.
+pub(crate) fn orphaned_fixture_dirs(prefix: &str, min_age: Duration) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return Vec::new();
     };
@@ -105,6 +108,11 @@ pub(crate) fn orphaned_fixture_dirs(prefix: &str) -> Vec<PathBuf> {
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
         .map(|e| e.path())
+        .filter(|dir| {
+            std::fs::metadata(dir)
+                .and_then(|m| m.modified())
+                .is_ok_and(|modified| modified.elapsed().unwrap_or_default() >= min_age)
+        })
         .filter(|dir| {
             std::fs::read_to_string(dir.join(OWNER_FILE))
                 .ok()
@@ -161,9 +169,12 @@ mod tests {
     #[test]
     fn fixture_dirs_of_live_owners_are_not_orphans() {
         let dir = fixture_dir("gha-auth-unit-").unwrap();
-        assert!(!orphaned_fixture_dirs("gha-auth-unit-").contains(&dir.path().to_path_buf()));
-        // A dead owner (pid far above pid_max) makes it an orphan.
+        let path = dir.path().to_path_buf();
+        assert!(!orphaned_fixture_dirs("gha-auth-unit-", Duration::ZERO).contains(&path));
+        // A dead owner (pid far above pid_max) makes it an orphan, once old enough.
         std::fs::write(dir.path().join(OWNER_FILE), "4294967290").unwrap();
-        assert!(orphaned_fixture_dirs("gha-auth-unit-").contains(&dir.path().to_path_buf()));
+        assert!(orphaned_fixture_dirs("gha-auth-unit-", Duration::ZERO).contains(&path));
+        let hour = Duration::from_secs(3600);
+        assert!(!orphaned_fixture_dirs("gha-auth-unit-", hour).contains(&path));
     }
 }

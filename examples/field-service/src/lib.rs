@@ -24,9 +24,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use gha_auth::SharedClock;
-use gha_auth_middleware::{
-    AuthLayer, Principal, Requirement, Tenant, health_check_route,
-};
+use gha_auth_middleware::{AuthLayer, Principal, Requirement, Tenant, health_check_route};
 use serde::{Deserialize, Serialize};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
@@ -73,7 +71,10 @@ pub struct JobStore {
 impl JobStore {
     /// An empty store reading time from `clock`.
     pub fn new(clock: SharedClock) -> Self {
-        Self { inner: Arc::default(), clock }
+        Self {
+            inner: Arc::default(),
+            clock,
+        }
     }
 
     /// The jobs of `tenant`.
@@ -101,8 +102,9 @@ impl JobStore {
         let mut jobs = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let list = jobs.entry(tenant.to_owned()).or_default();
         let now = self.clock.now();
-        if let Some(job) =
-            list.iter_mut().find(|j| j.epicor_job.as_deref() == Some(&update.job_number))
+        if let Some(job) = list
+            .iter_mut()
+            .find(|j| j.epicor_job.as_deref() == Some(&update.job_number))
         {
             job.status = update.status;
             if let Some(title) = update.title {
@@ -114,7 +116,9 @@ impl JobStore {
         }
         let job = Job {
             id: list.len() as u64 + 1,
-            title: update.title.unwrap_or_else(|| format!("Epicor job {}", update.job_number)),
+            title: update
+                .title
+                .unwrap_or_else(|| format!("Epicor job {}", update.job_number)),
             status: update.status,
             epicor_job: Some(update.job_number),
             updated_by: by.to_owned(),
@@ -151,7 +155,10 @@ pub struct EpicorUpdate {
 
 /// A 422 with a short reason (validation errors only; they say nothing about auth).
 fn unprocessable(reason: &'static str) -> axum::response::Response {
-    (StatusCode::UNPROCESSABLE_ENTITY, Json(serde_json::json!({ "error": reason })))
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(serde_json::json!({ "error": reason })),
+    )
         .into_response()
 }
 
@@ -169,8 +176,18 @@ async fn create_job(
     if title.is_empty() || title.chars().count() > 200 {
         return unprocessable("title must be 1 to 200 characters");
     }
-    let job = store.insert(&tenant, title.to_owned(), new.epicor_job, principal.subject());
-    tracing::info!(tenant, job = job.id, by = principal.subject(), "job created");
+    let job = store.insert(
+        &tenant,
+        title.to_owned(),
+        new.epicor_job,
+        principal.subject(),
+    );
+    tracing::info!(
+        tenant,
+        job = job.id,
+        by = principal.subject(),
+        "job created"
+    );
     (StatusCode::CREATED, Json(job)).into_response()
 }
 
@@ -189,13 +206,21 @@ async fn epicor_job_update(
     if !STATUSES.contains(&update.status.as_str()) {
         return unprocessable("unknown status");
     }
-    if update.title.as_ref().is_some_and(|t| t.trim().is_empty() || t.chars().count() > 200) {
+    if update
+        .title
+        .as_ref()
+        .is_some_and(|t| t.trim().is_empty() || t.chars().count() > 200)
+    {
         return unprocessable("title must be 1 to 200 characters");
     }
     let via = principal.as_link_key().map(|k| k.key_id().to_owned());
     let (created, job) = store.upsert_epicor(&tenant, update, principal.subject());
     tracing::info!(tenant, job = job.id, created, link_key = ?via, "Epicor job update");
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     (status, Json(job)).into_response()
 }
 
@@ -206,15 +231,26 @@ pub fn app(
     store: JobStore,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 ) -> Router {
-    let read = Requirement::scope(SCOPE_READ).token_only().any_tenant().layer();
-    let write = Requirement::scope(SCOPE_WRITE).token_only().any_tenant().layer();
+    let read = Requirement::scope(SCOPE_READ)
+        .token_only()
+        .any_tenant()
+        .layer();
+    let write = Requirement::scope(SCOPE_WRITE)
+        .token_only()
+        .any_tenant()
+        .layer();
     let epicor = Requirement::scope(SCOPE_EPICOR_UPDATE).any_tenant().layer();
     let api = Router::new()
         .route(
             "/jobs",
-            get(list_jobs).route_layer(read).merge(axum::routing::post(create_job).route_layer(write)),
+            get(list_jobs)
+                .route_layer(read)
+                .merge(axum::routing::post(create_job).route_layer(write)),
         )
-        .route("/epicor/job-updates", axum::routing::post(epicor_job_update).route_layer(epicor))
+        .route(
+            "/epicor/job-updates",
+            axum::routing::post(epicor_job_update).route_layer(epicor),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(auth.clone())
         .with_state(store);

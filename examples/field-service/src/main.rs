@@ -84,8 +84,10 @@ async fn main() -> anyhow::Result<()> {
         .danger_accept_plain_http(cli.danger_accept_plain_http)
         .build()
         .context("JWKS source")?;
-    let mut builder =
-        AuthLayer::builder().issuer(issuer).audience(&cli.audience).key_source(jwks);
+    let mut builder = AuthLayer::builder()
+        .issuer(issuer)
+        .audience(&cli.audience)
+        .key_source(jwks);
     if let (Some(path), Some(tenant)) = (&cli.link_keys_file, &cli.epicor_tenant) {
         let source = StaticLinkKeys::from_file(path).context("link-key file")?;
         builder = builder.link_key(

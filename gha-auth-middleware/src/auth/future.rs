@@ -28,15 +28,23 @@ pin_project! {
 
 impl<F, E> ResponseFuture<F, E> {
     pub(crate) fn inner(future: F) -> Self {
-        Self { kind: Kind::Inner { future } }
+        Self {
+            kind: Kind::Inner { future },
+        }
     }
 
     pub(crate) fn rejected(response: Response) -> Self {
-        Self { kind: Kind::Rejected { response: Some(response) } }
+        Self {
+            kind: Kind::Rejected {
+                response: Some(response),
+            },
+        }
     }
 
     pub(crate) fn verifying(future: BoxFuture<'static, Result<Response, E>>) -> Self {
-        Self { kind: Kind::Verifying { future } }
+        Self {
+            kind: Kind::Verifying { future },
+        }
     }
 }
 

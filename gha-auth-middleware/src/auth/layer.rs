@@ -73,7 +73,10 @@ impl AuthLayer {
     pub fn allow_anonymous(&self) -> Self {
         let mut policy = (*self.policy).clone();
         policy.allow_anonymous = true;
-        Self { shared: Arc::clone(&self.shared), policy: Arc::new(policy) }
+        Self {
+            shared: Arc::clone(&self.shared),
+            policy: Arc::new(policy),
+        }
     }
 
     /// The revocation list every clone checks: feed it from the revocation feed.
@@ -112,10 +115,9 @@ impl AuthLayer {
         for integration in self.link_keys() {
             let source = Arc::clone(&integration.source);
             let clock = self.shared.clock.clone();
-            health = health
-                .with_check(format!("link_keys:{}", integration.name), move || {
-                    source.health(clock.now())
-                });
+            health = health.with_check(format!("link_keys:{}", integration.name), move || {
+                source.health(clock.now())
+            });
         }
         health
     }
@@ -325,9 +327,14 @@ impl AuthLayerBuilder {
         let link_key_header = if self.link_keys.is_empty() {
             None
         } else {
-            Some(HeaderName::try_from(self.link_key_header.as_str()).map_err(|_| {
-                ConfigError::InvalidName { what: "header", name: self.link_key_header.clone() }
-            })?)
+            Some(
+                HeaderName::try_from(self.link_key_header.as_str()).map_err(|_| {
+                    ConfigError::InvalidName {
+                        what: "header",
+                        name: self.link_key_header.clone(),
+                    }
+                })?,
+            )
         };
         let policy = RequestPolicy {
             cookie: self.cookie,
@@ -337,10 +344,15 @@ impl AuthLayerBuilder {
         };
         let shared = Shared {
             tokens,
-            link_keys: LinkKeyValidator { integrations: self.link_keys },
+            link_keys: LinkKeyValidator {
+                integrations: self.link_keys,
+            },
             clock: self.clock,
             revocations: self.revocations,
         };
-        Ok(AuthLayer { shared: Arc::new(shared), policy: Arc::new(policy) })
+        Ok(AuthLayer {
+            shared: Arc::new(shared),
+            policy: Arc::new(policy),
+        })
     }
 }

@@ -38,13 +38,19 @@ impl<S: Clone> Clone for Auth<S> {
 
 impl<S> fmt::Debug for Auth<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Auth").field("policy", &self.policy).finish_non_exhaustive()
+        f.debug_struct("Auth")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
     }
 }
 
 impl<S> Auth<S> {
     pub(super) fn new(inner: S, shared: Arc<Shared>, policy: Arc<RequestPolicy>) -> Self {
-        Self { inner, shared, policy }
+        Self {
+            inner,
+            shared,
+            policy,
+        }
     }
 }
 
@@ -70,7 +76,11 @@ impl<S> Auth<S> {
             }
             Decision::Reject(error) => Step::Reject(error),
             Decision::LinkKey(key) => {
-                match self.shared.link_keys.authenticate(key, self.shared.clock.now()) {
+                match self
+                    .shared
+                    .link_keys
+                    .authenticate(key, self.shared.clock.now())
+                {
                     Ok(principal) => {
                         metrics::counter!(m::REQUESTS, "outcome" => "accepted", "credential" => "link_key")
                             .increment(1);
@@ -143,9 +153,9 @@ where
                         Ok(principal) => {
                             metrics::counter!(m::REQUESTS, "outcome" => "accepted", "credential" => "token")
                                 .increment(1);
-                            request.extensions_mut().insert(AuthContext::Authenticated(
-                                Principal::Token(principal),
-                            ));
+                            request
+                                .extensions_mut()
+                                .insert(AuthContext::Authenticated(Principal::Token(principal)));
                             inner.oneshot(request).await
                         }
                         Err(error) => Ok(error.into_response()),

@@ -145,7 +145,10 @@ impl HttpLinkKeySourceBuilder {
             reason: reason.to_owned(),
         };
         let name_ok = !self.name.is_empty()
-            && self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !name_ok {
             return Err(invalid("name must be non-empty [A-Za-z0-9_-]"));
         }
@@ -185,7 +188,10 @@ impl HttpLinkKeySourceBuilder {
             loaded: tokio::sync::Notify::new(),
         });
         let task = runtime.spawn(run(Arc::downgrade(&inner)));
-        Ok(HttpLinkKeySource { inner, _task: Arc::new(TaskGuard(task.abort_handle())) })
+        Ok(HttpLinkKeySource {
+            inner,
+            _task: Arc::new(TaskGuard(task.abort_handle())),
+        })
     }
 }
 
@@ -234,7 +240,10 @@ struct State {
 
 impl HttpLinkKeySource {
     /// A builder for the integration `name` at the authority's base URL.
-    pub fn builder(authority: impl Into<String>, name: impl Into<String>) -> HttpLinkKeySourceBuilder {
+    pub fn builder(
+        authority: impl Into<String>,
+        name: impl Into<String>,
+    ) -> HttpLinkKeySourceBuilder {
         HttpLinkKeySourceBuilder {
             authority: authority.into(),
             name: name.into(),
@@ -270,8 +279,14 @@ impl HttpLinkKeySource {
 
 impl LinkKeySource for HttpLinkKeySource {
     fn keys(&self) -> Option<Arc<LinkKeySet>> {
-        let state = self.inner.state.read().unwrap_or_else(PoisonError::into_inner);
-        let usable = state.freshness.is_some_and(|f| f.is_usable(self.inner.clock.now()));
+        let state = self
+            .inner
+            .state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let usable = state
+            .freshness
+            .is_some_and(|f| f.is_usable(self.inner.clock.now()));
         if usable { state.set.clone() } else { None }
     }
 
@@ -280,7 +295,11 @@ impl LinkKeySource for HttpLinkKeySource {
     }
 
     fn health(&self, now: DateTime<Utc>) -> ComponentHealth {
-        let state = self.inner.state.read().unwrap_or_else(PoisonError::into_inner);
+        let state = self
+            .inner
+            .state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         let (status, freshness) = match state.freshness {
             None => (HealthStatus::Unhealthy, None),
             Some(f) if !f.is_usable(now) => (HealthStatus::Unhealthy, Some(f)),
@@ -343,19 +362,32 @@ async fn bearer(inner: &Inner) -> Result<Option<SecretString>, String> {
 }
 
 async fn refresh(inner: &Inner) {
-    let etag = inner.state.read().unwrap_or_else(PoisonError::into_inner).etag.clone();
+    let etag = inner
+        .state
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .etag
+        .clone();
     let result = async {
         let token = bearer(inner).await?;
-        let fetched =
-            fetch::get(&inner.client, &inner.list_url, etag.as_ref(), token.as_ref(), MAX_BODY)
-                .await?;
+        let fetched = fetch::get(
+            &inner.client,
+            &inner.list_url,
+            etag.as_ref(),
+            token.as_ref(),
+            MAX_BODY,
+        )
+        .await?;
         match fetched.status {
             StatusCode::NOT_MODIFIED => Ok((None, fetched)),
             StatusCode::OK => {
                 let set: LinkKeySet = serde_json::from_slice(&fetched.body)
                     .map_err(|e| format!("not a link-key set: {e}"))?;
                 if set.name != inner.name {
-                    return Err(format!("answer is for {:?}, not {:?}", set.name, inner.name));
+                    return Err(format!(
+                        "answer is for {:?}, not {:?}",
+                        set.name, inner.name
+                    ));
                 }
                 Ok((Some(set), fetched))
             }
@@ -386,7 +418,11 @@ async fn refresh(inner: &Inner) {
             state.etag = fetched.etag;
             state.failures = 0;
             state.last_error = None;
-            let result = if not_modified { "not_modified" } else { "success" };
+            let result = if not_modified {
+                "not_modified"
+            } else {
+                "success"
+            };
             metrics::counter!(m::LINK_KEY_FETCH, "name" => inner.name.clone(), "result" => result)
                 .increment(1);
             drop(state);
@@ -406,7 +442,10 @@ async fn refresh(inner: &Inner) {
 async fn report(inner: &Inner, force: bool) -> Result<(), String> {
     let usage = inner.usage.snapshot();
     {
-        let reported = inner.reported.lock().unwrap_or_else(PoisonError::into_inner);
+        let reported = inner
+            .reported
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if usage.is_empty() || (!force && *reported == usage) {
             return Ok(());
         }
@@ -424,7 +463,10 @@ async fn report(inner: &Inner, force: bool) -> Result<(), String> {
         .increment(1);
     match status {
         Ok(s) if s.is_success() => {
-            *inner.reported.lock().unwrap_or_else(PoisonError::into_inner) = usage;
+            *inner
+                .reported
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = usage;
             Ok(())
         }
         Ok(s) => Err(format!("authority answered {s}")),

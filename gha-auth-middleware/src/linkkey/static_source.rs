@@ -17,7 +17,10 @@ pub struct StaticLinkKeys {
 impl StaticLinkKeys {
     /// The given keys.
     pub fn new(set: LinkKeySet) -> Self {
-        Self { set: Arc::new(set), usage: LinkKeyUsage::new() }
+        Self {
+            set: Arc::new(set),
+            usage: LinkKeyUsage::new(),
+        }
     }
 
     /// Keys from a JSON document in the [`LinkKeySet`] format.

@@ -14,33 +14,37 @@ use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::TimeDelta;
+pub(crate) use gha_auth::Clock;
 use gha_auth::ManualClock;
 use gha_auth::jwt::{AccessClaims, issue};
 use gha_auth::keys::{Algorithm, JwkSet, SigningKey};
 use gha_auth_middleware::{AuthError, AuthLayer, LocalKeys, Principal};
 use tower::ServiceExt;
 
-pub const ISSUER: &str = "https://auth.gha.test";
-pub const AUDIENCE: &str = "field-service";
+pub(crate) const ISSUER: &str = "https://auth.gha.test";
+pub(crate) const AUDIENCE: &str = "field-service";
 /// 2026-11-01T00:00:00Z.
-pub const START: i64 = 1_793_491_200;
+pub(crate) const START: i64 = 1_793_491_200;
 
 /// Mints tokens the way the authority does.
-pub struct Authority {
-    pub key: SigningKey,
-    pub clock: ManualClock,
+pub(crate) struct Authority {
+    pub(crate) key: SigningKey,
+    pub(crate) clock: ManualClock,
 }
 
 impl Authority {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with_alg(Algorithm::ES256)
     }
 
-    pub fn with_alg(alg: Algorithm) -> Self {
-        Self { key: SigningKey::generate(alg).unwrap(), clock: ManualClock::at_unix(START) }
+    pub(crate) fn with_alg(alg: Algorithm) -> Self {
+        Self {
+            key: SigningKey::generate(alg).unwrap(),
+            clock: ManualClock::at_unix(START),
+        }
     }
 
-    pub fn claims(&self) -> AccessClaims {
+    pub(crate) fn claims(&self) -> AccessClaims {
         AccessClaims::new(
             ISSUER,
             "user-1",
@@ -53,30 +57,32 @@ impl Authority {
         .with_scopes(["jobs:read"])
     }
 
-    pub fn token(&self) -> String {
+    pub(crate) fn token(&self) -> String {
         self.sign(&self.claims())
     }
 
-    pub fn token_with(&self, edit: impl FnOnce(&mut AccessClaims)) -> String {
+    pub(crate) fn token_with(&self, edit: impl FnOnce(&mut AccessClaims)) -> String {
         let mut claims = self.claims();
         edit(&mut claims);
         self.sign(&claims)
     }
 
-    pub fn sign(&self, claims: &AccessClaims) -> String {
+    pub(crate) fn sign(&self, claims: &AccessClaims) -> String {
         issue(&self.key, claims).unwrap()
     }
 
-    pub fn jwks(&self) -> JwkSet {
-        JwkSet { keys: vec![self.key.public_jwk().clone()] }
+    pub(crate) fn jwks(&self) -> JwkSet {
+        JwkSet {
+            keys: vec![self.key.public_jwk().clone()],
+        }
     }
 
     /// A layer trusting this authority's key, on its clock.
-    pub fn layer(&self) -> AuthLayer {
+    pub(crate) fn layer(&self) -> AuthLayer {
         self.builder().build().unwrap()
     }
 
-    pub fn builder(&self) -> gha_auth_middleware::AuthLayerBuilder {
+    pub(crate) fn builder(&self) -> gha_auth_middleware::AuthLayerBuilder {
         AuthLayer::builder()
             .issuer(ISSUER)
             .audience(AUDIENCE)
@@ -87,7 +93,7 @@ impl Authority {
 
 /// A hand-built compact JWS: any header and payload, signed by `key` unless `signature` is
 /// given.
-pub fn forge(
+pub(crate) fn forge(
     header: &serde_json::Value,
     payload: &serde_json::Value,
     key: Option<&SigningKey>,
@@ -105,7 +111,7 @@ pub fn forge(
 }
 
 /// A router whose handler answers with the principal's subject and scopes.
-pub fn protected(layer: AuthLayer) -> Router {
+pub(crate) fn protected(layer: AuthLayer) -> Router {
     Router::new()
         .route(
             "/whoami",
@@ -119,23 +125,30 @@ pub fn protected(layer: AuthLayer) -> Router {
         .layer(layer)
 }
 
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub error: Option<AuthError>,
-    pub body: String,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) error: Option<AuthError>,
+    pub(crate) body: String,
 }
 
 impl Answer {
-    pub async fn from(response: Response) -> Self {
+    pub(crate) async fn from(response: Response) -> Self {
         let status = response.status();
         let headers = response.headers().clone();
         let error = response.extensions().get::<AuthError>().cloned();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-        Self { status, headers, error, body: String::from_utf8_lossy(&body).into_owned() }
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        Self {
+            status,
+            headers,
+            error,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
     }
 
-    pub fn challenges(&self) -> Vec<&str> {
+    pub(crate) fn challenges(&self) -> Vec<&str> {
         self.headers
             .get_all("www-authenticate")
             .iter()
@@ -145,27 +158,41 @@ impl Answer {
 
     /// Asserts a 401 with `Bearer error="invalid_token"` and a generic body.
     #[track_caller]
-    pub fn assert_invalid_token(&self) {
+    pub(crate) fn assert_invalid_token(&self) {
         assert_eq!(self.status, StatusCode::UNAUTHORIZED, "body: {}", self.body);
         assert_eq!(self.challenges(), [r#"Bearer error="invalid_token""#]);
         assert_eq!(self.body, r#"{"error":"invalid_token"}"#);
     }
 
     #[track_caller]
-    pub fn assert_ok(&self) {
-        assert_eq!(self.status, StatusCode::OK, "{:?} {}", self.error, self.body);
+    pub(crate) fn assert_ok(&self) {
+        assert_eq!(
+            self.status,
+            StatusCode::OK,
+            "{:?} {}",
+            self.error,
+            self.body
+        );
     }
 }
 
-pub async fn call(router: &Router, request: Request<Body>) -> Answer {
-    Answer::from(router.clone().oneshot(request).await.unwrap().into_response()).await
+pub(crate) async fn call(router: &Router, request: Request<Body>) -> Answer {
+    Answer::from(
+        router
+            .clone()
+            .oneshot(request)
+            .await
+            .unwrap()
+            .into_response(),
+    )
+    .await
 }
 
-pub fn get_with(headers: &[(&str, &str)]) -> Request<Body> {
+pub(crate) fn get_with(headers: &[(&str, &str)]) -> Request<Body> {
     request("GET", headers)
 }
 
-pub fn request(method: &str, headers: &[(&str, &str)]) -> Request<Body> {
+pub(crate) fn request(method: &str, headers: &[(&str, &str)]) -> Request<Body> {
     let mut builder = Request::builder().method(method).uri("/whoami");
     for (name, value) in headers {
         builder = builder.header(*name, HeaderValue::from_str(value).unwrap());
@@ -173,22 +200,22 @@ pub fn request(method: &str, headers: &[(&str, &str)]) -> Request<Body> {
     builder.body(Body::empty()).unwrap()
 }
 
-pub fn bearer(token: &str) -> Request<Body> {
+pub(crate) fn bearer(token: &str) -> Request<Body> {
     get_with(&[("authorization", &format!("Bearer {token}"))])
 }
 
 /// A JWKS endpoint on 127.0.0.1:0 that serves whatever set it is given, counts fetches and can
 /// be stopped.
-pub struct JwksServer {
-    pub addr: SocketAddr,
-    pub fetches: Arc<AtomicUsize>,
+pub(crate) struct JwksServer {
+    pub(crate) addr: SocketAddr,
+    pub(crate) fetches: Arc<AtomicUsize>,
     jwks: Arc<Mutex<(String, u64)>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl JwksServer {
-    pub async fn start(jwks: &JwkSet, max_age: u64) -> Self {
+    pub(crate) async fn start(jwks: &JwkSet, max_age: u64) -> Self {
         let body = String::from_utf8(jwks.to_json().unwrap()).unwrap();
         let state = Arc::new(Mutex::new((body, max_age)));
         let fetches = Arc::new(AtomicUsize::new(0));
@@ -225,23 +252,29 @@ impl JwksServer {
                 .await
                 .unwrap();
         });
-        Self { addr, fetches, jwks: state, shutdown: Some(tx), task: Some(task) }
+        Self {
+            addr,
+            fetches,
+            jwks: state,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/.well-known/jwks.json", self.addr)
     }
 
-    pub fn set(&self, jwks: &JwkSet) {
+    pub(crate) fn set(&self, jwks: &JwkSet) {
         self.jwks.lock().unwrap().0 = String::from_utf8(jwks.to_json().unwrap()).unwrap();
     }
 
-    pub fn fetches(&self) -> usize {
+    pub(crate) fn fetches(&self) -> usize {
         self.fetches.load(Ordering::SeqCst)
     }
 
     /// Stops accepting connections and closes the open ones.
-    pub async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -252,7 +285,7 @@ impl JwksServer {
 }
 
 /// Waits (real time, bounded) until `condition` holds.
-pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     for _ in 0..500 {
         if condition() {
             return;

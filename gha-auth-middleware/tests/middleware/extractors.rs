@@ -31,12 +31,22 @@ fn app(layer: gha_auth_middleware::AuthLayer) -> Router {
                 format!("{} {} {:?}", claims.sub, claims.tenant, claims.region)
             }),
         )
-        .route("/core-claims", get(|Claims(c): Claims<gha_auth::jwt::AccessClaims>| async move {
-            c.client_id
-        }))
-        .route("/tenant", get(|Tenant(tenant): Tenant| async move { tenant }))
-        .route("/read", get(|| async { "read" }).route_layer(require_scope("jobs:read")))
-        .route("/write", get(|| async { "write" }).route_layer(require_scope("jobs:write")))
+        .route(
+            "/core-claims",
+            get(|Claims(c): Claims<gha_auth::jwt::AccessClaims>| async move { c.client_id }),
+        )
+        .route(
+            "/tenant",
+            get(|Tenant(tenant): Tenant| async move { tenant }),
+        )
+        .route(
+            "/read",
+            get(|| async { "read" }).route_layer(require_scope("jobs:read")),
+        )
+        .route(
+            "/write",
+            get(|| async { "write" }).route_layer(require_scope("jobs:write")),
+        )
         .route(
             "/either",
             get(|| async { "either" })
@@ -44,8 +54,12 @@ fn app(layer: gha_auth_middleware::AuthLayer) -> Router {
         )
         .route(
             "/acme-dispatch",
-            get(|| async { "dispatch" })
-                .route_layer(Requirement::scope("jobs:read").and_role("dispatcher").and_tenant("acme").layer()),
+            get(|| async { "dispatch" }).route_layer(
+                Requirement::scope("jobs:read")
+                    .and_role("dispatcher")
+                    .and_tenant("acme")
+                    .layer(),
+            ),
         )
         .route(
             "/in-handler",
@@ -101,7 +115,10 @@ async fn scope_role_and_tenant_guards_compose_per_route() {
     call(&router, at("/read", Some(&reader))).await.assert_ok();
     let answer = call(&router, at("/write", Some(&reader))).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
-    assert_eq!(answer.challenges(), [r#"Bearer error="insufficient_scope", scope="jobs:write""#]);
+    assert_eq!(
+        answer.challenges(),
+        [r#"Bearer error="insufficient_scope", scope="jobs:write""#]
+    );
     assert_eq!(answer.body, r#"{"error":"insufficient_scope"}"#);
     let answer = call(&router, at("/either", Some(&reader))).await;
     assert_eq!(
@@ -111,18 +128,33 @@ async fn scope_role_and_tenant_guards_compose_per_route() {
             r#"Bearer error="insufficient_scope", scope="jobs:admin""#
         ]
     );
-    assert_eq!(call(&router, at("/acme-dispatch", Some(&reader))).await.status, StatusCode::FORBIDDEN);
-    call(&router, at("/acme-dispatch", Some(&dispatcher))).await.assert_ok();
     assert_eq!(
-        call(&router, at("/acme-dispatch", Some(&other_dispatcher))).await.status,
+        call(&router, at("/acme-dispatch", Some(&reader)))
+            .await
+            .status,
         StatusCode::FORBIDDEN
     );
-    assert_eq!(call(&router, at("/tenant", Some(&reader))).await.body, "acme");
+    call(&router, at("/acme-dispatch", Some(&dispatcher)))
+        .await
+        .assert_ok();
+    assert_eq!(
+        call(&router, at("/acme-dispatch", Some(&other_dispatcher)))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(&router, at("/tenant", Some(&reader))).await.body,
+        "acme"
+    );
     let answer = call(&router, at("/tenant", Some(&authority.token()))).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     let answer = call(&router, at("/in-handler", Some(&reader))).await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
-    assert_eq!(answer.challenges(), [r#"Bearer error="insufficient_scope", scope="jobs:write""#]);
+    assert_eq!(
+        answer.challenges(),
+        [r#"Bearer error="insufficient_scope", scope="jobs:write""#]
+    );
 }
 
 #[tokio::test]
@@ -132,25 +164,37 @@ async fn optional_authentication_lets_anonymous_callers_in_but_not_bad_tokens() 
     let router = Router::new()
         .route(
             "/",
-            get(|OptionalPrincipal(principal): OptionalPrincipal| async move {
-                principal.map_or("anonymous".to_owned(), |p| p.subject().to_owned())
-            }),
+            get(
+                |OptionalPrincipal(principal): OptionalPrincipal| async move {
+                    principal.map_or("anonymous".to_owned(), |p| p.subject().to_owned())
+                },
+            ),
         )
         .route(
             "/opt",
             get(|principal: Option<Principal>| async move { principal.is_some().to_string() }),
         )
-        .route("/guarded", get(|| async { "x" }).route_layer(require_scope("jobs:read")))
+        .route(
+            "/guarded",
+            get(|| async { "x" }).route_layer(require_scope("jobs:read")),
+        )
         .layer(layer.allow_anonymous());
     assert_eq!(call(&router, at("/", None)).await.body, "anonymous");
-    assert_eq!(call(&router, at("/", Some(&authority.token()))).await.body, "user-1");
+    assert_eq!(
+        call(&router, at("/", Some(&authority.token()))).await.body,
+        "user-1"
+    );
     assert_eq!(call(&router, at("/opt", None)).await.body, "false");
-    call(&router, at("/", Some("not.a.token"))).await.assert_invalid_token();
+    call(&router, at("/", Some("not.a.token")))
+        .await
+        .assert_invalid_token();
     // A guard on an anonymous request: 401 with a bare challenge.
     let answer = call(&router, at("/guarded", None)).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert_eq!(answer.challenges(), ["Bearer"]);
-    call(&router, at("/guarded", Some(&authority.token()))).await.assert_ok();
+    call(&router, at("/guarded", Some(&authority.token())))
+        .await
+        .assert_ok();
 }
 
 /// Collects log output for the current thread.
@@ -189,8 +233,14 @@ async fn an_extractor_without_the_layer_fails_loudly() {
     let logs = Logs::default();
     let _guard = logs.capture();
     let router: Router = Router::new()
-        .route("/me", get(|principal: Principal| async move { principal.subject().to_owned() }))
-        .route("/guarded", get(|| async { "x" }).route_layer(require_scope("jobs:read")));
+        .route(
+            "/me",
+            get(|principal: Principal| async move { principal.subject().to_owned() }),
+        )
+        .route(
+            "/guarded",
+            get(|| async { "x" }).route_layer(require_scope("jobs:read")),
+        );
     for path in ["/me", "/guarded"] {
         let answer = call(&router, at(path, None)).await;
         assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
@@ -223,7 +273,10 @@ async fn secrets_never_reach_the_logs_or_bodies() {
     let text = logs.text();
     for token in [&good, &expired, &forged] {
         let signature = token.rsplit('.').next().unwrap();
-        assert!(!text.contains(signature), "a token reached the logs: {text}");
+        assert!(
+            !text.contains(signature),
+            "a token reached the logs: {text}"
+        );
         assert!(!bodies.contains(signature));
     }
     assert!(text.contains("request refused"), "{text}");
@@ -243,7 +296,10 @@ async fn health_check_reports_key_set_freshness() {
     assert_eq!(body["status"], "healthy");
     assert_eq!(body["checks"]["jwks"]["status"], "healthy");
     assert_eq!(body["checks"]["jwks"]["keys"], 1);
-    assert_eq!(call(&router, at("/x", None)).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        call(&router, at("/x", None)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[test]

@@ -34,7 +34,10 @@ async fn remote_layer(authority: &Authority, server: &JwksServer) -> AuthLayer {
         .clock(authority.clock.shared())
         .build()
         .unwrap();
-    assert!(layer.wait_ready(Duration::from_secs(5)).await, "initial JWKS fetch");
+    assert!(
+        layer.wait_ready(Duration::from_secs(5)).await,
+        "initial JWKS fetch"
+    );
     layer
 }
 
@@ -53,7 +56,12 @@ async fn a_just_activated_key_is_accepted_after_the_scheduled_refresh() {
 
     // The authority publishes its next key (BRIEF §4: one cache lifetime before it signs).
     let next = SigningKey::generate(Algorithm::ES256).unwrap();
-    let both = JwkSet { keys: vec![authority.key.public_jwk().clone(), next.public_jwk().clone()] };
+    let both = JwkSet {
+        keys: vec![
+            authority.key.public_jwk().clone(),
+            next.public_jwk().clone(),
+        ],
+    };
     server.set(&both);
 
     // The background refresh runs on the clock: advance past max-age and it fetches.
@@ -62,9 +70,15 @@ async fn a_just_activated_key_is_accepted_after_the_scheduled_refresh() {
     eventually("new key installed", || jwks_keys(&layer) == Some(2)).await;
 
     // The next key activates: its tokens are accepted, the old key's too, no restart.
-    call(&router, bearer(&token_signed_by(&authority, &next))).await.assert_ok();
+    call(&router, bearer(&token_signed_by(&authority, &next)))
+        .await
+        .assert_ok();
     call(&router, bearer(&authority.token())).await.assert_ok();
-    assert_eq!(server.fetches(), 2, "no extra fetch for a key already known");
+    assert_eq!(
+        server.fetches(),
+        2,
+        "no extra fetch for a key already known"
+    );
 }
 
 #[tokio::test]
@@ -75,12 +89,17 @@ async fn a_key_activated_early_is_fetched_on_first_sight() {
 
     let next = SigningKey::generate(Algorithm::EdDSA).unwrap();
     server.set(&JwkSet {
-        keys: vec![authority.key.public_jwk().clone(), next.public_jwk().clone()],
+        keys: vec![
+            authority.key.public_jwk().clone(),
+            next.public_jwk().clone(),
+        ],
     });
     // Past the cooldown but long before max-age: the unknown kid triggers one refetch, and the
     // very request that carried it is accepted.
     authority.clock.advance(TimeDelta::seconds(31));
-    call(&router, bearer(&token_signed_by(&authority, &next))).await.assert_ok();
+    call(&router, bearer(&token_signed_by(&authority, &next)))
+        .await
+        .assert_ok();
     assert_eq!(server.fetches(), 2);
 }
 
@@ -95,12 +114,16 @@ async fn a_removed_key_stops_working_even_for_cached_tokens() {
 
     // Emergency rotation: the authority drops the key at once.
     let replacement = SigningKey::generate(Algorithm::ES256).unwrap();
-    server.set(&JwkSet { keys: vec![replacement.public_jwk().clone()] });
+    server.set(&JwkSet {
+        keys: vec![replacement.public_jwk().clone()],
+    });
     authority.clock.advance(TimeDelta::seconds(61));
     eventually("refresh", || server.fetches() == 2).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     call(&router, bearer(&token)).await.assert_invalid_token();
-    call(&router, bearer(&token_signed_by(&authority, &replacement))).await.assert_ok();
+    call(&router, bearer(&token_signed_by(&authority, &replacement)))
+        .await
+        .assert_ok();
 }
 
 fn random_kid(i: usize) -> String {
@@ -159,7 +182,12 @@ async fn valid_tokens_are_accepted_while_the_authority_is_down_within_the_stale_
     // Freshness (60 s) ends; the refresh fails; the keys stay in use for max_stale (600 s).
     authority.clock.advance(TimeDelta::seconds(61));
     eventually("a failed refresh", || {
-        layer.key_source().unwrap().health(authority.clock.now()).details.contains_key("consecutive_failures")
+        layer
+            .key_source()
+            .unwrap()
+            .health(authority.clock.now())
+            .details
+            .contains_key("consecutive_failures")
     })
     .await;
     let health = layer.key_source().unwrap().health(authority.clock.now());
@@ -187,9 +215,15 @@ async fn an_authority_that_never_answered_means_401_not_500() {
     let authority = Authority::new();
     // A port nothing listens on.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap());
+    let url = format!(
+        "http://{}/.well-known/jwks.json",
+        listener.local_addr().unwrap()
+    );
     drop(listener);
-    let jwks = RemoteJwks::builder(url).clock(authority.clock.shared()).build().unwrap();
+    let jwks = RemoteJwks::builder(url)
+        .clock(authority.clock.shared())
+        .build()
+        .unwrap();
     let layer = AuthLayer::builder()
         .issuer(ISSUER)
         .audience(AUDIENCE)
@@ -209,7 +243,10 @@ async fn unknown_key_types_in_the_jwks_are_skipped() {
     let mut set = serde_json::to_value(authority.jwks()).unwrap();
     let keys = set["keys"].as_array_mut().unwrap();
     keys.insert(0, json!({ "kty": "oct", "k": "c2VjcmV0", "kid": "hmac" }));
-    keys.insert(0, json!({ "kty": "PQC", "kid": "from-the-future", "alg": "ML-DSA-65" }));
+    keys.insert(
+        0,
+        json!({ "kty": "PQC", "kid": "from-the-future", "alg": "ML-DSA-65" }),
+    );
     keys.push(json!({ "kty": "RSA", "n": "AQAB", "e": "AQAB", "alg": "RSA-OAEP", "use": "enc" }));
     let set: JwkSet = serde_json::from_value(set).unwrap();
     let server = JwksServer::start(&set, 300).await;

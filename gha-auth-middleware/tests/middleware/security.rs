@@ -39,12 +39,26 @@ async fn no_credentials_get_a_bare_bearer_challenge() {
 async fn alg_none_is_refused() {
     let authority = Authority::new();
     for alg in ["none", "None", "NONE"] {
-        let token = forge(&header(alg, authority.key.kid()), &payload(&authority), None, None);
-        call(&protected(authority.layer()), bearer(&token)).await.assert_invalid_token();
+        let token = forge(
+            &header(alg, authority.key.kid()),
+            &payload(&authority),
+            None,
+            None,
+        );
+        call(&protected(authority.layer()), bearer(&token))
+            .await
+            .assert_invalid_token();
     }
     // Also with the signature segment dropped entirely ("a.b.").
-    let token = forge(&header("none", authority.key.kid()), &payload(&authority), None, Some(b""));
-    call(&protected(authority.layer()), bearer(&token)).await.assert_invalid_token();
+    let token = forge(
+        &header("none", authority.key.kid()),
+        &payload(&authority),
+        None,
+        Some(b""),
+    );
+    call(&protected(authority.layer()), bearer(&token))
+        .await
+        .assert_invalid_token();
 }
 
 #[tokio::test]
@@ -55,7 +69,11 @@ async fn hs256_signed_with_the_public_key_is_refused() {
     let jwk_json = serde_json::to_string(authority.key.public_jwk()).unwrap();
     let n = authority.key.public_jwk().n.clone().unwrap();
     let router = protected(authority.layer());
-    for secret in [jwk_json.as_bytes(), n.as_bytes(), &URL_SAFE_NO_PAD.decode(&n).unwrap()] {
+    for secret in [
+        jwk_json.as_bytes(),
+        n.as_bytes(),
+        &URL_SAFE_NO_PAD.decode(&n).unwrap(),
+    ] {
         let head = header("HS256", authority.key.kid());
         let body = payload(&authority);
         let input = format!(
@@ -76,11 +94,20 @@ async fn a_token_signed_by_an_unknown_key_is_refused() {
     let stranger = SigningKey::generate(Algorithm::ES256).unwrap();
     let router = protected(authority.layer());
     // Its own kid: unknown to the layer.
-    let token = forge(&header("ES256", stranger.kid()), &payload(&authority), Some(&stranger), None);
+    let token = forge(
+        &header("ES256", stranger.kid()),
+        &payload(&authority),
+        Some(&stranger),
+        None,
+    );
     call(&router, bearer(&token)).await.assert_invalid_token();
     // The trusted key's kid, the stranger's signature.
-    let token =
-        forge(&header("ES256", authority.key.kid()), &payload(&authority), Some(&stranger), None);
+    let token = forge(
+        &header("ES256", authority.key.kid()),
+        &payload(&authority),
+        Some(&stranger),
+        None,
+    );
     call(&router, bearer(&token)).await.assert_invalid_token();
 }
 
@@ -92,7 +119,9 @@ async fn an_embedded_jwk_header_is_ignored() {
         let mut head = header("ES256", kid);
         head["jwk"] = serde_json::to_value(attacker.public_jwk()).unwrap();
         let token = forge(&head, &payload(&authority), Some(&attacker), None);
-        call(&protected(authority.layer()), bearer(&token)).await.assert_invalid_token();
+        call(&protected(authority.layer()), bearer(&token))
+            .await
+            .assert_invalid_token();
     }
 }
 
@@ -100,13 +129,21 @@ async fn an_embedded_jwk_header_is_ignored() {
 async fn an_embedded_jku_header_is_ignored_and_never_fetched() {
     let authority = Authority::new();
     let attacker = SigningKey::generate(Algorithm::ES256).unwrap();
-    let attacker_jwks = gha_auth::keys::JwkSet { keys: vec![attacker.public_jwk().clone()] };
+    let attacker_jwks = gha_auth::keys::JwkSet {
+        keys: vec![attacker.public_jwk().clone()],
+    };
     let server = JwksServer::start(&attacker_jwks, 300).await;
     let mut head = header("ES256", attacker.kid());
     head["jku"] = server.url().into();
     let token = forge(&head, &payload(&authority), Some(&attacker), None);
-    call(&protected(authority.layer()), bearer(&token)).await.assert_invalid_token();
-    assert_eq!(server.fetches(), 0, "the layer must never fetch a URL named by a token");
+    call(&protected(authority.layer()), bearer(&token))
+        .await
+        .assert_invalid_token();
+    assert_eq!(
+        server.fetches(),
+        0,
+        "the layer must never fetch a URL named by a token"
+    );
 }
 
 #[tokio::test]
@@ -117,15 +154,29 @@ async fn an_embedded_x5u_header_is_ignored() {
     head["x5u"] = "https://attacker.example/cert.pem".into();
     head["x5c"] = json!(["MIIBszCCAVmgAwIBAgIU"]);
     let token = forge(&head, &payload(&authority), Some(&attacker), None);
-    call(&protected(authority.layer()), bearer(&token)).await.assert_invalid_token();
+    call(&protected(authority.layer()), bearer(&token))
+        .await
+        .assert_invalid_token();
 }
 
 #[tokio::test]
 async fn a_kid_with_path_traversal_is_refused() {
     let authority = Authority::new();
-    for kid in ["../../../../etc/passwd", "..%2F..%2Fkeys", "/dev/null", "keys/../active"] {
-        let token = forge(&header("ES256", kid), &payload(&authority), Some(&authority.key), None);
-        call(&protected(authority.layer()), bearer(&token)).await.assert_invalid_token();
+    for kid in [
+        "../../../../etc/passwd",
+        "..%2F..%2Fkeys",
+        "/dev/null",
+        "keys/../active",
+    ] {
+        let token = forge(
+            &header("ES256", kid),
+            &payload(&authority),
+            Some(&authority.key),
+            None,
+        );
+        call(&protected(authority.layer()), bearer(&token))
+            .await
+            .assert_invalid_token();
     }
 }
 
@@ -133,14 +184,30 @@ async fn a_kid_with_path_traversal_is_refused() {
 async fn a_kid_with_injection_is_refused() {
     let authority = Authority::new();
     let long = "k".repeat(200);
-    for kid in ["' OR '1'='1", "x\"; DROP TABLE keys; --", "$(reboot)", "kid\u{0}", "", &long] {
-        let token = forge(&header("ES256", kid), &payload(&authority), Some(&authority.key), None);
-        call(&protected(authority.layer()), bearer(&token)).await.assert_invalid_token();
+    for kid in [
+        "' OR '1'='1",
+        "x\"; DROP TABLE keys; --",
+        "$(reboot)",
+        "kid\u{0}",
+        "",
+        &long,
+    ] {
+        let token = forge(
+            &header("ES256", kid),
+            &payload(&authority),
+            Some(&authority.key),
+            None,
+        );
+        call(&protected(authority.layer()), bearer(&token))
+            .await
+            .assert_invalid_token();
     }
     // A kid that is not a string at all.
     let head = json!({ "alg": "ES256", "typ": "at+jwt", "kid": { "$ne": null } });
     let token = forge(&head, &payload(&authority), Some(&authority.key), None);
-    call(&protected(authority.layer()), bearer(&token)).await.assert_invalid_token();
+    call(&protected(authority.layer()), bearer(&token))
+        .await
+        .assert_invalid_token();
 }
 
 #[tokio::test]
@@ -150,7 +217,9 @@ async fn an_ecdsa_signature_with_r_and_s_zero_is_refused() {
     let head = header("ES256", authority.key.kid());
     for signature in [vec![0u8; 64], vec![0u8; 0], vec![0u8; 8]] {
         let token = forge(&head, &payload(&authority), None, Some(&signature));
-        call(&protected(authority.layer()), bearer(&token)).await.assert_invalid_token();
+        call(&protected(authority.layer()), bearer(&token))
+            .await
+            .assert_invalid_token();
     }
 }
 
@@ -161,7 +230,9 @@ async fn an_expired_token_is_refused() {
     let router = protected(authority.layer());
     call(&router, bearer(&token)).await.assert_ok();
     // Past exp plus the 60 s leeway: refused, also when it was cached while valid.
-    authority.clock.advance(TimeDelta::minutes(10) + TimeDelta::seconds(61));
+    authority
+        .clock
+        .advance(TimeDelta::minutes(10) + TimeDelta::seconds(61));
     call(&router, bearer(&token)).await.assert_invalid_token();
     // A token first seen after its expiry.
     let now = authority.clock.unix_seconds();
@@ -194,7 +265,9 @@ async fn a_token_issued_in_the_future_is_refused() {
         c.nbf = None;
         c.exp = now + 720;
     });
-    call(&protected(authority.layer()), bearer(&token)).await.assert_invalid_token();
+    call(&protected(authority.layer()), bearer(&token))
+        .await
+        .assert_invalid_token();
 }
 
 #[tokio::test]
@@ -207,7 +280,12 @@ async fn a_wrong_issuer_is_refused() {
     }
     let mut claims = payload(&authority);
     claims.as_object_mut().unwrap().remove("iss");
-    let token = forge(&header("ES256", authority.key.kid()), &claims, Some(&authority.key), None);
+    let token = forge(
+        &header("ES256", authority.key.kid()),
+        &claims,
+        Some(&authority.key),
+        None,
+    );
     call(&router, bearer(&token)).await.assert_invalid_token();
 }
 
@@ -219,7 +297,12 @@ async fn a_wrong_audience_is_refused() {
     call(&router, bearer(&token)).await.assert_invalid_token();
     let mut claims = payload(&authority);
     claims.as_object_mut().unwrap().remove("aud");
-    let token = forge(&header("ES256", authority.key.kid()), &claims, Some(&authority.key), None);
+    let token = forge(
+        &header("ES256", authority.key.kid()),
+        &claims,
+        Some(&authority.key),
+        None,
+    );
     call(&router, bearer(&token)).await.assert_invalid_token();
 }
 
@@ -246,7 +329,9 @@ async fn a_critical_header_is_refused() {
     let mut head = header("ES256", authority.key.kid());
     head["crit"] = json!(["exp"]);
     let token = forge(&head, &payload(&authority), Some(&authority.key), None);
-    call(&protected(authority.layer()), bearer(&token)).await.assert_invalid_token();
+    call(&protected(authority.layer()), bearer(&token))
+        .await
+        .assert_invalid_token();
 }
 
 #[tokio::test]
@@ -258,7 +343,10 @@ async fn an_oversized_token_is_refused() {
     assert!(token.len() > 8192);
     let answer = call(&protected(authority.layer()), bearer(&token)).await;
     answer.assert_invalid_token();
-    assert_eq!(answer.error.unwrap().reason(), "token larger than the size cap");
+    assert_eq!(
+        answer.error.unwrap().reason(),
+        "token larger than the size cap"
+    );
 }
 
 #[tokio::test]
@@ -295,8 +383,14 @@ async fn malformed_authorization_headers_are_refused() {
     for headers in [
         vec![("authorization", "Bearer".to_owned())],
         vec![("authorization", "Bearer    ".to_owned())],
-        vec![("authorization", format!("Bearer {token}")), ("authorization", format!("Bearer {token}"))],
-        vec![("authorization", format!("Bearer {token}")), ("x-api-key", "ghal_x".to_owned())],
+        vec![
+            ("authorization", format!("Bearer {token}")),
+            ("authorization", format!("Bearer {token}")),
+        ],
+        vec![
+            ("authorization", format!("Bearer {token}")),
+            ("x-api-key", "ghal_x".to_owned()),
+        ],
     ] {
         let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         let answer = call(&router, get_with(&pairs)).await;
@@ -310,11 +404,22 @@ async fn malformed_authorization_headers_are_refused() {
         assert_eq!(answer.challenges(), [r#"Bearer error="invalid_request""#]);
     }
     // Bad characters in the token itself: an invalid token.
-    for value in ["Bearer a b c", "Bearer \"quoted\"", "Bearer t\u{e9}st", "Bearer a,b"] {
-        call(&router, get_with(&[("authorization", value)])).await.assert_invalid_token();
+    for value in [
+        "Bearer a b c",
+        "Bearer \"quoted\"",
+        "Bearer t\u{e9}st",
+        "Bearer a,b",
+    ] {
+        call(&router, get_with(&[("authorization", value)]))
+            .await
+            .assert_invalid_token();
     }
     // Another scheme is not ours: no credentials.
-    let answer = call(&router, get_with(&[("authorization", "Basic dXNlcjpwYXNz")])).await;
+    let answer = call(
+        &router,
+        get_with(&[("authorization", "Basic dXNlcjpwYXNz")]),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert_eq!(answer.challenges(), ["Bearer"]);
 }
@@ -327,26 +432,34 @@ async fn a_revoked_token_is_refused() {
     let claims = authority.claims();
     let token = authority.sign(&claims);
     call(&router, bearer(&token)).await.assert_ok(); // now cached
-    layer
-        .revocations()
-        .revoke_jti(&claims.jti, DateTime::from_timestamp(claims.exp, 0).unwrap());
+    layer.revocations().revoke_jti(
+        &claims.jti,
+        DateTime::from_timestamp(claims.exp, 0).unwrap(),
+    );
     let answer = call(&router, bearer(&token)).await;
     answer.assert_invalid_token();
-    assert_eq!(answer.error.unwrap().kind(), gha_auth_middleware::AuthErrorKind::RevokedToken);
+    assert_eq!(
+        answer.error.unwrap().kind(),
+        gha_auth_middleware::AuthErrorKind::RevokedToken
+    );
 
     // First sight of a token whose subject was revoked before it was issued... is fine; one
     // issued before the not-before time is refused, cached or not.
     let older = authority.token_with(|c| c.sub = "user-2".into());
     call(&router, bearer(&older)).await.assert_ok();
     authority.clock.advance(TimeDelta::seconds(5));
-    layer.revocations().revoke_subject_before("user-2", authority.clock.now());
+    layer
+        .revocations()
+        .revoke_subject_before("user-2", authority.clock.now());
     call(&router, bearer(&older)).await.assert_invalid_token();
     let never_seen = authority.token_with(|c| {
         c.sub = "user-2".into();
         c.iat -= 10;
         c.nbf = Some(c.iat);
     });
-    call(&router, bearer(&never_seen)).await.assert_invalid_token();
+    call(&router, bearer(&never_seen))
+        .await
+        .assert_invalid_token();
     let newer = authority.token_with(|c| c.sub = "user-2".into());
     call(&router, bearer(&newer)).await.assert_ok();
 }
@@ -355,6 +468,8 @@ async fn a_revoked_token_is_refused() {
 async fn each_algorithm_round_trips_through_the_layer() {
     for alg in Algorithm::ALL {
         let authority = Authority::with_alg(alg);
-        call(&protected(authority.layer()), bearer(&authority.token())).await.assert_ok();
+        call(&protected(authority.layer()), bearer(&authority.token()))
+            .await
+            .assert_ok();
     }
 }

@@ -138,7 +138,10 @@ impl AuditEvent {
 
 /// Untrusted text made safe for the log: control characters replaced, at most 128 characters.
 pub fn clean(text: &str) -> String {
-    text.chars().take(128).map(|c| if c.is_control() { '?' } else { c }).collect()
+    text.chars()
+        .take(128)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// Appending to the audit log failed.
@@ -166,7 +169,11 @@ pub struct AuditLog {
 impl AuditLog {
     /// A log writing to `store`, timestamped by `clock`.
     pub fn new(store: Store, clock: SharedClock) -> Self {
-        Self { store, clock, write: Mutex::new(()) }
+        Self {
+            store,
+            clock,
+            write: Mutex::new(()),
+        }
     }
 
     /// Appends `event` at the head of the chain and emits its log line. Several processes may
@@ -207,8 +214,10 @@ impl AuditLog {
                 return Ok(row);
             }
             // Someone else appended first; back off a little and retry.
-            tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt.min(10)) * 2))
-                .await;
+            tokio::time::sleep(std::time::Duration::from_millis(
+                u64::from(attempt.min(10)) * 2,
+            ))
+            .await;
         }
         Err(AuditError::Contended(MAX_ATTEMPTS))
     }

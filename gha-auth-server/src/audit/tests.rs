@@ -11,8 +11,13 @@ async fn store_with_events(n: usize) -> (tempfile::TempDir, Store) {
     let log = AuditLog::new(store.clone(), ManualClock::at_unix(1_700_000_000).shared());
     for i in 0..n {
         log.record(
-            AuditEvent::new(AuditKind::ClientCreated, "cli", &format!("svc-{i}"), Outcome::Success)
-                .detail("grants", "client_credentials"),
+            AuditEvent::new(
+                AuditKind::ClientCreated,
+                "cli",
+                &format!("svc-{i}"),
+                Outcome::Success,
+            )
+            .detail("grants", "client_credentials"),
         )
         .await
         .unwrap();
@@ -43,7 +48,10 @@ async fn an_empty_chain_verifies() {
 #[tokio::test]
 async fn a_changed_row_is_detected() {
     let (_dir, store) = store_with_events(4).await;
-    store.execute_raw_for_tests("UPDATE audit_events SET subject = 'mallory' WHERE seq = 2").await.unwrap();
+    store
+        .execute_raw_for_tests("UPDATE audit_events SET subject = 'mallory' WHERE seq = 2")
+        .await
+        .unwrap();
     let report = verify(&store).await.unwrap();
     assert_eq!(report.problems, vec![ChainProblem::Altered { seq: 2 }]);
 }
@@ -68,17 +76,39 @@ async fn a_changed_row_with_recomputed_hash_breaks_the_next_link() {
 #[tokio::test]
 async fn a_removed_row_is_detected() {
     let (_dir, store) = store_with_events(4).await;
-    store.execute_raw_for_tests("DELETE FROM audit_events WHERE seq = 2").await.unwrap();
+    store
+        .execute_raw_for_tests("DELETE FROM audit_events WHERE seq = 2")
+        .await
+        .unwrap();
     let report = verify(&store).await.unwrap();
     assert_eq!(
         report.problems,
-        vec![ChainProblem::Missing { expected: 2, found: 3 }, ChainProblem::BrokenLink { seq: 3 }]
+        vec![
+            ChainProblem::Missing {
+                expected: 2,
+                found: 3
+            },
+            ChainProblem::BrokenLink { seq: 3 }
+        ]
     );
     // Renumbering the rest to hide the gap does not help.
-    store.execute_raw_for_tests("UPDATE audit_events SET seq = seq - 1 WHERE seq > 2").await.unwrap();
+    store
+        .execute_raw_for_tests("UPDATE audit_events SET seq = seq - 1 WHERE seq > 2")
+        .await
+        .unwrap();
     let report = verify(&store).await.unwrap();
-    assert!(report.problems.contains(&ChainProblem::BrokenLink { seq: 2 }), "{:?}", report.problems);
-    assert!(report.problems.contains(&ChainProblem::Altered { seq: 2 }), "{:?}", report.problems);
+    assert!(
+        report
+            .problems
+            .contains(&ChainProblem::BrokenLink { seq: 2 }),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        report.problems.contains(&ChainProblem::Altered { seq: 2 }),
+        "{:?}",
+        report.problems
+    );
 }
 
 #[tokio::test]
@@ -92,9 +122,23 @@ async fn reordered_rows_are_detected() {
         store.execute_raw_for_tests(sql).await.unwrap();
     }
     let report = verify(&store).await.unwrap();
-    assert!(report.problems.contains(&ChainProblem::Altered { seq: 2 }), "{:?}", report.problems);
-    assert!(report.problems.contains(&ChainProblem::Altered { seq: 3 }), "{:?}", report.problems);
-    assert!(report.problems.contains(&ChainProblem::BrokenLink { seq: 2 }), "{:?}", report.problems);
+    assert!(
+        report.problems.contains(&ChainProblem::Altered { seq: 2 }),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        report.problems.contains(&ChainProblem::Altered { seq: 3 }),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        report
+            .problems
+            .contains(&ChainProblem::BrokenLink { seq: 2 }),
+        "{:?}",
+        report.problems
+    );
 }
 
 #[tokio::test]

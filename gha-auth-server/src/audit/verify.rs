@@ -45,7 +45,9 @@ impl fmt::Display for ChainProblem {
                 f,
                 "row {seq} does not link to the row before it (rows removed, inserted or reordered)"
             ),
-            ChainProblem::Altered { seq } => write!(f, "row {seq} was changed after it was written"),
+            ChainProblem::Altered { seq } => {
+                write!(f, "row {seq} was changed after it was written")
+            }
         }
     }
 }
@@ -73,8 +75,12 @@ impl VerifyReport {
 
 /// Reads the whole chain in order and checks every link and hash.
 pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
-    let mut report =
-        VerifyReport { rows: 0, head_seq: None, head_hash: None, problems: Vec::new() };
+    let mut report = VerifyReport {
+        rows: 0,
+        head_seq: None,
+        head_hash: None,
+        problems: Vec::new(),
+    };
     let mut expected_seq = 1;
     let mut prev_hash = GENESIS_HASH.to_owned();
     let mut after = 0;
@@ -87,10 +93,15 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
         for row in rows {
             report.rows += 1;
             if row.seq != expected_seq {
-                report.problems.push(ChainProblem::Missing { expected: expected_seq, found: row.seq });
+                report.problems.push(ChainProblem::Missing {
+                    expected: expected_seq,
+                    found: row.seq,
+                });
             }
             if row.prev_hash != prev_hash {
-                report.problems.push(ChainProblem::BrokenLink { seq: row.seq });
+                report
+                    .problems
+                    .push(ChainProblem::BrokenLink { seq: row.seq });
             }
             if row_hash(&row) != row.hash {
                 report.problems.push(ChainProblem::Altered { seq: row.seq });

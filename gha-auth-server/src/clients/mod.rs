@@ -90,7 +90,10 @@ pub struct ClientRegistration {
 impl ClientRegistration {
     /// A registration for `id` with nothing allowed yet.
     pub fn new(id: impl Into<String>) -> Self {
-        Self { id: id.into(), ..Self::default() }
+        Self {
+            id: id.into(),
+            ..Self::default()
+        }
     }
 
     /// Allows `grant`.
@@ -156,10 +159,10 @@ impl ClientRegistration {
                 "client id must be 1-{MAX_CLIENT_ID_LEN} characters of A-Z a-z 0-9 . _ ~ -"
             ));
         }
-        if let Some(tenant) = &self.tenant {
-            if !is_valid_client_id(tenant) {
-                return invalid("tenant must be 1-128 characters of A-Z a-z 0-9 . _ ~ -".into());
-            }
+        if let Some(tenant) = &self.tenant
+            && !is_valid_client_id(tenant)
+        {
+            return invalid("tenant must be 1-128 characters of A-Z a-z 0-9 . _ ~ -".into());
         }
         if self.grants.is_empty() {
             return invalid("at least one --grant is required".into());
@@ -176,13 +179,13 @@ impl ClientRegistration {
         if self.audiences.is_empty() {
             return invalid("at least one --audience is required".into());
         }
-        if let Some(lifetime) = self.token_lifetime {
-            if lifetime <= TimeDelta::zero() || lifetime > max_lifetime {
-                return invalid(format!(
-                    "token lifetime must be between 1s and tokens.max_lifetime ({}s)",
-                    max_lifetime.num_seconds()
-                ));
-            }
+        if let Some(lifetime) = self.token_lifetime
+            && (lifetime <= TimeDelta::zero() || lifetime > max_lifetime)
+        {
+            return invalid(format!(
+                "token lifetime must be between 1s and tokens.max_lifetime ({}s)",
+                max_lifetime.num_seconds()
+            ));
         }
         if self.public {
             if self.grants.contains(&GrantType::ClientCredentials) {
@@ -249,7 +252,13 @@ impl ClientRegistry {
         clock: SharedClock,
         max_lifetime: TimeDelta,
     ) -> Self {
-        Self { store, pepper, audit, clock, max_lifetime }
+        Self {
+            store,
+            pepper,
+            audit,
+            clock,
+            max_lifetime,
+        }
     }
 
     /// Registers a client. Returns it and, for a client that authenticates with a secret, the
@@ -268,7 +277,11 @@ impl ClientRegistry {
         let row = NewClientRow {
             id: registration.id.clone(),
             tenant: registration.tenant.clone(),
-            grants: registration.grants.iter().map(|g| g.as_str().to_owned()).collect(),
+            grants: registration
+                .grants
+                .iter()
+                .map(|g| g.as_str().to_owned())
+                .collect(),
             scopes: registration.scopes.clone(),
             audiences: registration.audiences.clone(),
             token_lifetime_secs: registration.token_lifetime.map(|d| d.num_seconds()),
@@ -282,12 +295,17 @@ impl ClientRegistry {
         let client = self.get(&registration.id).await?;
         self.audit
             .record_or_log(
-                AuditEvent::new(AuditKind::ClientCreated, actor, &client.id, Outcome::Success)
-                    .detail("grants", join(&client.grants))
-                    .detail("scopes", client.scopes.join(" "))
-                    .detail("audiences", client.audiences.join(" "))
-                    .detail("tenant", client.tenant.clone().unwrap_or_default())
-                    .detail("auth_method", format!("{:?}", client.auth_method)),
+                AuditEvent::new(
+                    AuditKind::ClientCreated,
+                    actor,
+                    &client.id,
+                    Outcome::Success,
+                )
+                .detail("grants", join(&client.grants))
+                .detail("scopes", client.scopes.join(" "))
+                .detail("audiences", client.audiences.join(" "))
+                .detail("tenant", client.tenant.clone().unwrap_or_default())
+                .detail("auth_method", format!("{:?}", client.auth_method)),
             )
             .await;
         Ok((client, secret.map(IssuedSecret)))
@@ -301,7 +319,9 @@ impl ClientRegistry {
         actor: &str,
     ) -> Result<IssuedSecret, ClientError> {
         if grace < TimeDelta::zero() || grace > TimeDelta::days(30) {
-            return Err(ClientError::Invalid("grace must be between 0s and 30d".into()));
+            return Err(ClientError::Invalid(
+                "grace must be between 0s and 30d".into(),
+            ));
         }
         let client = self.get(id).await?;
         if client.auth_method != AuthMethod::ClientSecret {
@@ -309,7 +329,8 @@ impl ClientRegistry {
                 "client {id:?} does not authenticate with a secret"
             )));
         }
-        let secret = ApiKey::generate(SecretKind::ClientSecret).map_err(|_| ClientError::Randomness)?;
+        let secret =
+            ApiKey::generate(SecretKind::ClientSecret).map_err(|_| ClientError::Randomness)?;
         let now = self.clock.unix_seconds();
         let grace_until = now + grace.num_seconds();
         self.store
@@ -329,16 +350,25 @@ impl ClientRegistry {
 
     /// Disables a client: it can no longer authenticate.
     pub async fn disable(&self, id: &str, actor: &str) -> Result<(), ClientError> {
-        self.store.set_client_disabled(id, true, self.clock.unix_seconds()).await?;
+        self.store
+            .set_client_disabled(id, true, self.clock.unix_seconds())
+            .await?;
         self.audit
-            .record_or_log(AuditEvent::new(AuditKind::ClientDisabled, actor, id, Outcome::Success))
+            .record_or_log(AuditEvent::new(
+                AuditKind::ClientDisabled,
+                actor,
+                id,
+                Outcome::Success,
+            ))
             .await;
         Ok(())
     }
 
     /// The client with this id.
     pub async fn get(&self, id: &str) -> Result<Client, ClientError> {
-        self.find(id).await?.ok_or_else(|| ClientError::NotFound(id.to_owned()))
+        self.find(id)
+            .await?
+            .ok_or_else(|| ClientError::NotFound(id.to_owned()))
     }
 
     /// The client with this id, if any.
@@ -351,7 +381,12 @@ impl ClientRegistry {
 
     /// Every client, by id.
     pub async fn list(&self) -> Result<Vec<Client>, ClientError> {
-        self.store.clients().await?.into_iter().map(Client::from_row).collect()
+        self.store
+            .clients()
+            .await?
+            .into_iter()
+            .map(Client::from_row)
+            .collect()
     }
 
     /// The pepper secrets are hashed under.
@@ -361,7 +396,11 @@ impl ClientRegistry {
 }
 
 fn join(grants: &[GrantType]) -> String {
-    grants.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" ")
+    grants
+        .iter()
+        .map(|g| g.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

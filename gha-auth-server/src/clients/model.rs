@@ -18,14 +18,18 @@ pub const MAX_CLIENT_ID_LEN: usize = 128;
 pub fn is_valid_client_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_CLIENT_ID_LEN
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
 }
 
 /// Whether `scope` is a valid RFC 6749 §3.3 scope token.
 pub fn is_valid_scope(scope: &str) -> bool {
     !scope.is_empty()
         && scope.len() <= 128
-        && scope.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+        && scope
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
 /// Whether `audience` is acceptable: printable ASCII without spaces, at most 256 bytes.
@@ -33,8 +37,8 @@ pub fn is_valid_audience(audience: &str) -> bool {
     !audience.is_empty() && audience.len() <= 256 && audience.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// An OAuth grant type a client may be allowed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// An OAuth grant type a client may be allowed. Serialized as its wire value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum GrantType {
     /// `client_credentials` (RFC 6749 §4.4).
@@ -69,6 +73,12 @@ impl GrantType {
     /// The wire value, or `None` for an unknown grant.
     pub fn from_wire(value: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|g| g.as_str() == value)
+    }
+}
+
+impl Serialize for GrantType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -167,7 +177,9 @@ impl Client {
     pub fn secret_matches(&self, pepper: &Pepper, presented: &ApiKey, now: i64) -> bool {
         let hash = pepper.hash(presented);
         let current = self.secret_hash.is_some_and(|h| h == hash);
-        let previous = self.prev_secret.is_some_and(|(h, until)| (h == hash) & (now < until));
+        let previous = self
+            .prev_secret
+            .is_some_and(|(h, until)| (h == hash) & (now < until));
         current | previous
     }
 
@@ -188,9 +200,10 @@ impl Client {
             None => None,
         };
         let prev_secret = match (&row.prev_secret_hash, row.prev_secret_expires_at) {
-            (Some(hex), Some(until)) => {
-                Some((KeyedHash::from_hex(hex).ok_or_else(|| corrupt("bad secret hash"))?, until))
-            }
+            (Some(hex), Some(until)) => Some((
+                KeyedHash::from_hex(hex).ok_or_else(|| corrupt("bad secret hash"))?,
+                until,
+            )),
             _ => None,
         };
         let jwk = match &row.jwk {

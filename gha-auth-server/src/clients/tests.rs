@@ -12,9 +12,12 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!("sqlite://{}", dir.path().join("c.db").display()), 2)
-        .await
-        .unwrap();
+    let store = Store::open(
+        &format!("sqlite://{}", dir.path().join("c.db").display()),
+        2,
+    )
+    .await
+    .unwrap();
     let clock = ManualClock::at_unix(1_700_000_000);
     let audit = Arc::new(AuditLog::new(store.clone(), clock.shared()));
     let registry = ClientRegistry::new(
@@ -24,7 +27,12 @@ async fn fixture() -> Fixture {
         clock.shared(),
         TimeDelta::hours(1),
     );
-    Fixture { _dir: dir, registry, clock, store }
+    Fixture {
+        _dir: dir,
+        registry,
+        clock,
+        store,
+    }
 }
 
 fn service(id: &str) -> ClientRegistration {
@@ -61,7 +69,12 @@ async fn rotation_keeps_two_valid_secrets_until_the_grace_ends() {
     let f = fixture().await;
     let (_, old) = f.registry.register(service("svc"), "cli").await.unwrap();
     let old = parse(&old.unwrap());
-    let new = parse(&f.registry.rotate_secret("svc", TimeDelta::hours(24), "cli").await.unwrap());
+    let new = parse(
+        &f.registry
+            .rotate_secret("svc", TimeDelta::hours(24), "cli")
+            .await
+            .unwrap(),
+    );
     let client = f.registry.get("svc").await.unwrap();
     let pepper = f.registry.pepper();
     let now = f.clock.unix_seconds();
@@ -69,12 +82,19 @@ async fn rotation_keeps_two_valid_secrets_until_the_grace_ends() {
     assert!(client.secret_matches(pepper, &new, now));
     f.clock.advance(TimeDelta::hours(24));
     let now = f.clock.unix_seconds();
-    assert!(!client.secret_matches(pepper, &old, now), "old secret expires with the grace");
+    assert!(
+        !client.secret_matches(pepper, &old, now),
+        "old secret expires with the grace"
+    );
     assert!(client.secret_matches(pepper, &new, now));
 
     // A second rotation drops the oldest: never more than two valid secrets.
-    let newest =
-        parse(&f.registry.rotate_secret("svc", TimeDelta::hours(1), "cli").await.unwrap());
+    let newest = parse(
+        &f.registry
+            .rotate_secret("svc", TimeDelta::hours(1), "cli")
+            .await
+            .unwrap(),
+    );
     let client = f.registry.get("svc").await.unwrap();
     assert!(!client.secret_matches(pepper, &old, now));
     assert!(client.secret_matches(pepper, &new, now));
@@ -89,7 +109,10 @@ async fn disable_and_audit() {
     f.registry.register(service("svc"), "cli").await.unwrap();
     f.registry.disable("svc", "cli").await.unwrap();
     assert!(f.registry.get("svc").await.unwrap().disabled);
-    assert!(matches!(f.registry.disable("nope", "cli").await, Err(ClientError::NotFound(_))));
+    assert!(matches!(
+        f.registry.disable("nope", "cli").await,
+        Err(ClientError::NotFound(_))
+    ));
     let report = crate::audit::verify(&f.store).await.unwrap();
     assert!(report.ok());
     assert_eq!(report.rows, 2);
@@ -104,22 +127,48 @@ async fn invalid_registrations_are_refused_with_a_reason() {
     let cases: Vec<(ClientRegistration, &str)> = vec![
         (service("bad id"), "client id"),
         (service(""), "client id"),
-        (ClientRegistration::new("x").scope("a").audience("b"), "--grant"),
-        (service("x").scope("bad\"scope"), "invalid scope"),
-        (ClientRegistration::new("x").grant(GrantType::ClientCredentials), "--audience"),
-        (service("x").token_lifetime(TimeDelta::hours(2)), "lifetime"),
-        (service("x").public(true), "public client cannot use client_credentials"),
         (
-            ClientRegistration::new("x").grant(GrantType::Password).audience("a").public(true),
+            ClientRegistration::new("x").scope("a").audience("b"),
+            "--grant",
+        ),
+        (service("x").scope("bad\"scope"), "invalid scope"),
+        (
+            ClientRegistration::new("x").grant(GrantType::ClientCredentials),
+            "--audience",
+        ),
+        (service("x").token_lifetime(TimeDelta::hours(2)), "lifetime"),
+        (
+            service("x").public(true),
+            "public client cannot use client_credentials",
+        ),
+        (
+            ClientRegistration::new("x")
+                .grant(GrantType::Password)
+                .audience("a")
+                .public(true),
             "first-party",
         ),
-        (service("x").jwk(json!({"kty": "oct", "k": "c2VjcmV0"})), "private member"),
-        (service("x").jwk(json!({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA", "d": "AA"})), "private member"),
+        (
+            service("x").jwk(json!({"kty": "oct", "k": "c2VjcmV0"})),
+            "private member",
+        ),
+        (
+            service("x").jwk(json!({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA", "d": "AA"})),
+            "private member",
+        ),
         (service("x").jwk(json!("nope")), "JSON object"),
     ];
     for (registration, expected) in cases {
-        let err = f.registry.register(registration, "cli").await.unwrap_err().to_string();
-        assert!(err.contains(expected), "{err:?} should mention {expected:?}");
+        let err = f
+            .registry
+            .register(registration, "cli")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(expected),
+            "{err:?} should mention {expected:?}"
+        );
     }
     f.registry.register(service("dup"), "cli").await.unwrap();
     assert!(matches!(
@@ -140,13 +189,24 @@ async fn public_first_party_clients_have_no_secret() {
     let (client, secret) = f.registry.register(registration, "cli").await.unwrap();
     assert!(secret.is_none());
     assert_eq!(client.auth_method, AuthMethod::None);
-    assert!(f.registry.rotate_secret("mfs-app", TimeDelta::hours(1), "cli").await.is_err());
+    assert!(
+        f.registry
+            .rotate_secret("mfs-app", TimeDelta::hours(1), "cli")
+            .await
+            .is_err()
+    );
 }
 
 #[test]
 fn grant_names_parse() {
-    assert_eq!("client_credentials".parse::<GrantType>().unwrap(), GrantType::ClientCredentials);
-    assert_eq!("token-exchange".parse::<GrantType>().unwrap(), GrantType::TokenExchange);
+    assert_eq!(
+        "client_credentials".parse::<GrantType>().unwrap(),
+        GrantType::ClientCredentials
+    );
+    assert_eq!(
+        "token-exchange".parse::<GrantType>().unwrap(),
+        GrantType::TokenExchange
+    );
     assert_eq!(
         GrantType::from_wire("urn:ietf:params:oauth:grant-type:token-exchange"),
         Some(GrantType::TokenExchange)

@@ -57,7 +57,9 @@ impl From<TimeDelta> for Duration {
 
 /// A duration string that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {input:?}: expected e.g. \"90s\", \"10m\", \"24h\", \"30d\" or \"1h30m\"")]
+#[error(
+    "invalid duration {input:?}: expected e.g. \"90s\", \"10m\", \"24h\", \"30d\" or \"1h30m\""
+)]
 pub struct DurationParseError {
     input: String,
 }
@@ -66,13 +68,19 @@ impl FromStr for Duration {
     type Err = DurationParseError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let error = || DurationParseError { input: input.to_owned() };
+        let error = || DurationParseError {
+            input: input.to_owned(),
+        };
         let text = input.trim();
         if text.is_empty() {
             return Err(error());
         }
         if let Ok(secs) = text.parse::<i64>() {
-            return if secs >= 0 { Ok(Self::seconds(secs)) } else { Err(error()) };
+            return if secs >= 0 {
+                Ok(Self::seconds(secs))
+            } else {
+                Err(error())
+            };
         }
         let mut total: i64 = 0;
         let mut number: Option<i64> = None;
@@ -183,13 +191,26 @@ mod tests {
             ("0s", 0),
         ];
         for (input, secs) in cases {
-            assert_eq!(input.parse::<Duration>().unwrap().as_secs(), secs, "{input}");
+            assert_eq!(
+                input.parse::<Duration>().unwrap().as_secs(),
+                secs,
+                "{input}"
+            );
         }
     }
 
     #[test]
     fn rejects_garbage() {
-        for input in ["", "m", "10x", "1h30", "-5", "5 m", "99999999999999999999d", "40000d"] {
+        for input in [
+            "",
+            "m",
+            "10x",
+            "1h30",
+            "-5",
+            "5 m",
+            "99999999999999999999d",
+            "40000d",
+        ] {
             assert!(input.parse::<Duration>().is_err(), "{input}");
         }
     }
@@ -199,7 +220,11 @@ mod tests {
         assert_eq!(Duration::days(30).to_string(), "30d");
         assert_eq!(Duration::seconds(5400).to_string(), "1h30m");
         assert_eq!(Duration::seconds(0).to_string(), "0s");
-        for d in [Duration::seconds(1), Duration::seconds(86_461), Duration::minutes(15)] {
+        for d in [
+            Duration::seconds(1),
+            Duration::seconds(86_461),
+            Duration::minutes(15),
+        ] {
             assert_eq!(d.to_string().parse::<Duration>().unwrap(), d);
         }
     }

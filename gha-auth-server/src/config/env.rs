@@ -35,7 +35,10 @@ pub struct EnvVar {
 impl EnvVar {
     /// The variable's name, e.g. `GHA_AUTH_STORE_URL`.
     pub fn name(&self) -> String {
-        format!("{ENV_PREFIX}{}", self.path.replace(['.', '-'], "_").to_uppercase())
+        format!(
+            "{ENV_PREFIX}{}",
+            self.path.replace(['.', '-'], "_").to_uppercase()
+        )
     }
 }
 
@@ -127,8 +130,9 @@ fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) -> Result<(
             current.insert(part.to_owned(), value);
             return Ok(());
         }
-        let entry =
-            current.entry(part.to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = current
+            .entry(part.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         current = match entry {
             toml::Value::Table(inner) => inner,
             _ => return Err(format!("config key {part:?} is not a table")),

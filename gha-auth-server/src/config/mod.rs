@@ -113,7 +113,10 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { url: None, max_connections: 8 }
+        Self {
+            url: None,
+            max_connections: 8,
+        }
     }
 }
 
@@ -251,7 +254,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Json, level: "info".to_owned() }
+        Self {
+            format: LogFormat::Json,
+            level: "info".to_owned(),
+        }
     }
 }
 
@@ -274,7 +280,11 @@ impl Overrides {
         data_dir: Option<PathBuf>,
         issuer: Option<String>,
     ) -> Self {
-        Self { listen, data_dir, issuer }
+        Self {
+            listen,
+            data_dir,
+            issuer,
+        }
     }
 }
 
@@ -312,7 +322,11 @@ pub enum ConfigError {
 }
 
 fn format_problems(problems: &[ConfigProblem]) -> String {
-    problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl Config {
@@ -326,23 +340,26 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let mut table = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-                text.parse::<toml::Table>().map_err(|e| ConfigError::Parse {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_owned(),
-                    message: e.to_string(),
-                })?
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Parse {
+                        path: path.to_owned(),
+                        message: e.to_string(),
+                    })?
             }
             None => toml::Table::new(),
         };
         env::apply(&mut table, env)?;
         let mut config: Config =
-            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
-                ConfigError::Parse {
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
                     path: file.map_or_else(|| PathBuf::from("<environment>"), Path::to_owned),
                     message: e.to_string(),
-                }
-            })?;
+                })?;
         config.apply(overrides);
         Ok(config)
     }
@@ -387,7 +404,11 @@ impl Config {
     /// `Ok` when [`Config::problems`] is empty.
     pub fn check(&self) -> Result<(), ConfigError> {
         let problems = self.problems();
-        if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
     }
 
     /// The store URL in effect.
@@ -400,7 +421,10 @@ impl Config {
 
     /// The master key file in effect.
     pub fn master_key_path(&self) -> PathBuf {
-        self.keys.master_key_file.clone().unwrap_or_else(|| self.data_dir.join(MASTER_KEY_FILE))
+        self.keys
+            .master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(MASTER_KEY_FILE))
     }
 
     /// The issuer for a server bound to `bound` (the actual address, when listening on port 0).

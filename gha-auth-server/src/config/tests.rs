@@ -9,7 +9,10 @@ fn no_env() -> Vec<(String, String)> {
 }
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// The sample with its commented-out optional keys (`# key = value`) switched on.
@@ -18,10 +21,14 @@ fn sample_with_optional_keys() -> String {
         .lines()
         .map(|line| {
             let trimmed = line.trim_start_matches("# ");
-            let is_key = trimmed
-                .split_once(" = ")
-                .is_some_and(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
-            if line.starts_with("# ") && is_key { trimmed.to_owned() } else { line.to_owned() }
+            let is_key = trimmed.split_once(" = ").is_some_and(|(k, _)| {
+                !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            });
+            if line.starts_with("# ") && is_key {
+                trimmed.to_owned()
+            } else {
+                line.to_owned()
+            }
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -29,7 +36,11 @@ fn sample_with_optional_keys() -> String {
 
 fn leaf_paths(table: &toml::Table, prefix: &str, out: &mut BTreeSet<String>) {
     for (key, value) in table {
-        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
         match value {
             toml::Value::Table(inner) => leaf_paths(inner, &path, out),
             _ => {
@@ -65,13 +76,21 @@ fn every_sample_key_has_a_documented_environment_variable_and_back() {
     let vars: BTreeSet<String> = env_vars().iter().map(|v| v.path.to_owned()).collect();
     assert_eq!(paths, vars, "sample keys and environment variables differ");
     for var in env_vars() {
-        assert!(SAMPLE.contains(&format!("env: {}", var.name())), "{} undocumented", var.name());
+        assert!(
+            SAMPLE.contains(&format!("env: {}", var.name())),
+            "{} undocumented",
+            var.name()
+        );
     }
 }
 
 #[test]
 fn unknown_keys_are_rejected_at_every_level() {
-    for text in ["lisen = \"127.0.0.1:1\"", "[keys]\nrotation = \"1d\"", "[nope]\na = 1"] {
+    for text in [
+        "lisen = \"127.0.0.1:1\"",
+        "[keys]\nrotation = \"1d\"",
+        "[nope]\na = 1",
+    ] {
         let err = Config::from_toml(text).unwrap_err().to_string();
         assert!(err.contains("unknown"), "{text}: {err}");
     }
@@ -81,8 +100,11 @@ fn unknown_keys_are_rejected_at_every_level() {
 fn environment_overrides_the_file_and_flags_override_both() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("c.toml");
-    std::fs::write(&file, "listen = \"127.0.0.1:1111\"\n[keys]\nrotation_period = \"7d\"\n")
-        .unwrap();
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:1111\"\n[keys]\nrotation_period = \"7d\"\n",
+    )
+    .unwrap();
     let vars = env(&[
         ("GHA_AUTH_LISTEN", "127.0.0.1:2222"),
         ("GHA_AUTH_STORE_URL", "postgres://u:pw@localhost/db"),
@@ -114,18 +136,25 @@ fn environment_overrides_the_file_and_flags_override_both() {
 
 #[test]
 fn malformed_environment_values_name_the_variable_not_the_value() {
-    let err = Config::load(None, env(&[("GHA_AUTH_DEV_MODE", "s3cret")]), &Overrides::default())
-        .unwrap_err()
-        .to_string();
+    let err = Config::load(
+        None,
+        env(&[("GHA_AUTH_DEV_MODE", "s3cret")]),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("GHA_AUTH_DEV_MODE"), "{err}");
     assert!(!err.contains("s3cret"), "{err}");
 }
 
 #[test]
 fn store_password_never_shows_in_debug() {
-    let config =
-        Config::load(None, env(&[("GHA_AUTH_STORE_URL", "postgres://u:hunter2@h/db")]), &Overrides::default())
-            .unwrap();
+    let config = Config::load(
+        None,
+        env(&[("GHA_AUTH_STORE_URL", "postgres://u:hunter2@h/db")]),
+        &Overrides::default(),
+    )
+    .unwrap();
     let debug = format!("{config:?}");
     assert!(!debug.contains("hunter2"), "{debug}");
     assert!(debug.contains("u:redacted@"), "{debug}");
@@ -144,7 +173,12 @@ fn defaults_are_secure() {
 }
 
 fn problem_keys(text: &str) -> Vec<&'static str> {
-    Config::from_toml(text).unwrap().problems().into_iter().map(|p| p.key).collect()
+    Config::from_toml(text)
+        .unwrap()
+        .problems()
+        .into_iter()
+        .map(|p| p.key)
+        .collect()
 }
 
 #[test]
@@ -165,9 +199,7 @@ fn schedule_invariants_are_enforced() {
         problem_keys("[keys]\nrotation_period = \"30m\"").contains(&"keys.publish_ahead"),
         "publish_ahead must be shorter than the rotation period"
     );
-    assert!(
-        problem_keys("[keys]\nrefresh_interval = \"1h\"").contains(&"keys.refresh_interval")
-    );
+    assert!(problem_keys("[keys]\nrefresh_interval = \"1h\"").contains(&"keys.refresh_interval"));
     assert!(problem_keys("[keys]\nleeway = \"1h\"").contains(&"keys.leeway"));
 }
 
@@ -191,13 +223,16 @@ fn other_invariants() {
     assert!(problem_keys("[store]\nurl = \"mysql://x\"").contains(&"store.url"));
     assert!(problem_keys("[http]\nmax_body_bytes = 10").contains(&"http.max_body_bytes"));
     assert!(problem_keys("[log]\nlevel = \"[[[\"").contains(&"log.level"));
-    let err = Config::from_toml("[keys]\nalgorithm = \"HS256\"").unwrap_err().to_string();
+    let err = Config::from_toml("[keys]\nalgorithm = \"HS256\"")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("HS256"), "{err}");
 }
 
 #[test]
 fn invalid_error_lists_every_problem() {
-    let config = Config::from_toml("listen = \"0.0.0.0:1\"\n[keys]\npublish_ahead = \"1m\"").unwrap();
+    let config =
+        Config::from_toml("listen = \"0.0.0.0:1\"\n[keys]\npublish_ahead = \"1m\"").unwrap();
     let err = config.check().unwrap_err().to_string();
     assert!(err.contains("listen:"), "{err}");
     assert!(err.contains("keys.publish_ahead:"), "{err}");

@@ -24,7 +24,10 @@ struct Problems(Vec<ConfigProblem>);
 
 impl Problems {
     fn push(&mut self, key: &'static str, message: impl Into<String>) {
-        self.0.push(ConfigProblem { key, message: message.into() });
+        self.0.push(ConfigProblem {
+            key,
+            message: message.into(),
+        });
     }
 }
 
@@ -94,7 +97,10 @@ fn check_store(config: &Config, out: &mut Problems) {
     let url = config.store_url();
     let supported = ["sqlite:", "postgres://", "postgresql://"];
     if !supported.iter().any(|prefix| url.starts_with(prefix)) {
-        out.push("store.url", "must start with sqlite:, postgres:// or postgresql://");
+        out.push(
+            "store.url",
+            "must start with sqlite:, postgres:// or postgresql://",
+        );
     }
     if config.store.max_connections == 0 {
         out.push("store.max_connections", "must be at least 1");
@@ -148,10 +154,10 @@ fn check_schedule(config: &Config, out: &mut Problems) {
         );
     }
     // The library's own schedule rules, unless a clearer message above already covers it.
-    if out.0.len() == before {
-        if let Err(e) = crate::keys::schedule_from_config(config) {
-            out.push("keys", e);
-        }
+    if out.0.len() == before
+        && let Err(e) = crate::keys::schedule_from_config(config)
+    {
+        out.push("keys", e);
     }
 }
 
@@ -182,11 +188,17 @@ fn check_tokens(config: &Config, out: &mut Problems) {
         );
     }
     if tokens.max_lifetime > Duration::hours(24) {
-        out.push("tokens.max_lifetime", "must be at most 24h: access tokens are short-lived");
+        out.push(
+            "tokens.max_lifetime",
+            "must be at most 24h: access tokens are short-lived",
+        );
     }
     let assertion = tokens.client_assertion_max_lifetime;
     if assertion <= Duration::seconds(0) || assertion > Duration::hours(1) {
-        out.push("tokens.client_assertion_max_lifetime", "must be between 1s and 1h");
+        out.push(
+            "tokens.client_assertion_max_lifetime",
+            "must be between 1s and 1h",
+        );
     }
 }
 

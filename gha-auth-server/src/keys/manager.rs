@@ -75,7 +75,12 @@ pub struct KeySettings {
 impl KeySettings {
     /// Settings for `schedule`, generating `algorithm` keys.
     pub fn new(schedule: KeySchedule, algorithm: Algorithm) -> Self {
-        Self { schedule, algorithm, dev_mode: false, initial_key: None }
+        Self {
+            schedule,
+            algorithm,
+            dev_mode: false,
+            initial_key: None,
+        }
     }
 
     /// Allows development keys.
@@ -118,7 +123,13 @@ impl KeySnapshot {
         let jwks = ring.jwks(now).to_json()?;
         let digest = digest::digest(&digest::SHA256, &jwks);
         let etag = format!("\"{}\"", hex::encode(&digest.as_ref()[..16]));
-        Ok(Self { version, ring, jwks: jwks.into(), etag, loaded_at: now })
+        Ok(Self {
+            version,
+            ring,
+            jwks: jwks.into(),
+            etag,
+            loaded_at: now,
+        })
     }
 
     /// The key that signs at `now`.
@@ -244,7 +255,10 @@ impl KeyManager {
 
     /// The current snapshot: what signs and what is published.
     pub fn snapshot(&self) -> Arc<KeySnapshot> {
-        self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The schedule in force.
@@ -271,13 +285,18 @@ impl KeyManager {
 
     /// How recent syncs went.
     pub fn sync_health(&self) -> SyncHealth {
-        self.health.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.health
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     async fn sync_inner(&self) -> Result<SyncReport, KeyManagerError> {
         let _guard = self.write.lock().await;
         for _ in 0..MAX_ATTEMPTS {
-            let (version, mut ring) = load(&*self.store).await?.ok_or(KeyManagerError::NotInitialized)?;
+            let (version, mut ring) = load(&*self.store)
+                .await?
+                .ok_or(KeyManagerError::NotInitialized)?;
             let now = self.clock.now();
             let schedule = &self.settings.schedule;
             let transitions = ring.advance(now, schedule);
@@ -292,10 +311,17 @@ impl KeyManager {
                 self.publish(version, ring)?;
                 return Ok(SyncReport::default());
             }
-            match self.store.save(KeyDocument::SigningKeys, Some(version), &ring.to_stored()?).await? {
+            match self
+                .store
+                .save(KeyDocument::SigningKeys, Some(version), &ring.to_stored()?)
+                .await?
+            {
                 CasOutcome::Saved(new_version) => {
                     self.publish(new_version, ring)?;
-                    let report = SyncReport { transitions, generated };
+                    let report = SyncReport {
+                        transitions,
+                        generated,
+                    };
                     self.audit_sync(&report).await;
                     return Ok(report);
                 }
@@ -310,7 +336,9 @@ impl KeyManager {
     pub async fn rotate(&self) -> Result<(String, DateTime<Utc>), KeyManagerError> {
         let _guard = self.write.lock().await;
         for _ in 0..MAX_ATTEMPTS {
-            let (version, mut ring) = load(&*self.store).await?.ok_or(KeyManagerError::NotInitialized)?;
+            let (version, mut ring) = load(&*self.store)
+                .await?
+                .ok_or(KeyManagerError::NotInitialized)?;
             let now = self.clock.now();
             let schedule = &self.settings.schedule;
             let transitions = ring.advance(now, schedule);
@@ -324,16 +352,27 @@ impl KeyManager {
             let kid = key.kid().to_owned();
             let activates_at = now + schedule.publish_ahead;
             ring.add_next_at(key, now, activates_at, schedule)?;
-            if let CasOutcome::Saved(new_version) =
-                self.store.save(KeyDocument::SigningKeys, Some(version), &ring.to_stored()?).await?
+            if let CasOutcome::Saved(new_version) = self
+                .store
+                .save(KeyDocument::SigningKeys, Some(version), &ring.to_stored()?)
+                .await?
             {
                 self.publish(new_version, ring)?;
-                self.audit_sync(&SyncReport { transitions, generated: None }).await;
+                self.audit_sync(&SyncReport {
+                    transitions,
+                    generated: None,
+                })
+                .await;
                 self.audit
                     .record_or_log(
-                        AuditEvent::new(AuditKind::KeyRotationRequested, &self.actor, &kid, Outcome::Success)
-                            .detail("alg", self.settings.algorithm.name())
-                            .detail("activates_at", activates_at.to_rfc3339()),
+                        AuditEvent::new(
+                            AuditKind::KeyRotationRequested,
+                            &self.actor,
+                            &kid,
+                            Outcome::Success,
+                        )
+                        .detail("alg", self.settings.algorithm.name())
+                        .detail("activates_at", activates_at.to_rfc3339()),
                     )
                     .await;
                 return Ok((kid, activates_at));
@@ -348,7 +387,9 @@ impl KeyManager {
     pub async fn emergency_rotate(&self) -> Result<(String, Vec<String>), KeyManagerError> {
         let _guard = self.write.lock().await;
         for _ in 0..MAX_ATTEMPTS {
-            let (version, mut ring) = load(&*self.store).await?.ok_or(KeyManagerError::NotInitialized)?;
+            let (version, mut ring) = load(&*self.store)
+                .await?
+                .ok_or(KeyManagerError::NotInitialized)?;
             let now = self.clock.now();
             let key = SigningKey::generate(self.settings.algorithm)?;
             let kid = key.kid().to_owned();
@@ -360,14 +401,21 @@ impl KeyManager {
                     _ => None,
                 })
                 .collect();
-            if let CasOutcome::Saved(new_version) =
-                self.store.save(KeyDocument::SigningKeys, Some(version), &ring.to_stored()?).await?
+            if let CasOutcome::Saved(new_version) = self
+                .store
+                .save(KeyDocument::SigningKeys, Some(version), &ring.to_stored()?)
+                .await?
             {
                 self.publish(new_version, ring)?;
                 self.audit
                     .record_or_log(
-                        AuditEvent::new(AuditKind::KeyEmergencyRotation, &self.actor, &kid, Outcome::Success)
-                            .detail("removed", removed.join(" ")),
+                        AuditEvent::new(
+                            AuditKind::KeyEmergencyRotation,
+                            &self.actor,
+                            &kid,
+                            Outcome::Success,
+                        )
+                        .detail("removed", removed.join(" ")),
                     )
                     .await;
                 return Ok((kid, removed));
@@ -395,12 +443,13 @@ impl KeyManager {
                 remove_at: k.remove_at,
             })
             .collect();
-        keys.sort_by(|a, b| b.activates_at.cmp(&a.activates_at));
+        keys.sort_by_key(|k| std::cmp::Reverse(k.activates_at));
         keys
     }
 
     /// The next moment the ring changes on its own: a next key activating, a retired key
-    /// leaving, or a new next key being due.
+    /// leaving, or a new next key being due. A moment at or before now means a sync is due
+    /// (the clock moved on since the last one).
     pub fn next_event(&self) -> Option<DateTime<Utc>> {
         let snapshot = self.snapshot();
         let now = self.clock.now();
@@ -414,14 +463,15 @@ impl KeyManager {
                 KeyState::Active => {}
             }
         }
-        let has_pending_next =
-            ring.keys().iter().any(|k| k.state == KeyState::Next && k.activates_at > now);
-        if !has_pending_next {
-            if let Some(due) = ring.next_rotation_at(now, schedule) {
-                events.push(due - schedule.publish_ahead);
-            }
+        let has_pending_next = ring
+            .keys()
+            .iter()
+            .any(|k| k.state == KeyState::Next && k.activates_at > now);
+        if !has_pending_next && let Some(due) = ring.next_rotation_at(now, schedule) {
+            events.push(due - schedule.publish_ahead);
         }
-        events.into_iter().filter(|t| *t > now).min()
+        // Events at or before now are due: the caller should sync at once.
+        events.into_iter().min()
     }
 
     fn publish(&self, version: u64, ring: KeyRing) -> Result<(), KeyManagerError> {
@@ -450,9 +500,14 @@ impl KeyManager {
             };
             self.audit
                 .record_or_log(
-                    AuditEvent::new(AuditKind::KeySetAdvanced, &self.actor, kid, Outcome::Success)
-                        .detail("transition", what)
-                        .detail("at", at.to_rfc3339()),
+                    AuditEvent::new(
+                        AuditKind::KeySetAdvanced,
+                        &self.actor,
+                        kid,
+                        Outcome::Success,
+                    )
+                    .detail("transition", what)
+                    .detail("at", at.to_rfc3339()),
                 )
                 .await;
         }
@@ -461,7 +516,10 @@ impl KeyManager {
 
 async fn load(store: &dyn KeyStore) -> Result<Option<(u64, KeyRing)>, KeyManagerError> {
     match store.load(KeyDocument::SigningKeys).await? {
-        Some(doc) => Ok(Some((doc.version, KeyRing::from_stored(doc.document.expose())?))),
+        Some(doc) => Ok(Some((
+            doc.version,
+            KeyRing::from_stored(doc.document.expose())?,
+        ))),
         None => Ok(None),
     }
 }
@@ -482,7 +540,10 @@ async fn init(
     let alg = key.algorithm();
     let now = clock.now();
     let ring = KeyRing::with_initial(key, now);
-    match store.save(KeyDocument::SigningKeys, None, &ring.to_stored()?).await? {
+    match store
+        .save(KeyDocument::SigningKeys, None, &ring.to_stored()?)
+        .await?
+    {
         CasOutcome::Saved(version) => {
             audit
                 .record_or_log(
@@ -501,11 +562,15 @@ async fn init(
 
 fn check_dev_key(kid: &str, dev_mode: bool) -> Result<(), KeyManagerError> {
     if is_dev_key(kid) && !dev_mode {
-        return Err(KeyManagerError::DevKeyRefused { kid: kid.to_owned() });
+        return Err(KeyManagerError::DevKeyRefused {
+            kid: kid.to_owned(),
+        });
     }
     Ok(())
 }
 
 fn check_dev_keys(ring: &KeyRing, dev_mode: bool) -> Result<(), KeyManagerError> {
-    ring.keys().iter().try_for_each(|k| check_dev_key(k.kid(), dev_mode))
+    ring.keys()
+        .iter()
+        .try_for_each(|k| check_dev_key(k.kid(), dev_mode))
 }

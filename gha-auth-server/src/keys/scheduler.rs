@@ -44,9 +44,19 @@ pub async fn run_scheduler(
             }
         };
         let now = clock.now();
-        let mut wake = now + if failed { RETRY_AFTER_ERROR.min(refresh_interval) } else { refresh_interval };
+        let mut wake = now
+            + if failed {
+                RETRY_AFTER_ERROR.min(refresh_interval)
+            } else {
+                refresh_interval
+            };
         if let Some(event) = manager.next_event() {
             wake = wake.min(event);
+        }
+        if wake <= now {
+            // Time moved past an event while syncing: sync again at once, after a breath so a
+            // pathological state cannot spin.
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         tokio::select! {
             () = clock.sleep_until(wake) => {}

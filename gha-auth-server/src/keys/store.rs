@@ -104,7 +104,12 @@ pub struct LocalKeyStore {
 impl LocalKeyStore {
     /// A key store over `store`, sealing with `master`; `node` names this process in the rows.
     pub fn new(store: Store, master: Arc<MasterKey>, clock: SharedClock, node: String) -> Self {
-        Self { store, master, clock, node }
+        Self {
+            store,
+            master,
+            clock,
+            node,
+        }
     }
 }
 
@@ -134,7 +139,13 @@ impl KeyStore for LocalKeyStore {
         let expected = expected.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
         let outcome = self
             .store
-            .save_key_state(doc.name(), expected, &sealed, self.clock.unix_seconds(), &self.node)
+            .save_key_state(
+                doc.name(),
+                expected,
+                &sealed,
+                self.clock.unix_seconds(),
+                &self.node,
+            )
             .await?;
         Ok(match outcome {
             SaveOutcome::Saved(version) => CasOutcome::Saved(u64::try_from(version).unwrap_or(0)),

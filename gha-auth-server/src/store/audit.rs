@@ -41,7 +41,17 @@ impl AuditRow {
         prev_hash: String,
         hash: String,
     ) -> Self {
-        Self { seq, at, kind, actor, subject, outcome, detail, prev_hash, hash }
+        Self {
+            seq,
+            at,
+            kind,
+            actor,
+            subject,
+            outcome,
+            detail,
+            prev_hash,
+            hash,
+        }
     }
 }
 

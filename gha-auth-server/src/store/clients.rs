@@ -82,7 +82,11 @@ pub struct SecretRotation {
 impl SecretRotation {
     /// A rotation to `new_hash` keeping the old secret until `grace_until`.
     pub fn new(new_hash: String, grace_until: i64, now: i64) -> Self {
-        Self { new_hash, grace_until, now }
+        Self {
+            new_hash,
+            grace_until,
+            now,
+        }
     }
 }
 

@@ -25,10 +25,12 @@ impl Store {
 
     /// Forgets assertion ids that expired before `now`; returns how many.
     pub async fn purge_assertion_jtis(&self, now: i64) -> Result<u64, StoreError> {
-        Ok(sqlx::query("DELETE FROM client_assertion_jtis WHERE expires_at < $1")
-            .bind(now)
-            .execute(self.pool())
-            .await?
-            .rows_affected())
+        Ok(
+            sqlx::query("DELETE FROM client_assertion_jtis WHERE expires_at < $1")
+                .bind(now)
+                .execute(self.pool())
+                .await?
+                .rows_affected(),
+        )
     }
 }

@@ -13,12 +13,12 @@ mod jti;
 mod key_state;
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::AnyPool;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use thiserror::Error;
 
 pub use audit::AuditRow;
@@ -93,7 +93,9 @@ pub struct Store {
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
     }
 }
 
@@ -102,7 +104,7 @@ impl Store {
     /// migrations.
     pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
-        let (backend, url) = normalize_url(url)?;
+        let (backend, url, file) = normalize_url(url)?;
         let options = AnyConnectOptions::from_str(&url)?;
         let pool_options = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
@@ -113,7 +115,9 @@ impl Store {
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
                             // Several processes (the server and admin commands) share the file.
-                            sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                            sqlx::query("PRAGMA busy_timeout = 10000")
+                                .execute(&mut *conn)
+                                .await?;
                             Ok(())
                         })
                     })
@@ -123,8 +127,13 @@ impl Store {
             Backend::Postgres => pool_options.connect_with(options).await?,
         };
         if backend == Backend::Sqlite {
+            if let Some(file) = &file {
+                restrict_permissions(file);
+            }
             // Persistent in the file; lets readers proceed while one process writes.
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
         }
         let store = Self { pool, backend };
         MIGRATOR.run(&store.pool).await?;
@@ -152,10 +161,11 @@ impl Store {
     }
 }
 
-/// Checks the scheme and, for SQLite, creates the directory and asks for the file to be created.
-fn normalize_url(url: &str) -> Result<(Backend, String), StoreError> {
+/// Checks the scheme and, for SQLite, creates the directory and asks for the file to be created;
+/// returns the SQLite file's absolute path too.
+fn normalize_url(url: &str) -> Result<(Backend, String, Option<PathBuf>), StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok((Backend::Postgres, url.to_owned()));
+        return Ok((Backend::Postgres, url.to_owned(), None));
     }
     let Some(rest) = url.strip_prefix("sqlite:") else {
         return Err(StoreError::UnsupportedUrl);
@@ -199,7 +209,24 @@ fn normalize_url(url: &str) -> Result<(Backend, String), StoreError> {
             other => other.to_string(),
         })
         .collect();
-    Ok((Backend::Sqlite, format!("sqlite://{encoded}?{query}")))
+    Ok((
+        Backend::Sqlite,
+        format!("sqlite://{encoded}?{query}"),
+        Some(absolute),
+    ))
+}
+
+/// Makes a SQLite file readable by its owner only (its WAL and SHM files inherit this).
+fn restrict_permissions(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            tracing::warn!(error = %e, "could not restrict the database file to mode 0600");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// Converts a stored BIGINT flag.
@@ -209,7 +236,11 @@ pub(crate) fn flag(value: i64) -> bool {
 
 /// Splits a stored space-separated list.
 pub(crate) fn split_list(value: &str) -> Vec<String> {
-    value.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    value
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[cfg(test)]

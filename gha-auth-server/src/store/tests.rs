@@ -21,12 +21,18 @@ async fn exercise(store: &Store) {
     store.ping().await.unwrap();
 
     // clients
-    store.insert_client(&new_client("svc-a", 100)).await.unwrap();
+    store
+        .insert_client(&new_client("svc-a", 100))
+        .await
+        .unwrap();
     assert!(matches!(
         store.insert_client(&new_client("svc-a", 100)).await,
         Err(StoreError::AlreadyExists(_))
     ));
-    store.insert_client(&new_client("svc-b", 100)).await.unwrap();
+    store
+        .insert_client(&new_client("svc-b", 100))
+        .await
+        .unwrap();
     let row = store.client("svc-a").await.unwrap().unwrap();
     assert_eq!(row.scopes, vec!["orders:read", "orders:write"]);
     assert_eq!(row.tenant.as_deref(), Some("acme"));
@@ -44,7 +50,9 @@ async fn exercise(store: &Store) {
     assert_eq!(row.prev_secret_hash, Some("aa".repeat(32)));
     assert_eq!(row.prev_secret_expires_at, Some(500));
     assert!(matches!(
-        store.rotate_client_secret("nope", &SecretRotation::new("cc".repeat(32), 1, 1)).await,
+        store
+            .rotate_client_secret("nope", &SecretRotation::new("cc".repeat(32), 1, 1))
+            .await,
         Err(StoreError::NotFound(_))
     ));
     store.set_client_disabled("svc-a", true, 300).await.unwrap();
@@ -53,31 +61,57 @@ async fn exercise(store: &Store) {
     // key state compare-and-set
     assert!(store.key_state("signing-keys").await.unwrap().is_none());
     assert_eq!(
-        store.save_key_state("signing-keys", None, "doc1", 1, "n1").await.unwrap(),
+        store
+            .save_key_state("signing-keys", None, "doc1", 1, "n1")
+            .await
+            .unwrap(),
         SaveOutcome::Saved(1)
     );
     assert_eq!(
-        store.save_key_state("signing-keys", None, "doc1b", 1, "n2").await.unwrap(),
+        store
+            .save_key_state("signing-keys", None, "doc1b", 1, "n2")
+            .await
+            .unwrap(),
         SaveOutcome::Conflict
     );
     assert_eq!(
-        store.save_key_state("signing-keys", Some(1), "doc2", 2, "n1").await.unwrap(),
+        store
+            .save_key_state("signing-keys", Some(1), "doc2", 2, "n1")
+            .await
+            .unwrap(),
         SaveOutcome::Saved(2)
     );
     assert_eq!(
-        store.save_key_state("signing-keys", Some(1), "doc2b", 2, "n2").await.unwrap(),
+        store
+            .save_key_state("signing-keys", Some(1), "doc2b", 2, "n2")
+            .await
+            .unwrap(),
         SaveOutcome::Conflict
     );
     let state = store.key_state("signing-keys").await.unwrap().unwrap();
-    assert_eq!((state.version, state.document.as_str(), state.updated_by.as_str()), (2, "doc2", "n1"));
+    assert_eq!(
+        (
+            state.version,
+            state.document.as_str(),
+            state.updated_by.as_str()
+        ),
+        (2, "doc2", "n1")
+    );
 
     // concurrent CAS: exactly one winner
     let attempts = (0..8).map(|i| {
         let store = store.clone();
-        async move { store.save_key_state("signing-keys", Some(2), &format!("c{i}"), 3, "x").await }
+        async move {
+            store
+                .save_key_state("signing-keys", Some(2), &format!("c{i}"), 3, "x")
+                .await
+        }
     });
     let results = futures_join_all(attempts).await;
-    let wins = results.iter().filter(|r| matches!(r, Ok(SaveOutcome::Saved(3)))).count();
+    let wins = results
+        .iter()
+        .filter(|r| matches!(r, Ok(SaveOutcome::Saved(3))))
+        .count();
     assert_eq!(wins, 1, "{results:?}");
 
     // jti replay
@@ -106,9 +140,9 @@ async fn exercise(store: &Store) {
     assert!(store.audit_rows_after(1, 10).await.unwrap().is_empty());
 }
 
-async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = futures.map(tokio::spawn).collect();
@@ -122,7 +156,10 @@ where
 #[tokio::test]
 async fn sqlite_store_works_and_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("sub dir/gha-auth.db").display());
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("sub dir/gha-auth.db").display()
+    );
     let store = Store::open(&url, 4).await.unwrap();
     assert_eq!(store.backend(), Backend::Sqlite);
     exercise(&store).await;
@@ -130,8 +167,10 @@ async fn sqlite_store_works_and_survives_reopening() {
 
     let reopened = Store::open(&url, 4).await.unwrap();
     assert_eq!(reopened.clients().await.unwrap().len(), 2);
-    let mode: (String,) =
-        sqlx::query_as("PRAGMA journal_mode").fetch_one(reopened.pool()).await.unwrap();
+    let mode: (String,) = sqlx::query_as("PRAGMA journal_mode")
+        .fetch_one(reopened.pool())
+        .await
+        .unwrap();
     assert_eq!(mode.0.to_lowercase(), "wal");
 }
 
@@ -150,13 +189,20 @@ async fn postgres_store_works() {
 
 #[test]
 fn urls_are_normalized() {
-    assert!(matches!(normalize_url("mysql://x"), Err(StoreError::UnsupportedUrl)));
-    assert!(matches!(normalize_url("sqlite::memory:"), Err(StoreError::UnsupportedUrl)));
+    assert!(matches!(
+        normalize_url("mysql://x"),
+        Err(StoreError::UnsupportedUrl)
+    ));
+    assert!(matches!(
+        normalize_url("sqlite::memory:"),
+        Err(StoreError::UnsupportedUrl)
+    ));
     let dir = tempfile::tempdir().unwrap();
-    let (backend, url) =
+    let (backend, url, _) =
         normalize_url(&format!("sqlite:{}/a.db?mode=rw", dir.path().display())).unwrap();
     assert_eq!(backend, Backend::Sqlite);
     assert!(url.ends_with("a.db?mode=rw"), "{url}");
-    let (backend, _) = normalize_url("postgresql://u@h/db").unwrap();
+    let (backend, _, file) = normalize_url("postgresql://u@h/db").unwrap();
+    assert!(file.is_none());
     assert_eq!(backend, Backend::Postgres);
 }

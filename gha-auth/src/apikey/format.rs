@@ -35,8 +35,11 @@ pub enum SecretKind {
 
 impl SecretKind {
     /// Every kind, for scanners and documentation.
-    pub const ALL: [SecretKind; 3] =
-        [SecretKind::ClientSecret, SecretKind::RefreshToken, SecretKind::LinkKey];
+    pub const ALL: [SecretKind; 3] = [
+        SecretKind::ClientSecret,
+        SecretKind::RefreshToken,
+        SecretKind::LinkKey,
+    ];
 
     /// The five-character prefix, underscore included.
     pub const fn prefix(self) -> &'static str {
@@ -49,7 +52,11 @@ impl SecretKind {
 
     /// The regular expression secret scanners should use for this kind.
     pub fn scanner_regex(self) -> String {
-        format!("\\b{}[0-9A-Za-z]{{{}}}\\b", self.prefix(), RANDOM_LEN + CHECKSUM_LEN)
+        format!(
+            "\\b{}[0-9A-Za-z]{{{}}}\\b",
+            self.prefix(),
+            RANDOM_LEN + CHECKSUM_LEN
+        )
     }
 
     fn from_prefix(prefix: &str) -> Option<Self> {
@@ -95,7 +102,9 @@ impl ApiKey {
     /// A fresh random secret of `kind`.
     pub fn generate(kind: SecretKind) -> Result<Self, FormatError> {
         let rng = SystemRandom::new();
-        Self::from_byte_source(kind, |buf| rng.fill(buf).map_err(|_| FormatError::Randomness))
+        Self::from_byte_source(kind, |buf| {
+            rng.fill(buf).map_err(|_| FormatError::Randomness)
+        })
     }
 
     /// A secret derived deterministically from `context` under `pepper`: the same inputs always
@@ -137,7 +146,10 @@ impl ApiKey {
         }
         let checksum = checksum_chars(&encoded);
         encoded.push_str(&checksum);
-        Ok(Self { kind, value: SecretString::new(encoded) })
+        Ok(Self {
+            kind,
+            value: SecretString::new(encoded),
+        })
     }
 
     /// Checks the format and checksum of a presented secret. Cheap, so a typo or a forged value
@@ -146,7 +158,9 @@ impl ApiKey {
         if presented.len() != ENCODED_LEN {
             return Err(FormatError::WrongLength);
         }
-        let (prefix, rest) = presented.split_at_checked(PREFIX_LEN).ok_or(FormatError::WrongLength)?;
+        let (prefix, rest) = presented
+            .split_at_checked(PREFIX_LEN)
+            .ok_or(FormatError::WrongLength)?;
         let kind = SecretKind::from_prefix(prefix).ok_or(FormatError::WrongPrefix)?;
         if !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(FormatError::BadCharacter);
@@ -156,13 +170,20 @@ impl ApiKey {
         if !crate::secret::constant_time_eq(expected.as_bytes(), checksum.as_bytes()) {
             return Err(FormatError::BadChecksum);
         }
-        Ok(Self { kind, value: SecretString::from(presented) })
+        Ok(Self {
+            kind,
+            value: SecretString::from(presented),
+        })
     }
 
     /// Like [`ApiKey::parse`], and also requires the given kind.
     pub fn parse_kind(presented: &str, kind: SecretKind) -> Result<Self, FormatError> {
         let key = Self::parse(presented)?;
-        if key.kind == kind { Ok(key) } else { Err(FormatError::WrongPrefix) }
+        if key.kind == kind {
+            Ok(key)
+        } else {
+            Err(FormatError::WrongPrefix)
+        }
     }
 
     /// What this secret is for.
@@ -231,12 +252,18 @@ mod tests {
             ("", FormatError::WrongLength),
             (&good[..good.len() - 1], FormatError::WrongLength),
             (&format!("ghax_{}", &good[5..]), FormatError::WrongPrefix),
-            (&format!("{}!{}", &good[..10], &good[11..]), FormatError::BadCharacter),
+            (
+                &format!("{}!{}", &good[..10], &good[11..]),
+                FormatError::BadCharacter,
+            ),
         ];
         for (input, expected) in cases {
             assert_eq!(ApiKey::parse(input), Err(expected), "{input:?}");
         }
-        assert_eq!(ApiKey::parse_kind(good, SecretKind::LinkKey), Err(FormatError::WrongPrefix));
+        assert_eq!(
+            ApiKey::parse_kind(good, SecretKind::LinkKey),
+            Err(FormatError::WrongPrefix)
+        );
     }
 
     #[test]
@@ -270,7 +297,10 @@ mod tests {
 
     #[test]
     fn scanner_regex_is_documented_shape() {
-        assert_eq!(SecretKind::LinkKey.scanner_regex(), r"\bghal_[0-9A-Za-z]{49}\b");
+        assert_eq!(
+            SecretKind::LinkKey.scanner_regex(),
+            r"\bghal_[0-9A-Za-z]{49}\b"
+        );
     }
 
     proptest::proptest! {

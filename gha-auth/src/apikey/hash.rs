@@ -44,7 +44,10 @@ impl Pepper {
             return Err(PepperError::TooShort);
         }
         let key = hmac::Key::new(hmac::HMAC_SHA256, &bytes);
-        Ok(Self { bytes: SecretBytes::new(bytes), key })
+        Ok(Self {
+            bytes: SecretBytes::new(bytes),
+            key,
+        })
     }
 
     /// A fresh random 32-byte pepper.

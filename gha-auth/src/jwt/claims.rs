@@ -154,19 +154,28 @@ impl AccessClaims {
     }
 
     /// Sets `scope` from individual scopes (none clears it).
+    #[must_use]
     pub fn with_scopes<I, S>(mut self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let joined = scopes.into_iter().map(|s| s.as_ref().to_owned()).collect::<Vec<_>>().join(" ");
+        let joined = scopes
+            .into_iter()
+            .map(|s| s.as_ref().to_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
         self.scope = (!joined.is_empty()).then_some(joined);
         self
     }
 
     /// The granted scopes.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
-        self.scope.as_deref().unwrap_or_default().split(' ').filter(|s| !s.is_empty())
+        self.scope
+            .as_deref()
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
     }
 
     /// Whether `scope` was granted (exact match).
@@ -181,7 +190,8 @@ impl AccessClaims {
 
     /// The custom claims read as `T`.
     pub fn extra_as<T: DeserializeOwned>(&self) -> Result<T, JwtError> {
-        T::deserialize(serde_json::Value::Object(self.extra.clone())).map_err(|_| JwtError::InvalidClaims)
+        T::deserialize(serde_json::Value::Object(self.extra.clone()))
+            .map_err(|_| JwtError::InvalidClaims)
     }
 }
 
@@ -192,8 +202,15 @@ mod tests {
     use super::*;
 
     fn claims() -> AccessClaims {
-        AccessClaims::new("https://auth.gha.test", "user-1", "field-service.api", "mfs-app", 1_000, TimeDelta::minutes(10))
-            .unwrap()
+        AccessClaims::new(
+            "https://auth.gha.test",
+            "user-1",
+            "field-service.api",
+            "mfs-app",
+            1_000,
+            TimeDelta::minutes(10),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -202,8 +219,12 @@ mod tests {
         assert_eq!(one["aud"], "field-service.api");
         let mut many = claims();
         many.aud = vec!["a".to_owned(), "b".to_owned()].into();
-        assert_eq!(serde_json::to_value(&many).unwrap()["aud"], json!(["a", "b"]));
-        let back: AccessClaims = serde_json::from_value(serde_json::to_value(&many).unwrap()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&many).unwrap()["aud"],
+            json!(["a", "b"])
+        );
+        let back: AccessClaims =
+            serde_json::from_value(serde_json::to_value(&many).unwrap()).unwrap();
         assert_eq!(back, many);
         assert!(serde_json::from_value::<Audience>(json!(5)).is_err());
         assert!(serde_json::from_value::<Audience>(json!(["a", 5])).is_err());
@@ -239,7 +260,12 @@ mod tests {
             branch: String,
         }
         c.extra.insert("branch".into(), json!("north"));
-        assert_eq!(c.extra_as::<Custom>().unwrap(), Custom { branch: "north".into() });
+        assert_eq!(
+            c.extra_as::<Custom>().unwrap(),
+            Custom {
+                branch: "north".into()
+            }
+        );
         let json = serde_json::to_value(&c).unwrap();
         assert_eq!(json["branch"], "north");
         let back: AccessClaims = serde_json::from_value(json).unwrap();

@@ -51,13 +51,21 @@ impl<'a> Parts<'a> {
             return Err(JwtError::TooLarge { max: max_bytes });
         }
         let mut segments = token.split('.');
-        let (Some(header), Some(payload), Some(signature), None) =
-            (segments.next(), segments.next(), segments.next(), segments.next())
-        else {
+        let (Some(header), Some(payload), Some(signature), None) = (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+        ) else {
             return Err(JwtError::Malformed("a token has exactly three segments"));
         };
         let signing_input = &token[..header.len() + 1 + payload.len()];
-        Ok(Self { header, payload, signature, signing_input })
+        Ok(Self {
+            header,
+            payload,
+            signature,
+            signing_input,
+        })
     }
 }
 
@@ -83,8 +91,13 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error>
 /// Decodes and checks the header segment.
 pub(crate) fn parse_header_segment(segment: &str) -> Result<TokenHeader, JwtError> {
     let json = b64::decode(segment).ok_or(JwtError::Malformed("header is not base64url"))?;
-    let raw = parse_object::<RawHeader<'_>>(&json).ok_or(JwtError::Malformed("header is not a JSON object"))?;
-    let alg = raw.alg.as_deref().and_then(Algorithm::from_name).ok_or(JwtError::UnsupportedAlgorithm)?;
+    let raw = parse_object::<RawHeader<'_>>(&json)
+        .ok_or(JwtError::Malformed("header is not a JSON object"))?;
+    let alg = raw
+        .alg
+        .as_deref()
+        .and_then(Algorithm::from_name)
+        .ok_or(JwtError::UnsupportedAlgorithm)?;
     if raw.crit {
         return Err(JwtError::CriticalHeader);
     }
@@ -96,7 +109,10 @@ pub(crate) fn parse_header_segment(segment: &str) -> Result<TokenHeader, JwtErro
     if !is_valid_kid(&kid) {
         return Err(JwtError::BadKeyId);
     }
-    Ok(TokenHeader { alg, kid: kid.into_owned() })
+    Ok(TokenHeader {
+        alg,
+        kid: kid.into_owned(),
+    })
 }
 
 /// Parses a JSON object into `T`; `None` for anything else (serde would also read an array into
@@ -123,7 +139,9 @@ fn is_access_token_type(typ: &str) -> bool {
 /// to a path, a query or a log line gets through to a key lookup.
 fn is_valid_kid(kid: &str) -> bool {
     (1..=MAX_KID_LEN).contains(&kid.len())
-        && kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]
@@ -138,18 +156,41 @@ mod tests {
     fn accepts_a_well_formed_header() {
         let header = r#"{"alg":"ES256","typ":"at+jwt","kid":"abc_DEF-123","x5u":"https://evil","extra":[1]}"#;
         let parsed = parse_header(&token_with_header(header)).unwrap();
-        assert_eq!(parsed, TokenHeader { alg: Algorithm::ES256, kid: "abc_DEF-123".into() });
+        assert_eq!(
+            parsed,
+            TokenHeader {
+                alg: Algorithm::ES256,
+                kid: "abc_DEF-123".into()
+            }
+        );
     }
 
     #[test]
     fn typ_accepts_the_media_type_forms() {
-        for typ in ["at+jwt", "AT+JWT", "application/at+jwt", "Application/At+JWT"] {
+        for typ in [
+            "at+jwt",
+            "AT+JWT",
+            "application/at+jwt",
+            "Application/At+JWT",
+        ] {
             let header = format!(r#"{{"alg":"EdDSA","typ":"{typ}","kid":"k"}}"#);
             assert!(parse_header(&token_with_header(&header)).is_ok(), "{typ}");
         }
-        for typ in ["JWT", "jwt", "at+jwt ", "application/jwt", "applicationat+jwt", "", "application/"] {
+        for typ in [
+            "JWT",
+            "jwt",
+            "at+jwt ",
+            "application/jwt",
+            "applicationat+jwt",
+            "",
+            "application/",
+        ] {
             let header = format!(r#"{{"alg":"EdDSA","typ":"{typ}","kid":"k"}}"#);
-            assert_eq!(parse_header(&token_with_header(&header)), Err(JwtError::WrongType), "{typ}");
+            assert_eq!(
+                parse_header(&token_with_header(&header)),
+                Err(JwtError::WrongType),
+                "{typ}"
+            );
         }
     }
 
@@ -158,25 +199,82 @@ mod tests {
         let long_kid = "a".repeat(MAX_KID_LEN + 1);
         let max_kid = "a".repeat(MAX_KID_LEN);
         let cases: Vec<(String, Result<(), JwtError>)> = vec![
-            (r#"{"alg":"none","typ":"at+jwt","kid":"k"}"#.into(), Err(JwtError::UnsupportedAlgorithm)),
-            (r#"{"alg":"HS256","typ":"at+jwt","kid":"k"}"#.into(), Err(JwtError::UnsupportedAlgorithm)),
-            (r#"{"alg":"es256","typ":"at+jwt","kid":"k"}"#.into(), Err(JwtError::UnsupportedAlgorithm)),
-            (r#"{"typ":"at+jwt","kid":"k"}"#.into(), Err(JwtError::UnsupportedAlgorithm)),
-            (r#"{"alg":"ES256","kid":"k"}"#.into(), Err(JwtError::WrongType)),
-            (r#"{"alg":"ES256","typ":"at+jwt","kid":"k","crit":["exp"]}"#.into(), Err(JwtError::CriticalHeader)),
-            (r#"{"alg":"ES256","typ":"at+jwt","kid":"k","crit":null}"#.into(), Err(JwtError::CriticalHeader)),
-            (r#"{"alg":"ES256","typ":"at+jwt"}"#.into(), Err(JwtError::BadKeyId)),
-            (r#"{"alg":"ES256","typ":"at+jwt","kid":""}"#.into(), Err(JwtError::BadKeyId)),
-            (format!(r#"{{"alg":"ES256","typ":"at+jwt","kid":"{long_kid}"}}"#), Err(JwtError::BadKeyId)),
-            (format!(r#"{{"alg":"ES256","typ":"at+jwt","kid":"{max_kid}"}}"#), Ok(())),
-            (r#"{"alg":"ES256","typ":"at+jwt","kid":"../../etc/passwd"}"#.into(), Err(JwtError::BadKeyId)),
-            (r#"{"alg":"ES256","typ":"at+jwt","kid":"' OR 1=1 --"}"#.into(), Err(JwtError::BadKeyId)),
-            (r#"{"alg":"ES256","typ":"at+jwt","kid":"a\u0000b"}"#.into(), Err(JwtError::BadKeyId)),
-            (r#"{"alg":"ES256","typ":"at+jwt","kid":7}"#.into(), Err(JwtError::Malformed("header is not a JSON object"))),
-            (r#"{"alg":"ES256","alg":"none","typ":"at+jwt","kid":"k"}"#.into(), Err(JwtError::Malformed("header is not a JSON object"))),
-            (r#"["ES256","at+jwt","k"]"#.into(), Err(JwtError::Malformed("header is not a JSON object"))),
-            ("null".into(), Err(JwtError::Malformed("header is not a JSON object"))),
-            (r#"{"alg":"ES256","typ":"at+jwt","kid":"k"} x"#.into(), Err(JwtError::Malformed("header is not a JSON object"))),
+            (
+                r#"{"alg":"none","typ":"at+jwt","kid":"k"}"#.into(),
+                Err(JwtError::UnsupportedAlgorithm),
+            ),
+            (
+                r#"{"alg":"HS256","typ":"at+jwt","kid":"k"}"#.into(),
+                Err(JwtError::UnsupportedAlgorithm),
+            ),
+            (
+                r#"{"alg":"es256","typ":"at+jwt","kid":"k"}"#.into(),
+                Err(JwtError::UnsupportedAlgorithm),
+            ),
+            (
+                r#"{"typ":"at+jwt","kid":"k"}"#.into(),
+                Err(JwtError::UnsupportedAlgorithm),
+            ),
+            (
+                r#"{"alg":"ES256","kid":"k"}"#.into(),
+                Err(JwtError::WrongType),
+            ),
+            (
+                r#"{"alg":"ES256","typ":"at+jwt","kid":"k","crit":["exp"]}"#.into(),
+                Err(JwtError::CriticalHeader),
+            ),
+            (
+                r#"{"alg":"ES256","typ":"at+jwt","kid":"k","crit":null}"#.into(),
+                Err(JwtError::CriticalHeader),
+            ),
+            (
+                r#"{"alg":"ES256","typ":"at+jwt"}"#.into(),
+                Err(JwtError::BadKeyId),
+            ),
+            (
+                r#"{"alg":"ES256","typ":"at+jwt","kid":""}"#.into(),
+                Err(JwtError::BadKeyId),
+            ),
+            (
+                format!(r#"{{"alg":"ES256","typ":"at+jwt","kid":"{long_kid}"}}"#),
+                Err(JwtError::BadKeyId),
+            ),
+            (
+                format!(r#"{{"alg":"ES256","typ":"at+jwt","kid":"{max_kid}"}}"#),
+                Ok(()),
+            ),
+            (
+                r#"{"alg":"ES256","typ":"at+jwt","kid":"../../etc/passwd"}"#.into(),
+                Err(JwtError::BadKeyId),
+            ),
+            (
+                r#"{"alg":"ES256","typ":"at+jwt","kid":"' OR 1=1 --"}"#.into(),
+                Err(JwtError::BadKeyId),
+            ),
+            (
+                r#"{"alg":"ES256","typ":"at+jwt","kid":"a\u0000b"}"#.into(),
+                Err(JwtError::BadKeyId),
+            ),
+            (
+                r#"{"alg":"ES256","typ":"at+jwt","kid":7}"#.into(),
+                Err(JwtError::Malformed("header is not a JSON object")),
+            ),
+            (
+                r#"{"alg":"ES256","alg":"none","typ":"at+jwt","kid":"k"}"#.into(),
+                Err(JwtError::Malformed("header is not a JSON object")),
+            ),
+            (
+                r#"["ES256","at+jwt","k"]"#.into(),
+                Err(JwtError::Malformed("header is not a JSON object")),
+            ),
+            (
+                "null".into(),
+                Err(JwtError::Malformed("header is not a JSON object")),
+            ),
+            (
+                r#"{"alg":"ES256","typ":"at+jwt","kid":"k"} x"#.into(),
+                Err(JwtError::Malformed("header is not a JSON object")),
+            ),
         ];
         for (header, expected) in cases {
             let got = parse_header(&token_with_header(&header)).map(|_| ());
@@ -186,13 +284,36 @@ mod tests {
 
     #[test]
     fn shape_is_checked_before_anything_else() {
-        assert_eq!(parse_header("a.b"), Err(JwtError::Malformed("a token has exactly three segments")));
-        assert_eq!(parse_header("a.b.c.d"), Err(JwtError::Malformed("a token has exactly three segments")));
-        assert_eq!(parse_header(""), Err(JwtError::Malformed("a token has exactly three segments")));
-        assert_eq!(parse_header("!!.e30.AA"), Err(JwtError::Malformed("header is not base64url")));
-        assert_eq!(parse_header("e+J9.e30.AA"), Err(JwtError::Malformed("header is not base64url")));
-        assert_eq!(parse_header("eyJ9.e30.AA"), Err(JwtError::Malformed("header is not a JSON object")));
+        assert_eq!(
+            parse_header("a.b"),
+            Err(JwtError::Malformed("a token has exactly three segments"))
+        );
+        assert_eq!(
+            parse_header("a.b.c.d"),
+            Err(JwtError::Malformed("a token has exactly three segments"))
+        );
+        assert_eq!(
+            parse_header(""),
+            Err(JwtError::Malformed("a token has exactly three segments"))
+        );
+        assert_eq!(
+            parse_header("!!.e30.AA"),
+            Err(JwtError::Malformed("header is not base64url"))
+        );
+        assert_eq!(
+            parse_header("e+J9.e30.AA"),
+            Err(JwtError::Malformed("header is not base64url"))
+        );
+        assert_eq!(
+            parse_header("eyJ9.e30.AA"),
+            Err(JwtError::Malformed("header is not a JSON object"))
+        );
         let huge = "a".repeat(DEFAULT_MAX_TOKEN_BYTES + 1);
-        assert_eq!(parse_header(&huge), Err(JwtError::TooLarge { max: DEFAULT_MAX_TOKEN_BYTES }));
+        assert_eq!(
+            parse_header(&huge),
+            Err(JwtError::TooLarge {
+                max: DEFAULT_MAX_TOKEN_BYTES
+            })
+        );
     }
 }

@@ -24,15 +24,23 @@ pub fn issue(key: &SigningKey, claims: &AccessClaims) -> Result<String, JwtError
 /// Signs any claims as a compact JWS with the given `typ`, for signed documents other than
 /// access tokens (the revocation feed, for one). Verify those with
 /// [`VerifyingKey::verify_signature`](crate::keys::VerifyingKey::verify_signature).
-pub fn encode_jws<C: Serialize + ?Sized>(key: &SigningKey, typ: &str, claims: &C) -> Result<String, JwtError> {
+pub fn encode_jws<C: Serialize + ?Sized>(
+    key: &SigningKey,
+    typ: &str,
+    claims: &C,
+) -> Result<String, JwtError> {
     #[derive(Serialize)]
     struct Header<'a> {
         alg: &'a str,
         typ: &'a str,
         kid: &'a str,
     }
-    let header = serde_json::to_vec(&Header { alg: key.algorithm().name(), typ, kid: key.kid() })
-        .map_err(|_| JwtError::Encoding)?;
+    let header = serde_json::to_vec(&Header {
+        alg: key.algorithm().name(),
+        typ,
+        kid: key.kid(),
+    })
+    .map_err(|_| JwtError::Encoding)?;
     let payload = serde_json::to_vec(claims).map_err(|_| JwtError::Encoding)?;
     let mut token = String::with_capacity((header.len() + payload.len()) * 4 / 3 + 350 + 4);
     b64::encode_into(&header, &mut token);
@@ -47,6 +55,8 @@ pub fn encode_jws<C: Serialize + ?Sized>(key: &SigningKey, typ: &str, claims: &C
 /// A fresh token id: 128 random bits from *ring*'s system generator, base64url (22 characters).
 pub fn new_jti() -> Result<String, JwtError> {
     let mut bytes = [0u8; 16];
-    ring::rand::SystemRandom::new().fill(&mut bytes).map_err(|_| JwtError::Random)?;
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| JwtError::Random)?;
     Ok(b64::encode(&bytes))
 }

@@ -9,8 +9,8 @@
 //! signature has verified; times come from the injected clock. Every refusal is a [`JwtError`]
 //! that says why without repeating the token.
 
-pub mod dangerous;
 mod claims;
+pub mod dangerous;
 mod error;
 mod header;
 mod issue;
@@ -21,7 +21,9 @@ mod verify;
 
 pub use claims::{AccessClaims, Audience};
 pub use error::{ConfigError, JwtError};
-pub use header::{ACCESS_TOKEN_TYPE, DEFAULT_MAX_TOKEN_BYTES, MAX_KID_LEN, TokenHeader, parse_header};
+pub use header::{
+    ACCESS_TOKEN_TYPE, DEFAULT_MAX_TOKEN_BYTES, MAX_KID_LEN, TokenHeader, parse_header,
+};
 pub use issue::{encode_jws, issue, new_jti};
 pub use resolver::KeyResolver;
 pub use validation::{DEFAULT_LEEWAY, Validation};

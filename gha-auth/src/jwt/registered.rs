@@ -38,7 +38,11 @@ impl Registered<'_> {
             return Err(JwtError::WrongIssuer);
         }
         let aud = self.aud.as_ref().ok_or(JwtError::MissingClaim("aud"))?;
-        if !aud.0.iter().any(|a| validation.audiences().iter().any(|v| v == a)) {
+        if !aud
+            .0
+            .iter()
+            .any(|a| validation.audiences().iter().any(|v| v == a))
+        {
             return Err(JwtError::WrongAudience);
         }
         let leeway = validation.leeway().num_seconds();
@@ -115,7 +119,11 @@ fn numeric_date<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64
 
         #[allow(clippy::cast_possible_truncation)] // `as` saturates, which is the intent
         fn visit_f64<E: de::Error>(self, value: f64) -> Result<i64, E> {
-            if value.is_finite() { Ok(value.floor() as i64) } else { Err(E::custom("not finite")) }
+            if value.is_finite() {
+                Ok(value.floor() as i64)
+            } else {
+                Err(E::custom("not finite"))
+            }
         }
     }
 
@@ -128,7 +136,8 @@ mod tests {
 
     fn check(json: &str, now: i64) -> Result<Times, JwtError> {
         let validation = Validation::new("iss", ["api", "other"]).unwrap();
-        let registered: Registered<'_> = serde_json::from_str(json).map_err(|_| JwtError::InvalidClaims)?;
+        let registered: Registered<'_> =
+            serde_json::from_str(json).map_err(|_| JwtError::InvalidClaims)?;
         registered.check(&validation, now)
     }
 
@@ -137,26 +146,65 @@ mod tests {
         let base = r#""iss":"iss","aud":"api","iat":1000"#;
         // exp = 1000, leeway 60: valid up to 1059, refused from 1060.
         assert!(check(&format!(r#"{{{base},"exp":1000}}"#), 1059).is_ok());
-        assert_eq!(check(&format!(r#"{{{base},"exp":1000}}"#), 1060).unwrap_err(), JwtError::Expired);
+        assert_eq!(
+            check(&format!(r#"{{{base},"exp":1000}}"#), 1060).unwrap_err(),
+            JwtError::Expired
+        );
         // nbf = 1100: valid from 1040.
-        assert_eq!(check(&format!(r#"{{{base},"exp":2000,"nbf":1100}}"#), 1039).unwrap_err(), JwtError::NotYetValid);
+        assert_eq!(
+            check(&format!(r#"{{{base},"exp":2000,"nbf":1100}}"#), 1039).unwrap_err(),
+            JwtError::NotYetValid
+        );
         assert!(check(&format!(r#"{{{base},"exp":2000,"nbf":1100}}"#), 1040).is_ok());
         // iat = 1000: refused before 940.
-        assert_eq!(check(&format!(r#"{{{base},"exp":2000}}"#), 939).unwrap_err(), JwtError::IssuedInFuture);
+        assert_eq!(
+            check(&format!(r#"{{{base},"exp":2000}}"#), 939).unwrap_err(),
+            JwtError::IssuedInFuture
+        );
         assert!(check(&format!(r#"{{{base},"exp":2000}}"#), 940).is_ok());
         // Fractional and huge dates.
-        assert!(check(r#"{"iss":"iss","aud":"api","iat":1000.9,"exp":1000.5}"#, 1059).is_ok());
-        assert!(check(r#"{"iss":"iss","aud":"api","iat":0,"exp":18446744073709551615}"#, i64::MAX - 1).is_ok());
+        assert!(
+            check(
+                r#"{"iss":"iss","aud":"api","iat":1000.9,"exp":1000.5}"#,
+                1059
+            )
+            .is_ok()
+        );
+        assert!(
+            check(
+                r#"{"iss":"iss","aud":"api","iat":0,"exp":18446744073709551615}"#,
+                i64::MAX - 1
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn required_claims() {
-        assert_eq!(check(r#"{"aud":"api","iat":1,"exp":2}"#, 1), Err(JwtError::MissingClaim("iss")));
-        assert_eq!(check(r#"{"iss":"iss","iat":1,"exp":2}"#, 1), Err(JwtError::MissingClaim("aud")));
-        assert_eq!(check(r#"{"iss":"iss","aud":"api","iat":1}"#, 1), Err(JwtError::MissingClaim("exp")));
-        assert_eq!(check(r#"{"iss":"iss","aud":"api","exp":2}"#, 1), Err(JwtError::MissingClaim("iat")));
-        assert_eq!(check(r#"{"iss":"iss","aud":[],"iat":1,"exp":2}"#, 1), Err(JwtError::WrongAudience));
-        assert_eq!(check(r#"{"iss":"iss","aud":["x","other"],"iat":1,"exp":2}"#, 1).map(|t| t.exp), Ok(2));
+        assert_eq!(
+            check(r#"{"aud":"api","iat":1,"exp":2}"#, 1),
+            Err(JwtError::MissingClaim("iss"))
+        );
+        assert_eq!(
+            check(r#"{"iss":"iss","iat":1,"exp":2}"#, 1),
+            Err(JwtError::MissingClaim("aud"))
+        );
+        assert_eq!(
+            check(r#"{"iss":"iss","aud":"api","iat":1}"#, 1),
+            Err(JwtError::MissingClaim("exp"))
+        );
+        assert_eq!(
+            check(r#"{"iss":"iss","aud":"api","exp":2}"#, 1),
+            Err(JwtError::MissingClaim("iat"))
+        );
+        assert_eq!(
+            check(r#"{"iss":"iss","aud":[],"iat":1,"exp":2}"#, 1),
+            Err(JwtError::WrongAudience)
+        );
+        assert_eq!(
+            check(r#"{"iss":"iss","aud":["x","other"],"iat":1,"exp":2}"#, 1).map(|t| t.exp),
+            Ok(2)
+        );
         for bad in [
             r#"{"iss":"iss","aud":"api","iat":1,"exp":"2"}"#,
             r#"{"iss":"iss","aud":"api","iat":1,"exp":null}"#,

@@ -26,9 +26,16 @@ fn verifier_at(now: i64) -> Verifier {
 }
 
 fn claims() -> AccessClaims {
-    AccessClaims::new(ISSUER, "user-42", AUDIENCE, "mfs-app", NOW, TimeDelta::minutes(10))
-        .unwrap()
-        .with_scopes(["orders.read", "orders.write"])
+    AccessClaims::new(
+        ISSUER,
+        "user-42",
+        AUDIENCE,
+        "mfs-app",
+        NOW,
+        TimeDelta::minutes(10),
+    )
+    .unwrap()
+    .with_scopes(["orders.read", "orders.write"])
 }
 
 fn claims_json() -> Value {
@@ -45,7 +52,11 @@ fn header_for(key: &SigningKey) -> Value {
 
 /// A token with any header and payload, signed by `key` whatever the header says.
 fn forge(header: &Value, payload: &Value, key: &SigningKey) -> String {
-    let input = format!("{}.{}", b64::encode(header.to_string().as_bytes()), b64::encode(payload.to_string().as_bytes()));
+    let input = format!(
+        "{}.{}",
+        b64::encode(header.to_string().as_bytes()),
+        b64::encode(payload.to_string().as_bytes())
+    );
     let signature = key.sign(input.as_bytes()).unwrap();
     format!("{input}.{}", b64::encode(&signature))
 }
@@ -133,15 +144,22 @@ fn rfc8037_a4_ed25519_signature_matches() {
     let seed = b64::decode("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A").unwrap();
     // PKCS#8 v1 for Ed25519 (RFC 8410 §7): fixed prefix, then the 32-byte seed.
     let mut pkcs8 = vec![
-        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
     ];
     pkcs8.extend_from_slice(&seed);
     let key = SigningKey::from_pkcs8_der(Algorithm::EdDSA, &pkcs8).unwrap();
-    assert_eq!(key.public_jwk().x.as_deref(), Some("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"));
+    assert_eq!(
+        key.public_jwk().x.as_deref(),
+        Some("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
+    );
     assert_eq!(key.kid(), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
 
     let input = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc";
-    assert_eq!(b64::decode("RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc").unwrap(), b"Example of Ed25519 signing");
+    assert_eq!(
+        b64::decode("RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc").unwrap(),
+        b"Example of Ed25519 signing"
+    );
     let signature = key.sign(input.as_bytes()).unwrap();
     assert_eq!(
         b64::encode(&signature),
@@ -161,19 +179,35 @@ fn issue_then_verify_round_trips_for_every_algorithm() {
         let token = issue(&key, &claims).unwrap();
 
         let header: Value =
-            serde_json::from_slice(&b64::decode(token.split('.').next().unwrap()).unwrap()).unwrap();
-        assert_eq!(header, json!({ "alg": alg.name(), "typ": "at+jwt", "kid": key.kid() }), "{alg}");
+            serde_json::from_slice(&b64::decode(token.split('.').next().unwrap()).unwrap())
+                .unwrap();
+        assert_eq!(
+            header,
+            json!({ "alg": alg.name(), "typ": "at+jwt", "kid": key.kid() }),
+            "{alg}"
+        );
 
         let verified = verify(&token, &key.verifying_key()).unwrap();
         assert_eq!(verified.claims, claims, "{alg}");
-        assert_eq!(verified.header, TokenHeader { alg, kid: key.kid().to_owned() });
-        assert_eq!((verified.expires_at, verified.issued_at), (claims.exp, claims.iat));
+        assert_eq!(
+            verified.header,
+            TokenHeader {
+                alg,
+                kid: key.kid().to_owned()
+            }
+        );
+        assert_eq!(
+            (verified.expires_at, verified.issued_at),
+            (claims.exp, claims.iat)
+        );
 
         // The two-step API the middleware uses gives the same result.
         let v = verifier();
         let header = v.parse_header(&token).unwrap();
         assert_eq!(header.kid, key.kid());
-        let two_step = v.verify_with_key::<AccessClaims>(&token, &key.verifying_key()).unwrap();
+        let two_step = v
+            .verify_with_key::<AccessClaims>(&token, &key.verifying_key())
+            .unwrap();
         assert_eq!(two_step.claims, claims);
 
         // Typed custom claims.
@@ -182,8 +216,13 @@ fn issue_then_verify_round_trips_for_every_algorithm() {
             sub: String,
             scope: String,
         }
-        let minimal = v.verify::<Minimal, _>(&token, &key.verifying_key()).unwrap();
-        assert_eq!((minimal.claims.sub.as_str(), minimal.claims.scope.as_str()), ("user-42", "orders.read orders.write"));
+        let minimal = v
+            .verify::<Minimal, _>(&token, &key.verifying_key())
+            .unwrap();
+        assert_eq!(
+            (minimal.claims.sub.as_str(), minimal.claims.scope.as_str()),
+            ("user-42", "orders.read orders.write")
+        );
     }
 }
 
@@ -192,7 +231,12 @@ fn verifies_through_a_key_ring_and_a_fetched_jwks() {
     let schedule = crate::keys::KeySchedule::default();
     let start = chrono::DateTime::from_timestamp(NOW, 0).unwrap();
     let mut ring = KeyRing::with_initial(es256(), start);
-    ring.add_next(SigningKey::generate(Algorithm::EdDSA).unwrap(), start, &schedule).unwrap();
+    ring.add_next(
+        SigningKey::generate(Algorithm::EdDSA).unwrap(),
+        start,
+        &schedule,
+    )
+    .unwrap();
     let token = issue(ring.active(start).unwrap(), &claims()).unwrap();
     assert!(verify(&token, &ring).is_ok());
     let served = ring.jwks(start).to_json().unwrap();
@@ -218,12 +262,19 @@ fn issue_refuses_claims_no_verifier_would_accept() {
 #[test]
 fn rejects_alg_none() {
     let key = es256();
-    let resolver = Counting { inner: &key.verifying_key(), calls: Cell::new(0) };
+    let resolver = Counting {
+        inner: &key.verifying_key(),
+        calls: Cell::new(0),
+    };
     for alg in ["none", "None", "NONE"] {
         let header = json!({ "alg": alg, "typ": "at+jwt", "kid": key.kid() });
         for signature in [&b""[..], b"x"] {
             let token = with_signature(&header, &claims_json(), signature);
-            assert_eq!(verify(&token, &resolver).unwrap_err(), JwtError::UnsupportedAlgorithm, "{alg}");
+            assert_eq!(
+                verify(&token, &resolver).unwrap_err(),
+                JwtError::UnsupportedAlgorithm,
+                "{alg}"
+            );
         }
     }
     assert_eq!(resolver.calls.get(), 0, "refused before any key lookup");
@@ -248,9 +299,16 @@ fn rejects_hs256_signed_with_the_public_key() {
                     b64::encode(header.to_string().as_bytes()),
                     b64::encode(claims_json().to_string().as_bytes())
                 );
-                let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &secret), input.as_bytes());
+                let tag = hmac::sign(
+                    &hmac::Key::new(hmac::HMAC_SHA256, &secret),
+                    input.as_bytes(),
+                );
                 let token = format!("{input}.{}", b64::encode(tag.as_ref()));
-                assert_eq!(verify(&token, &public).unwrap_err(), JwtError::UnsupportedAlgorithm, "{alg} {hs}");
+                assert_eq!(
+                    verify(&token, &public).unwrap_err(),
+                    JwtError::UnsupportedAlgorithm,
+                    "{alg} {hs}"
+                );
             }
         }
     }
@@ -264,11 +322,17 @@ fn rejects_algorithm_swapped_to_another_of_ours() {
     // Header claims EdDSA for the ES256 key id, signed by an Ed25519 key.
     let header = json!({ "alg": "EdDSA", "typ": "at+jwt", "kid": es.kid() });
     let token = forge(&header, &claims_json(), &ed);
-    assert_eq!(verify(&token, &es.verifying_key()).unwrap_err(), JwtError::AlgorithmMismatch);
+    assert_eq!(
+        verify(&token, &es.verifying_key()).unwrap_err(),
+        JwtError::AlgorithmMismatch
+    );
     // Header claims RS256 for the ES256 key id.
     let header = json!({ "alg": "RS256", "typ": "at+jwt", "kid": es.kid() });
     let token = forge(&header, &claims_json(), &rs);
-    assert_eq!(verify(&token, &es.verifying_key()).unwrap_err(), JwtError::AlgorithmMismatch);
+    assert_eq!(
+        verify(&token, &es.verifying_key()).unwrap_err(),
+        JwtError::AlgorithmMismatch
+    );
 }
 
 #[test]
@@ -276,10 +340,16 @@ fn rejects_a_token_signed_by_an_unknown_key() {
     let trusted = es256();
     let stranger = es256();
     let token = issue(&stranger, &claims()).unwrap();
-    assert_eq!(verify(&token, &trusted.verifying_key()).unwrap_err(), JwtError::UnknownKey);
+    assert_eq!(
+        verify(&token, &trusted.verifying_key()).unwrap_err(),
+        JwtError::UnknownKey
+    );
     // Naming the trusted key id does not help.
     let token = forge(&header_for(&trusted), &claims_json(), &stranger);
-    assert_eq!(verify(&token, &trusted.verifying_key()).unwrap_err(), JwtError::InvalidSignature);
+    assert_eq!(
+        verify(&token, &trusted.verifying_key()).unwrap_err(),
+        JwtError::InvalidSignature
+    );
 }
 
 #[test]
@@ -291,19 +361,30 @@ fn ignores_embedded_jwk_jku_x5u_and_x5c() {
         ("jwk", attacker_jwk.clone()),
         ("jku", json!("https://attacker.example/jwks.json")),
         ("x5u", json!("https://attacker.example/cert.pem")),
-        ("x5c", json!(["MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"])),
+        (
+            "x5c",
+            json!(["MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"]),
+        ),
     ];
     for (member, value) in &embedded {
         // The attacker's own kid with its key embedded: the kid is unknown, the embedded key unused.
         let mut header = header_for(&attacker);
         header[member] = value.clone();
         let token = forge(&header, &claims_json(), &attacker);
-        assert_eq!(verify(&token, &trusted.verifying_key()).unwrap_err(), JwtError::UnknownKey, "{member}");
+        assert_eq!(
+            verify(&token, &trusted.verifying_key()).unwrap_err(),
+            JwtError::UnknownKey,
+            "{member}"
+        );
         // The trusted kid with the attacker's key embedded: verified with the trusted key, fails.
         let mut header = header_for(&trusted);
         header[member] = value.clone();
         let token = forge(&header, &claims_json(), &attacker);
-        assert_eq!(verify(&token, &trusted.verifying_key()).unwrap_err(), JwtError::InvalidSignature, "{member}");
+        assert_eq!(
+            verify(&token, &trusted.verifying_key()).unwrap_err(),
+            JwtError::InvalidSignature,
+            "{member}"
+        );
         // A genuine token carrying the member is neither helped nor refused by it.
         let token = forge(&header, &claims_json(), &trusted);
         assert!(verify(&token, &trusted.verifying_key()).is_ok(), "{member}");
@@ -313,11 +394,24 @@ fn ignores_embedded_jwk_jku_x5u_and_x5c() {
 #[test]
 fn rejects_kid_with_path_traversal() {
     let key = es256();
-    let resolver = Counting { inner: &key.verifying_key(), calls: Cell::new(0) };
-    for kid in ["../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "/etc/passwd", "keys/../../x", "a\\b"] {
+    let resolver = Counting {
+        inner: &key.verifying_key(),
+        calls: Cell::new(0),
+    };
+    for kid in [
+        "../../etc/passwd",
+        "..%2F..%2Fetc%2Fpasswd",
+        "/etc/passwd",
+        "keys/../../x",
+        "a\\b",
+    ] {
         let header = json!({ "alg": "ES256", "typ": "at+jwt", "kid": kid });
         let token = forge(&header, &claims_json(), &key);
-        assert_eq!(verify(&token, &resolver).unwrap_err(), JwtError::BadKeyId, "{kid}");
+        assert_eq!(
+            verify(&token, &resolver).unwrap_err(),
+            JwtError::BadKeyId,
+            "{kid}"
+        );
     }
     assert_eq!(resolver.calls.get(), 0);
 }
@@ -325,12 +419,27 @@ fn rejects_kid_with_path_traversal() {
 #[test]
 fn rejects_kid_with_injection() {
     let key = es256();
-    let resolver = Counting { inner: &key.verifying_key(), calls: Cell::new(0) };
+    let resolver = Counting {
+        inner: &key.verifying_key(),
+        calls: Cell::new(0),
+    };
     let long = "k".repeat(129);
-    for kid in ["' OR 1=1 --", "x\"; DROP TABLE keys; --", "$(reboot)", "k\nforged log line", "k\u{0}", &long, " "] {
+    for kid in [
+        "' OR 1=1 --",
+        "x\"; DROP TABLE keys; --",
+        "$(reboot)",
+        "k\nforged log line",
+        "k\u{0}",
+        &long,
+        " ",
+    ] {
         let header = json!({ "alg": "ES256", "typ": "at+jwt", "kid": kid });
         let token = forge(&header, &claims_json(), &key);
-        assert_eq!(verify(&token, &resolver).unwrap_err(), JwtError::BadKeyId, "{kid:?}");
+        assert_eq!(
+            verify(&token, &resolver).unwrap_err(),
+            JwtError::BadKeyId,
+            "{kid:?}"
+        );
     }
     assert_eq!(resolver.calls.get(), 0);
 }
@@ -340,11 +449,19 @@ fn rejects_kid_with_injection() {
 fn rejects_ecdsa_signature_with_r_and_s_zero() {
     let key = es256();
     let header = header_for(&key);
-    let order = hex::decode("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551").unwrap();
+    let order =
+        hex::decode("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551").unwrap();
     let r_s_order = [order.clone(), order].concat();
-    for signature in [vec![0u8; 64], r_s_order, vec![0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00]] {
+    for signature in [
+        vec![0u8; 64],
+        r_s_order,
+        vec![0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00],
+    ] {
         let token = with_signature(&header, &claims_json(), &signature);
-        assert_eq!(verify(&token, &key.verifying_key()).unwrap_err(), JwtError::InvalidSignature);
+        assert_eq!(
+            verify(&token, &key.verifying_key()).unwrap_err(),
+            JwtError::InvalidSignature
+        );
     }
 }
 
@@ -353,13 +470,22 @@ fn rejects_an_expired_token() {
     let key = es256();
     let token = issue(&key, &claims()).unwrap();
     let exp = claims().exp;
-    assert!(verifier_at(exp + 59).verify::<AccessClaims, _>(&token, &key.verifying_key()).is_ok());
-    let err = verifier_at(exp + 60).verify::<AccessClaims, _>(&token, &key.verifying_key()).unwrap_err();
+    assert!(
+        verifier_at(exp + 59)
+            .verify::<AccessClaims, _>(&token, &key.verifying_key())
+            .is_ok()
+    );
+    let err = verifier_at(exp + 60)
+        .verify::<AccessClaims, _>(&token, &key.verifying_key())
+        .unwrap_err();
     assert_eq!(err, JwtError::Expired);
     let mut no_exp = claims_json();
     no_exp.as_object_mut().unwrap().remove("exp");
     let token = forge(&header_for(&key), &no_exp, &key);
-    assert_eq!(verify(&token, &key.verifying_key()).unwrap_err(), JwtError::MissingClaim("exp"));
+    assert_eq!(
+        verify(&token, &key.verifying_key()).unwrap_err(),
+        JwtError::MissingClaim("exp")
+    );
 }
 
 #[test]
@@ -369,8 +495,15 @@ fn rejects_a_token_not_yet_valid() {
     payload["nbf"] = json!(NOW + 120);
     payload["exp"] = json!(NOW + 600);
     let token = forge(&header_for(&key), &payload, &key);
-    assert_eq!(verify(&token, &key.verifying_key()).unwrap_err(), JwtError::NotYetValid);
-    assert!(verifier_at(NOW + 60).verify::<AccessClaims, _>(&token, &key.verifying_key()).is_ok());
+    assert_eq!(
+        verify(&token, &key.verifying_key()).unwrap_err(),
+        JwtError::NotYetValid
+    );
+    assert!(
+        verifier_at(NOW + 60)
+            .verify::<AccessClaims, _>(&token, &key.verifying_key())
+            .is_ok()
+    );
 }
 
 #[test]
@@ -380,7 +513,10 @@ fn rejects_a_token_issued_in_the_future() {
     payload["iat"] = json!(NOW + 61);
     payload["nbf"] = json!(NOW);
     let token = forge(&header_for(&key), &payload, &key);
-    assert_eq!(verify(&token, &key.verifying_key()).unwrap_err(), JwtError::IssuedInFuture);
+    assert_eq!(
+        verify(&token, &key.verifying_key()).unwrap_err(),
+        JwtError::IssuedInFuture
+    );
     payload["iat"] = json!(NOW + 60);
     let token = forge(&header_for(&key), &payload, &key);
     assert!(verify(&token, &key.verifying_key()).is_ok());
@@ -389,26 +525,45 @@ fn rejects_a_token_issued_in_the_future() {
 #[test]
 fn rejects_a_wrong_issuer() {
     let key = es256();
-    for iss in [json!("https://evil.test"), json!("https://auth.gha.test/"), json!("HTTPS://AUTH.GHA.TEST")] {
+    for iss in [
+        json!("https://evil.test"),
+        json!("https://auth.gha.test/"),
+        json!("HTTPS://AUTH.GHA.TEST"),
+    ] {
         let mut payload = claims_json();
         payload["iss"] = iss;
         let token = forge(&header_for(&key), &payload, &key);
-        assert_eq!(verify(&token, &key.verifying_key()).unwrap_err(), JwtError::WrongIssuer);
+        assert_eq!(
+            verify(&token, &key.verifying_key()).unwrap_err(),
+            JwtError::WrongIssuer
+        );
     }
     let mut payload = claims_json();
     payload.as_object_mut().unwrap().remove("iss");
     let token = forge(&header_for(&key), &payload, &key);
-    assert_eq!(verify(&token, &key.verifying_key()).unwrap_err(), JwtError::MissingClaim("iss"));
+    assert_eq!(
+        verify(&token, &key.verifying_key()).unwrap_err(),
+        JwtError::MissingClaim("iss")
+    );
 }
 
 #[test]
 fn rejects_a_wrong_audience() {
     let key = es256();
-    for aud in [json!("admin.api"), json!(["admin.api", "billing.api"]), json!([]), json!("field-service.api ")] {
+    for aud in [
+        json!("admin.api"),
+        json!(["admin.api", "billing.api"]),
+        json!([]),
+        json!("field-service.api "),
+    ] {
         let mut payload = claims_json();
         payload["aud"] = aud.clone();
         let token = forge(&header_for(&key), &payload, &key);
-        assert_eq!(verify(&token, &key.verifying_key()).unwrap_err(), JwtError::WrongAudience, "{aud}");
+        assert_eq!(
+            verify(&token, &key.verifying_key()).unwrap_err(),
+            JwtError::WrongAudience,
+            "{aud}"
+        );
     }
     // One accepted audience among several is enough.
     let mut payload = claims_json();
@@ -420,7 +575,13 @@ fn rejects_a_wrong_audience() {
 #[test]
 fn rejects_a_wrong_or_missing_typ() {
     let key = es256();
-    for typ in [Some("JWT"), Some("at+JWT+x"), Some("application/jwt"), Some("dpop+jwt"), None] {
+    for typ in [
+        Some("JWT"),
+        Some("at+JWT+x"),
+        Some("application/jwt"),
+        Some("dpop+jwt"),
+        None,
+    ] {
         let mut header = header_for(&key);
         match typ {
             Some(typ) => header["typ"] = json!(typ),
@@ -429,7 +590,11 @@ fn rejects_a_wrong_or_missing_typ() {
             }
         }
         let token = forge(&header, &claims_json(), &key);
-        assert_eq!(verify(&token, &key.verifying_key()).unwrap_err(), JwtError::WrongType, "{typ:?}");
+        assert_eq!(
+            verify(&token, &key.verifying_key()).unwrap_err(),
+            JwtError::WrongType,
+            "{typ:?}"
+        );
     }
     let mut header = header_for(&key);
     header["typ"] = json!("application/at+jwt");
@@ -440,21 +605,41 @@ fn rejects_a_wrong_or_missing_typ() {
 fn rejects_an_oversized_token() {
     let key = es256();
     let mut big = claims();
-    big.extra.insert("padding".into(), json!("x".repeat(8 * 1024)));
+    big.extra
+        .insert("padding".into(), json!("x".repeat(8 * 1024)));
     let token = issue(&key, &big).unwrap();
     assert!(token.len() > DEFAULT_MAX_TOKEN_BYTES);
     assert_eq!(
         verify(&token, &key.verifying_key()).unwrap_err(),
-        JwtError::TooLarge { max: DEFAULT_MAX_TOKEN_BYTES }
+        JwtError::TooLarge {
+            max: DEFAULT_MAX_TOKEN_BYTES
+        }
     );
-    assert_eq!(parse_header(&token).unwrap_err(), JwtError::TooLarge { max: DEFAULT_MAX_TOKEN_BYTES });
+    assert_eq!(
+        parse_header(&token).unwrap_err(),
+        JwtError::TooLarge {
+            max: DEFAULT_MAX_TOKEN_BYTES
+        }
+    );
     // Size is checked before anything else: even garbage of that size gets the same answer.
     let garbage = "%".repeat(DEFAULT_MAX_TOKEN_BYTES + 1);
-    assert_eq!(verify(&garbage, &key.verifying_key()).unwrap_err(), JwtError::TooLarge { max: DEFAULT_MAX_TOKEN_BYTES });
+    assert_eq!(
+        verify(&garbage, &key.verifying_key()).unwrap_err(),
+        JwtError::TooLarge {
+            max: DEFAULT_MAX_TOKEN_BYTES
+        }
+    );
     // The same token passes a verifier configured for larger tokens: size was the only problem.
-    let roomy = Validation::new(ISSUER, [AUDIENCE]).unwrap().with_max_token_bytes(16 * 1024).unwrap();
+    let roomy = Validation::new(ISSUER, [AUDIENCE])
+        .unwrap()
+        .with_max_token_bytes(16 * 1024)
+        .unwrap();
     let roomy = Verifier::new(roomy, ManualClock::at_unix(NOW).shared());
-    assert!(roomy.verify::<AccessClaims, _>(&token, &key.verifying_key()).is_ok());
+    assert!(
+        roomy
+            .verify::<AccessClaims, _>(&token, &key.verifying_key())
+            .is_ok()
+    );
 }
 
 #[test]
@@ -465,20 +650,71 @@ fn rejects_malformed_tokens() {
     let segments: Vec<&str> = good.split('.').collect();
     let three = "a token has exactly three segments";
     let cases: Vec<(String, JwtError)> = vec![
-        (format!("{}.{}", segments[0], segments[1]), JwtError::Malformed(three)),
-        (format!("{good}.{}", segments[2]), JwtError::Malformed(three)),
+        (
+            format!("{}.{}", segments[0], segments[1]),
+            JwtError::Malformed(three),
+        ),
+        (
+            format!("{good}.{}", segments[2]),
+            JwtError::Malformed(three),
+        ),
         (String::new(), JwtError::Malformed(three)),
         ("garbage".into(), JwtError::Malformed(three)),
-        ("..".into(), JwtError::Malformed("header is not a JSON object")),
-        (format!("Bearer {good}"), JwtError::Malformed("header is not base64url")),
-        (format!("{}=.{}.{}", segments[0], segments[1], segments[2]), JwtError::Malformed("header is not base64url")),
-        (format!("{}.{}.{}=", segments[0], segments[1], segments[2]), JwtError::Malformed("signature is not base64url")),
-        (format!("{}.{}.{}", segments[0], segments[1], "!!"), JwtError::Malformed("signature is not base64url")),
-        (format!("{}.{}.{}", segments[0], "%%", segments[2]), JwtError::InvalidSignature),
-        (format!("{}.{}.{}", b64::encode(b"[\"ES256\"]"), segments[1], segments[2]), JwtError::Malformed("header is not a JSON object")),
-        (format!("{}.{}.{}", b64::encode(b"\"at+jwt\""), segments[1], segments[2]), JwtError::Malformed("header is not a JSON object")),
-        (format!("{}.{}.{}", b64::encode(b"42"), segments[1], segments[2]), JwtError::Malformed("header is not a JSON object")),
-        (format!("{}.{}.{}", b64::encode(&[0xff, 0xfe, 0x7b]), segments[1], segments[2]), JwtError::Malformed("header is not a JSON object")),
+        (
+            "..".into(),
+            JwtError::Malformed("header is not a JSON object"),
+        ),
+        (
+            format!("Bearer {good}"),
+            JwtError::Malformed("header is not base64url"),
+        ),
+        (
+            format!("{}=.{}.{}", segments[0], segments[1], segments[2]),
+            JwtError::Malformed("header is not base64url"),
+        ),
+        (
+            format!("{}.{}.{}=", segments[0], segments[1], segments[2]),
+            JwtError::Malformed("signature is not base64url"),
+        ),
+        (
+            format!("{}.{}.{}", segments[0], segments[1], "!!"),
+            JwtError::Malformed("signature is not base64url"),
+        ),
+        (
+            format!("{}.{}.{}", segments[0], "%%", segments[2]),
+            JwtError::InvalidSignature,
+        ),
+        (
+            format!(
+                "{}.{}.{}",
+                b64::encode(b"[\"ES256\"]"),
+                segments[1],
+                segments[2]
+            ),
+            JwtError::Malformed("header is not a JSON object"),
+        ),
+        (
+            format!(
+                "{}.{}.{}",
+                b64::encode(b"\"at+jwt\""),
+                segments[1],
+                segments[2]
+            ),
+            JwtError::Malformed("header is not a JSON object"),
+        ),
+        (
+            format!("{}.{}.{}", b64::encode(b"42"), segments[1], segments[2]),
+            JwtError::Malformed("header is not a JSON object"),
+        ),
+        (
+            format!(
+                "{}.{}.{}",
+                b64::encode(&[0xff, 0xfe, 0x7b]),
+                segments[1],
+                segments[2]
+            ),
+            JwtError::Malformed("header is not a JSON object"),
+        ),
     ];
     for (token, expected) in cases {
         assert_eq!(verify(&token, &public).unwrap_err(), expected, "{token}");
@@ -486,13 +722,20 @@ fn rejects_malformed_tokens() {
     // Correctly signed, but the payload is not a claims object.
     for payload in [json!([1, 2]), json!("claims"), json!(null)] {
         let token = forge(&header_for(&key), &payload, &key);
-        assert_eq!(verify(&token, &public).unwrap_err(), JwtError::InvalidClaims, "{payload}");
+        assert_eq!(
+            verify(&token, &public).unwrap_err(),
+            JwtError::InvalidClaims,
+            "{payload}"
+        );
     }
     // Correctly signed, registered claims fine, but not AccessClaims (no client_id).
     let mut payload = claims_json();
     payload.as_object_mut().unwrap().remove("client_id");
     let token = forge(&header_for(&key), &payload, &key);
-    assert_eq!(verify(&token, &public).unwrap_err(), JwtError::InvalidClaims);
+    assert_eq!(
+        verify(&token, &public).unwrap_err(),
+        JwtError::InvalidClaims
+    );
 }
 
 #[test]
@@ -503,7 +746,11 @@ fn rejects_a_crit_header() {
         header["crit"] = crit.clone();
         header["b64"] = json!(false);
         let token = forge(&header, &claims_json(), &key);
-        assert_eq!(verify(&token, &key.verifying_key()).unwrap_err(), JwtError::CriticalHeader, "{crit}");
+        assert_eq!(
+            verify(&token, &key.verifying_key()).unwrap_err(),
+            JwtError::CriticalHeader,
+            "{crit}"
+        );
     }
 }
 
@@ -512,7 +759,9 @@ fn two_step_api_refuses_a_key_with_another_kid() {
     let key = es256();
     let other = es256();
     let token = issue(&key, &claims()).unwrap();
-    let err = verifier().verify_with_key::<AccessClaims>(&token, &other.verifying_key()).unwrap_err();
+    let err = verifier()
+        .verify_with_key::<AccessClaims>(&token, &other.verifying_key())
+        .unwrap_err();
     assert_eq!(err, JwtError::UnknownKey);
 }
 
@@ -526,7 +775,11 @@ fn error_messages_never_repeat_the_token() {
         forge(&header_for(&key), &payload, &key),
         format!("{good}x"),
         good.replace('.', ".."),
-        forge(&json!({"alg": "ES256", "typ": "at+jwt", "kid": "' OR 1=1 --"}), &payload, &key),
+        forge(
+            &json!({"alg": "ES256", "typ": "at+jwt", "kid": "' OR 1=1 --"}),
+            &payload,
+            &key,
+        ),
     ];
     for token in tokens {
         let err = verify(&token, &key.verifying_key()).unwrap_err();
@@ -534,7 +787,10 @@ fn error_messages_never_repeat_the_token() {
         for segment in token.split('.').filter(|s| s.len() > 8) {
             assert!(!shown.contains(segment), "{shown}");
         }
-        assert!(!shown.contains("evil") && !shown.contains("OR 1=1"), "{shown}");
+        assert!(
+            !shown.contains("evil") && !shown.contains("OR 1=1"),
+            "{shown}"
+        );
     }
 }
 
@@ -612,11 +868,17 @@ proptest! {
 
 fn token_of(bytes: &[u8]) -> String {
     let third = bytes.len() / 3;
-    format!("{}.{}.{}", b64::encode(&bytes[..third]), b64::encode(&bytes[third..2 * third]), b64::encode(&bytes[2 * third..]))
+    format!(
+        "{}.{}.{}",
+        b64::encode(&bytes[..third]),
+        b64::encode(&bytes[third..2 * third]),
+        b64::encode(&bytes[2 * third..])
+    )
 }
 
 fn fixed_key() -> SigningKey {
     use std::sync::OnceLock;
     static KEY: OnceLock<SigningKey> = OnceLock::new();
-    KEY.get_or_init(|| SigningKey::generate(Algorithm::EdDSA).unwrap()).clone()
+    KEY.get_or_init(|| SigningKey::generate(Algorithm::EdDSA).unwrap())
+        .clone()
 }

@@ -113,22 +113,35 @@ mod tests {
     #[test]
     fn defaults_and_limits() {
         let v = Validation::new("https://auth", ["api"]).unwrap();
-        assert_eq!((v.leeway(), v.max_iat_skew(), v.max_token_bytes()), (DEFAULT_LEEWAY, DEFAULT_LEEWAY, 8192));
+        assert_eq!(
+            (v.leeway(), v.max_iat_skew(), v.max_token_bytes()),
+            (DEFAULT_LEEWAY, DEFAULT_LEEWAY, 8192)
+        );
         assert!(v.clone().with_leeway(TimeDelta::seconds(300)).is_ok());
         assert_eq!(
             v.clone().with_leeway(TimeDelta::seconds(301)),
-            Err(ConfigError::DurationOutOfRange { field: "leeway", secs: 301, max_secs: 300 })
+            Err(ConfigError::DurationOutOfRange {
+                field: "leeway",
+                secs: 301,
+                max_secs: 300
+            })
         );
         assert!(v.clone().with_leeway(TimeDelta::seconds(-1)).is_err());
         assert!(v.clone().with_max_iat_skew(TimeDelta::minutes(10)).is_err());
         assert!(v.clone().with_max_token_bytes(100).is_err());
-        assert_eq!(v.with_max_token_bytes(4096).unwrap().max_token_bytes(), 4096);
+        assert_eq!(
+            v.with_max_token_bytes(4096).unwrap().max_token_bytes(),
+            4096
+        );
     }
 
     #[test]
     fn issuer_and_audience_are_required() {
         assert_eq!(Validation::new("", ["api"]), Err(ConfigError::EmptyIssuer));
-        assert_eq!(Validation::new("iss", Vec::<String>::new()), Err(ConfigError::NoAudience));
+        assert_eq!(
+            Validation::new("iss", Vec::<String>::new()),
+            Err(ConfigError::NoAudience)
+        );
         assert_eq!(Validation::new("iss", [""]), Err(ConfigError::NoAudience));
     }
 }

@@ -85,15 +85,21 @@ impl Verifier {
         if header.alg != key.algorithm() {
             return Err(JwtError::AlgorithmMismatch);
         }
-        let signature =
-            b64::decode(parts.signature).ok_or(JwtError::Malformed("signature is not base64url"))?;
+        let signature = b64::decode(parts.signature)
+            .ok_or(JwtError::Malformed("signature is not base64url"))?;
         if !key.verify_signature(parts.signing_input.as_bytes(), &signature) {
             return Err(JwtError::InvalidSignature);
         }
-        let payload = b64::decode(parts.payload).ok_or(JwtError::Malformed("payload is not base64url"))?;
+        let payload =
+            b64::decode(parts.payload).ok_or(JwtError::Malformed("payload is not base64url"))?;
         let registered: Registered<'_> = parse_object(&payload).ok_or(JwtError::InvalidClaims)?;
         let times = registered.check(&self.validation, self.clock.unix_seconds())?;
         let claims: T = serde_json::from_slice(&payload).map_err(|_| JwtError::InvalidClaims)?;
-        Ok(Verified { header, claims, expires_at: times.exp, issued_at: times.iat })
+        Ok(Verified {
+            header,
+            claims,
+            expires_at: times.exp,
+            issued_at: times.iat,
+        })
     }
 }

@@ -11,7 +11,9 @@ use super::KeyError;
 ///
 /// The set is closed on purpose: a token naming anything else (`none`, `HS256`, `PS256`, …) is
 /// refused before a key is even looked up. The algorithm belongs to the key, never to the token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 pub enum Algorithm {
     /// ECDSA on P-256 with SHA-256: the default, because the customer's .NET APIs verify it.
     #[default]
@@ -86,7 +88,10 @@ mod tests {
     fn names_round_trip_and_match_serde() {
         for alg in Algorithm::ALL {
             assert_eq!(Algorithm::from_name(alg.name()), Some(alg));
-            assert_eq!(serde_json::to_string(&alg).unwrap(), format!("\"{}\"", alg.name()));
+            assert_eq!(
+                serde_json::to_string(&alg).unwrap(),
+                format!("\"{}\"", alg.name())
+            );
             assert_eq!(alg.to_string().parse::<Algorithm>().unwrap(), alg);
         }
         assert_eq!(Algorithm::default(), Algorithm::ES256);
@@ -94,7 +99,9 @@ mod tests {
 
     #[test]
     fn other_names_are_refused() {
-        for name in ["none", "None", "HS256", "es256", "PS256", "ES384", "Ed25519", ""] {
+        for name in [
+            "none", "None", "HS256", "es256", "PS256", "ES384", "Ed25519", "",
+        ] {
             assert_eq!(Algorithm::from_name(name), None, "{name}");
         }
         assert!(serde_json::from_str::<Algorithm>("\"HS256\"").is_err());

@@ -3,9 +3,9 @@
 /// Key ids (RFC 7638 thumbprints) of `keys-dev/es256-dev.pem`, `eddsa-dev.pem` and
 /// `rs256-dev.pem`. Their private keys are public in the repository.
 pub const DEV_KEY_IDS: [&str; 3] = [
-    "-EQbiCuqCUZR97GvbitEMiEFeowQ2gaoxUMh8olClpI",
-    "xH2y_Na-KCHa0OenBkoUkbRqK-4oGDsn17wmNL-ORtk",
-    "yelmHZ419FTiTG0u8QP_Qbm8sHv-nYOumL6KiJo8Prg",
+    "aJhgONQOSkanvonw2T857RsehDC0mhyJ9aaN5NNP1M4",
+    "AXgmNtGJqrD_Feja9RGK5McMwSpfZjd7r9r3dFGAJkY",
+    "rgevuWwBKeam7p9XFV-KWGQ3bAuJ1_LRxiuR92yNLow",
 ];
 
 /// Whether `kid` is one of the repository's development keys; the server refuses to sign with
@@ -39,6 +39,10 @@ mod tests {
         let kids: Vec<_> = parsed.keys.iter().map(|k| k.kid()).collect();
         assert_eq!(kids, DEV_KEY_IDS);
         assert_eq!(parsed.skipped, 0);
-        assert!(!is_dev_key(SigningKey::generate(crate::keys::Algorithm::ES256).unwrap().kid()));
+        assert!(!is_dev_key(
+            SigningKey::generate(crate::keys::Algorithm::ES256)
+                .unwrap()
+                .kid()
+        ));
     }
 }

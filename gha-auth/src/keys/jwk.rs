@@ -180,7 +180,10 @@ mod tests {
             y: None,
             key_use: None,
         };
-        assert_eq!(jwk.thumbprint().unwrap(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            jwk.thumbprint().unwrap(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
         // The same key is usable for verification, and its kid stays the published one.
         let key = VerifyingKey::from_jwk(&jwk).unwrap();
         assert_eq!(key.algorithm(), Algorithm::RS256);
@@ -194,7 +197,10 @@ mod tests {
             r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
         )
         .unwrap();
-        assert_eq!(jwk.thumbprint().unwrap(), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+        assert_eq!(
+            jwk.thumbprint().unwrap(),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
     }
 
     #[test]
@@ -239,7 +245,10 @@ mod tests {
     #[test]
     fn a_document_that_is_not_a_set_is_an_error() {
         for bad in [&b"[]"[..], b"{}", b"{\"keys\":{}}", b"not json", b""] {
-            assert_eq!(JwkSet::parse_lenient(bad).unwrap_err(), KeyError::InvalidJwkSet);
+            assert_eq!(
+                JwkSet::parse_lenient(bad).unwrap_err(),
+                KeyError::InvalidJwkSet
+            );
         }
     }
 

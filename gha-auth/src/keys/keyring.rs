@@ -128,7 +128,9 @@ impl KeyRing {
     fn active_entry(&self, now: DateTime<Utc>) -> Option<&ManagedKey> {
         self.keys
             .iter()
-            .filter(|k| matches!(k.state, KeyState::Active | KeyState::Next) && k.activates_at <= now)
+            .filter(|k| {
+                matches!(k.state, KeyState::Active | KeyState::Next) && k.activates_at <= now
+            })
             .max_by_key(|k| k.activates_at)
     }
 
@@ -138,14 +140,23 @@ impl KeyRing {
 
     /// When the signing key's successor should start signing: one rotation period after the
     /// current key started.
-    pub fn next_rotation_at(&self, now: DateTime<Utc>, schedule: &KeySchedule) -> Option<DateTime<Utc>> {
-        self.active_entry(now).map(|k| k.activates_at + schedule.rotation_period)
+    pub fn next_rotation_at(
+        &self,
+        now: DateTime<Utc>,
+        schedule: &KeySchedule,
+    ) -> Option<DateTime<Utc>> {
+        self.active_entry(now)
+            .map(|k| k.activates_at + schedule.rotation_period)
     }
 
     /// Whether a new next key should be made now: none is pending and the signing key's
     /// successor is due within `publish_ahead` (or nothing signs at all).
     pub fn needs_new_next(&self, now: DateTime<Utc>, schedule: &KeySchedule) -> bool {
-        if self.keys.iter().any(|k| k.state == KeyState::Next && k.activates_at > now) {
+        if self
+            .keys
+            .iter()
+            .any(|k| k.state == KeyState::Next && k.activates_at > now)
+        {
             return false;
         }
         match self.next_rotation_at(now, schedule) {
@@ -165,7 +176,9 @@ impl KeyRing {
         schedule: &KeySchedule,
     ) -> Result<DateTime<Utc>, KeyError> {
         let earliest = now + schedule.publish_ahead;
-        let activates_at = self.next_rotation_at(now, schedule).map_or(earliest, |due| due.max(earliest));
+        let activates_at = self
+            .next_rotation_at(now, schedule)
+            .map_or(earliest, |due| due.max(earliest));
         self.add_next_at(key, now, activates_at, schedule)?;
         Ok(activates_at)
     }
@@ -183,7 +196,9 @@ impl KeyRing {
             return Err(KeyError::Lifecycle("a next key is already pending"));
         }
         if activates_at < now + schedule.publish_ahead {
-            return Err(KeyError::Lifecycle("a next key must be published publish_ahead before it signs"));
+            return Err(KeyError::Lifecycle(
+                "a next key must be published publish_ahead before it signs",
+            ));
         }
         if self.get(key.kid()).is_some() {
             return Err(KeyError::Lifecycle("key id already in the ring"));
@@ -218,17 +233,26 @@ impl KeyRing {
                 key.state = KeyState::Retired;
                 key.retires_at = Some(handover);
                 key.remove_at = Some(handover + schedule.retain_retired);
-                transitions.push(Transition::Retired { kid: key.kid().to_owned(), at: handover });
+                transitions.push(Transition::Retired {
+                    kid: key.kid().to_owned(),
+                    at: handover,
+                });
             }
             let next = &mut self.keys[index];
             next.state = KeyState::Active;
-            transitions.push(Transition::Activated { kid: next.kid().to_owned(), at: handover });
+            transitions.push(Transition::Activated {
+                kid: next.kid().to_owned(),
+                at: handover,
+            });
         }
         let mut kept = Vec::with_capacity(self.keys.len());
         for key in self.keys.drain(..) {
             match key.remove_at {
                 Some(at) if key.state == KeyState::Retired && at <= now => {
-                    transitions.push(Transition::Removed { kid: key.kid().to_owned(), at });
+                    transitions.push(Transition::Removed {
+                        kid: key.kid().to_owned(),
+                        at,
+                    });
                 }
                 _ => kept.push(key),
             }
@@ -240,9 +264,19 @@ impl KeyRing {
     /// The public keys to serve at `now`: next, active and retired keys not yet due for removal,
     /// newest first.
     pub fn jwks(&self, now: DateTime<Utc>) -> JwkSet {
-        let mut published: Vec<&ManagedKey> = self.keys.iter().filter(|k| k.is_published(now)).collect();
-        published.sort_by(|a, b| b.activates_at.cmp(&a.activates_at).then_with(|| a.kid().cmp(b.kid())));
-        JwkSet { keys: published.into_iter().map(|k| k.key.public_jwk().clone()).collect() }
+        let mut published: Vec<&ManagedKey> =
+            self.keys.iter().filter(|k| k.is_published(now)).collect();
+        published.sort_by(|a, b| {
+            b.activates_at
+                .cmp(&a.activates_at)
+                .then_with(|| a.kid().cmp(b.kid()))
+        });
+        JwkSet {
+            keys: published
+                .into_iter()
+                .map(|k| k.key.public_jwk().clone())
+                .collect(),
+        }
     }
 
     /// Replaces every key with `key`, which signs at once: for a leaked key.
@@ -254,9 +288,15 @@ impl KeyRing {
         let mut transitions: Vec<Transition> = self
             .keys
             .drain(..)
-            .map(|k| Transition::Removed { kid: k.kid().to_owned(), at: now })
+            .map(|k| Transition::Removed {
+                kid: k.kid().to_owned(),
+                at: now,
+            })
             .collect();
-        transitions.push(Transition::Activated { kid: key.kid().to_owned(), at: now });
+        transitions.push(Transition::Activated {
+            kid: key.kid().to_owned(),
+            at: now,
+        });
         *self = Self::with_initial(key, now);
         transitions
     }

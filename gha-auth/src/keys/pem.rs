@@ -13,15 +13,19 @@ const END: &str = "-----END PRIVATE KEY-----";
 /// The DER inside the first `PRIVATE KEY` block of `pem`.
 pub(crate) fn decode_private_key(pem: &str) -> Result<SecretBytes, KeyError> {
     let Some(start) = pem.find(BEGIN) else {
-        return Err(if pem.contains("-----BEGIN EC PRIVATE KEY-----")
-            || pem.contains("-----BEGIN RSA PRIVATE KEY-----")
-        {
-            KeyError::InvalidPem("SEC1/PKCS#1 key: convert with `openssl pkcs8 -topk8 -nocrypt`")
-        } else if pem.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
-            KeyError::InvalidPem("encrypted keys are not supported")
-        } else {
-            KeyError::InvalidPem("no PRIVATE KEY block")
-        });
+        return Err(
+            if pem.contains("-----BEGIN EC PRIVATE KEY-----")
+                || pem.contains("-----BEGIN RSA PRIVATE KEY-----")
+            {
+                KeyError::InvalidPem(
+                    "SEC1/PKCS#1 key: convert with `openssl pkcs8 -topk8 -nocrypt`",
+                )
+            } else if pem.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+                KeyError::InvalidPem("encrypted keys are not supported")
+            } else {
+                KeyError::InvalidPem("no PRIVATE KEY block")
+            },
+        );
     };
     let body_start = start + BEGIN.len();
     let Some(body_len) = pem[body_start..].find(END) else {
@@ -61,16 +65,25 @@ mod tests {
         let der: Vec<u8> = (0..=255u8).collect();
         let pem = encode_private_key(&der);
         assert!(pem.expose().starts_with(BEGIN));
-        assert!(pem.expose().lines().all(|l| l.len() <= 64 || l.starts_with("-----")));
+        assert!(
+            pem.expose()
+                .lines()
+                .all(|l| l.len() <= 64 || l.starts_with("-----"))
+        );
         assert_eq!(decode_private_key(pem.expose()).unwrap().expose(), &der[..]);
     }
 
     #[test]
     fn explains_what_is_wrong() {
         let sec1 = "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
-        assert!(matches!(decode_private_key(sec1), Err(KeyError::InvalidPem(m)) if m.contains("pkcs8")));
+        assert!(
+            matches!(decode_private_key(sec1), Err(KeyError::InvalidPem(m)) if m.contains("pkcs8"))
+        );
         assert!(decode_private_key("garbage").is_err());
         assert!(decode_private_key("-----BEGIN PRIVATE KEY-----\nAAAA").is_err());
-        assert!(decode_private_key("-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----").is_err());
+        assert!(
+            decode_private_key("-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----")
+                .is_err()
+        );
     }
 }

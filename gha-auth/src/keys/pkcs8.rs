@@ -54,7 +54,9 @@ fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         }
         let (bytes, tail) = rest.split_at_checked(count)?;
         rest = tail;
-        bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
+        bytes
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
     };
     let (value, rest) = rest.split_at_checked(len)?;
     Some((tag, value, rest))
@@ -75,7 +77,13 @@ mod tests {
 
     #[test]
     fn never_panics_on_short_or_odd_input() {
-        for input in [&[][..], &[0x30], &[0x30, 0x85, 1, 1, 1, 1, 1], &[0x30, 0x02, 0x02, 0x00], &[0x30, 0x82, 0xff]] {
+        for input in [
+            &[][..],
+            &[0x30],
+            &[0x30, 0x85, 1, 1, 1, 1, 1],
+            &[0x30, 0x02, 0x02, 0x00],
+            &[0x30, 0x82, 0xff],
+        ] {
             assert_eq!(algorithm_of(input), None);
         }
     }

@@ -82,7 +82,9 @@ pub enum ScheduleError {
         required_secs: i64,
     },
     /// The next key would be due before the previous one has activated.
-    #[error("rotation_period ({rotation_secs} s) must be longer than publish_ahead ({publish_ahead_secs} s)")]
+    #[error(
+        "rotation_period ({rotation_secs} s) must be longer than publish_ahead ({publish_ahead_secs} s)"
+    )]
     RotationShorterThanPublishAhead {
         /// The configured rotation period.
         rotation_secs: i64,
@@ -161,39 +163,84 @@ mod tests {
         let ok = KeySchedule::default();
         let cases = [
             (
-                KeySchedule { publish_ahead: TimeDelta::minutes(5), ..ok },
-                ScheduleError::PublishAheadShorterThanCache { publish_ahead_secs: 300, jwks_max_age_secs: 900 },
+                KeySchedule {
+                    publish_ahead: TimeDelta::minutes(5),
+                    ..ok
+                },
+                ScheduleError::PublishAheadShorterThanCache {
+                    publish_ahead_secs: 300,
+                    jwks_max_age_secs: 900,
+                },
             ),
             (
-                KeySchedule { retain_retired: TimeDelta::minutes(20), ..ok },
-                ScheduleError::RetentionTooShort { retain_secs: 1200, required_secs: 1560 },
+                KeySchedule {
+                    retain_retired: TimeDelta::minutes(20),
+                    ..ok
+                },
+                ScheduleError::RetentionTooShort {
+                    retain_secs: 1200,
+                    required_secs: 1560,
+                },
             ),
             (
-                KeySchedule { max_token_lifetime: TimeDelta::hours(1), ..ok },
-                ScheduleError::RetentionTooShort { retain_secs: 1800, required_secs: 4560 },
+                KeySchedule {
+                    max_token_lifetime: TimeDelta::hours(1),
+                    ..ok
+                },
+                ScheduleError::RetentionTooShort {
+                    retain_secs: 1800,
+                    required_secs: 4560,
+                },
             ),
             (
-                KeySchedule { leeway: TimeDelta::seconds(301), ..ok },
-                ScheduleError::LeewayOutOfRange { leeway_secs: 301, max_secs: 300 },
+                KeySchedule {
+                    leeway: TimeDelta::seconds(301),
+                    ..ok
+                },
+                ScheduleError::LeewayOutOfRange {
+                    leeway_secs: 301,
+                    max_secs: 300,
+                },
             ),
             (
-                KeySchedule { leeway: TimeDelta::seconds(-1), ..ok },
-                ScheduleError::LeewayOutOfRange { leeway_secs: -1, max_secs: 300 },
+                KeySchedule {
+                    leeway: TimeDelta::seconds(-1),
+                    ..ok
+                },
+                ScheduleError::LeewayOutOfRange {
+                    leeway_secs: -1,
+                    max_secs: 300,
+                },
             ),
             (
-                KeySchedule { rotation_period: TimeDelta::zero(), ..ok },
-                ScheduleError::NotPositive { field: "rotation_period" },
+                KeySchedule {
+                    rotation_period: TimeDelta::zero(),
+                    ..ok
+                },
+                ScheduleError::NotPositive {
+                    field: "rotation_period",
+                },
             ),
             (
-                KeySchedule { rotation_period: TimeDelta::minutes(30), ..ok },
-                ScheduleError::RotationShorterThanPublishAhead { rotation_secs: 1800, publish_ahead_secs: 3600 },
+                KeySchedule {
+                    rotation_period: TimeDelta::minutes(30),
+                    ..ok
+                },
+                ScheduleError::RotationShorterThanPublishAhead {
+                    rotation_secs: 1800,
+                    publish_ahead_secs: 3600,
+                },
             ),
         ];
         for (schedule, expected) in cases {
             assert_eq!(schedule.validate(), Err(expected.clone()), "{expected}");
         }
         // The boundary itself is fine: leeway exactly 300 s with enough retention.
-        let edge = KeySchedule { leeway: MAX_LEEWAY, retain_retired: TimeDelta::minutes(30), ..ok };
+        let edge = KeySchedule {
+            leeway: MAX_LEEWAY,
+            retain_retired: TimeDelta::minutes(30),
+            ..ok
+        };
         assert_eq!(edge.validate(), Ok(()));
     }
 }

@@ -55,7 +55,8 @@ impl SigningKey {
                 .map(|doc| SecretBytes::new(doc.as_ref().to_vec()))
                 .map_err(|_| KeyError::Generation)?,
             Algorithm::RS256 => {
-                let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Generation)?;
+                let pair =
+                    RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Generation)?;
                 let der: Pkcs8V1Der<'static> = pair.as_der().map_err(|_| KeyError::Generation)?;
                 SecretBytes::new(der.as_ref().to_vec())
             }
@@ -107,7 +108,13 @@ impl SigningKey {
             }
         };
         let verifying = public_key(alg, &pair)?;
-        Ok(Self { inner: Arc::new(Inner { pkcs8, pair, verifying }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pkcs8,
+                pair,
+                verifying,
+            }),
+        })
     }
 
     /// The algorithm this key signs with.
@@ -176,7 +183,10 @@ fn public_key(alg: Algorithm, pair: &Pair) -> Result<VerifyingKey, KeyError> {
     let parts = match pair {
         Pair::Ec(pair) => {
             let point = pair.public_key().as_ref();
-            let (x, y) = point.get(1..).unwrap_or_default().split_at(point.len().saturating_sub(1) / 2);
+            let (x, y) = point
+                .get(1..)
+                .unwrap_or_default()
+                .split_at(point.len().saturating_sub(1) / 2);
             jwk.crv = Some("P-256".to_owned());
             jwk.x = Some(b64::encode(x));
             jwk.y = Some(b64::encode(y));
@@ -192,7 +202,10 @@ fn public_key(alg: Algorithm, pair: &Pair) -> Result<VerifyingKey, KeyError> {
             rsa_components = RsaPublicKeyComponents::<Vec<u8>>::from(pair.public_key());
             jwk.n = Some(b64::encode(&rsa_components.n));
             jwk.e = Some(b64::encode(&rsa_components.e));
-            PublicParts::Rsa { n: &rsa_components.n, e: &rsa_components.e }
+            PublicParts::Rsa {
+                n: &rsa_components.n,
+                e: &rsa_components.e,
+            }
         }
     };
     let kid = jwk.thumbprint()?;
@@ -223,8 +236,14 @@ mod tests {
             assert_eq!(key.kid().len(), 43);
             let signature = key.sign(b"header.payload").unwrap();
             let public = key.verifying_key();
-            assert!(public.verify_signature(b"header.payload", &signature), "{alg}");
-            assert!(!public.verify_signature(b"header.payload2", &signature), "{alg}");
+            assert!(
+                public.verify_signature(b"header.payload", &signature),
+                "{alg}"
+            );
+            assert!(
+                !public.verify_signature(b"header.payload2", &signature),
+                "{alg}"
+            );
             // The published JWK builds the same verifying key.
             assert_eq!(VerifyingKey::from_jwk(key.public_jwk()).unwrap(), public);
         }
@@ -239,16 +258,61 @@ mod tests {
             assert_eq!(back.algorithm(), alg);
             assert_eq!(back.kid(), key.kid());
             let der = key.to_pkcs8_der();
-            assert_eq!(SigningKey::from_pkcs8_der(alg, der.expose()).unwrap().kid(), key.kid());
+            assert_eq!(
+                SigningKey::from_pkcs8_der(alg, der.expose()).unwrap().kid(),
+                key.kid()
+            );
         }
     }
 
     #[test]
     fn a_key_of_another_algorithm_is_refused() {
         let ed = SigningKey::generate(Algorithm::EdDSA).unwrap();
-        let err = SigningKey::from_pkcs8_der(Algorithm::ES256, ed.to_pkcs8_der().expose()).unwrap_err();
-        assert!(matches!(err, KeyError::InvalidPrivateKey { alg: Algorithm::ES256, .. }));
+        let err =
+            SigningKey::from_pkcs8_der(Algorithm::ES256, ed.to_pkcs8_der().expose()).unwrap_err();
+        assert!(matches!(
+            err,
+            KeyError::InvalidPrivateKey {
+                alg: Algorithm::ES256,
+                ..
+            }
+        ));
         assert!(SigningKey::from_pkcs8_der(Algorithm::RS256, b"\x30\x00").is_err());
+    }
+
+    /// Keys written by `openssl genpkey` (PKCS#8 v1) import, and give the public key OpenSSL
+    /// prints; keys this crate writes are read back by OpenSSL (checked by hand, see keys-dev).
+    #[test]
+    fn imports_openssl_generated_keys() {
+        let ec = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgfndDRGIDp3XafavU
+yomcRozEr6Y4o2awO0+ec3WAKwehRANCAASeYGE0/gdacuFipz7dsd482V9kW82k
+txciJTtcC/wdwYXB2GOap0ux2fy97iJlNz2uRygw9GlAkk+MBizrtYk+
+-----END PRIVATE KEY-----
+";
+        let key = SigningKey::from_pkcs8_pem(ec).unwrap();
+        assert_eq!(key.algorithm(), Algorithm::ES256);
+        assert_eq!(
+            key.public_jwk().x.as_deref(),
+            Some("nmBhNP4HWnLhYqc-3bHePNlfZFvNpLcXIiU7XAv8HcE")
+        );
+        assert_eq!(
+            key.public_jwk().y.as_deref(),
+            Some("hcHYY5qnS7HZ_L3uImU3Pa5HKDD0aUCST4wGLOu1iT4")
+        );
+
+        let ed = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEINF89KDMfMvX6BxHhOZwqsvplKAA3NwyKuZMAuWPgOh5\n-----END PRIVATE KEY-----\n";
+        let key = SigningKey::from_pkcs8_pem(ed).unwrap();
+        assert_eq!(key.algorithm(), Algorithm::EdDSA);
+        assert_eq!(
+            key.public_jwk().x.as_deref(),
+            Some("JPsmL4LLZjsthWekNZVeo5yEgiKU57Y38vB-3Zwj7l4")
+        );
+        assert_eq!(
+            key.to_pkcs8_pem().expose(),
+            ed,
+            "Ed25519 keys are kept as PKCS#8 v1"
+        );
     }
 
     /// `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024`, PKCS#8.
@@ -277,7 +341,10 @@ AcIlxzj1ai7QEKw=
             matches!(
                 err,
                 KeyError::RsaKeyTooSmall { bits: 1024 }
-                    | KeyError::InvalidPrivateKey { alg: Algorithm::RS256, .. }
+                    | KeyError::InvalidPrivateKey {
+                        alg: Algorithm::RS256,
+                        ..
+                    }
             ),
             "{err:?}"
         );
@@ -288,15 +355,31 @@ AcIlxzj1ai7QEKw=
         for alg in Algorithm::ALL {
             let key = SigningKey::generate(alg).unwrap();
             let debug = format!("{key:?} {key:#?}");
-            assert_eq!(format!("{key:?}"), format!("SigningKey {{ alg: {alg}, kid: {:?}, .. }}", key.kid()));
+            assert_eq!(
+                format!("{key:?}"),
+                format!("SigningKey {{ alg: {alg}, kid: {:?}, .. }}", key.kid())
+            );
             let pem = key.to_pkcs8_pem();
-            let body: String = pem.expose().lines().filter(|l| !l.starts_with("-----")).collect();
+            let body: String = pem
+                .expose()
+                .lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect();
             for chunk in body.as_bytes().chunks(16) {
-                assert!(!debug.contains(std::str::from_utf8(chunk).unwrap()), "{debug}");
+                assert!(
+                    !debug.contains(std::str::from_utf8(chunk).unwrap()),
+                    "{debug}"
+                );
             }
             let der = key.to_pkcs8_der();
-            assert!(!debug.contains(&format!("{:?}", &der.expose()[..8])), "{debug}");
-            assert_eq!(format!("{der:?}"), format!("[redacted] ({} bytes)", der.len()));
+            assert!(
+                !debug.contains(&format!("{:?}", &der.expose()[..8])),
+                "{debug}"
+            );
+            assert_eq!(
+                format!("{der:?}"),
+                format!("[redacted] ({} bytes)", der.len())
+            );
         }
     }
 }

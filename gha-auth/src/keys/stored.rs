@@ -61,7 +61,10 @@ impl KeyRing {
             })
             .collect();
         let size: usize = keys.iter().map(|k| k.pkcs8.len() + 320).sum::<usize>() + 32;
-        let stored = StoredRing { version: FORMAT_VERSION, keys };
+        let stored = StoredRing {
+            version: FORMAT_VERSION,
+            keys,
+        };
         // Sized up front so the buffer holding private keys is not reallocated (and copied).
         let mut out = Vec::with_capacity(size);
         serde_json::to_writer(&mut out, &stored).map_err(|_| KeyError::Encoding)?;
@@ -71,8 +74,8 @@ impl KeyRing {
     /// Reads back what [`KeyRing::to_stored`] wrote, checking every key against its key id and
     /// the ring invariants.
     pub fn from_stored(stored: &[u8]) -> Result<Self, KeyError> {
-        let ring: StoredRing =
-            serde_json::from_slice(stored).map_err(|_| KeyError::InvalidStored("not a stored key ring"))?;
+        let ring: StoredRing = serde_json::from_slice(stored)
+            .map_err(|_| KeyError::InvalidStored("not a stored key ring"))?;
         if ring.version != FORMAT_VERSION {
             return Err(KeyError::InvalidStored("unknown format version"));
         }
@@ -92,7 +95,9 @@ impl KeyRing {
             }
             let retired_fields = stored.retires_at.is_some() && stored.remove_at.is_some();
             if (stored.state == KeyState::Retired) != retired_fields {
-                return Err(KeyError::InvalidStored("retirement times do not match the state"));
+                return Err(KeyError::InvalidStored(
+                    "retirement times do not match the state",
+                ));
             }
             keys.push(ManagedKey {
                 key,
@@ -123,12 +128,24 @@ mod tests {
     fn ring_with_all_states() -> (KeyRing, DateTime<Utc>) {
         let schedule = KeySchedule::default();
         let start = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        let mut ring = KeyRing::with_initial(SigningKey::generate(Algorithm::ES256).unwrap(), start);
+        let mut ring =
+            KeyRing::with_initial(SigningKey::generate(Algorithm::ES256).unwrap(), start);
         let now = start + schedule.rotation_period;
-        let handover = ring.add_next(SigningKey::generate(Algorithm::EdDSA).unwrap(), now, &schedule).unwrap();
+        let handover = ring
+            .add_next(
+                SigningKey::generate(Algorithm::EdDSA).unwrap(),
+                now,
+                &schedule,
+            )
+            .unwrap();
         ring.advance(handover, &schedule);
         let later = handover + TimeDelta::minutes(1) + schedule.rotation_period;
-        ring.add_next(SigningKey::generate(Algorithm::RS256).unwrap(), later, &schedule).unwrap();
+        ring.add_next(
+            SigningKey::generate(Algorithm::RS256).unwrap(),
+            later,
+            &schedule,
+        )
+        .unwrap();
         (ring, later)
     }
 
@@ -141,11 +158,17 @@ mod tests {
         for (a, b) in ring.keys().iter().zip(back.keys()) {
             assert_eq!(a.kid(), b.kid());
             assert_eq!(a.key.algorithm(), b.key.algorithm());
-            assert_eq!((a.state, a.created_at, a.activates_at), (b.state, b.created_at, b.activates_at));
+            assert_eq!(
+                (a.state, a.created_at, a.activates_at),
+                (b.state, b.created_at, b.activates_at)
+            );
             assert_eq!((a.retires_at, a.remove_at), (b.retires_at, b.remove_at));
         }
         assert_eq!(back.jwks(now), ring.jwks(now));
-        assert_eq!(back.active(now).unwrap().kid(), ring.active(now).unwrap().kid());
+        assert_eq!(
+            back.active(now).unwrap().kid(),
+            ring.active(now).unwrap().kid()
+        );
         assert!(format!("{stored:?}").starts_with("[redacted]"));
     }
 
@@ -172,7 +195,10 @@ mod tests {
             ("version", version),
             ("retired without removal time", json),
         ] {
-            assert!(KeyRing::from_stored(doc.to_string().as_bytes()).is_err(), "{name}");
+            assert!(
+                KeyRing::from_stored(doc.to_string().as_bytes()).is_err(),
+                "{name}"
+            );
         }
         assert!(KeyRing::from_stored(b"{}").is_err());
     }

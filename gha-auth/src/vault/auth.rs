@@ -37,7 +37,13 @@ pub struct LoginResult {
 impl LoginResult {
     /// A login result.
     pub fn new(token: SecretString, ttl: Duration, renewable: bool) -> Self {
-        Self { token, ttl, renewable, renew_increment: ttl, policies: Vec::new() }
+        Self {
+            token,
+            ttl,
+            renewable,
+            renew_increment: ttl,
+            policies: Vec::new(),
+        }
     }
 
     /// With these policies.
@@ -129,7 +135,9 @@ impl AuthMethod for TokenAuth {
         let token = self.token.read("token").await?;
         let client = connection.authenticated(&token)?;
         let request = RawRequest::<LookupSelf>::new(RequestMethod::GET, "auth/token/lookup-self");
-        let lookup = raw::call(&client, request).await?.into_data("auth/token/lookup-self")?;
+        let lookup = raw::call(&client, request)
+            .await?
+            .into_data("auth/token/lookup-self")?;
         Ok(LoginResult {
             token,
             ttl: Duration::from_secs(lookup.ttl),
@@ -152,7 +160,11 @@ pub struct AppRoleAuth {
 impl AppRoleAuth {
     /// AppRole on the mount `approle`.
     pub fn new(role_id: CredentialSource, secret_id: CredentialSource) -> Self {
-        Self { mount: "approle".to_owned(), role_id, secret_id }
+        Self {
+            mount: "approle".to_owned(),
+            role_id,
+            secret_id,
+        }
     }
 
     /// On another mount path.
@@ -177,7 +189,10 @@ impl AuthMethod for AppRoleAuth {
     async fn login(&self, connection: &VaultConnection) -> Result<LoginResult, VaultError> {
         let role_id = self.role_id.read("role_id").await?;
         let secret_id = self.secret_id.read("secret_id").await?;
-        let body = AppRoleLogin { role_id: role_id.expose(), secret_id: secret_id.expose() };
+        let body = AppRoleLogin {
+            role_id: role_id.expose(),
+            secret_id: secret_id.expose(),
+        };
         post_login(connection, &format!("auth/{}/login", self.mount), &body).await
     }
 }
@@ -194,7 +209,11 @@ pub struct KubernetesAuth {
 impl KubernetesAuth {
     /// Kubernetes auth as `role` on the mount `kubernetes`, with the JWT from `jwt`.
     pub fn new(role: impl Into<String>, jwt: CredentialSource) -> Self {
-        Self { mount: "kubernetes".to_owned(), role: role.into(), jwt }
+        Self {
+            mount: "kubernetes".to_owned(),
+            role: role.into(),
+            jwt,
+        }
     }
 
     /// On another mount path.
@@ -218,7 +237,10 @@ impl AuthMethod for KubernetesAuth {
 
     async fn login(&self, connection: &VaultConnection) -> Result<LoginResult, VaultError> {
         let jwt = self.jwt.read("service-account token").await?;
-        let body = KubernetesLogin { role: &self.role, jwt: jwt.expose() };
+        let body = KubernetesLogin {
+            role: &self.role,
+            jwt: jwt.expose(),
+        };
         post_login(connection, &format!("auth/{}/login", self.mount), &body).await
     }
 }

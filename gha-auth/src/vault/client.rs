@@ -20,7 +20,9 @@ pub struct VaultConnection {
 
 impl fmt::Debug for VaultConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VaultConnection").field("address", &self.address).finish_non_exhaustive()
+        f.debug_struct("VaultConnection")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
     }
 }
 
@@ -53,11 +55,16 @@ impl VaultConnection {
             .token(String::new())
             .verify(true)
             .namespace(config.namespace.clone());
-        let settings = builder.build().map_err(|e| VaultError::Config(e.to_string()))?;
+        let settings = builder
+            .build()
+            .map_err(|e| VaultError::Config(e.to_string()))?;
         let base = VaultClient::new(settings).map_err(|e| {
             VaultError::Config(format!("could not build the HTTP client for Vault: {e}"))
         })?;
-        Ok(Self { base, address: config.address.clone() })
+        Ok(Self {
+            base,
+            address: config.address.clone(),
+        })
     }
 
     /// The configured address.
@@ -87,14 +94,21 @@ impl VaultConnection {
         };
         // The settings copy keeps an empty token: the middleware is what vaultrs sends, and one
         // plain copy of the token is enough (vaultrs stores it as a String).
-        Ok(VaultClient { http, middle, settings: self.base.settings.clone() })
+        Ok(VaultClient {
+            http,
+            middle,
+            settings: self.base.settings.clone(),
+        })
     }
 }
 
 /// A token is sent as a header: visible ASCII only, not empty.
 pub(crate) fn check_token(token: &SecretString) -> Result<(), VaultError> {
     if token.is_empty() {
-        return Err(VaultError::InvalidCredential { what: "token", reason: "empty".to_owned() });
+        return Err(VaultError::InvalidCredential {
+            what: "token",
+            reason: "empty".to_owned(),
+        });
     }
     if !token.expose().bytes().all(|b| b.is_ascii_graphic()) {
         return Err(VaultError::InvalidCredential {
@@ -115,7 +129,10 @@ mod tests {
         assert!(check_token(&SecretString::from("s.abc-DEF_123")).is_ok());
         for bad in ["", "with space", "new\nline", "tab\t", "é"] {
             let error = check_token(&SecretString::from(bad)).unwrap_err();
-            assert!(!error.to_string().contains(bad) || bad.is_empty(), "{error}");
+            assert!(
+                !error.to_string().contains(bad) || bad.is_empty(),
+                "{error}"
+            );
         }
     }
 
@@ -126,7 +143,9 @@ mod tests {
             AuthConfig::token(CredentialSource::value("root-token-xyz")),
         );
         let connection = VaultConnection::new(&config).unwrap();
-        let client = connection.authenticated(&SecretString::from("s.token-abc")).unwrap();
+        let client = connection
+            .authenticated(&SecretString::from("s.token-abc"))
+            .unwrap();
         assert_eq!(client.middle.token, "s.token-abc");
         assert!(client.settings.token.is_empty());
         let debug = format!("{connection:?}");
@@ -140,6 +159,9 @@ mod tests {
             AuthConfig::token(CredentialSource::value("t")),
         )
         .with_ca_file("/nonexistent/ca.pem");
-        assert!(matches!(VaultConnection::new(&config), Err(VaultError::Config(_))));
+        assert!(matches!(
+            VaultConnection::new(&config),
+            Err(VaultError::Config(_))
+        ));
     }
 }

@@ -103,7 +103,9 @@ impl VaultConfig {
             ));
         }
         if self.request_timeout.is_zero() {
-            return Err(VaultError::Config("request_timeout must be positive".to_owned()));
+            return Err(VaultError::Config(
+                "request_timeout must be positive".to_owned(),
+            ));
         }
         if let Some(namespace) = &self.namespace
             && (namespace.is_empty() || !namespace.bytes().all(|b| b.is_ascii_graphic()))
@@ -112,7 +114,9 @@ impl VaultConfig {
         }
         let renewal = &self.renewal;
         if renewal.min_backoff.is_zero() || renewal.max_backoff < renewal.min_backoff {
-            return Err(VaultError::Config("backoff bounds: 0 < min_backoff <= max_backoff".into()));
+            return Err(VaultError::Config(
+                "backoff bounds: 0 < min_backoff <= max_backoff".into(),
+            ));
         }
         self.auth.validate()
     }
@@ -170,7 +174,10 @@ impl CredentialSource {
                     path: path.clone(),
                     reason: format!("the {what} file is empty"),
                 },
-                Self::Value(_) => VaultError::InvalidCredential { what, reason: "empty".into() },
+                Self::Value(_) => VaultError::InvalidCredential {
+                    what,
+                    reason: "empty".into(),
+                },
             });
         }
         if value.expose().trim().len() != value.len() {
@@ -190,8 +197,13 @@ impl fmt::Debug for CredentialSource {
 }
 
 async fn read_credential_file(path: &Path) -> Result<SecretString, VaultError> {
-    let error = |reason: String| VaultError::CredentialFile { path: path.to_owned(), reason };
-    let bytes = tokio::fs::read(path).await.map_err(|e| error(e.kind().to_string()))?;
+    let error = |reason: String| VaultError::CredentialFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let bytes = tokio::fs::read(path)
+        .await
+        .map_err(|e| error(e.kind().to_string()))?;
     #[cfg(unix)]
     if let Ok(metadata) = tokio::fs::metadata(path).await {
         use std::os::unix::fs::PermissionsExt;
@@ -246,7 +258,11 @@ impl AuthConfig {
 
     /// AppRole on the default mount `approle`.
     pub fn approle(role_id: CredentialSource, secret_id: CredentialSource) -> Self {
-        Self::AppRole { mount: "approle".to_owned(), role_id, secret_id }
+        Self::AppRole {
+            mount: "approle".to_owned(),
+            role_id,
+            secret_id,
+        }
     }
 
     /// Kubernetes auth on the default mount `kubernetes` with the default token file.
@@ -255,6 +271,15 @@ impl AuthConfig {
             mount: "kubernetes".to_owned(),
             role: role.into(),
             jwt: CredentialSource::file(DEFAULT_KUBERNETES_JWT_FILE),
+        }
+    }
+
+    /// Kubernetes auth on the default mount with the service-account token from `jwt`.
+    pub fn kubernetes_with(role: impl Into<String>, jwt: CredentialSource) -> Self {
+        Self::Kubernetes {
+            mount: "kubernetes".to_owned(),
+            role: role.into(),
+            jwt,
         }
     }
 
@@ -287,9 +312,11 @@ impl AuthConfig {
     pub fn build(&self) -> Arc<dyn AuthMethod> {
         match self {
             Self::Token { token } => Arc::new(TokenAuth::new(token.clone())),
-            Self::AppRole { mount, role_id, secret_id } => {
-                Arc::new(AppRoleAuth::new(role_id.clone(), secret_id.clone()).with_mount(mount))
-            }
+            Self::AppRole {
+                mount,
+                role_id,
+                secret_id,
+            } => Arc::new(AppRoleAuth::new(role_id.clone(), secret_id.clone()).with_mount(mount)),
             Self::Kubernetes { mount, role, jwt } => {
                 Arc::new(KubernetesAuth::new(role.clone(), jwt.clone()).with_mount(mount))
             }
@@ -312,13 +339,26 @@ mod tests {
         assert!(config("http://localhost:8200").validate().is_ok());
         assert!(config("http://[::1]:8200").validate().is_ok());
         assert!(config("http://vault.example:8200").validate().is_err());
-        assert!(config("http://vault.example:8200").allow_insecure_http(true).validate().is_ok());
+        assert!(
+            config("http://vault.example:8200")
+                .allow_insecure_http(true)
+                .validate()
+                .is_ok()
+        );
         assert!(config("ftp://vault.example").validate().is_err());
         assert!(config("not a url").validate().is_err());
         assert!(config("https://user:pw@vault.example").validate().is_err());
-        assert!(config("https://v.example").with_namespace("a b").validate().is_err());
         assert!(
-            config("https://v.example").with_request_timeout(Duration::ZERO).validate().is_err()
+            config("https://v.example")
+                .with_namespace("a b")
+                .validate()
+                .is_err()
+        );
+        assert!(
+            config("https://v.example")
+                .with_request_timeout(Duration::ZERO)
+                .validate()
+                .is_err()
         );
     }
 
@@ -328,7 +368,10 @@ mod tests {
             CredentialSource::value("role-id-123"),
             CredentialSource::value("secret-id-456"),
         );
-        let debug = format!("{:?}", config("https://v").with_renewal(RenewalPolicy::default()));
+        let debug = format!(
+            "{:?}",
+            config("https://v").with_renewal(RenewalPolicy::default())
+        );
         let debug = format!("{debug} {auth:?}");
         assert!(!debug.contains("secret-id-456"), "{debug}");
         assert!(!debug.contains("role-id-123"), "{debug}");
@@ -345,7 +388,10 @@ mod tests {
 
         std::fs::write(&file, "\n").unwrap();
         let error = source.read("secret_id").await.unwrap_err();
-        assert!(matches!(error, VaultError::CredentialFile { .. }), "{error}");
+        assert!(
+            matches!(error, VaultError::CredentialFile { .. }),
+            "{error}"
+        );
 
         let missing = CredentialSource::file(dir.join("missing"));
         let error = missing.read("secret_id").await.unwrap_err();

@@ -69,7 +69,13 @@ impl<T> LoopShared<T> {
         self.status.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn record_error(&self, error: &VaultError, consecutive: u32, next: &'static str, at: DateTime<Utc>) {
+    fn record_error(
+        &self,
+        error: &VaultError,
+        consecutive: u32,
+        next: &'static str,
+        at: DateTime<Utc>,
+    ) {
         let now = self.db.session().clock().now();
         {
             let mut status = self.status();
@@ -137,7 +143,10 @@ impl DynamicCredentials {
             status: Mutex::new(status),
         });
         let task = runtime.spawn(dynamic_loop(Arc::clone(&shared)));
-        Ok(Self { shared, _task: Arc::new(TaskGuard(task)) })
+        Ok(Self {
+            shared,
+            _task: Arc::new(TaskGuard(task)),
+        })
     }
 
     /// The credentials to use now.
@@ -197,9 +206,15 @@ async fn dynamic_loop(shared: Arc<LoopShared<DbCredentials>>) {
     let mut tokens = session.subscribe();
     let mut shutdown = shared.shutdown.subscribe();
     let first = Arc::clone(&shared.tx.borrow());
-    let first_renew = add(clock.now(), renew_delay(first.lease.duration, &policy, random_unit()));
+    let first_renew = add(
+        clock.now(),
+        renew_delay(first.lease.duration, &policy, random_unit()),
+    );
     let mut lease = LeaseState::new(&first, first_renew);
-    shared.schedule(if lease.renewable { "renew" } else { "issue" }, lease.renew_at);
+    shared.schedule(
+        if lease.renewable { "renew" } else { "issue" },
+        lease.renew_at,
+    );
     // Why new credentials are needed, and when to try next (after a failure).
     let mut replace: Option<&'static str> = None;
     let mut retry_at = clock.now();
@@ -208,7 +223,11 @@ async fn dynamic_loop(shared: Arc<LoopShared<DbCredentials>>) {
     }
     let mut failures = 0u32;
     loop {
-        let deadline = if replace.is_some() { retry_at } else { lease.renew_at };
+        let deadline = if replace.is_some() {
+            retry_at
+        } else {
+            lease.renew_at
+        };
         tokio::select! {
             () = clock.sleep_until(deadline) => {}
             changed = tokens.changed() => {
@@ -257,7 +276,10 @@ async fn dynamic_loop(shared: Arc<LoopShared<DbCredentials>>) {
                 replace = None;
                 let serial = shared.tx.borrow().serial + 1;
                 creds.serial = serial;
-                let renew_at = add(clock.now(), renew_delay(creds.lease.duration, &policy, random_unit()));
+                let renew_at = add(
+                    clock.now(),
+                    renew_delay(creds.lease.duration, &policy, random_unit()),
+                );
                 lease = LeaseState::new(&creds, renew_at);
                 {
                     let mut status = shared.status();
@@ -296,11 +318,18 @@ async fn renew_lease(
 ) -> Result<RenewalDecision, VaultError> {
     let clock = Arc::clone(shared.db.session().clock());
     let renewed = shared.db.leases().renew(&lease.id, lease.increment).await?;
-    let decision =
-        renewal_decision(lease.increment, renewed.duration, lease.expires_at, renewed.expires_at);
+    let decision = renewal_decision(
+        lease.increment,
+        renewed.duration,
+        lease.expires_at,
+        renewed.expires_at,
+    );
     lease.expires_at = renewed.expires_at;
     lease.renewable = renewed.renewable;
-    lease.renew_at = add(clock.now(), renew_delay(renewed.duration, policy, random_unit()));
+    lease.renew_at = add(
+        clock.now(),
+        renew_delay(renewed.duration, policy, random_unit()),
+    );
     {
         let mut status = shared.status();
         status.renewals += 1;
@@ -341,7 +370,11 @@ impl StaticCredentials {
     /// loop: it re-fetches just after the TTL says the password rotated, at least every
     /// `poll_interval` (rotations forced with `rotate-role` do not announce themselves), and
     /// when asked.
-    pub async fn start(db: Database, role: &str, poll_interval: Duration) -> Result<Self, VaultError> {
+    pub async fn start(
+        db: Database,
+        role: &str,
+        poll_interval: Duration,
+    ) -> Result<Self, VaultError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             VaultError::Config("credential loops must be started inside a Tokio runtime".into())
         })?;
@@ -367,7 +400,11 @@ impl StaticCredentials {
         });
         let poll_interval = poll_interval.max(Duration::from_millis(100));
         let task = runtime.spawn(static_loop(Arc::clone(&shared), poll_interval));
-        Ok(Self { shared, poll_interval, _task: Arc::new(TaskGuard(task)) })
+        Ok(Self {
+            shared,
+            poll_interval,
+            _task: Arc::new(TaskGuard(task)),
+        })
     }
 
     /// The credentials to use now.
@@ -419,32 +456,31 @@ async fn fetch_static(
     shared: &LoopShared<StaticDbCredentials>,
 ) -> Result<Arc<StaticDbCredentials>, VaultError> {
     let mut fetched = shared.db.static_credentials(&shared.role).await?;
-    let mut published = None;
-    shared.tx.send_if_modified(|current| {
-        if !fetched.differs_from(current) {
-            return false;
+    let current = Arc::clone(&shared.tx.borrow());
+    let changed = fetched.differs_from(&current);
+    {
+        let mut status = shared.status();
+        status.renewals += 1;
+        status.consecutive_failures = 0;
+        status.expires_at = Some(fetched.next_rotation_at());
+        if changed {
+            status.serial = current.serial + 1;
+            status.replacements += 1;
+            status.last_replacement_reason = Some("password rotated");
         }
-        fetched.serial = current.serial + 1;
-        let fresh = Arc::new(fetched.clone());
-        *current = Arc::clone(&fresh);
-        published = Some(fresh);
-        true
-    });
-    let mut status = shared.status();
-    status.renewals += 1;
-    status.consecutive_failures = 0;
-    status.expires_at = Some(fetched.next_rotation_at());
-    if let Some(fresh) = &published {
-        status.serial = fresh.serial;
-        status.replacements += 1;
-        status.last_replacement_reason = Some("password rotated");
-        tracing::info!(role = %shared.role, serial = fresh.serial,
-            last_rotation = ?fresh.last_vault_rotation, "static database password rotated");
-        metrics::counter!("gha_auth_vault_static_rotations_seen_total", "role" => shared.role.clone())
-            .increment(1);
     }
-    drop(status);
-    Ok(published.unwrap_or_else(|| Arc::clone(&shared.tx.borrow())))
+    if !changed {
+        return Ok(current);
+    }
+    fetched.serial = current.serial + 1;
+    let fresh = Arc::new(fetched);
+    tracing::info!(role = %shared.role, serial = fresh.serial,
+        last_rotation = ?fresh.last_vault_rotation, "static database password rotated");
+    metrics::counter!("gha_auth_vault_static_rotations_seen_total", "role" => shared.role.clone())
+        .increment(1);
+    // Published after the status, so a subscriber woken by it sees both.
+    shared.tx.send_replace(Arc::clone(&fresh));
+    Ok(fresh)
 }
 
 async fn static_loop(shared: Arc<LoopShared<StaticDbCredentials>>, poll_interval: Duration) {
@@ -456,9 +492,17 @@ async fn static_loop(shared: Arc<LoopShared<StaticDbCredentials>>, poll_interval
     let mut next_rotation = shared.tx.borrow().next_rotation_at();
     loop {
         let at = if failures > 0 {
-            add(clock.now(), backoff_delay(failures, &policy, random_unit()).min(poll_interval))
+            add(
+                clock.now(),
+                backoff_delay(failures, &policy, random_unit()).min(poll_interval),
+            )
         } else {
-            next_static_fetch(clock.now(), next_rotation, poll_interval, policy.min_interval)
+            next_static_fetch(
+                clock.now(),
+                next_rotation,
+                poll_interval,
+                policy.min_interval,
+            )
         };
         shared.schedule("fetch", at);
         tokio::select! {
@@ -493,12 +537,16 @@ mod tests {
         let table = [
             (t(10_000), d(60_000), d(1_000), t(10_500)), // just after the rotation
             (t(600_000), d(60_000), d(1_000), t(60_000)), // poll interval first
-            (t(0), d(60_000), d(1_000), t(1_000)),        // due now: not sooner than min
-            (t(-5_000), d(60_000), d(200), t(500)),       // overdue: slack only
+            (t(0), d(60_000), d(1_000), t(1_000)),       // due now: not sooner than min
+            (t(-5_000), d(60_000), d(200), t(500)),      // overdue: slack only
             (t(100), d(60_000), d(0), t(600)),
         ];
         for (rotation, poll, min, expected) in table {
-            assert_eq!(next_static_fetch(t(0), rotation, poll, min), expected, "{rotation}");
+            assert_eq!(
+                next_static_fetch(t(0), rotation, poll, min),
+                expected,
+                "{rotation}"
+            );
         }
     }
 }

@@ -126,7 +126,10 @@ impl Database {
     /// The database engine mounted at `mount` (e.g. `database`).
     pub fn new(session: VaultSession, mount: &str) -> Result<Self, VaultError> {
         check_path("database mount", mount)?;
-        Ok(Self { session, mount: clean(mount).to_owned() })
+        Ok(Self {
+            session,
+            mount: clean(mount).to_owned(),
+        })
     }
 
     /// The session.
@@ -147,7 +150,9 @@ impl Database {
     fn role_path(&self, kind: &str, role: &str) -> Result<String, VaultError> {
         check_path("database role", role)?;
         if clean(role).contains('/') {
-            return Err(VaultError::Config(format!("database role {role:?} contains '/'")));
+            return Err(VaultError::Config(format!(
+                "database role {role:?} contains '/'"
+            )));
         }
         Ok(format!("{}/{kind}/{}", self.mount, clean(role)))
     }
@@ -189,7 +194,12 @@ impl Database {
         let fetched_at = self.session.clock().now();
         let data = self
             .session
-            .call(|| Ok(RawRequest::<StaticCredsData>::new(RequestMethod::GET, &path)))
+            .call(|| {
+                Ok(RawRequest::<StaticCredsData>::new(
+                    RequestMethod::GET,
+                    &path,
+                ))
+            })
             .await?
             .into_data(&path)?;
         Ok(StaticDbCredentials {
@@ -208,7 +218,12 @@ impl Database {
     pub async fn rotate_static(&self, role: &str) -> Result<(), VaultError> {
         let path = self.role_path("rotate-role", role)?;
         self.session
-            .call(|| Ok(RawRequest::<serde_json::Value>::new(RequestMethod::POST, &path)))
+            .call(|| {
+                Ok(RawRequest::<serde_json::Value>::new(
+                    RequestMethod::POST,
+                    &path,
+                ))
+            })
             .await?;
         tracing::info!(path = %path, "forced rotation of a static database role");
         Ok(())
@@ -225,12 +240,20 @@ mod tests {
         let creds = DbCredentials {
             username: SecretString::from("v-approle-app-xyz"),
             password: SecretString::from("A1a-very-secret"),
-            lease: Lease::new("database/creds/app/L1".into(), Duration::from_secs(3), true, at),
+            lease: Lease::new(
+                "database/creds/app/L1".into(),
+                Duration::from_secs(3),
+                true,
+                at,
+            ),
             token_generation: 1,
             serial: 1,
         };
         let debug = format!("{creds:?}");
-        assert!(!debug.contains("very-secret") && !debug.contains("v-approle"), "{debug}");
+        assert!(
+            !debug.contains("very-secret") && !debug.contains("v-approle"),
+            "{debug}"
+        );
         assert!(debug.contains("database/creds/app/L1"));
 
         let fixed = StaticDbCredentials {
@@ -243,7 +266,10 @@ mod tests {
             serial: 1,
         };
         let debug = format!("{fixed:?}");
-        assert!(!debug.contains("pw-secret") && !debug.contains("app_user"), "{debug}");
+        assert!(
+            !debug.contains("pw-secret") && !debug.contains("app_user"),
+            "{debug}"
+        );
         assert_eq!(fixed.next_rotation_at().timestamp(), 1_060);
         let mut rotated = fixed.clone();
         assert!(!rotated.differs_from(&fixed));
@@ -257,7 +283,8 @@ mod tests {
             "rotation_period":3600,"ttl":3599}"#;
         let data: StaticCredsData = serde_json::from_str(vault).unwrap();
         assert!(data.last_vault_rotation.is_some());
-        let bao = r#"{"username":"u","password":"p","last_openbao_rotation":"2026-01-01T00:00:00Z"}"#;
+        let bao =
+            r#"{"username":"u","password":"p","last_openbao_rotation":"2026-01-01T00:00:00Z"}"#;
         let data: StaticCredsData = serde_json::from_str(bao).unwrap();
         assert!(data.last_openbao_rotation.is_some());
         assert_eq!(data.ttl, 0);

@@ -184,7 +184,10 @@ impl VaultError {
     }
 
     pub(crate) fn login(method: &str, source: VaultError) -> Self {
-        Self::Login { method: method.to_owned(), source: Box::new(source) }
+        Self::Login {
+            method: method.to_owned(),
+            source: Box::new(source),
+        }
     }
 
     /// Maps an error of rustify (vaultrs's request layer) without copying any content.
@@ -211,14 +214,19 @@ impl VaultError {
                     Self::Unreachable { path, reason }
                 }
             }
-            RestError::ResponseParseError { source, .. } => {
-                Self::InvalidResponse { path, detail: json_detail(source.as_ref()) }
-            }
-            RestError::ResponseConversionError { .. } => {
-                Self::InvalidResponse { path, detail: "response is not UTF-8".to_owned() }
-            }
+            RestError::ResponseParseError { source, .. } => Self::InvalidResponse {
+                path,
+                detail: json_detail(source.as_ref()),
+            },
+            RestError::ResponseConversionError { .. } => Self::InvalidResponse {
+                path,
+                detail: "response is not UTF-8".to_owned(),
+            },
             // Building a request failed: the Display of these is a fixed phrase, no content.
-            other => Self::InvalidResponse { path, detail: format!("request not sent: {other}") },
+            other => Self::InvalidResponse {
+                path,
+                detail: format!("request not sent: {other}"),
+            },
         }
     }
 }
@@ -229,8 +237,16 @@ fn classify_status(code: u16, path: String, message: String) -> VaultError {
         404 => VaultError::NotFound { path },
         403 => VaultError::PermissionDenied { path, message },
         400 if message.contains("check-and-set") => VaultError::CasConflict { path },
-        429 | 500..=599 => VaultError::Unavailable { status: code, path, message },
-        _ => VaultError::Api { status: code, path, message },
+        429 | 500..=599 => VaultError::Unavailable {
+            status: code,
+            path,
+            message,
+        },
+        _ => VaultError::Api {
+            status: code,
+            path,
+            message,
+        },
     }
 }
 
@@ -289,7 +305,11 @@ pub(crate) fn serde_detail(error: &serde_json::Error) -> String {
         serde_json::error::Category::Data => "unexpected shape (missing field or wrong type)",
         serde_json::error::Category::Eof => "truncated JSON",
     };
-    format!("{category} at line {} column {}", error.line(), error.column())
+    format!(
+        "{category} at line {} column {}",
+        error.line(),
+        error.column()
+    )
 }
 
 fn truncate(text: &str) -> String {
@@ -308,7 +328,10 @@ mod tests {
 
     fn server(code: u16, body: &str) -> VaultError {
         VaultError::from_rest(
-            RestError::ServerResponseError { code, content: Some(body.to_owned()) },
+            RestError::ServerResponseError {
+                code,
+                content: Some(body.to_owned()),
+            },
             "secret/data/app",
         )
     }
@@ -318,8 +341,11 @@ mod tests {
         assert!(server(404, r#"{"errors":[]}"#).is_not_found());
         assert!(server(403, r#"{"errors":["permission denied"]}"#).is_permission_denied());
         assert!(
-            server(400, r#"{"errors":["check-and-set parameter did not match the current version"]}"#)
-                .is_cas_conflict()
+            server(
+                400,
+                r#"{"errors":["check-and-set parameter did not match the current version"]}"#
+            )
+            .is_cas_conflict()
         );
         assert!(server(503, r#"{"errors":["Vault is sealed"]}"#).is_transient());
         assert!(server(429, "").is_transient());
@@ -340,7 +366,10 @@ mod tests {
     #[test]
     fn parse_errors_never_quote_the_body() {
         let json_error = serde_json::from_str::<u64>(r#""hunter2-password""#).unwrap_err();
-        assert!(json_error.to_string().contains("hunter2"), "serde quotes values: the reason for this");
+        assert!(
+            json_error.to_string().contains("hunter2"),
+            "serde quotes values: the reason for this"
+        );
         let error = VaultError::from_rest(
             RestError::ResponseParseError {
                 source: json_error.into(),
@@ -356,7 +385,9 @@ mod tests {
     #[test]
     fn long_messages_are_truncated() {
         let long = format!(r#"{{"errors":["{}"]}}"#, "x".repeat(1000));
-        let VaultError::Api { message, .. } = server(400, &long) else { panic!("api error") };
+        let VaultError::Api { message, .. } = server(400, &long) else {
+            panic!("api error")
+        };
         assert!(message.chars().count() <= MAX_MESSAGE_CHARS + 1);
     }
 

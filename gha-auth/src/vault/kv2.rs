@@ -99,7 +99,10 @@ impl KvData {
 
     /// The string value of `key`, as a secret.
     pub fn get_secret(&self, key: &str) -> Option<SecretString> {
-        self.0.get(key).and_then(Value::as_str).map(SecretString::from)
+        self.0
+            .get(key)
+            .and_then(Value::as_str)
+            .map(SecretString::from)
     }
 
     /// The keys.
@@ -130,7 +133,9 @@ impl From<Map<String, Value>> for KvData {
 
 impl fmt::Debug for KvData {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KvData").field("keys", &self.0.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("KvData")
+            .field("keys", &self.0.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -207,7 +212,10 @@ impl Kv2 {
     /// The KV v2 engine mounted at `mount` (e.g. `secret`).
     pub fn new(session: VaultSession, mount: &str) -> Result<Self, VaultError> {
         check_path("KV mount", mount)?;
-        Ok(Self { session, mount: clean(mount).to_owned() })
+        Ok(Self {
+            session,
+            mount: clean(mount).to_owned(),
+        })
     }
 
     /// The mount path.
@@ -253,7 +261,10 @@ impl Kv2 {
             .await?
             .into_data(&api_path)?;
         match response.data {
-            Some(data) => Ok(KvSecret { data, metadata: response.metadata }),
+            Some(data) => Ok(KvSecret {
+                data,
+                metadata: response.metadata,
+            }),
             // Deleted (soft) or destroyed version: Vault answers 200 with `data: null` for a
             // version read and 404 for the latest.
             None => Err(VaultError::NotFound { path: api_path }),
@@ -269,7 +280,10 @@ impl Kv2 {
         cas: Option<u64>,
     ) -> Result<KvVersion, VaultError> {
         let api_path = self.api_path("data", path)?;
-        let body = WriteBody { options: cas.map(|cas| WriteOptions { cas }), data };
+        let body = WriteBody {
+            options: cas.map(|cas| WriteOptions { cas }),
+            data,
+        };
         let version = self
             .session
             .call(|| RawRequest::<KvVersion>::with_body(RequestMethod::POST, &api_path, &body))
@@ -306,7 +320,9 @@ impl Kv2 {
                 },
                 Err(other) => return Err(other),
             };
-            let Some(next) = update(current) else { return Ok(None) };
+            let Some(next) = update(current) else {
+                return Ok(None);
+            };
             match self.write(path, &next, Some(cas)).await {
                 Ok(version) => return Ok(Some(version)),
                 Err(error @ VaultError::CasConflict { .. }) => {
@@ -316,7 +332,9 @@ impl Kv2 {
                 Err(other) => return Err(other),
             }
         }
-        Err(last_conflict.unwrap_or_else(|| VaultError::CasConflict { path: path.to_owned() }))
+        Err(last_conflict.unwrap_or_else(|| VaultError::CasConflict {
+            path: path.to_owned(),
+        }))
     }
 
     /// Metadata of the secret (current and oldest version).
@@ -324,7 +342,12 @@ impl Kv2 {
         let api_path = self.api_path("metadata", path)?;
         let response = self
             .session
-            .call(|| Ok(RawRequest::<MetadataResponse>::new(RequestMethod::GET, &api_path)))
+            .call(|| {
+                Ok(RawRequest::<MetadataResponse>::new(
+                    RequestMethod::GET,
+                    &api_path,
+                ))
+            })
             .await?
             .into_data(&api_path)?;
         let _ = response.versions;
@@ -344,7 +367,10 @@ impl Kv2 {
         let result = self
             .session
             .call(|| {
-                Ok(RawRequest::<ListResponse>::new(RequestMethod::GET, &api_path).query("list=true"))
+                Ok(
+                    RawRequest::<ListResponse>::new(RequestMethod::GET, &api_path)
+                        .query("list=true"),
+                )
             })
             .await;
         match result {
@@ -380,7 +406,11 @@ impl Kv2 {
             VaultError::Config("KV watch must be started inside a Tokio runtime".into())
         })?;
         let task = runtime.spawn(watch_loop(Arc::clone(&shared)));
-        Ok(KvWatch { rx, shared, _task: Arc::new(TaskGuard(task)) })
+        Ok(KvWatch {
+            rx,
+            shared,
+            _task: Arc::new(TaskGuard(task)),
+        })
     }
 }
 
@@ -419,7 +449,9 @@ pub struct KvWatch {
 
 impl fmt::Debug for KvWatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KvWatch").field("path", &self.shared.path).finish_non_exhaustive()
+        f.debug_struct("KvWatch")
+            .field("path", &self.shared.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -441,7 +473,11 @@ impl KvWatch {
 
     /// The poller's state.
     pub fn status(&self) -> KvWatchStatus {
-        self.shared.status.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.shared
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -504,7 +540,9 @@ mod tests {
 
     #[test]
     fn kv_data_debug_shows_keys_only() {
-        let data = KvData::new().with("password", "hunter2-xyz").with("user", "svc");
+        let data = KvData::new()
+            .with("password", "hunter2-xyz")
+            .with("user", "svc");
         let debug = format!("{data:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(debug.contains("password"));
@@ -521,7 +559,10 @@ mod tests {
         let debug = format!("{secret:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(debug.contains("version: 3"));
-        assert_eq!(secret.data.get_secret("password").unwrap().expose(), "hunter2-xyz");
+        assert_eq!(
+            secret.data.get_secret("password").unwrap().expose(),
+            "hunter2-xyz"
+        );
     }
 
     #[test]
@@ -554,9 +595,21 @@ mod tests {
     #[test]
     fn write_body_shape() {
         let data = KvData::new().with("k", "v");
-        let body = WriteBody { options: Some(WriteOptions { cas: 0 }), data: &data };
-        assert_eq!(serde_json::to_string(&body).unwrap(), r#"{"options":{"cas":0},"data":{"k":"v"}}"#);
-        let body = WriteBody { options: None, data: &data };
-        assert_eq!(serde_json::to_string(&body).unwrap(), r#"{"data":{"k":"v"}}"#);
+        let body = WriteBody {
+            options: Some(WriteOptions { cas: 0 }),
+            data: &data,
+        };
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"options":{"cas":0},"data":{"k":"v"}}"#
+        );
+        let body = WriteBody {
+            options: None,
+            data: &data,
+        };
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"data":{"k":"v"}}"#
+        );
     }
 }

@@ -31,7 +31,13 @@ pub struct Lease {
 impl Lease {
     /// A lease valid for `duration` from `issued_at`.
     pub fn new(id: String, duration: Duration, renewable: bool, issued_at: DateTime<Utc>) -> Self {
-        Self { id, duration, renewable, expires_at: add(issued_at, duration), issued_at }
+        Self {
+            id,
+            duration,
+            renewable,
+            expires_at: add(issued_at, duration),
+            issued_at,
+        }
     }
 }
 
@@ -82,7 +88,10 @@ impl Leases {
     pub async fn renew(&self, lease_id: &str, increment: Duration) -> Result<Lease, VaultError> {
         check_lease_id(lease_id)?;
         let started = self.session.clock().now();
-        let body = LeaseBody { lease_id, increment: Some(increment.as_secs().max(1)) };
+        let body = LeaseBody {
+            lease_id,
+            increment: Some(increment.as_secs().max(1)),
+        };
         let envelope = self
             .session
             .call(|| {
@@ -93,14 +102,26 @@ impl Leases {
                 )
             })
             .await?;
-        let id = if envelope.lease_id.is_empty() { lease_id.to_owned() } else { envelope.lease_id };
-        Ok(Lease::new(id, Duration::from_secs(envelope.lease_duration), envelope.renewable, started))
+        let id = if envelope.lease_id.is_empty() {
+            lease_id.to_owned()
+        } else {
+            envelope.lease_id
+        };
+        Ok(Lease::new(
+            id,
+            Duration::from_secs(envelope.lease_duration),
+            envelope.renewable,
+            started,
+        ))
     }
 
     /// Revokes `lease_id` now (the database user is dropped).
     pub async fn revoke(&self, lease_id: &str) -> Result<(), VaultError> {
         check_lease_id(lease_id)?;
-        let body = LeaseBody { lease_id, increment: None };
+        let body = LeaseBody {
+            lease_id,
+            increment: None,
+        };
         self.session
             .call(|| {
                 RawRequest::<serde_json::Value>::with_body(
@@ -116,7 +137,10 @@ impl Leases {
     /// Looks `lease_id` up.
     pub async fn lookup(&self, lease_id: &str) -> Result<LeaseInfo, VaultError> {
         check_lease_id(lease_id)?;
-        let body = LeaseBody { lease_id, increment: None };
+        let body = LeaseBody {
+            lease_id,
+            increment: None,
+        };
         self.session
             .call(|| {
                 RawRequest::<LeaseInfo>::with_body(RequestMethod::PUT, "sys/leases/lookup", &body)

@@ -67,7 +67,5 @@ pub use database::{Database, DbCredentials, StaticDbCredentials};
 pub use error::VaultError;
 pub use kv2::{Kv2, KvData, KvMetadata, KvSecret, KvVersion, KvWatch, KvWatchStatus};
 pub use lease::{Lease, LeaseInfo, Leases};
-pub use schedule::{
-    RenewalDecision, RenewalPolicy, backoff_delay, renew_delay, renewal_decision,
-};
+pub use schedule::{RenewalDecision, RenewalPolicy, backoff_delay, renew_delay, renewal_decision};
 pub use session::{SessionToken, VaultHealth, VaultSession, VaultStatus};

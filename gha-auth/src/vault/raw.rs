@@ -32,7 +32,13 @@ pub(crate) struct RawRequest<T> {
 impl<T> RawRequest<T> {
     /// A request without a body.
     pub(crate) fn new(method: RequestMethod, path: impl Into<String>) -> Self {
-        Self { method, path: path.into(), query: None, body: None, response: PhantomData }
+        Self {
+            method,
+            path: path.into(),
+            query: None,
+            body: None,
+            response: PhantomData,
+        }
     }
 
     /// A request with a JSON body.
@@ -47,7 +53,10 @@ impl<T> RawRequest<T> {
             path: path.clone(),
             detail: serde_detail(&e),
         })?;
-        Ok(Self { body: Some(Zeroizing::new(bytes)), ..Self::new(method, path) })
+        Ok(Self {
+            body: Some(Zeroizing::new(bytes)),
+            ..Self::new(method, path)
+        })
     }
 
     /// Adds a query string (already encoded; values here are never secret).
@@ -178,8 +187,9 @@ pub(crate) async fn call<T: DeserializeOwned + Send + Sync>(
     if result.response.body().iter().all(u8::is_ascii_whitespace) {
         return Ok(Envelope::empty());
     }
-    let envelope =
-        result.wrap::<Envelope<T>>().map_err(|e| VaultError::from_rest(e, &path))?;
+    let envelope = result
+        .wrap::<Envelope<T>>()
+        .map_err(|e| VaultError::from_rest(e, &path))?;
     if let Some(warnings) = envelope.warnings.as_ref().filter(|w| !w.is_empty()) {
         tracing::debug!(path = %path, ?warnings, "Vault returned warnings");
     }
@@ -195,10 +205,16 @@ pub(crate) fn check_path(what: &'static str, path: &str) -> Result<(), VaultErro
     if trimmed.is_empty() {
         return bad("empty");
     }
-    if path.chars().any(|c| c.is_control() || c == '?' || c == '#' || c == '%') {
+    if path
+        .chars()
+        .any(|c| c.is_control() || c == '?' || c == '#' || c == '%')
+    {
         return bad("control characters, '?', '#' and '%' are not allowed");
     }
-    if trimmed.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..") {
+    if trimmed
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
         return bad("empty, '.' and '..' segments are not allowed");
     }
     Ok(())
@@ -218,7 +234,9 @@ mod tests {
         for ok in ["secret", "app/db", "/app/db/", "a-b_c.d/e"] {
             assert!(check_path("path", ok).is_ok(), "{ok}");
         }
-        for bad in ["", "/", "a//b", "a/../b", "./a", "a/..", "a?b", "a#b", "a%2e", "a\nb"] {
+        for bad in [
+            "", "/", "a//b", "a/../b", "./a", "a/..", "a?b", "a#b", "a%2e", "a\nb",
+        ] {
             assert!(check_path("path", bad).is_err(), "{bad:?}");
         }
         assert_eq!(clean("/app/db/"), "app/db");

@@ -62,11 +62,19 @@ impl RenewalPolicy {
     }
 
     fn fraction(&self) -> f64 {
-        if self.renew_fraction.is_finite() { self.renew_fraction.clamp(0.1, 0.9) } else { 2.0 / 3.0 }
+        if self.renew_fraction.is_finite() {
+            self.renew_fraction.clamp(0.1, 0.9)
+        } else {
+            2.0 / 3.0
+        }
     }
 
     fn jitter(&self) -> f64 {
-        if self.jitter.is_finite() { self.jitter.clamp(0.0, 0.5) } else { 0.1 }
+        if self.jitter.is_finite() {
+            self.jitter.clamp(0.0, 0.5)
+        } else {
+            0.1
+        }
     }
 }
 
@@ -75,7 +83,11 @@ impl RenewalPolicy {
 /// `unit` is a random number in `[0, 1)`: the delay is `ttl × fraction × (1 ± jitter)`, never
 /// below `min(min_interval, ttl / 2)` and never above 90 % of the TTL.
 pub fn renew_delay(ttl: Duration, policy: &RenewalPolicy, unit: f64) -> Duration {
-    let unit = if unit.is_finite() { unit.clamp(0.0, 1.0) } else { 0.5 };
+    let unit = if unit.is_finite() {
+        unit.clamp(0.0, 1.0)
+    } else {
+        0.5
+    };
     let base = ttl.as_secs_f64() * policy.fraction();
     let spread = base * policy.jitter();
     let delay = base - spread + 2.0 * spread * unit;
@@ -87,7 +99,11 @@ pub fn renew_delay(ttl: Duration, policy: &RenewalPolicy, unit: f64) -> Duration
 /// Backoff before retry number `attempt` (1 for the first retry): `min_backoff × 2^(attempt-1)`,
 /// capped at `max_backoff`, minus up to 20 % of jitter (`unit` in `[0, 1)`).
 pub fn backoff_delay(attempt: u32, policy: &RenewalPolicy, unit: f64) -> Duration {
-    let unit = if unit.is_finite() { unit.clamp(0.0, 1.0) } else { 0.5 };
+    let unit = if unit.is_finite() {
+        unit.clamp(0.0, 1.0)
+    } else {
+        0.5
+    };
     let exponent = attempt.saturating_sub(1).min(30);
     let min = policy.min_backoff.as_secs_f64();
     let max = policy.max_backoff.as_secs_f64().max(min);
@@ -173,7 +189,10 @@ mod tests {
         ];
         for (ttl, unit, expected) in table {
             let got = renew_delay(secs(ttl), &policy, unit).as_secs_f64();
-            assert!((got - expected).abs() < 1e-6, "ttl {ttl} unit {unit}: {got} != {expected}");
+            assert!(
+                (got - expected).abs() < 1e-6,
+                "ttl {ttl} unit {unit}: {got} != {expected}"
+            );
         }
     }
 
@@ -198,7 +217,10 @@ mod tests {
         assert_eq!(delay, secs(20.0));
         let policy = RenewalPolicy::default().with_fraction(1.5, 0.0);
         assert_eq!(renew_delay(secs(10.0), &policy, 0.5), secs(9.0));
-        assert_eq!(renew_delay(Duration::ZERO, &RenewalPolicy::default(), 0.5), Duration::ZERO);
+        assert_eq!(
+            renew_delay(Duration::ZERO, &RenewalPolicy::default(), 0.5),
+            Duration::ZERO
+        );
     }
 
     #[test]
@@ -221,7 +243,10 @@ mod tests {
         ];
         for (attempt, unit, expected) in table {
             let got = backoff_delay(attempt, &policy, unit).as_secs_f64();
-            assert!((got - expected).abs() < 1e-9, "attempt {attempt}: {got} != {expected}");
+            assert!(
+                (got - expected).abs() < 1e-9,
+                "attempt {attempt}: {got} != {expected}"
+            );
         }
     }
 
@@ -232,7 +257,13 @@ mod tests {
         // (requested, granted, previous expiry, new expiry, decision)
         let table = [
             (d(2), d(2), t(2), t(3), RenewalDecision::Continue),
-            (d(3600), d(3600), t(3600), t(6000), RenewalDecision::Continue),
+            (
+                d(3600),
+                d(3600),
+                t(3600),
+                t(6000),
+                RenewalDecision::Continue,
+            ),
             (d(2), d(1), t(2), t(3), RenewalDecision::MaxTtlReached),
             (d(2), d(0), t(2), t(2), RenewalDecision::MaxTtlReached),
             (d(3), d(2), t(5), t(8), RenewalDecision::MaxTtlReached),
@@ -263,6 +294,9 @@ mod tests {
         assert_eq!(add(now, Duration::from_secs(5)).timestamp(), 1_005);
         assert_eq!(add(now, Duration::MAX), DateTime::<Utc>::MAX_UTC);
         assert_eq!(remaining(now, now - TimeDelta::seconds(3)), Duration::ZERO);
-        assert_eq!(remaining(now, now + TimeDelta::seconds(3)), Duration::from_secs(3));
+        assert_eq!(
+            remaining(now, now + TimeDelta::seconds(3)),
+            Duration::from_secs(3)
+        );
     }
 }

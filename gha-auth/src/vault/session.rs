@@ -261,12 +261,18 @@ impl VaultSession {
             policy: config.renewal.clone(),
             request_timeout: config.request_timeout,
             token_tx,
-            counters: Mutex::new(Counters { next_step: "login", ..Counters::default() }),
+            counters: Mutex::new(Counters {
+                next_step: "login",
+                ..Counters::default()
+            }),
             relogin: Notify::new(),
             shutdown,
         });
         let task = runtime.spawn(identity_loop(Arc::clone(&shared)));
-        Ok(Self { shared, _task: Arc::new(TaskGuard(task)) })
+        Ok(Self {
+            shared,
+            _task: Arc::new(TaskGuard(task)),
+        })
     }
 
     /// Waits up to `timeout` (on the session's clock) for a token. On timeout the error carries
@@ -285,7 +291,11 @@ impl VaultSession {
 
     /// The current token, if the session has one.
     pub fn current(&self) -> Result<Arc<SessionToken>, VaultError> {
-        self.shared.token_tx.borrow().clone().ok_or_else(|| self.not_ready())
+        self.shared
+            .token_tx
+            .borrow()
+            .clone()
+            .ok_or_else(|| self.not_ready())
     }
 
     /// A receiver of the current token: `changed()` fires on every new login (compare
@@ -308,8 +318,17 @@ impl VaultSession {
     /// A snapshot of the loop's state.
     pub fn status(&self) -> VaultStatus {
         let now = self.shared.clock.now();
-        let generation = self.shared.token_tx.borrow().as_ref().map_or(0, |t| t.generation);
-        let c = self.shared.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        let generation = self
+            .shared
+            .token_tx
+            .borrow()
+            .as_ref()
+            .map_or(0, |t| t.generation);
+        let c = self
+            .shared
+            .counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let expired = c.token_expires_at.is_some_and(|at| at <= now);
         let health = if c.stopped {
             VaultHealth::Stopped
@@ -366,12 +385,19 @@ impl VaultSession {
     }
 
     fn not_ready(&self) -> VaultError {
-        let c = self.shared.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        let c = self
+            .shared
+            .counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if c.stopped {
             return VaultError::Closed;
         }
         VaultError::NotReady {
-            reason: c.last_error.clone().unwrap_or_else(|| "first login in progress".to_owned()),
+            reason: c
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "first login in progress".to_owned()),
         }
     }
 
@@ -413,7 +439,11 @@ impl VaultSession {
         }
         let newer = match self.current() {
             Ok(current) if current.generation != token.generation => current,
-            _ if self.token_expired() => {
+            _ if self.token_is_dead(&token).await => {
+                tracing::warn!(
+                    generation = token.generation,
+                    "Vault token no longer valid before the loop replaced it: logging in again"
+                );
                 self.relogin_now();
                 match self.newer_than(token.generation).await {
                     Some(newer) => newer,
@@ -422,15 +452,24 @@ impl VaultSession {
             }
             _ => return Err(error),
         };
-        tracing::debug!(generation = newer.generation, "retrying with the newer Vault token");
+        tracing::debug!(
+            generation = newer.generation,
+            "retrying with the newer Vault token"
+        );
         let envelope = raw::call(newer.client(), make()?).await?;
         Ok((envelope, newer.generation))
     }
 
-    fn token_expired(&self) -> bool {
-        let now = self.shared.clock.now();
-        let c = self.shared.counters.lock().unwrap_or_else(PoisonError::into_inner);
-        c.token_expires_at.is_some_and(|at| at <= now)
+    /// After a 403: is it the token (expired, revoked) rather than the policy? Our own expiry
+    /// estimate cannot tell, because Vault counts the max TTL from a creation time truncated to
+    /// the second and rounds granted TTLs up; so ask Vault.
+    async fn token_is_dead(&self, token: &SessionToken) -> bool {
+        let request =
+            RawRequest::<serde_json::Value>::new(RequestMethod::GET, "auth/token/lookup-self");
+        matches!(
+            raw::call(token.client(), request).await,
+            Err(VaultError::PermissionDenied { .. })
+        )
     }
 
     /// Waits up to the request timeout for a token newer than `generation`.
@@ -534,13 +573,20 @@ async fn identity_loop(shared: Arc<Shared>) {
             Wake::ReloginRequested => Step::Login,
             Wake::Due => match &current {
                 Some(token) if token.renewable && token.expires_at.is_some() => {
-                    if step == Step::Login && failures > 0 { Step::Login } else { Step::Renew }
+                    if step == Step::Login && failures > 0 {
+                        Step::Login
+                    } else {
+                        Step::Renew
+                    }
                 }
                 _ => Step::Login,
             },
         };
     }
-    let mut c = shared.counters.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut c = shared
+        .counters
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     c.stopped = true;
     c.next_step_at = None;
     tracing::info!(method = shared.auth.name(), "Vault identity loop stopped");
@@ -551,10 +597,14 @@ impl Shared {
     async fn login(&self) -> Result<Current, VaultError> {
         let started = self.clock.now();
         let method = self.auth.name().to_owned();
-        let result: LoginResult = self.auth.login(&self.connection).await.map_err(|e| match e {
-            VaultError::Login { .. } => e,
-            other => VaultError::login(&method, other),
-        })?;
+        let result: LoginResult = self
+            .auth
+            .login(&self.connection)
+            .await
+            .map_err(|e| match e {
+                VaultError::Login { .. } => e,
+                other => VaultError::login(&method, other),
+            })?;
         let client = self.connection.authenticated(&result.token)?;
         let expires_at = (!result.ttl.is_zero()).then(|| add(started, result.ttl));
         let previous = self.token_tx.borrow().clone();
@@ -564,6 +614,17 @@ impl Shared {
             Some(p) => p.generation + 1,
             None => 1,
         };
+        {
+            let mut c = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+            c.logins += 1;
+            if previous.is_some() && !same_token {
+                c.relogins += 1;
+            }
+            c.consecutive_failures = 0;
+            c.last_login_at = Some(started);
+            c.token_expires_at = expires_at;
+        }
+        // Published after the status is updated, so a subscriber woken by it sees both.
         if !same_token {
             let token = SessionToken {
                 generation,
@@ -576,16 +637,6 @@ impl Shared {
                 policies: result.policies.clone(),
             };
             self.token_tx.send_replace(Some(Arc::new(token)));
-        }
-        {
-            let mut c = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
-            c.logins += 1;
-            if previous.is_some() && !same_token {
-                c.relogins += 1;
-            }
-            c.consecutive_failures = 0;
-            c.last_login_at = Some(started);
-            c.token_expires_at = expires_at;
         }
         metrics::counter!("gha_auth_vault_logins_total", "method" => method.clone(), "result" => "ok")
             .increment(1);
@@ -623,20 +674,32 @@ impl Shared {
         struct Renew {
             increment: String,
         }
-        let body = Renew { increment: format!("{}s", requested.as_secs().max(1)) };
+        let body = Renew {
+            increment: format!("{}s", requested.as_secs().max(1)),
+        };
         let request = RawRequest::<serde_json::Value>::with_body(
             RequestMethod::POST,
             "auth/token/renew-self",
             &body,
         )?;
-        let result = raw::call(token.client(), request).await.and_then(|envelope| {
-            envelope.auth.ok_or_else(|| VaultError::InvalidResponse {
-                path: "auth/token/renew-self".to_owned(),
-                detail: "renewal response has no auth block".to_owned(),
-            })
-        });
+        let result = raw::call(token.client(), request)
+            .await
+            .and_then(|envelope| {
+                envelope.auth.ok_or_else(|| VaultError::InvalidResponse {
+                    path: "auth/token/renew-self".to_owned(),
+                    detail: "renewal response has no auth block".to_owned(),
+                })
+            });
         let auth = match result {
             Ok(auth) => auth,
+            // OpenBao/Vault answer HTTP 500 "past the max TTL, cannot renew" once the max TTL
+            // (counted from the creation time truncated to the second) has passed: that is the
+            // max TTL reached, not an outage.
+            Err(VaultError::Unavailable { message, .. })
+                if message.contains("past the max TTL") =>
+            {
+                return Ok(RenewalDecision::MaxTtlReached);
+            }
             Err(error) => {
                 metrics::counter!("gha_auth_vault_token_renewals_total", "result" => "error")
                     .increment(1);
@@ -710,7 +773,11 @@ impl Shared {
             c.consecutive_failures = consecutive;
             c.last_error = Some(error.to_string());
             c.last_error_at = Some(now);
-            c.next_step = if next == Step::Login { "login" } else { "renew" };
+            c.next_step = if next == Step::Login {
+                "login"
+            } else {
+                "renew"
+            };
             c.next_step_at = Some(next_at);
         }
         let what = if renewal { "renewal" } else { "login" };
@@ -765,7 +832,10 @@ mod tests {
         }
         async fn login(&self, _: &VaultConnection) -> Result<LoginResult, VaultError> {
             self.0.fetch_add(1, Ordering::SeqCst);
-            Err(VaultError::Unreachable { path: "auth/x/login".into(), reason: "refused".into() })
+            Err(VaultError::Unreachable {
+                path: "auth/x/login".into(),
+                reason: "refused".into(),
+            })
         }
     }
 
@@ -780,16 +850,22 @@ mod tests {
         }
         async fn login(&self, _: &VaultConnection) -> Result<LoginResult, VaultError> {
             let n = self.0.fetch_add(1, Ordering::SeqCst);
-            Ok(LoginResult::new(SecretString::new(format!("s.token-{n}")), Duration::ZERO, false))
+            Ok(LoginResult::new(
+                SecretString::new(format!("s.token-{n}")),
+                Duration::ZERO,
+                false,
+            ))
         }
     }
 
     fn config() -> VaultConfig {
-        VaultConfig::new("http://127.0.0.1:9", AuthConfig::token(CredentialSource::value("x")))
-            .with_renewal(
-                RenewalPolicy::default()
-                    .with_backoff(Duration::from_secs(1), Duration::from_secs(8)),
-            )
+        VaultConfig::new(
+            "http://127.0.0.1:9",
+            AuthConfig::token(CredentialSource::value("x")),
+        )
+        .with_renewal(
+            RenewalPolicy::default().with_backoff(Duration::from_secs(1), Duration::from_secs(8)),
+        )
     }
 
     async fn settle() {
@@ -808,7 +884,14 @@ mod tests {
         assert_eq!(method.0.load(Ordering::SeqCst), 1);
         let status = session.status();
         assert_eq!(status.health, VaultHealth::Unhealthy);
-        assert!(status.last_error.as_deref().unwrap_or("").contains("refused"), "{status:?}");
+        assert!(
+            status
+                .last_error
+                .as_deref()
+                .unwrap_or("")
+                .contains("refused"),
+            "{status:?}"
+        );
         assert_eq!(status.next_step, "login");
 
         // Backoff doubles: ~1, 2, 4, 8, 8 s (minus up to 20 % jitter). Advancing 0.5 s at a
@@ -839,7 +922,10 @@ mod tests {
         let mut rx = session.subscribe();
         rx.borrow_and_update();
         session.relogin_now();
-        tokio::time::timeout(Duration::from_secs(5), rx.changed()).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), rx.changed())
+            .await
+            .unwrap()
+            .unwrap();
         let second = session.current().unwrap();
         assert_eq!(second.generation(), 2);
         assert_ne!(first.token(), second.token());
@@ -866,7 +952,10 @@ mod tests {
         });
         settle().await;
         clock.advance(TimeDelta::seconds(11));
-        let result = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
+        let result = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(matches!(result, Err(VaultError::NotReady { .. })));
     }
 

@@ -35,20 +35,22 @@ async fn openbao_kv2_round_trip_with_check_and_set() {
     let started = Instant::now();
     let bao = OpenBao::start().await.unwrap();
     eprintln!("OpenBao dev server ready in {:?}", started.elapsed());
+    // A new mount (dev servers also have KV v2 at `secret/` already; enabling that is a no-op).
+    bao.enable_kv2("kv").await.unwrap();
     bao.enable_kv2("secret").await.unwrap();
     let client = bao.client().unwrap();
 
-    let v1 = kv2::set(&client, "secret", "app/db", &secret(&[("password", "one")]))
+    let v1 = kv2::set(&client, "kv", "app/db", &secret(&[("password", "one")]))
         .await
         .unwrap();
     assert_eq!(v1.version, 1);
-    let read: HashMap<String, String> = kv2::read(&client, "secret", "app/db").await.unwrap();
+    let read: HashMap<String, String> = kv2::read(&client, "kv", "app/db").await.unwrap();
     assert_eq!(read["password"], "one");
 
     // cas = 0 means "only if it does not exist yet": it does.
     let create_only = kv2::set_with_options(
         &client,
-        "secret",
+        "kv",
         "app/db",
         &secret(&[("password", "clobber")]),
         SetSecretRequestOptions { cas: 0 },
@@ -61,7 +63,7 @@ async fn openbao_kv2_round_trip_with_check_and_set() {
 
     let v2 = kv2::set_with_options(
         &client,
-        "secret",
+        "kv",
         "app/db",
         &secret(&[("password", "two")]),
         SetSecretRequestOptions { cas: 1 },
@@ -73,7 +75,7 @@ async fn openbao_kv2_round_trip_with_check_and_set() {
     // A writer that still believes version 1 is current loses.
     let stale = kv2::set_with_options(
         &client,
-        "secret",
+        "kv",
         "app/db",
         &secret(&[("password", "stale")]),
         SetSecretRequestOptions { cas: 1 },
@@ -90,11 +92,9 @@ async fn openbao_kv2_round_trip_with_check_and_set() {
         other => panic!("stale cas write must be rejected, got {other:?}"),
     }
 
-    let read: HashMap<String, String> = kv2::read(&client, "secret", "app/db").await.unwrap();
+    let read: HashMap<String, String> = kv2::read(&client, "kv", "app/db").await.unwrap();
     assert_eq!(read["password"], "two");
-    let old: HashMap<String, String> = kv2::read_version(&client, "secret", "app/db", 1)
-        .await
-        .unwrap();
+    let old: HashMap<String, String> = kv2::read_version(&client, "kv", "app/db", 1).await.unwrap();
     assert_eq!(old["password"], "one");
 }
 

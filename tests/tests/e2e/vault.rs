@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use gha_auth::SystemClock;
 use gha_auth::vault::{
-    AuthConfig, CredentialSource, Database, DbCredentials, DynamicCredentials, Kv2, KvData,
-    RenewalPolicy, StaticCredentials, VaultConfig, VaultError, VaultHealth, VaultSession,
+    AuthConfig, CredentialSource, Database, DbCredentials, DynamicCredentials, KubernetesAuth, Kv2,
+    KvData, RenewalPolicy, StaticCredentials, VaultConfig, VaultError, VaultHealth, VaultSession,
 };
 use gha_auth_testkit::{Method, OpenBao, PrivatePostgres, random_hex};
 use serde_json::json;
@@ -80,19 +80,86 @@ async fn approle_session(
     ttl: Duration,
     max_ttl: Duration,
 ) -> VaultSession {
+    let auth = approle_auth(bao, dir, role, policies, ttl, max_ttl).await;
+    let session = VaultSession::start(&config(bao, auth), SystemClock::shared()).unwrap();
+    session.ready(Duration::from_secs(10)).await.unwrap();
+    session
+}
+
+/// An AppRole role and its role_id / secret_id files.
+async fn approle_auth(
+    bao: &OpenBao,
+    dir: &TempDir,
+    role: &str,
+    policies: &[&str],
+    ttl: Duration,
+    max_ttl: Duration,
+) -> AuthConfig {
     let (role_id, secret_id) = bao
         .enable_approle(role, policies, ttl, max_ttl)
         .await
         .unwrap();
     let role_id_file = dir.write("role_id", &role_id);
     let secret_id_file = dir.write("secret_id", &secret_id);
-    let auth = AuthConfig::approle(
+    AuthConfig::approle(
         CredentialSource::file(role_id_file),
         CredentialSource::file(secret_id_file),
-    );
-    let session = VaultSession::start(&config(bao, auth), SystemClock::shared()).unwrap();
-    session.ready(Duration::from_secs(10)).await.unwrap();
-    session
+    )
+}
+
+/// A TCP forwarder on a fixed local port that can be cut and restored, to take Vault away and
+/// bring it back at the same address.
+struct Proxy {
+    port: u16,
+    target: u16,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Proxy {
+    async fn start(target: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = Some(tokio::spawn(forward(listener, target)));
+        Self { port, target, task }
+    }
+
+    /// Closes the listener and every forwarded connection.
+    fn cut(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    async fn restore(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(listener) => break listener,
+                Err(e) if Instant::now() > deadline => panic!("rebinding {}: {e}", self.port),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        self.task = Some(tokio::spawn(forward(listener, self.target)));
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
+
+async fn forward(listener: tokio::net::TcpListener, target: u16) {
+    // Dropping the set (when this task is aborted) aborts every connection task.
+    let mut connections = tokio::task::JoinSet::new();
+    while let Ok((mut inbound, _)) = listener.accept().await {
+        connections.spawn(async move {
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
 }
 
 async fn can_connect(pg: &PrivatePostgres, user: &str, password: &str) -> Result<(), String> {
@@ -118,16 +185,16 @@ async fn creds_connect(pg: &PrivatePostgres, creds: &DbCredentials) -> Result<()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vault_identity_loop_survives_token_max_ttl() {
     let bao = OpenBao::start().await.unwrap();
-    bao.enable_kv2("secret").await.unwrap();
+    bao.enable_kv2("kv").await.unwrap();
     bao.write_policy(
         "reader",
-        r#"path "secret/data/app/*" { capabilities = ["read"] }"#,
+        r#"path "kv/data/app/*" { capabilities = ["read"] }"#,
     )
     .await
     .unwrap();
     bao.sys_call(
         Method::POST,
-        "secret/data/app/config",
+        "kv/data/app/config",
         Some(json!({"data": {"password": "p1"}})),
     )
     .await
@@ -142,7 +209,7 @@ async fn vault_identity_loop_survives_token_max_ttl() {
         Duration::from_secs(6),
     )
     .await;
-    let kv = Kv2::new(session.clone(), "secret").unwrap();
+    let kv = Kv2::new(session.clone(), "kv").unwrap();
 
     let started = Instant::now();
     let (mut ok, mut failed) = (0u32, Vec::new());
@@ -257,9 +324,9 @@ async fn vault_approle_rereads_the_secret_id_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vault_kv2_check_and_set() {
     let bao = OpenBao::start().await.unwrap();
-    bao.enable_kv2("secret").await.unwrap();
+    bao.enable_kv2("kv").await.unwrap();
     let session = root_session(&bao);
-    let kv = Kv2::new(session.clone(), "secret").unwrap();
+    let kv = Kv2::new(session.clone(), "kv").unwrap();
 
     let v1 = kv
         .write("app/db", &KvData::new().with("password", "one"), Some(0))
@@ -313,7 +380,9 @@ async fn vault_kv2_check_and_set() {
     // (No serde derive in this crate: the counter is plain JSON.)
     type Counter = serde_json::Value;
     let count = |c: &Counter| c["n"].as_u64().unwrap();
-    kv.write("app/counter", &json!({"n": 0}), Some(0)).await.unwrap();
+    kv.write("app/counter", &json!({"n": 0}), Some(0))
+        .await
+        .unwrap();
     let calls = AtomicU32::new(0);
     let runtime = tokio::runtime::Handle::current();
     let result = kv
@@ -322,7 +391,9 @@ async fn vault_kv2_check_and_set() {
             if calls.fetch_add(1, Ordering::SeqCst) == 0 {
                 // The other writer: n = 100, version 2.
                 tokio::task::block_in_place(|| {
-                    runtime.block_on(kv.write("app/counter", &json!({"n": 100}), None)).unwrap();
+                    runtime
+                        .block_on(kv.write("app/counter", &json!({"n": 100}), None))
+                        .unwrap();
                 });
             }
             Some(json!({"n": n + 1}))
@@ -353,7 +424,15 @@ async fn vault_kv2_check_and_set() {
     for task in tasks {
         task.await.unwrap();
     }
-    assert_eq!(count(&kv.read_as::<Counter>("app/counter", None).await.unwrap().data), 125);
+    assert_eq!(
+        count(
+            &kv.read_as::<Counter>("app/counter", None)
+                .await
+                .unwrap()
+                .data
+        ),
+        125
+    );
     // Creating through read-modify-write (cas 0), and leaving unchanged.
     let created = kv
         .read_modify_write::<Counter, _>("app/new", 3, |c| {
@@ -363,12 +442,41 @@ async fn vault_kv2_check_and_set() {
         .await
         .unwrap();
     assert_eq!(created.unwrap().version, 1);
-    assert!(kv.read_modify_write::<Counter, _>("app/new", 3, |_| None).await.unwrap().is_none());
+    assert!(
+        kv.read_modify_write::<Counter, _>("app/new", 3, |_| None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A poller publishes new versions.
+    let watch = kv.watch("app/db", Duration::from_millis(200)).unwrap();
+    let mut versions = watch.subscribe();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        versions.wait_for(|v| v.as_ref().is_some_and(|s| s.metadata.version == 2)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    kv.write("app/db", &KvData::new().with("password", "three"), Some(2))
+        .await
+        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        versions.wait_for(|v| v.as_ref().is_some_and(|s| s.metadata.version == 3)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let three = watch.current().unwrap();
+    assert_eq!(three.data.get_secret("password").unwrap().expose(), "three");
+    assert_eq!(watch.status().version, 3);
 
     // Permission denied is its own error.
     bao.write_policy(
         "kv-read",
-        r#"path "secret/data/app/*" { capabilities = ["read"] }"#,
+        r#"path "kv/data/app/*" { capabilities = ["read"] }"#,
     )
     .await
     .unwrap();
@@ -385,8 +493,8 @@ async fn vault_kv2_check_and_set() {
     )
     .unwrap();
     limited.ready(Duration::from_secs(5)).await.unwrap();
-    let limited_kv = Kv2::new(limited, "secret").unwrap();
-    assert_eq!(limited_kv.read("app/db").await.unwrap().metadata.version, 2);
+    let limited_kv = Kv2::new(limited, "kv").unwrap();
+    assert_eq!(limited_kv.read("app/db").await.unwrap().metadata.version, 3);
     let error = limited_kv
         .write("app/db", &KvData::new().with("p", "q"), None)
         .await
@@ -707,13 +815,10 @@ async fn vault_static_database_credentials_follow_rotation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vault_unreachable_is_visible_and_backs_off() {
     let bao = OpenBao::start().await.unwrap();
-    bao.enable_kv2("secret").await.unwrap();
-    bao.write_policy(
-        "reader",
-        r#"path "secret/data/*" { capabilities = ["read"] }"#,
-    )
-    .await
-    .unwrap();
+    bao.enable_kv2("kv").await.unwrap();
+    bao.write_policy("reader", r#"path "kv/data/*" { capabilities = ["read"] }"#)
+        .await
+        .unwrap();
     let dir = TempDir::new("down");
     let session = approle_session(
         &bao,
@@ -725,7 +830,7 @@ async fn vault_unreachable_is_visible_and_backs_off() {
     )
     .await;
     assert_eq!(session.status().health, VaultHealth::Healthy);
-    let kv = Kv2::new(session.clone(), "secret").unwrap();
+    let kv = Kv2::new(session.clone(), "kv").unwrap();
     drop(bao); // kills the server
 
     tokio::time::sleep(Duration::from_secs(8)).await;
@@ -759,4 +864,271 @@ async fn vault_unreachable_is_visible_and_backs_off() {
         "read hung for {:?}",
         started.elapsed()
     );
+}
+
+/// Vault unreachable for a while, then back at the same address: the loop recovers by itself
+/// (no restart), logs in again and reads work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_recovers_when_it_comes_back() {
+    let bao = OpenBao::start().await.unwrap();
+    bao.enable_kv2("kv").await.unwrap();
+    bao.write_policy("reader", r#"path "kv/data/*" { capabilities = ["read"] }"#)
+        .await
+        .unwrap();
+    bao.sys_call(
+        Method::POST,
+        "kv/data/app",
+        Some(json!({"data": {"k": "v"}})),
+    )
+    .await
+    .unwrap();
+    let mut proxy = Proxy::start(bao.port()).await;
+    let dir = TempDir::new("recover");
+    let auth = approle_auth(
+        &bao,
+        &dir,
+        "recover",
+        &["reader"],
+        Duration::from_secs(2),
+        Duration::from_secs(60),
+    )
+    .await;
+    let config = VaultConfig::new(format!("http://127.0.0.1:{}", proxy.port), auth)
+        .with_request_timeout(Duration::from_secs(2))
+        .with_renewal(fast_policy());
+    let session = VaultSession::start(&config, SystemClock::shared()).unwrap();
+    session.ready(Duration::from_secs(10)).await.unwrap();
+    let kv = Kv2::new(session.clone(), "kv").unwrap();
+    assert_eq!(kv.read("app").await.unwrap().metadata.version, 1);
+
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let down = session.status();
+    eprintln!("while cut: {down:?}");
+    assert_eq!(down.health, VaultHealth::Unhealthy, "{down:?}");
+    assert!(kv.read("app").await.unwrap_err().is_transient());
+
+    let restored = Instant::now();
+    proxy.restore().await;
+    while session.status().health != VaultHealth::Healthy {
+        assert!(
+            restored.elapsed() < Duration::from_secs(6),
+            "no recovery: {:?}",
+            session.status()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "recovered in {:?}: {:?}",
+        restored.elapsed(),
+        session.status()
+    );
+    assert_eq!(session.current().unwrap().generation(), 2);
+    assert_eq!(kv.read("app").await.unwrap().metadata.version, 1);
+}
+
+/// A CA certificate for the Kubernetes auth config (required by OpenBao when the local CA is
+/// disabled; unused with the plain-HTTP fake API below). No private key exists for it.
+const FAKE_KUBERNETES_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBpDCCAUugAwIBAgIUQ0+IFANCEHwI/+QkN2mjlvDNzucwCgYIKoZIzj0EAwIw
+JzElMCMGA1UEAwwcZmFrZS1rdWJlcm5ldGVzLWNhLWZvci10ZXN0czAgFw0yNjEx
+MjUyMzMwNDdaGA8yMTI2MTEwMTIzMzA0N1owJzElMCMGA1UEAwwcZmFrZS1rdWJl
+cm5ldGVzLWNhLWZvci10ZXN0czBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABHKt
+3b+vMFzDYOgRvQNF2lb7VD3c+JLUdXnnB/UM5LMAYofMPE/dhnMsF+HfzRuhzk3M
++/7sOxslcfN15FF0EQajUzBRMB0GA1UdDgQWBBR0R6r3ZVISlY+p2kRK6fxD+ybZ
+hDAfBgNVHSMEGDAWgBR0R6r3ZVISlY+p2kRK6fxD+ybZhDAPBgNVHRMBAf8EBTAD
+AQH/MAoGCCqGSM49BAMCA0cAMEQCIHfxhcKQ6jS79gdhuzipsYCxVeC/D1E9/+ao
+UAE7Kh/kAiB8PxPDPOWrqEpZlEbnuEMypVaUajufqGldGgAD09qsgg==
+-----END CERTIFICATE-----
+";
+
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n =
+            chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// A service-account JWT as the kubelet would mount it (legacy claims). OpenBao does not check
+/// the signature without `pem_keys`; the TokenReview (our fake API server) decides.
+fn service_account_jwt() -> String {
+    let header = base64url(br#"{"alg":"RS256","kid":"test"}"#);
+    let claims = json!({
+        "iss": "kubernetes/serviceaccount",
+        "sub": "system:serviceaccount:default:app",
+        "kubernetes.io/serviceaccount/namespace": "default",
+        "kubernetes.io/serviceaccount/secret.name": "app-token",
+        "kubernetes.io/serviceaccount/service-account.name": "app",
+        "kubernetes.io/serviceaccount/service-account.uid": "uid-1",
+    });
+    let claims = base64url(claims.to_string().as_bytes());
+    let signature = base64url(random_hex(64).unwrap().as_bytes());
+    format!("{header}.{claims}.{signature}")
+}
+
+/// A fake Kubernetes API server answering TokenReviews: only `valid` is authenticated; every
+/// reviewed token is recorded.
+struct FakeKubernetes {
+    port: u16,
+    valid: Arc<std::sync::Mutex<String>>,
+    reviewed: Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeKubernetes {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let valid = Arc::new(std::sync::Mutex::new(String::new()));
+        let reviewed = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (v, r) = (Arc::clone(&valid), Arc::clone(&reviewed));
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (v, r) = (Arc::clone(&v), Arc::clone(&r));
+                tokio::spawn(async move {
+                    let _ = review(stream, &v, &r).await;
+                });
+            }
+        });
+        Self {
+            port,
+            valid,
+            reviewed,
+            task,
+        }
+    }
+}
+
+impl Drop for FakeKubernetes {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn review(
+    mut stream: tokio::net::TcpStream,
+    valid: &std::sync::Mutex<String>,
+    reviewed: &std::sync::Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let header_end = loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < header_end + length {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body: serde_json::Value = serde_json::from_slice(&buf[header_end..]).unwrap_or_default();
+    let token = body["spec"]["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let authenticated = token == *valid.lock().unwrap();
+    reviewed.lock().unwrap().push(token);
+    let status = if authenticated {
+        json!({"authenticated": true, "user": {
+            "username": "system:serviceaccount:default:app", "uid": "uid-1", "groups": []}})
+    } else {
+        json!({"authenticated": false, "error": "token has been invalidated"})
+    };
+    let response = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+        "status": status})
+    .to_string();
+    let reply = format!(
+        "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{response}",
+        response.len()
+    );
+    stream.write_all(reply.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+/// Kubernetes auth: the service-account token file is re-read at every login. The kubelet
+/// rotates it and the API server stops accepting the old one; the next login uses the new file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_kubernetes_auth_rereads_the_token_file() {
+    let bao = OpenBao::start().await.unwrap();
+    let kube = FakeKubernetes::start().await;
+    bao.sys_call(
+        Method::POST,
+        "sys/auth/kubernetes",
+        Some(json!({"type": "kubernetes"})),
+    )
+    .await
+    .unwrap();
+    bao.sys_call(
+        Method::POST,
+        "auth/kubernetes/config",
+        Some(json!({
+            "kubernetes_host": format!("http://127.0.0.1:{}", kube.port),
+            "kubernetes_ca_cert": FAKE_KUBERNETES_CA,
+            "disable_local_ca_jwt": true,
+        })),
+    )
+    .await
+    .unwrap();
+    bao.sys_call(
+        Method::POST,
+        "auth/kubernetes/role/app",
+        Some(json!({
+            "bound_service_account_names": ["app"],
+            "bound_service_account_namespaces": ["default"],
+            "token_policies": ["default"],
+            "token_ttl": "60s",
+        })),
+    )
+    .await
+    .unwrap();
+
+    let dir = TempDir::new("k8s");
+    let first = service_account_jwt();
+    *kube.valid.lock().unwrap() = first.clone();
+    let jwt_file = dir.write("token", &first);
+    let auth = AuthConfig::kubernetes_with("app", CredentialSource::file(&jwt_file));
+    let session = VaultSession::start(&config(&bao, auth), SystemClock::shared()).unwrap();
+    let token = session.ready(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(token.generation(), 1);
+    assert!(token.policies().iter().any(|p| p == "default"));
+    assert_eq!(kube.reviewed.lock().unwrap().last(), Some(&first));
+
+    // The kubelet rotates the projected token; the API server no longer accepts the old one.
+    let second = service_account_jwt();
+    assert_ne!(first, second);
+    *kube.valid.lock().unwrap() = second.clone();
+    dir.write("token", &second);
+    let mut tokens = session.subscribe();
+    tokens.borrow_and_update();
+    session.relogin_now();
+    tokio::time::timeout(Duration::from_secs(10), tokens.changed())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(session.current().unwrap().generation(), 2);
+    assert_eq!(session.status().login_failures, 0, "{:?}", session.status());
+    assert_eq!(kube.reviewed.lock().unwrap().last(), Some(&second));
+    assert!(!format!("{:?} {session:?}", session.status()).contains(&second));
 }

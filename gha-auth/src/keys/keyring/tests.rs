@@ -13,11 +13,18 @@ fn key() -> SigningKey {
 }
 
 fn published(ring: &KeyRing, now: DateTime<Utc>) -> BTreeSet<String> {
-    ring.jwks(now).keys.into_iter().filter_map(|k| k.kid).collect()
+    ring.jwks(now)
+        .keys
+        .into_iter()
+        .filter_map(|k| k.kid)
+        .collect()
 }
 
 fn count_active(ring: &KeyRing) -> usize {
-    ring.keys().iter().filter(|k| k.state == KeyState::Active).count()
+    ring.keys()
+        .iter()
+        .filter(|k| k.state == KeyState::Active)
+        .count()
 }
 
 #[test]
@@ -39,7 +46,10 @@ fn next_key_is_published_before_it_signs() {
     let activates_at = ring.add_next(second.clone(), added_at, &schedule).unwrap();
     assert_eq!(activates_at - added_at, schedule.publish_ahead);
     assert!(!ring.needs_new_next(clock.now(), &schedule));
-    assert!(ring.add_next(key(), clock.now(), &schedule).is_err(), "only one pending next key");
+    assert!(
+        ring.add_next(key(), clock.now(), &schedule).is_err(),
+        "only one pending next key"
+    );
 
     // Published at once, but the first key keeps signing until the handover.
     assert!(published(&ring, clock.now()).contains(second.kid()));
@@ -54,13 +64,23 @@ fn next_key_is_published_before_it_signs() {
     assert!(published(&ring, cached_at).contains(second.kid()));
 
     clock.set(activates_at);
-    assert_eq!(ring.active(clock.now()).unwrap().kid(), second.kid(), "active even before advance");
+    assert_eq!(
+        ring.active(clock.now()).unwrap().kid(),
+        second.kid(),
+        "active even before advance"
+    );
     let transitions = ring.advance(clock.now(), &schedule);
     assert_eq!(
         transitions,
         [
-            Transition::Retired { kid: first.kid().to_owned(), at: activates_at },
-            Transition::Activated { kid: second.kid().to_owned(), at: activates_at },
+            Transition::Retired {
+                kid: first.kid().to_owned(),
+                at: activates_at
+            },
+            Transition::Activated {
+                kid: second.kid().to_owned(),
+                at: activates_at
+            },
         ]
     );
     assert_eq!(count_active(&ring), 1);
@@ -72,9 +92,13 @@ fn on_demand_rotation_still_publishes_ahead() {
     let clock = ManualClock::at_unix(1_700_000_000);
     let mut ring = KeyRing::with_initial(key(), clock.now());
     let too_soon = clock.now() + schedule.publish_ahead - TimeDelta::seconds(1);
-    assert!(ring.add_next_at(key(), clock.now(), too_soon, &schedule).is_err());
+    assert!(
+        ring.add_next_at(key(), clock.now(), too_soon, &schedule)
+            .is_err()
+    );
     let soonest = clock.now() + schedule.publish_ahead;
-    ring.add_next_at(key(), clock.now(), soonest, &schedule).unwrap();
+    ring.add_next_at(key(), clock.now(), soonest, &schedule)
+        .unwrap();
     clock.set(soonest);
     assert_eq!(ring.advance(clock.now(), &schedule).len(), 2);
 }
@@ -105,11 +129,17 @@ fn retired_key_stays_until_its_tokens_expire_then_leaves() {
     assert!(published(&ring, clock.now()).contains(first.kid()));
 
     clock.set(handover + schedule.retain_retired);
-    assert!(!published(&ring, clock.now()).contains(first.kid()), "jwks() hides it on time");
+    assert!(
+        !published(&ring, clock.now()).contains(first.kid()),
+        "jwks() hides it on time"
+    );
     let transitions = ring.advance(clock.now(), &schedule);
     assert_eq!(
         transitions,
-        [Transition::Removed { kid: first.kid().to_owned(), at: handover + schedule.retain_retired }]
+        [Transition::Removed {
+            kid: first.kid().to_owned(),
+            at: handover + schedule.retain_retired
+        }]
     );
     assert!(ring.get(first.kid()).is_none());
     assert_eq!(ring.keys().len(), 1);
@@ -153,7 +183,10 @@ fn exactly_one_active_and_no_token_ever_lacks_its_key() {
             let usable_from = *signed_at - schedule.jwks_max_age;
             let usable_to = *signed_at + token_window;
             if *fetched_at > usable_from && *fetched_at <= usable_to {
-                assert!(jwks.contains(signer), "token signed at {signed_at}, JWKS fetched at {fetched_at}");
+                assert!(
+                    jwks.contains(signer),
+                    "token signed at {signed_at}, JWKS fetched at {fetched_at}"
+                );
             }
         }
     }
@@ -167,7 +200,8 @@ fn emergency_rotation_replaces_every_key_at_once() {
     let mut ring = KeyRing::with_initial(leaked.clone(), clock.now());
     clock.advance(schedule.rotation_period - schedule.publish_ahead);
     let pending = key();
-    ring.add_next(pending.clone(), clock.now(), &schedule).unwrap();
+    ring.add_next(pending.clone(), clock.now(), &schedule)
+        .unwrap();
 
     clock.advance(TimeDelta::minutes(1));
     let fresh = key();
@@ -175,13 +209,25 @@ fn emergency_rotation_replaces_every_key_at_once() {
     assert_eq!(
         transitions,
         [
-            Transition::Removed { kid: leaked.kid().to_owned(), at: clock.now() },
-            Transition::Removed { kid: pending.kid().to_owned(), at: clock.now() },
-            Transition::Activated { kid: fresh.kid().to_owned(), at: clock.now() },
+            Transition::Removed {
+                kid: leaked.kid().to_owned(),
+                at: clock.now()
+            },
+            Transition::Removed {
+                kid: pending.kid().to_owned(),
+                at: clock.now()
+            },
+            Transition::Activated {
+                kid: fresh.kid().to_owned(),
+                at: clock.now()
+            },
         ]
     );
     assert_eq!(ring.active(clock.now()).unwrap().kid(), fresh.kid());
-    assert_eq!(published(&ring, clock.now()), BTreeSet::from([fresh.kid().to_owned()]));
+    assert_eq!(
+        published(&ring, clock.now()),
+        BTreeSet::from([fresh.kid().to_owned()])
+    );
     assert_eq!(count_active(&ring), 1);
     // The regular schedule restarts from the new key.
     assert!(!ring.needs_new_next(clock.now(), &schedule));
@@ -200,7 +246,13 @@ fn jwks_lists_newest_first_and_empty_ring_has_no_signer() {
     let mut ring = KeyRing::with_initial(first.clone(), clock.now());
     clock.advance(schedule.rotation_period);
     let second = key();
-    ring.add_next(second.clone(), clock.now(), &schedule).unwrap();
-    let kids: Vec<_> = ring.jwks(clock.now()).keys.into_iter().filter_map(|k| k.kid).collect();
+    ring.add_next(second.clone(), clock.now(), &schedule)
+        .unwrap();
+    let kids: Vec<_> = ring
+        .jwks(clock.now())
+        .keys
+        .into_iter()
+        .filter_map(|k| k.kid)
+        .collect();
     assert_eq!(kids, [second.kid(), first.kid()]);
 }

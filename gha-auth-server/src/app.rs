@@ -1,0 +1,466 @@
+//! Wiring: open the store and the keys, build the router, serve.
+//!
+//! [`build_app`] does everything up to a bound listener, so a test can run the service
+//! in-process on `127.0.0.1:0` with a [`gha_auth::ManualClock`] and then [`App::spawn`] it;
+//! `gha-auth serve` calls [`App::serve`] with a shutdown signal.
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::header;
+use axum::routing::{get, post};
+use gha_auth::SharedClock;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::atrest::{AtRestError, MasterKey, create_private_dir};
+use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
+use crate::clients::ClientRegistry;
+use crate::config::{Config, ConfigError};
+use crate::keys::{
+    KeyManager, KeyManagerError, KeySettings, KeyStore, KeyStoreError, LocalKeyStore,
+    algorithm_from_config, load_import_pem, load_or_create_pepper, node_name, run_scheduler,
+    schedule_from_config,
+};
+use crate::store::{Store, StoreError};
+use crate::{health, oauth, wellknown};
+
+/// The service could not start. Separate from request-time errors.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The master key failed.
+    #[error(transparent)]
+    AtRest(#[from] AtRestError),
+    /// The key store failed.
+    #[error("key store: {0}")]
+    KeyStore(#[from] KeyStoreError),
+    /// The signing keys failed.
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyManagerError),
+    /// `keys.import_pem` is unusable.
+    #[error("{0}")]
+    ImportKey(String),
+}
+
+/// Serving failed after start.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Io(#[from] std::io::Error),
+    /// The server task panicked or was cancelled.
+    #[error("server task failed: {0}")]
+    Task(String),
+}
+
+/// State shared by every handler.
+pub struct AppState {
+    pub(crate) config: Config,
+    pub(crate) issuer: String,
+    pub(crate) token_endpoint: String,
+    pub(crate) store: Store,
+    pub(crate) clients: ClientRegistry,
+    pub(crate) keys: Arc<KeyManager>,
+    pub(crate) audit: Arc<AuditLog>,
+    pub(crate) clock: SharedClock,
+    pub(crate) key_store_description: String,
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("issuer", &self.issuer)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// The issuer URL.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The token endpoint URL.
+    pub fn token_endpoint(&self) -> &str {
+        &self.token_endpoint
+    }
+
+    /// The client registry (what `gha-auth clients …` uses).
+    pub fn clients(&self) -> &ClientRegistry {
+        &self.clients
+    }
+
+    /// The key manager.
+    pub fn keys(&self) -> &Arc<KeyManager> {
+        &self.keys
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &Arc<AuditLog> {
+        &self.audit
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+/// The store, keys and registries, opened on one configuration. The server and every admin
+/// command use the same, so they work on the same data.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Services {
+    /// The store.
+    pub store: Store,
+    /// The audit log.
+    pub audit: Arc<AuditLog>,
+    /// Where key documents live.
+    pub key_store: Arc<dyn KeyStore>,
+    /// Clients.
+    pub clients: ClientRegistry,
+    /// Signing keys.
+    pub keys: Arc<KeyManager>,
+}
+
+impl Services {
+    /// Opens everything `config` describes. `actor` names this process in audit events
+    /// (`cli`, `scheduler@host:pid`). The signing-key ring is created if missing, not advanced.
+    pub async fn open(
+        config: &Config,
+        clock: SharedClock,
+        actor: &str,
+    ) -> Result<Self, StartError> {
+        create_private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let schedule = schedule_from_config(config).map_err(|message| {
+            ConfigError::Invalid(vec![crate::config::ConfigProblem {
+                key: "keys",
+                message,
+            }])
+        })?;
+        let store = Store::open(&config.store_url(), config.store.max_connections).await?;
+        let master = Arc::new(MasterKey::load_or_create(&config.master_key_path())?);
+        let key_store: Arc<dyn KeyStore> = Arc::new(LocalKeyStore::new(
+            store.clone(),
+            master,
+            clock.clone(),
+            node_name(),
+        ));
+        let audit = Arc::new(AuditLog::new(store.clone(), clock.clone()));
+        let pepper = Arc::new(load_or_create_pepper(&*key_store).await?);
+        let initial_key = match &config.keys.import_pem {
+            Some(path) => {
+                Some(load_import_pem(path, config.dev_mode).map_err(StartError::ImportKey)?)
+            }
+            None => None,
+        };
+        let settings = KeySettings::new(schedule, algorithm_from_config(config))
+            .dev_mode(config.dev_mode)
+            .initial_key(initial_key);
+        let keys = Arc::new(
+            KeyManager::open(
+                key_store.clone(),
+                settings,
+                clock.clone(),
+                audit.clone(),
+                actor,
+            )
+            .await?,
+        );
+        let clients = ClientRegistry::new(
+            store.clone(),
+            pepper,
+            audit.clone(),
+            clock,
+            config.tokens.max_lifetime.as_delta(),
+        );
+        Ok(Self {
+            store,
+            audit,
+            key_store,
+            clients,
+            keys,
+        })
+    }
+}
+
+/// A configured service with a bound listener, ready to serve.
+#[derive(Debug)]
+pub struct App {
+    state: Arc<AppState>,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+}
+
+/// Checks `config`, opens the store and keys, runs missed rotations and binds the listener.
+pub async fn build_app(config: Config, clock: SharedClock) -> Result<App, StartError> {
+    config.check()?;
+    if config.dev_mode {
+        tracing::warn!(
+            "dev_mode is on: development keys are accepted. Never run this in production"
+        );
+    }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let actor = format!("scheduler@{}", node_name());
+    let services = Services::open(&config, clock.clone(), &actor).await?;
+    // Missed rotations (the service was down) run now, before the first request.
+    services.keys.sync().await?;
+    let issuer = config.issuer_for(local_addr);
+    let token_endpoint = format!("{}{}", issuer.trim_end_matches('/'), oauth::TOKEN_PATH);
+    let state = Arc::new(AppState {
+        key_store_description: services.key_store.describe(),
+        config,
+        issuer,
+        token_endpoint,
+        store: services.store,
+        clients: services.clients,
+        keys: services.keys,
+        audit: services.audit,
+        clock,
+    });
+    state
+        .audit
+        .record_or_log(
+            AuditEvent::new(
+                AuditKind::ServerStarted,
+                &actor,
+                &state.issuer,
+                Outcome::Success,
+            )
+            .detail("listen", local_addr.to_string())
+            .detail("store", state.store.backend().name()),
+        )
+        .await;
+    Ok(App {
+        state,
+        listener,
+        local_addr,
+    })
+}
+
+/// The routes, without cross-cutting layers.
+pub fn routes(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(oauth::TOKEN_PATH, post(oauth::token_endpoint))
+        .route(wellknown::JWKS_PATH, get(wellknown::jwks))
+        .route(wellknown::METADATA_PATH, get(wellknown::metadata))
+        .route(health::HEALTH_PATH, get(health::health))
+        .with_state(state)
+}
+
+/// The cross-cutting layers: request tracing (no headers, `Authorization` and cookies marked
+/// sensitive), a request timeout and the body limit. Rate limits and metrics go here too.
+pub fn http_layers(router: Router, config: &Config) -> Router {
+    router
+        .layer(DefaultBodyLimit::max(config.http.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            config.http.request_timeout.as_std(),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+            header::PROXY_AUTHORIZATION,
+        ]))
+}
+
+impl App {
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The shared state (clients, keys, store) for tests and embedding.
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// The full router with its layers.
+    pub fn router(&self) -> Router {
+        http_layers(routes(self.state.clone()), &self.state.config)
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish (up to
+    /// `http.shutdown_grace`) and stops the rotation scheduler.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let router = self.router();
+        let state = self.state;
+        let grace = state.config.http.shutdown_grace.as_std();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let scheduler = tokio::spawn(run_scheduler(
+            state.keys.clone(),
+            state.clock.clone(),
+            state.config.keys.refresh_interval.as_delta(),
+            wait_for(stop_rx.clone()),
+        ));
+        let maintenance = tokio::spawn(maintenance(state.clone(), wait_for(stop_rx.clone())));
+        tracing::info!(listen = %self.local_addr, issuer = %state.issuer, store = state.store.backend().name(), "gha-auth ready");
+
+        let stop_signal = stop_tx.clone();
+        let trigger = tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            let _ = stop_signal.send(true);
+        });
+        let mut server = tokio::spawn(
+            axum::serve(
+                self.listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(wait_for(stop_rx.clone()))
+            .into_future(),
+        );
+        let result = tokio::select! {
+            joined = &mut server => match joined {
+                Ok(result) => result.map_err(ServeError::from),
+                Err(e) => Err(ServeError::Task(e.to_string())),
+            },
+            () = async {
+                wait_for(stop_rx.clone()).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!("in-flight requests did not finish within the shutdown grace period");
+                server.abort();
+                Ok(())
+            }
+        };
+        let _ = stop_tx.send(true);
+        trigger.abort();
+        let _ = scheduler.await;
+        let _ = maintenance.await;
+        state.store.close().await;
+        tracing::info!("stopped");
+        result
+    }
+
+    /// Serves in a background task; for tests and embedding.
+    pub fn spawn(self) -> RunningApp {
+        let state = self.state.clone();
+        let addr = self.local_addr;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(self.serve(async move {
+            let _ = stopped.await;
+        }));
+        RunningApp {
+            state,
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+}
+
+/// A service running in the background.
+#[derive(Debug)]
+pub struct RunningApp {
+    state: Arc<AppState>,
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), ServeError>>,
+}
+
+impl RunningApp {
+    /// `http://addr`, for clients.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Stops the service gracefully and waits for it.
+    pub async fn shutdown(mut self) -> Result<(), ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task)
+            .await
+            .map_err(|e| ServeError::Task(e.to_string()))?
+    }
+}
+
+async fn wait_for(mut rx: watch::Receiver<bool>) {
+    // An error means the sender is gone, which only happens at shutdown.
+    let _ = rx.wait_for(|stopped| *stopped).await;
+}
+
+/// Housekeeping: forget expired assertion ids.
+async fn maintenance(state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        match state
+            .store
+            .purge_assertion_jtis(state.clock.unix_seconds())
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "expired assertion ids removed"),
+            Err(e) => tracing::warn!(error = %e, "could not purge assertion ids"),
+        }
+        tokio::select! {
+            () = state.clock.sleep(chrono::TimeDelta::minutes(10)) => {}
+            () = &mut shutdown => break,
+        }
+    }
+}

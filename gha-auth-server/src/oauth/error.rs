@@ -1,0 +1,153 @@
+//! RFC 6749 §5.2 error responses: the one place that maps token-endpoint errors to HTTP.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// The `error` codes of RFC 6749 §5.2, RFC 8707 §2 and a generic server error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Missing, repeated or malformed parameter; unsupported content type; more than one client
+    /// authentication method.
+    InvalidRequest,
+    /// Client authentication failed. Never says which part of the credential was wrong.
+    InvalidClient,
+    /// The grant (authorization code, refresh token, credentials) is invalid.
+    InvalidGrant,
+    /// The authenticated client may not use this grant type.
+    UnauthorizedClient,
+    /// The grant type is not supported by this server.
+    UnsupportedGrantType,
+    /// The requested scope is invalid or exceeds what the client may have.
+    InvalidScope,
+    /// The requested audience or resource is invalid, missing or not allowed (RFC 8707).
+    InvalidTarget,
+    /// Something failed on our side; never caused by the request.
+    ServerError,
+}
+
+impl ErrorCode {
+    /// The `error` value on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::InvalidTarget => "invalid_target",
+            ErrorCode::ServerError => "server_error",
+        }
+    }
+}
+
+/// A token-endpoint error: what the client is told. Descriptions are fixed texts or name the
+/// offending parameter; they never repeat a credential.
+#[derive(Debug, Clone)]
+pub struct OAuthError {
+    code: ErrorCode,
+    description: Cow<'static, str>,
+    basic_challenge: bool,
+}
+
+impl OAuthError {
+    /// An error with a description (shown to the client as `error_description`).
+    pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code,
+            description: description.into(),
+            basic_challenge: false,
+        }
+    }
+
+    /// `invalid_request`.
+    pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, description)
+    }
+
+    /// `invalid_client` with the one description every client-authentication failure shares.
+    pub fn invalid_client() -> Self {
+        Self::new(ErrorCode::InvalidClient, "client authentication failed")
+    }
+
+    /// `server_error`: logged by the caller, opaque to the client.
+    pub fn server_error() -> Self {
+        Self::new(
+            ErrorCode::ServerError,
+            "the server could not complete the request",
+        )
+    }
+
+    /// Marks the error as a failed HTTP Basic authentication: 401 with
+    /// `WWW-Authenticate: Basic` (RFC 6749 §5.2).
+    #[must_use]
+    pub fn with_basic_challenge(mut self, basic: bool) -> Self {
+        self.basic_challenge = basic;
+        self
+    }
+
+    /// The error code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The description.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self.code {
+            ErrorCode::InvalidClient if self.basic_challenge => StatusCode::UNAUTHORIZED,
+            ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.description)
+    }
+}
+
+impl std::error::Error for OAuthError {}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'static str,
+    error_description: &'a str,
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = Body {
+            error: self.code.as_str(),
+            error_description: &self.description,
+        };
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        no_store(headers);
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"gha-auth\", charset=\"UTF-8\""),
+            );
+        }
+        response
+    }
+}
+
+/// `Cache-Control: no-store` and `Pragma: no-cache`, required on every token response.
+pub(crate) fn no_store(headers: &mut axum::http::HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}

@@ -1,0 +1,57 @@
+//! One module per grant type. Each takes the authenticated client and the form and returns a
+//! [`TokenResponse`] or an [`OAuthError`]; [`handle`] dispatches on `grant_type`.
+//!
+//! To add a grant (issue 5: `password`, `refresh_token`, token exchange), add a module here and
+//! an arm in [`handle`]; client authentication, error mapping and token minting are shared.
+
+mod client_credentials;
+
+use std::net::SocketAddr;
+
+use super::client_auth::AuthenticatedClient;
+use super::issue::TokenResponse;
+use super::{ErrorCode, OAuthError, TokenForm};
+use crate::app::AppState;
+use crate::clients::GrantType;
+
+/// Everything a grant needs to decide.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct GrantRequest<'a> {
+    /// Shared state.
+    pub state: &'a AppState,
+    /// The request parameters.
+    pub form: &'a TokenForm,
+    /// The authenticated client.
+    pub client: AuthenticatedClient,
+    /// The peer address, for audit and rate limits.
+    pub peer: Option<SocketAddr>,
+}
+
+/// Runs `grant`. Grants this server knows but does not offer yet are `unsupported_grant_type`.
+pub async fn handle(
+    grant: GrantType,
+    request: GrantRequest<'_>,
+) -> Result<TokenResponse, OAuthError> {
+    match grant {
+        GrantType::ClientCredentials => client_credentials::handle(request).await,
+        _ => Err(unsupported()),
+    }
+}
+
+/// The grant types [`handle`] serves, for the metadata document.
+pub fn supported() -> Vec<&'static str> {
+    vec![GrantType::ClientCredentials.as_str()]
+}
+
+/// Whether [`handle`] serves `grant`.
+pub fn is_supported(grant: GrantType) -> bool {
+    supported().contains(&grant.as_str())
+}
+
+pub(crate) fn unsupported() -> OAuthError {
+    OAuthError::new(
+        ErrorCode::UnsupportedGrantType,
+        "the grant type is not supported",
+    )
+}

@@ -1,0 +1,119 @@
+//! `GET /.well-known/jwks.json` (RFC 7517) and `GET /.well-known/oauth-authorization-server`
+//! (RFC 8414).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gha_auth::keys::Algorithm;
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::oauth::client_auth::PresentedMethod;
+
+/// Path of the key set.
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+
+/// Path of the authorization-server metadata.
+pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+
+/// The key set, pre-rendered, with `Cache-Control: max-age` from the schedule and a strong
+/// `ETag`; `304 Not Modified` when `If-None-Match` names it.
+pub(crate) async fn jwks(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let snapshot = state.keys.snapshot();
+    let max_age = state.keys.schedule().cache_control_max_age();
+    let etag = snapshot.etag();
+    let mut response = if if_none_match(&headers, etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut response = snapshot.jwks_json().to_vec().into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    };
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        headers.insert(header::ETAG, value);
+    }
+    response
+}
+
+/// Whether `If-None-Match` matches `etag` (weak comparison, RFC 9110 §13.1.2).
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|value| {
+            value
+                .split(',')
+                .map(str::trim)
+                .any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
+        })
+}
+
+#[derive(Serialize)]
+struct Metadata {
+    issuer: String,
+    token_endpoint: String,
+    jwks_uri: String,
+    grant_types_supported: Vec<&'static str>,
+    response_types_supported: Vec<&'static str>,
+    token_endpoint_auth_methods_supported: Vec<&'static str>,
+    token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
+}
+
+/// RFC 8414 metadata. Later endpoints (introspection, revocation) add their members here.
+pub(crate) async fn metadata(State(state): State<Arc<AppState>>) -> Response {
+    let base = state.issuer.trim_end_matches('/');
+    let body = Metadata {
+        issuer: state.issuer.clone(),
+        token_endpoint: state.token_endpoint.clone(),
+        jwks_uri: format!("{base}{JWKS_PATH}"),
+        grant_types_supported: crate::oauth::grants::supported(),
+        response_types_supported: Vec::new(),
+        token_endpoint_auth_methods_supported: vec![
+            PresentedMethod::Basic.as_str(),
+            PresentedMethod::Post.as_str(),
+            PresentedMethod::PrivateKeyJwt.as_str(),
+        ],
+        token_endpoint_auth_signing_alg_values_supported: Algorithm::ALL
+            .iter()
+            .map(|a| a.name())
+            .collect(),
+    };
+    let mut response = Json(body).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_forms() {
+        let etag = "\"abc\"";
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::IF_NONE_MATCH, HeaderValue::from_str(v).unwrap());
+            if_none_match(&h, etag)
+        };
+        assert!(with("\"abc\""));
+        assert!(with("W/\"abc\""));
+        assert!(with("\"x\", \"abc\""));
+        assert!(with("*"));
+        assert!(!with("\"abd\""));
+        assert!(!if_none_match(&HeaderMap::new(), etag));
+    }
+}
