@@ -85,7 +85,7 @@ impl KeySet {
         }
     }
 
-    /// The key with this id, if the set is still usable at `now`.
+    /// The key with this id (whether the set is still usable is the caller's check).
     pub(crate) fn get(&self, kid: &str) -> Option<&VerifyingKey> {
         self.keys.get(kid)
     }

@@ -159,7 +159,7 @@ impl TokenVerifier {
         };
         let kid: Arc<str> = key.kid().into();
         self.verifier
-            .verify::<serde::de::IgnoredAny, _>(token, &Resolver(&keys))
+            .verify::<serde::de::IgnoredAny>(token, &Resolver(&keys))
             .map_err(|e| invalid(&e))?;
         // The signature covers the payload: decode it once for the principal and `Claims<T>`.
         let payload = token

@@ -214,7 +214,8 @@ impl Services {
             audit.clone(),
             clock,
             config.tokens.max_lifetime.as_delta(),
-        );
+        )
+        .with_cache_ttl(config.clients.cache_ttl.as_delta());
         Ok(Self {
             store,
             audit,

@@ -8,6 +8,8 @@
 //! - [`audit`]: the append-only, hash-chained audit log;
 //! - [`oauth`]: `POST /oauth2/token`, one module per grant, RFC 6749 errors in one place;
 //! - [`app`]: wiring ([`build_app`]) and serving, so tests can run the server in-process;
+//! - [`health`], [`wellknown`]: `/HealthCheck`, the JWKS and RFC 8414 metadata;
+//! - [`telemetry`]: structured JSON logs;
 //! - [`cli`]: the `gha-auth` command line.
 
 pub mod app;

@@ -103,7 +103,16 @@ impl OpenBao {
         let log = std::fs::File::create(&log_path).context("creating the OpenBao log file")?;
         let log_err = log.try_clone().context("duplicating the log file handle")?;
 
-        let child = Command::new(bin)
+        let mut command = Command::new(bin);
+        // Settings of the surrounding shell (VAULT_*/BAO_*: address, token, TLS, dev options)
+        // must not leak into the test server.
+        for (key, _) in std::env::vars_os() {
+            let key_str = key.to_string_lossy();
+            if key_str.starts_with("VAULT_") || key_str.starts_with("BAO_") {
+                command.env_remove(&key);
+            }
+        }
+        let child = command
             .args([
                 "server",
                 "-dev",

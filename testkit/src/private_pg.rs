@@ -52,7 +52,12 @@ impl PrivatePostgres {
         if let Some(dir) = std::env::var_os("GHA_AUTH_PG_BIN_DIR").filter(|v| !v.is_empty()) {
             return Ok(PathBuf::from(dir));
         }
-        if let Some(dir) = find_on_path("initdb").and_then(|p| p.parent().map(Path::to_path_buf)) {
+        // Resolve symlinks (e.g. /usr/local/bin/initdb -> /usr/lib/postgresql/15/bin/initdb) so
+        // that the directory holds pg_ctl too.
+        if let Some(dir) = find_on_path("initdb")
+            .and_then(|p| std::fs::canonicalize(p).ok())
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+        {
             return Ok(dir);
         }
         let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")

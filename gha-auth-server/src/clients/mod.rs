@@ -6,6 +6,7 @@
 //! JWK authenticates with `private_key_jwt` and holds no shared secret; a public client holds
 //! nothing and cannot use `client_credentials`.
 
+mod cache;
 mod jwk;
 mod model;
 
@@ -241,6 +242,7 @@ pub struct ClientRegistry {
     audit: Arc<AuditLog>,
     clock: SharedClock,
     max_lifetime: TimeDelta,
+    cache: Arc<cache::ClientCache>,
 }
 
 impl ClientRegistry {
@@ -258,7 +260,37 @@ impl ClientRegistry {
             audit,
             clock,
             max_lifetime,
+            cache: Arc::new(cache::ClientCache::new(TimeDelta::zero())),
         }
+    }
+
+    /// Caches clients for authentication for `ttl` (zero: no cache). See
+    /// [`ClientRegistry::find_for_auth`].
+    #[must_use]
+    pub fn with_cache_ttl(mut self, ttl: TimeDelta) -> Self {
+        self.cache = Arc::new(cache::ClientCache::new(ttl));
+        self
+    }
+
+    /// The client with this id for authenticating a request: from the cache when it is fresh
+    /// and `fresh` is false, else from the store. Changes made through this registry are seen at
+    /// once; changes by other processes within the cache TTL. Callers re-read with `fresh` when a
+    /// credential does not match a cached client.
+    pub async fn find_for_auth(
+        &self,
+        id: &str,
+        fresh: bool,
+    ) -> Result<Option<Client>, ClientError> {
+        let now = self.clock.now();
+        if !fresh && let Some(client) = self.cache.get(id, now) {
+            return Ok(Some(client));
+        }
+        let client = self.find(id).await?;
+        match &client {
+            Some(client) => self.cache.put(client, now),
+            None => self.cache.invalidate(id),
+        }
+        Ok(client)
     }
 
     /// Registers a client. Returns it and, for a client that authenticates with a secret, the
@@ -339,6 +371,7 @@ impl ClientRegistry {
                 &SecretRotation::new(self.pepper.hash(&secret).to_hex(), grace_until, now),
             )
             .await?;
+        self.cache.invalidate(id);
         self.audit
             .record_or_log(
                 AuditEvent::new(AuditKind::ClientSecretRotated, actor, id, Outcome::Success)
@@ -353,6 +386,7 @@ impl ClientRegistry {
         self.store
             .set_client_disabled(id, true, self.clock.unix_seconds())
             .await?;
+        self.cache.invalidate(id);
         self.audit
             .record_or_log(AuditEvent::new(
                 AuditKind::ClientDisabled,

@@ -225,3 +225,70 @@ fn identifier_rules() {
     assert!(is_valid_audience("https://mfs.api/v1"));
     assert!(!is_valid_audience("a b"));
 }
+
+#[tokio::test]
+async fn the_auth_cache_sees_local_changes_at_once_and_others_after_the_ttl() {
+    let f = fixture().await;
+    let registry = f.registry.clone().with_cache_ttl(TimeDelta::seconds(5));
+    // Another process: its own registry on the same store.
+    let other = f.registry.clone().with_cache_ttl(TimeDelta::zero());
+    registry.register(service("svc"), "cli").await.unwrap();
+    assert!(
+        !registry
+            .find_for_auth("svc", false)
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+
+    other.disable("svc", "cli").await.unwrap();
+    assert!(
+        !registry
+            .find_for_auth("svc", false)
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled,
+        "cached"
+    );
+    assert!(
+        registry
+            .find_for_auth("svc", true)
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled,
+        "fresh"
+    );
+    f.clock.advance(TimeDelta::seconds(5));
+    assert!(
+        registry
+            .find_for_auth("svc", false)
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled,
+        "expired"
+    );
+
+    registry.register(service("svc2"), "cli").await.unwrap();
+    registry.find_for_auth("svc2", false).await.unwrap();
+    registry.disable("svc2", "cli").await.unwrap();
+    assert!(
+        registry
+            .find_for_auth("svc2", false)
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled,
+        "local change"
+    );
+    assert!(
+        registry
+            .find_for_auth("nobody", false)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

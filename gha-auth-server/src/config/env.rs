@@ -70,6 +70,7 @@ const VARS: &[EnvVar] = &[
     var("tokens.default_lifetime", EnvKind::Text),
     var("tokens.max_lifetime", EnvKind::Text),
     var("tokens.client_assertion_max_lifetime", EnvKind::Text),
+    var("clients.cache_ttl", EnvKind::Text),
     var("log.format", EnvKind::Text),
     var("log.level", EnvKind::Text),
 ];

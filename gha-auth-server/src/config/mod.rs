@@ -56,6 +56,8 @@ pub struct Config {
     pub keys: KeysConfig,
     /// Access-token lifetimes.
     pub tokens: TokensConfig,
+    /// Client lookups.
+    pub clients: ClientsConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -72,6 +74,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             keys: KeysConfig::default(),
             tokens: TokensConfig::default(),
+            clients: ClientsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -226,6 +229,25 @@ impl Default for TokensConfig {
             default_lifetime: Duration::minutes(10),
             max_lifetime: Duration::hours(1),
             client_assertion_max_lifetime: Duration::minutes(5),
+        }
+    }
+}
+
+/// Client lookups at the token endpoint.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct ClientsConfig {
+    /// How long a client read from the store is reused for authentication (`0s`: never).
+    /// Changes made by another process (`gha-auth clients disable` while the server runs) take
+    /// effect within this time; a rotated secret works at once.
+    pub cache_ttl: Duration,
+}
+
+impl Default for ClientsConfig {
+    fn default() -> Self {
+        Self {
+            cache_ttl: Duration::seconds(5),
         }
     }
 }

@@ -37,6 +37,7 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
     check_store(config, &mut out);
     check_schedule(config, &mut out);
     check_tokens(config, &mut out);
+    check_clients(config, &mut out);
     check_http(config, &mut out);
     check_log(config, &mut out);
     out.0
@@ -143,13 +144,17 @@ fn check_schedule(config: &Config, out: &mut Problems) {
     if keys.leeway > Duration::minutes(5) {
         out.push("keys.leeway", "must be at most 5m");
     }
-    if keys.refresh_interval > keys.jwks_max_age {
+    // A replica learns of a key another one generated within refresh_interval; verifiers that
+    // cached its JWKS just before must still hold the key when it starts signing.
+    if keys.refresh_interval.as_delta() + keys.jwks_max_age.as_delta()
+        > keys.publish_ahead.as_delta()
+    {
         out.push(
             "keys.refresh_interval",
             format!(
-                "({}) must be at most keys.jwks_max_age ({}) so every replica publishes a new \
-                 key in time",
-                keys.refresh_interval, keys.jwks_max_age
+                "({}) plus keys.jwks_max_age ({}) must not exceed keys.publish_ahead ({}), so \
+                 every replica publishes a new key in time",
+                keys.refresh_interval, keys.jwks_max_age, keys.publish_ahead
             ),
         );
     }
@@ -198,6 +203,15 @@ fn check_tokens(config: &Config, out: &mut Problems) {
         out.push(
             "tokens.client_assertion_max_lifetime",
             "must be between 1s and 1h",
+        );
+    }
+}
+
+fn check_clients(config: &Config, out: &mut Problems) {
+    if config.clients.cache_ttl > Duration::minutes(1) {
+        out.push(
+            "clients.cache_ttl",
+            "must be at most 1m: a disabled client keeps working on other processes this long",
         );
     }
 }

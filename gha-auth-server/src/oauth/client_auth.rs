@@ -92,6 +92,8 @@ enum Failure {
     WrongSecret,
     Assertion(&'static str),
     Replayed,
+    /// The store failed: not the client's fault, answered with `server_error`.
+    Internal,
 }
 
 impl Failure {
@@ -106,6 +108,7 @@ impl Failure {
             Failure::WrongSecret => "wrong_secret",
             Failure::Assertion(reason) => reason,
             Failure::Replayed => "assertion_replayed",
+            Failure::Internal => "internal_error",
         }
     }
 }
@@ -148,6 +151,7 @@ pub async fn authenticate(
     };
     match result {
         Ok(authenticated) => Ok(authenticated),
+        Err((_, _, Failure::Internal)) => Err(OAuthError::server_error()),
         Err((client_id, method, failure)) => {
             audit_failure(state, client_id.as_deref(), method, failure, peer).await;
             Err(OAuthError::invalid_client().with_basic_challenge(basic_used))
@@ -157,21 +161,23 @@ pub async fn authenticate(
 
 type Attempt = Result<AuthenticatedClient, (Option<String>, PresentedMethod, Failure)>;
 
+/// The client, from the short-lived cache unless `fresh`.
 async fn lookup(
     state: &AppState,
     client_id: &str,
     method: PresentedMethod,
+    fresh: bool,
 ) -> Result<Client, (Option<String>, PresentedMethod, Failure)> {
     let fail = |failure| (Some(client_id.to_owned()), method, failure);
     if !is_valid_client_id(client_id) {
         return Err(fail(Failure::UnknownClient));
     }
-    let client = match state.clients.find(client_id).await {
+    let client = match state.clients.find_for_auth(client_id, fresh).await {
         Ok(Some(client)) => client,
         Ok(None) => return Err(fail(Failure::UnknownClient)),
         Err(e) => {
             tracing::error!(error = %e, "client lookup failed");
-            return Err(fail(Failure::UnknownClient));
+            return Err(fail(Failure::Internal));
         }
     };
     if client.disabled {
@@ -182,7 +188,7 @@ async fn lookup(
 
 async fn public(state: &AppState, client_id: String) -> Attempt {
     let method = PresentedMethod::None;
-    let client = lookup(state, &client_id, method).await?;
+    let client = lookup(state, &client_id, method, false).await?;
     if client.auth_method != AuthMethod::None {
         // A confidential client must authenticate.
         return Err((Some(client_id), method, Failure::NoCredentials));
@@ -200,11 +206,17 @@ async fn with_secret(
     let Ok(key) = ApiKey::parse_kind(secret.expose(), SecretKind::ClientSecret) else {
         return Err((Some(client_id), method, Failure::MalformedSecret));
     };
-    let client = lookup(state, &client_id, method).await?;
+    let now = state.clock.unix_seconds();
+    let pepper = state.clients.pepper();
+    let mut client = lookup(state, &client_id, method, false).await?;
+    if client.auth_method == AuthMethod::ClientSecret && !client.secret_matches(pepper, &key, now) {
+        // The cached copy may predate a secret rotation done elsewhere: ask the store.
+        client = lookup(state, &client_id, method, true).await?;
+    }
     if client.auth_method != AuthMethod::ClientSecret {
         return Err((Some(client_id), method, Failure::WrongMethod));
     }
-    if !client.secret_matches(state.clients.pepper(), &key, state.clock.unix_seconds()) {
+    if !client.secret_matches(pepper, &key, now) {
         return Err((Some(client_id), method, Failure::WrongSecret));
     }
     Ok(AuthenticatedClient { client, method })
@@ -215,7 +227,7 @@ async fn with_assertion(state: &AppState, client_id: Option<String>, token: &str
     let Some(client_id) = client_id.or_else(|| assertion::claimed_subject(token)) else {
         return Err((None, method, Failure::Assertion("assertion_malformed")));
     };
-    let client = lookup(state, &client_id, method).await?;
+    let client = lookup(state, &client_id, method, false).await?;
     let key = match (&client.auth_method, &client.jwk) {
         (AuthMethod::PrivateKeyJwt, Some(jwk)) => match client_key_from_json(jwk) {
             Ok(key) => key,
@@ -264,11 +276,7 @@ async fn with_assertion(state: &AppState, client_id: Option<String>, token: &str
         }
         Err(e) => {
             tracing::error!(error = %e, "could not record assertion jti");
-            Err((
-                Some(client_id),
-                method,
-                Failure::Assertion("assertion_store_failed"),
-            ))
+            Err((Some(client_id), method, Failure::Internal))
         }
     }
 }

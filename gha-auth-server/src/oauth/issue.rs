@@ -1,5 +1,7 @@
 //! Shared by every grant: audience and scope narrowing, and minting the RFC 9068 access token.
 
+use std::fmt;
+
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -12,8 +14,8 @@ use super::{ErrorCode, OAuthError, TokenForm};
 use crate::app::AppState;
 use crate::clients::{Client, is_valid_scope};
 
-/// A successful token response (RFC 6749 §5.1).
-#[derive(Debug, Serialize)]
+/// A successful token response (RFC 6749 §5.1). `Debug` hides the tokens.
+#[derive(Serialize)]
 #[non_exhaustive]
 pub struct TokenResponse {
     /// The access token (a JWT).
@@ -28,6 +30,20 @@ pub struct TokenResponse {
     /// A refresh token, for grants that issue one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+}
+
+impl fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl IntoResponse for TokenResponse {
@@ -201,6 +217,19 @@ mod tests {
             narrow_scopes(&allowed, Some("a\\")).unwrap_err().code(),
             ErrorCode::InvalidScope
         );
+    }
+
+    #[test]
+    fn debug_hides_tokens() {
+        let response = TokenResponse {
+            access_token: "eyJhbGciOi.secret.sig".into(),
+            token_type: "Bearer",
+            expires_in: 600,
+            scope: Some("a".into()),
+            refresh_token: Some("ghar_secret".into()),
+        };
+        let debug = format!("{response:?}");
+        assert!(!debug.contains("secret"), "{debug}");
     }
 
     #[test]

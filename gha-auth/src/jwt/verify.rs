@@ -51,11 +51,11 @@ impl Verifier {
     }
 
     /// Verifies `token` with the key `keys` holds for its `kid`, and reads the claims as `T`.
-    pub fn verify<T, R>(&self, token: &str, keys: &R) -> Result<Verified<T>, JwtError>
-    where
-        T: DeserializeOwned,
-        R: KeyResolver + ?Sized,
-    {
+    pub fn verify<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        keys: &(impl KeyResolver + ?Sized),
+    ) -> Result<Verified<T>, JwtError> {
         let parts = Parts::split(token, self.validation.max_token_bytes())?;
         let header = parse_header_segment(parts.header)?;
         let key = keys.resolve(&header.kid).ok_or(JwtError::UnknownKey)?;

@@ -123,6 +123,9 @@ struct LookupSelf {
     renewable: bool,
     #[serde(default)]
     policies: Vec<String>,
+    /// `null` for a token without expiry.
+    #[serde(default)]
+    expire_time: Option<String>,
 }
 
 #[async_trait]
@@ -138,6 +141,13 @@ impl AuthMethod for TokenAuth {
         let lookup = raw::call(&client, request)
             .await?
             .into_data("auth/token/lookup-self")?;
+        if lookup.ttl == 0 && lookup.expire_time.is_some() {
+            // An expiring token with nothing left: do not mistake it for a non-expiring one.
+            return Err(VaultError::InvalidCredential {
+                what: "token",
+                reason: "the token has (almost) expired; replace it".to_owned(),
+            });
+        }
         Ok(LoginResult {
             token,
             ttl: Duration::from_secs(lookup.ttl),

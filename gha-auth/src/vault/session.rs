@@ -364,6 +364,21 @@ impl VaultSession {
         }
     }
 
+    /// The KV v2 engine mounted at `mount`, used with this session's token.
+    pub fn kv2(&self, mount: &str) -> Result<super::Kv2, VaultError> {
+        super::Kv2::new(self.clone(), mount)
+    }
+
+    /// The database engine mounted at `mount`, used with this session's token.
+    pub fn database(&self, mount: &str) -> Result<super::Database, VaultError> {
+        super::Database::new(self.clone(), mount)
+    }
+
+    /// Lease operations (`sys/leases`) with this session's token.
+    pub fn leases(&self) -> super::Leases {
+        super::Leases::new(self.clone())
+    }
+
     /// The session's clock.
     pub fn clock(&self) -> &SharedClock {
         &self.shared.clock
@@ -957,6 +972,59 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(matches!(result, Err(VaultError::NotReady { .. })));
+    }
+
+    /// A `MakeWriter` collecting everything logged.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+        type Writer = Capture;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn tokens_never_reach_the_logs() {
+        let capture = Capture::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(capture.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let clock = ManualClock::at_unix(1_000_000);
+        let session =
+            VaultSession::start_with_method(&config(), Arc::new(Fixed::default()), clock.shared())
+                .unwrap();
+        session.ready(Duration::from_secs(5)).await.unwrap();
+        let mut rx = session.subscribe();
+        for _ in 0..3 {
+            rx.borrow_and_update();
+            session.relogin_now();
+            tokio::time::timeout(Duration::from_secs(5), rx.changed())
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        tracing::info!(status = ?session.status(), token = ?session.current().unwrap(), "done");
+        session.shutdown();
+        settle().await;
+        let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        assert!(logs.contains("logged in to Vault"), "{logs}");
+        assert!(logs.contains("generation=4"), "{logs}");
+        assert!(!logs.contains("s.token-"), "{logs}");
     }
 
     #[test]

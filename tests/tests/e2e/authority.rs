@@ -3,6 +3,9 @@
 //!
 //! Every test runs on both stores; PostgreSQL databases come from `gha-auth-testkit`.
 
+// Test helpers outside #[test] functions may fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -197,7 +200,7 @@ impl Authority {
         let keys = JwkSet::parse_lenient(&body).unwrap();
         let validation = Validation::new(self.issuer(), [AUDIENCE]).unwrap();
         Verifier::new(validation, self.clock.shared())
-            .verify::<AccessClaims, _>(token, &keys)
+            .verify::<AccessClaims>(token, &keys)
             .map(|v| v.claims)
     }
 
@@ -943,6 +946,29 @@ async fn restart_loses_nothing(backend: Backend) {
         .unwrap();
     authority.access_token("svc-admin", rotated.expose()).await;
     authority.access_token("svc-admin", &admin_secret).await;
+    // Disabling from the CLI reaches the running server within clients.cache_ttl.
+    let (_, gone_secret) = admin
+        .clients
+        .register(
+            ClientRegistration::new("svc-gone")
+                .grant(GrantType::ClientCredentials)
+                .audience(AUDIENCE),
+            "cli:e2e",
+        )
+        .await
+        .unwrap();
+    let gone_secret = gone_secret.unwrap().expose().to_owned();
+    authority.access_token("svc-gone", &gone_secret).await;
+    admin.clients.disable("svc-gone", "cli:e2e").await.unwrap();
+    authority
+        .clock
+        .advance(authority.config.clients.cache_ttl.as_delta());
+    let (status, _, body) =
+        error_of(authority.token_basic("svc-gone", &gone_secret, &[]).await).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
     admin.store.close().await;
 
     authority.restart().await;
