@@ -30,12 +30,18 @@ fn setup() -> &'static Setup {
             Validation::new("https://auth.gha.test", ["field-service.api"]).expect("validation");
         let verifier = Verifier::new(validation, ManualClock::at_unix(1_700_000_000).shared());
         let header = format!(r#"{{"alg":"EdDSA","typ":"at+jwt","kid":"{}"}}"#, key.kid());
-        Setup { key, verifier, header: URL_SAFE_NO_PAD.encode(header) }
+        Setup {
+            key,
+            verifier,
+            header: URL_SAFE_NO_PAD.encode(header),
+        }
     })
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     let setup = setup();
     let public = setup.key.verifying_key();
     if mode % 2 == 0 {

@@ -125,7 +125,7 @@ fn benches(c: &mut Criterion) {
     group.bench_function("core_verify", |b| {
         b.iter(|| {
             verifier
-                .verify::<AccessClaims, _>(&token_text, &verifying)
+                .verify::<AccessClaims>(&token_text, &verifying)
                 .unwrap();
         });
     });

@@ -9,7 +9,7 @@ use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
+use axum::{Router, middleware};
 use axum::extract::DefaultBodyLimit;
 use axum::http::header;
 use axum::routing::{get, post};
@@ -31,7 +31,8 @@ use crate::keys::{
     schedule_from_config,
 };
 use crate::store::{Store, StoreError};
-use crate::{health, oauth, wellknown};
+use crate::ratelimit::RateLimits;
+use crate::{health, metrics, oauth, ratelimit, wellknown};
 
 /// The service could not start. Separate from request-time errors.
 #[derive(Debug, Error)]
@@ -96,6 +97,8 @@ pub struct AppState {
     pub(crate) audit: Arc<AuditLog>,
     pub(crate) clock: SharedClock,
     pub(crate) key_store_description: String,
+    pub(crate) limits: Arc<RateLimits>,
+    pub(crate) users: crate::users::Users,
 }
 
 impl fmt::Debug for AppState {
@@ -258,7 +261,25 @@ pub async fn build_app(config: Config, clock: SharedClock) -> Result<App, StartE
     services.keys.sync().await?;
     let issuer = config.issuer_for(local_addr);
     let token_endpoint = format!("{}{}", issuer.trim_end_matches('/'), oauth::TOKEN_PATH);
+    // Installs the process-wide metrics recorder before the first request.
+    let _ = crate::metrics::handle();
+    let limits = Arc::new(RateLimits::new(&config.rate_limit, clock.clone()));
+    let users = crate::users::Users::new(
+        services.store.clone(),
+        services.audit.clone(),
+        clock.clone(),
+        config.users.clone(),
+    )
+    .await
+    .map_err(|e| {
+        ConfigError::Invalid(vec![crate::config::ConfigProblem {
+            key: "users",
+            message: e.to_string(),
+        }])
+    })?;
     let state = Arc::new(AppState {
+        limits,
+        users,
         key_store_description: services.key_store.describe(),
         config,
         issuer,
@@ -291,8 +312,21 @@ pub async fn build_app(config: Config, clock: SharedClock) -> Result<App, StartE
 
 /// The routes, without cross-cutting layers.
 pub fn routes(state: Arc<AppState>) -> Router {
+    let per_source = middleware::from_fn_with_state(state.limits.clone(), ratelimit::per_source);
     Router::new()
-        .route(oauth::TOKEN_PATH, post(oauth::token_endpoint))
+        .route(
+            oauth::REVOKE_PATH,
+            post(oauth::revoke_endpoint).route_layer(per_source.clone()),
+        )
+        .route(
+            oauth::INTROSPECT_PATH,
+            post(oauth::introspect_endpoint).route_layer(per_source.clone()),
+        )
+        .route(
+            oauth::TOKEN_PATH,
+            post(oauth::token_endpoint).route_layer(per_source),
+        )
+        .route(metrics::METRICS_PATH, get(metrics::metrics_endpoint))
         .route(wellknown::JWKS_PATH, get(wellknown::jwks))
         .route(wellknown::METADATA_PATH, get(wellknown::metadata))
         .route(health::HEALTH_PATH, get(health::health))
@@ -300,9 +334,11 @@ pub fn routes(state: Arc<AppState>) -> Router {
 }
 
 /// The cross-cutting layers: request tracing (no headers, `Authorization` and cookies marked
-/// sensitive), a request timeout and the body limit. Rate limits and metrics go here too.
+/// sensitive), a request timeout, the body limit and request metrics. The per-source rate limit
+/// is a route layer of the endpoints it guards (see [`routes`]).
 pub fn http_layers(router: Router, config: &Config) -> Router {
     router
+        .layer(middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(config.http.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

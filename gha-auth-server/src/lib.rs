@@ -9,7 +9,10 @@
 //! - [`oauth`]: `POST /oauth2/token`, one module per grant, RFC 6749 errors in one place;
 //! - [`app`]: wiring ([`build_app`]) and serving, so tests can run the server in-process;
 //! - [`health`], [`wellknown`]: `/HealthCheck`, the JWKS and RFC 8414 metadata;
+//! - [`ratelimit`]: per-source and per-client rate limits, backoff after failed authentication;
+//! - [`metrics`]: `GET /metrics` (Prometheus);
 //! - [`telemetry`]: structured JSON logs;
+//! - [`users`], [`refresh`]: the built-in user store and rotating refresh-token families;
 //! - [`cli`]: the `gha-auth` command line.
 
 pub mod app;
@@ -20,9 +23,13 @@ pub mod clients;
 pub mod config;
 pub mod health;
 pub mod keys;
+pub mod metrics;
 pub mod oauth;
+pub mod ratelimit;
+pub mod refresh;
 pub mod store;
 pub mod telemetry;
+pub mod users;
 pub mod wellknown;
 
 pub use app::{App, AppState, RunningApp, Services, StartError, build_app};

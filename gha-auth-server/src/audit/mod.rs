@@ -51,6 +51,20 @@ pub enum AuditKind {
     KeyEmergencyRotation,
     /// The server started.
     ServerStarted,
+    /// A user login failed (wrong password, unknown or disabled user, backing off).
+    UserAuthFailed,
+    /// Failed logins made a user or a source back off.
+    UserLoginBackoff,
+    /// A refresh token was reused outside the grace window; its family was revoked.
+    RefreshReuseDetected,
+    /// A client revoked a token (RFC 7009).
+    TokenRevoked,
+    /// An administrator created a user.
+    UserCreated,
+    /// An administrator set a user's password.
+    UserPasswordSet,
+    /// An administrator disabled a user.
+    UserDisabled,
 }
 
 impl AuditKind {
@@ -67,6 +81,13 @@ impl AuditKind {
             AuditKind::KeyRotationRequested => "admin.keys_rotate",
             AuditKind::KeyEmergencyRotation => "admin.keys_emergency_rotate",
             AuditKind::ServerStarted => "server.started",
+            AuditKind::UserAuthFailed => "user.auth_failed",
+            AuditKind::UserLoginBackoff => "user.login_backoff",
+            AuditKind::RefreshReuseDetected => "refresh.reuse_detected",
+            AuditKind::TokenRevoked => "token.revoked",
+            AuditKind::UserCreated => "admin.user_created",
+            AuditKind::UserPasswordSet => "admin.user_password_set",
+            AuditKind::UserDisabled => "admin.user_disabled",
         }
     }
 }

@@ -97,6 +97,9 @@ pub(super) async fn run(command: &Command, config: Config, out: &Output) -> Exit
     };
     let result = match command {
         Command::Clients(command) => clients(command, &services, &actor, out).await,
+        Command::Users(command) => {
+            crate::users::run_cli(command, &config, &services, &actor, out).await
+        }
         Command::Keys(command) => keys(command, &services, out).await,
         Command::Audit(AuditCommand::Verify) => audit_verify(&services, out).await,
         _ => Err("not an admin command".to_owned()),

@@ -60,6 +60,9 @@ pub enum Command {
     /// Manage OAuth clients.
     #[command(subcommand)]
     Clients(ClientsCommand),
+    /// Manage built-in users (password read from standard input or a prompt, never argv).
+    #[command(subcommand)]
+    Users(crate::users::UsersCommand),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),

@@ -58,8 +58,14 @@ pub struct Config {
     pub tokens: TokensConfig,
     /// Client lookups.
     pub clients: ClientsConfig,
+    /// The built-in user store: password hashing cost and login backoff.
+    pub users: UsersConfig,
+    /// Rotating refresh tokens.
+    pub refresh: RefreshConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Abuse limits on the token endpoint.
+    pub rate_limit: RateLimitConfig,
 }
 
 impl Default for Config {
@@ -75,7 +81,10 @@ impl Default for Config {
             keys: KeysConfig::default(),
             tokens: TokensConfig::default(),
             clients: ClientsConfig::default(),
+            users: UsersConfig::default(),
+            refresh: RefreshConfig::default(),
             log: LogConfig::default(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -248,6 +257,109 @@ impl Default for ClientsConfig {
     fn default() -> Self {
         Self {
             cache_ttl: Duration::seconds(5),
+        }
+    }
+}
+
+/// The built-in user store (see `docs/decisions/0003-password-hashing.md`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct UsersConfig {
+    /// Argon2id memory cost of new password hashes, in KiB.
+    pub argon2_memory_kib: u32,
+    /// Argon2id passes over memory.
+    pub argon2_iterations: u32,
+    /// Argon2id lanes.
+    pub argon2_parallelism: u32,
+    /// Failed logins of one user before it backs off (0: never).
+    pub failures_before_backoff: u32,
+    /// Failed logins from one source address, for any user, before it backs off (0: never).
+    pub source_failures_before_backoff: u32,
+    /// First backoff; it doubles with every further failure.
+    pub backoff_base: Duration,
+    /// Longest backoff; failures older than this are forgotten.
+    pub backoff_max: Duration,
+}
+
+impl Default for UsersConfig {
+    fn default() -> Self {
+        Self {
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            failures_before_backoff: 5,
+            source_failures_before_backoff: 20,
+            backoff_base: Duration::seconds(1),
+            backoff_max: Duration::minutes(15),
+        }
+    }
+}
+
+/// Rotating refresh tokens (BRIEF §4).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct RefreshConfig {
+    /// A repeat of the same refresh request within this time of the first gets the same
+    /// successor (a response lost on a mobile network); later reuse revokes the family.
+    pub grace_window: Duration,
+    /// A refresh token expires this long after it was issued unless used (sliding lifetime).
+    pub idle_lifetime: Duration,
+    /// A family (a login) ends this long after the login, however often it is refreshed.
+    pub absolute_lifetime: Duration,
+}
+
+impl Default for RefreshConfig {
+    fn default() -> Self {
+        Self {
+            grace_window: Duration::seconds(30),
+            idle_lifetime: Duration::days(7),
+            absolute_lifetime: Duration::days(30),
+        }
+    }
+}
+
+/// Abuse limits on the token endpoint (BRIEF §4). A rate of 0 disables that limit.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct RateLimitConfig {
+    /// Whether any limit applies (off only for benchmarks and tests).
+    pub enabled: bool,
+    /// Sustained token requests per second from one source address.
+    pub per_source_per_second: u32,
+    /// Requests one source address may send at once above the sustained rate.
+    pub per_source_burst: u32,
+    /// Sustained token requests per second by one authenticated client.
+    pub per_client_per_second: u32,
+    /// Requests one client may send at once above the sustained rate.
+    pub per_client_burst: u32,
+    /// Consecutive failed authentications of one client from one source before it backs off.
+    pub failures_before_backoff: u32,
+    /// Failed authentications from one source (any client) before the source backs off.
+    pub source_failures_before_backoff: u32,
+    /// First backoff; doubles with every further failure.
+    pub backoff_base: Duration,
+    /// Longest backoff; failures older than this are forgotten.
+    pub backoff_max: Duration,
+    /// Most sources/clients tracked at once (bounded memory).
+    pub max_tracked: usize,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            per_source_per_second: 100,
+            per_source_burst: 200,
+            per_client_per_second: 20,
+            per_client_burst: 40,
+            failures_before_backoff: 5,
+            source_failures_before_backoff: 20,
+            backoff_base: Duration::seconds(1),
+            backoff_max: Duration::minutes(5),
+            max_tracked: 100_000,
         }
     }
 }

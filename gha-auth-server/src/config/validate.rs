@@ -40,6 +40,7 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
     check_clients(config, &mut out);
     check_http(config, &mut out);
     check_log(config, &mut out);
+    check_rate_limit(config, &mut out);
     out.0
 }
 
@@ -229,5 +230,27 @@ fn check_http(config: &Config, out: &mut Problems) {
 fn check_log(config: &Config, out: &mut Problems) {
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
         out.push("log.level", format!("not a valid filter: {e}"));
+    }
+}
+
+fn check_rate_limit(config: &Config, out: &mut Problems) {
+    let limits = &config.rate_limit;
+    if limits.backoff_base <= Duration::seconds(0) {
+        out.push("rate_limit.backoff_base", "must be greater than zero");
+    }
+    if limits.backoff_max < limits.backoff_base {
+        out.push("rate_limit.backoff_max", "must be at least rate_limit.backoff_base");
+    }
+    if limits.backoff_max > Duration::hours(24) {
+        out.push("rate_limit.backoff_max", "must be at most 24h");
+    }
+    if limits.failures_before_backoff == 0 || limits.source_failures_before_backoff == 0 {
+        out.push(
+            "rate_limit.failures_before_backoff",
+            "failures_before_backoff and source_failures_before_backoff must be at least 1",
+        );
+    }
+    if limits.max_tracked < 1000 {
+        out.push("rate_limit.max_tracked", "must be at least 1000");
     }
 }

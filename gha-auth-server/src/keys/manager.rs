@@ -363,6 +363,7 @@ impl KeyManager {
                     generated: None,
                 })
                 .await;
+                crate::metrics::key_rotated("on_demand");
                 self.audit
                     .record_or_log(
                         AuditEvent::new(
@@ -407,6 +408,7 @@ impl KeyManager {
                 .await?
             {
                 self.publish(new_version, ring)?;
+                crate::metrics::key_rotated("emergency");
                 self.audit
                     .record_or_log(
                         AuditEvent::new(
@@ -483,6 +485,7 @@ impl KeyManager {
 
     async fn audit_sync(&self, report: &SyncReport) {
         if let Some((kid, activates_at)) = &report.generated {
+            crate::metrics::key_rotated("scheduled");
             self.audit
                 .record_or_log(
                     AuditEvent::new(AuditKind::KeyGenerated, &self.actor, kid, Outcome::Success)
@@ -498,6 +501,7 @@ impl KeyManager {
                 Transition::Removed { kid, at } => ("removed", kid, at),
                 _ => continue,
             };
+            crate::metrics::key_transition(what);
             self.audit
                 .record_or_log(
                     AuditEvent::new(

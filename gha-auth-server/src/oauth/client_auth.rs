@@ -125,6 +125,8 @@ pub async fn authenticate(
         Ok(credentials) => credentials,
         Err(Extract::Request(e)) => return Err(e),
         Err(Extract::MalformedBasic) => {
+            state.limits.check_backoff(None, peer)?;
+            state.limits.authentication_failed(None, peer);
             audit_failure(
                 state,
                 None,
@@ -136,6 +138,20 @@ pub async fn authenticate(
             return Err(OAuthError::invalid_client().with_basic_challenge(true));
         }
     };
+    // Backing off: refused before any lookup or hash, so failures cost the attacker time.
+    let named = match &credentials {
+        Credentials::Secret { client_id, .. } | Credentials::Public { client_id } => {
+            Some(client_id.clone())
+        }
+        Credentials::Assertion {
+            client_id,
+            assertion,
+        } => client_id
+            .clone()
+            .or_else(|| assertion::claimed_subject(assertion)),
+        Credentials::Missing => None,
+    };
+    state.limits.check_backoff(named.as_deref(), peer)?;
     let result = match credentials {
         Credentials::Missing => Err((None, PresentedMethod::None, Failure::NoCredentials)),
         Credentials::Public { client_id } => public(state, client_id).await,
@@ -150,9 +166,17 @@ pub async fn authenticate(
         } => with_assertion(state, client_id, &assertion).await,
     };
     match result {
-        Ok(authenticated) => Ok(authenticated),
+        Ok(authenticated) => {
+            state
+                .limits
+                .authentication_succeeded(&authenticated.client.id, peer);
+            Ok(authenticated)
+        }
         Err((_, _, Failure::Internal)) => Err(OAuthError::server_error()),
         Err((client_id, method, failure)) => {
+            state
+                .limits
+                .authentication_failed(client_id.as_deref().or(named.as_deref()), peer);
             audit_failure(state, client_id.as_deref(), method, failure, peer).await;
             Err(OAuthError::invalid_client().with_basic_challenge(basic_used))
         }

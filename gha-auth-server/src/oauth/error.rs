@@ -29,6 +29,8 @@ pub enum ErrorCode {
     InvalidTarget,
     /// Something failed on our side; never caused by the request.
     ServerError,
+    /// An abuse limit refused the request: 429 with `Retry-After` (not an RFC 6749 code).
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -43,6 +45,7 @@ impl ErrorCode {
             ErrorCode::InvalidScope => "invalid_scope",
             ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::ServerError => "server_error",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 }
@@ -54,6 +57,7 @@ pub struct OAuthError {
     code: ErrorCode,
     description: Cow<'static, str>,
     basic_challenge: bool,
+    retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -63,6 +67,7 @@ impl OAuthError {
             code,
             description: description.into(),
             basic_challenge: false,
+            retry_after: None,
         }
     }
 
@@ -82,6 +87,21 @@ impl OAuthError {
             ErrorCode::ServerError,
             "the server could not complete the request",
         )
+    }
+
+    /// `429 Too Many Requests` with `Retry-After: retry_after` seconds (at least 1).
+    pub fn rate_limited(retry_after: u64) -> Self {
+        let mut error = Self::new(
+            ErrorCode::RateLimited,
+            "too many requests; retry after the time in Retry-After",
+        );
+        error.retry_after = Some(retry_after.max(1));
+        error
+    }
+
+    /// Seconds to wait, for [`ErrorCode::RateLimited`].
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     /// Marks the error as a failed HTTP Basic authentication: 401 with
@@ -107,6 +127,7 @@ impl OAuthError {
         match self.code {
             ErrorCode::InvalidClient if self.basic_challenge => StatusCode::UNAUTHORIZED,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -136,6 +157,9 @@ impl IntoResponse for OAuthError {
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         no_store(headers);
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,

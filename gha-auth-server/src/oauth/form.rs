@@ -9,8 +9,9 @@ use super::OAuthError;
 const MULTI_VALUED: [&str; 2] = ["audience", "resource"];
 
 /// Parameters whose values are credentials: never logged or echoed.
-const SECRET_PARAMS: [&str; 6] = [
+const SECRET_PARAMS: [&str; 7] = [
     "client_secret",
+    "token",
     "client_assertion",
     "password",
     "refresh_token",

@@ -14,11 +14,15 @@ pub mod error;
 pub mod form;
 pub mod grants;
 pub mod issue;
+pub mod revocation;
 mod token;
 
 pub use error::{ErrorCode, OAuthError};
 pub use form::TokenForm;
 pub use issue::TokenResponse;
+pub use revocation::{INTROSPECT_PATH, REVOKE_PATH};
+pub(crate) use revocation::{introspect_endpoint, revoke_endpoint};
+pub use token::Refusal;
 pub(crate) use token::token_endpoint;
 
 /// Path of the token endpoint.

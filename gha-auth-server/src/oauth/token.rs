@@ -11,6 +11,7 @@ use super::grants::{self, GrantRequest};
 use super::{OAuthError, TokenForm, client_auth};
 use crate::app::AppState;
 use crate::clients::GrantType;
+use crate::ratelimit::Limited;
 
 /// Handles a token request: content type, bounded body, form, grant type, client
 /// authentication, then the grant. Every failure is an RFC 6749 error, never a 500 for bad
@@ -19,16 +20,57 @@ pub(crate) async fn token_endpoint(
     State(state): State<Arc<AppState>>,
     request: Request,
 ) -> Response {
-    match handle(&state, request).await {
-        Ok(response) => response.into_response(),
+    let mut grant = "unknown";
+    match handle(&state, request, &mut grant).await {
+        Ok(response) => {
+            crate::metrics::token_outcome(grant, "success");
+            response.into_response()
+        }
         Err(error) => {
             tracing::debug!(error = %error, "token request refused");
+            crate::metrics::token_outcome(grant, error.code().as_str());
             error.into_response()
         }
     }
 }
 
-async fn handle(state: &AppState, request: Request) -> Result<super::TokenResponse, OAuthError> {
+/// Why a request to an OAuth endpoint got no answer: an RFC 6749 error or an abuse limit
+/// (both render as responses; a limit is also an [`OAuthError`] with code `rate_limited`).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// An RFC 6749 error.
+    OAuth(OAuthError),
+    /// An abuse limit (429 with `Retry-After`).
+    Limited(Limited),
+}
+
+impl From<OAuthError> for Refusal {
+    fn from(e: OAuthError) -> Self {
+        Refusal::OAuth(e)
+    }
+}
+
+impl From<Limited> for Refusal {
+    fn from(e: Limited) -> Self {
+        Refusal::Limited(e)
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::OAuth(e) => e.into_response(),
+            Refusal::Limited(l) => l.into_response(),
+        }
+    }
+}
+
+async fn handle(
+    state: &AppState,
+    request: Request,
+    grant_label: &mut &'static str,
+) -> Result<super::TokenResponse, OAuthError> {
     let (parts, body) = request.into_parts();
     let peer = parts
         .extensions
@@ -49,8 +91,10 @@ async fn handle(state: &AppState, request: Request) -> Result<super::TokenRespon
     let grant = GrantType::from_wire(grant_type)
         .filter(|g| grants::is_supported(*g))
         .ok_or_else(grants::unsupported)?;
+    *grant_label = grant.as_str();
     let client = client_auth::authenticate(state, &parts.headers, &form, peer).await?;
-    grants::handle(
+    state.limits.check_client(&client.client.id)?;
+    let response = grants::handle(
         grant,
         GrantRequest {
             state,
@@ -59,7 +103,8 @@ async fn handle(state: &AppState, request: Request) -> Result<super::TokenRespon
             peer,
         },
     )
-    .await
+    .await?;
+    Ok(response)
 }
 
 fn is_form(headers: &axum::http::HeaderMap) -> bool {

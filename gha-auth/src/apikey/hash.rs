@@ -89,7 +89,7 @@ impl Pepper {
 /// HMAC-SHA256 of a secret under the [`Pepper`]: what the store keeps and indexes.
 ///
 /// Not secret on its own (it is what a database row holds), but still compared in constant time.
-#[derive(Clone, Copy, Eq, Hash)]
+#[derive(Clone, Copy, Eq)]
 pub struct KeyedHash([u8; 32]);
 
 impl KeyedHash {
@@ -114,6 +114,13 @@ impl KeyedHash {
 impl PartialEq for KeyedHash {
     fn eq(&self, other: &Self) -> bool {
         constant_time_eq(&self.0, &other.0)
+    }
+}
+
+// Equal values have equal bytes, so hashing the bytes agrees with the constant-time `PartialEq`.
+impl std::hash::Hash for KeyedHash {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
     }
 }
 

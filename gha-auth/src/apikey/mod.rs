@@ -12,5 +12,5 @@
 mod format;
 mod hash;
 
-pub use format::{ApiKey, FormatError, SecretKind};
-pub use hash::{KeyedHash, Pepper, PepperError};
+pub use format::{ApiKey, ENCODED_LEN, FormatError, SecretKind};
+pub use hash::{KeyedHash, MIN_PEPPER_LEN, Pepper, PepperError};

@@ -5,6 +5,8 @@
 //! an arm in [`handle`]; client authentication, error mapping and token minting are shared.
 
 mod client_credentials;
+mod password;
+mod refresh_token;
 
 use std::net::SocketAddr;
 
@@ -35,13 +37,19 @@ pub async fn handle(
 ) -> Result<TokenResponse, OAuthError> {
     match grant {
         GrantType::ClientCredentials => client_credentials::handle(request).await,
+        GrantType::Password => password::handle(request).await,
+        GrantType::RefreshToken => refresh_token::handle(request).await,
         _ => Err(unsupported()),
     }
 }
 
 /// The grant types [`handle`] serves, for the metadata document.
 pub fn supported() -> Vec<&'static str> {
-    vec![GrantType::ClientCredentials.as_str()]
+    vec![
+        GrantType::ClientCredentials.as_str(),
+        GrantType::Password.as_str(),
+        GrantType::RefreshToken.as_str(),
+    ]
 }
 
 /// Whether [`handle`] serves `grant`.

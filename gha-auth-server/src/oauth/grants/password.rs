@@ -1,0 +1,102 @@
+//! `password` (RFC 6749 §4.3): first-party public clients only (the MFS mobile app) exchange a
+//! user's credentials for an access token and a rotating `ghar_` refresh token.
+
+use gha_auth::SecretString;
+
+use super::GrantRequest;
+use crate::audit::clean;
+use crate::clients::GrantType;
+use crate::oauth::client_auth::PresentedMethod;
+use crate::oauth::issue::{Grant, TokenResponse, mint, narrow_scopes, resolve_audience};
+use crate::oauth::{ErrorCode, OAuthError};
+use crate::refresh::{NewFamily, start_family};
+use crate::users::{LoginError, MAX_PASSWORD_LEN};
+
+/// Checks the user and issues tokens. The tenant is the client's, or the `tenant` parameter
+/// for a client that serves several.
+pub(super) async fn handle(request: GrantRequest<'_>) -> Result<TokenResponse, OAuthError> {
+    let GrantRequest {
+        state,
+        form,
+        client,
+        peer,
+    } = request;
+    let method = client.method;
+    let client = client.client;
+    if !(client.first_party && client.public && method == PresentedMethod::None)
+        || !client.allows_grant(GrantType::Password)
+    {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "the client is not allowed to use this grant type",
+        ));
+    }
+    let username = form
+        .get("username")
+        .ok_or_else(|| OAuthError::invalid_request("username is missing"))?;
+    let password = form
+        .get("password")
+        .ok_or_else(|| OAuthError::invalid_request("password is missing"))?;
+    if password.len() > MAX_PASSWORD_LEN {
+        return Err(OAuthError::invalid_request("password is too long"));
+    }
+    let tenant = match (&client.tenant, form.get("tenant")) {
+        (Some(own), None) => own.clone(),
+        (Some(own), Some(asked)) if asked == own => own.clone(),
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidGrant,
+                "the username or password is wrong",
+            ));
+        }
+        (None, asked) => asked.unwrap_or_default().to_owned(),
+    };
+    let scopes = narrow_scopes(&client.scopes, form.get("scope"))?;
+    let audience = resolve_audience(&client.audiences, form)?;
+    let password = SecretString::from(password);
+    let user = match state
+        .users
+        .login(&tenant, username, &password, &client.id, peer.map(|p| p.ip()))
+        .await
+    {
+        Ok(user) => user,
+        Err(LoginError::Invalid) => {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidGrant,
+                "the username or password is wrong",
+            ));
+        }
+        Err(LoginError::Backoff(_)) => {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidGrant,
+                "too many failed logins; try again later",
+            ));
+        }
+        Err(LoginError::Internal) => return Err(OAuthError::server_error()),
+    };
+    tracing::info!(user_id = %user.id, client_id = %clean(&client.id), "user logged in");
+    let tenant = (!user.tenant.is_empty()).then(|| user.tenant.clone());
+    let mut grant = Grant::new(user.id.clone(), audience.clone(), scopes.clone());
+    grant.roles.clone_from(&user.roles);
+    grant.tenant.clone_from(&tenant);
+    let mut response = mint(state, &client, grant)?;
+    if client.allows_grant(GrantType::RefreshToken) {
+        let token = start_family(
+            state,
+            NewFamily {
+                client_id: client.id.clone(),
+                user_id: user.id,
+                tenant,
+                scopes,
+                audiences: audience,
+            },
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not start a refresh-token family");
+            OAuthError::server_error()
+        })?;
+        response.refresh_token = Some(token.expose().to_owned());
+    }
+    Ok(response)
+}

@@ -1,0 +1,93 @@
+//! `refresh_token` (RFC 6749 §6) with rotation and reuse detection (see [`crate::refresh`]).
+
+use gha_auth::apikey::{ApiKey, SecretKind};
+
+use super::GrantRequest;
+use crate::audit::{AuditEvent, AuditKind, Outcome};
+use crate::clients::GrantType;
+use crate::oauth::issue::{Grant, TokenResponse, mint, narrow_scopes};
+use crate::oauth::{ErrorCode, OAuthError};
+use crate::refresh::{RefreshError, revoke_family, rotate};
+
+fn invalid_grant() -> OAuthError {
+    OAuthError::new(
+        ErrorCode::InvalidGrant,
+        "the refresh token is invalid, expired or revoked",
+    )
+}
+
+/// Rotates the presented token and issues a fresh access token with the user's current roles.
+pub(super) async fn handle(request: GrantRequest<'_>) -> Result<TokenResponse, OAuthError> {
+    let GrantRequest {
+        state,
+        form,
+        client,
+        peer,
+    } = request;
+    let client = client.client;
+    if !client.allows_grant(GrantType::RefreshToken) {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "the client is not allowed to use this grant type",
+        ));
+    }
+    let presented = form
+        .get("refresh_token")
+        .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+    // Format and checksum first: a typo or a forged value costs no database round trip.
+    let Ok(presented) = ApiKey::parse_kind(presented, SecretKind::RefreshToken) else {
+        return Err(invalid_grant());
+    };
+    let rotated = match rotate(state, &presented, &client.id).await {
+        Ok(rotated) => rotated,
+        Err(RefreshError::Invalid(reason)) => {
+            tracing::info!(client_id = %client.id, reason, "refresh refused");
+            return Err(invalid_grant());
+        }
+        Err(RefreshError::Reused {
+            family_id,
+            client_id,
+        }) => {
+            tracing::warn!(client_id = %client_id, family_id = %family_id, "refresh token reused: family revoked");
+            let mut event = AuditEvent::new(
+                AuditKind::RefreshReuseDetected,
+                &client_id,
+                &family_id,
+                Outcome::Failure,
+            )
+            .detail("family_id", family_id.as_str());
+            if let Some(peer) = peer {
+                event = event.detail("source", peer.ip().to_string());
+            }
+            state.audit.record_or_log(event).await;
+            return Err(invalid_grant());
+        }
+        Err(RefreshError::Internal(e)) => {
+            tracing::error!(error = %e, "refresh failed");
+            return Err(OAuthError::server_error());
+        }
+    };
+    let family = rotated.family;
+    // The user as they are now: disabled users lose the family, roles are current.
+    let Some(user_id) = family.user_id.clone() else {
+        return Err(invalid_grant());
+    };
+    let user = state.users.by_id(&user_id).await.map_err(|e| {
+        tracing::error!(error = %e, "user lookup failed");
+        OAuthError::server_error()
+    })?;
+    let Some(user) = user.filter(|u| !u.disabled) else {
+        let now = state.clock.unix_seconds();
+        if let Err(e) = revoke_family(&state.store, &family.id, now, "user_disabled").await {
+            tracing::error!(error = %e, "could not revoke family");
+        }
+        return Err(invalid_grant());
+    };
+    let scopes = narrow_scopes(&family.scopes(), form.get("scope"))?;
+    let mut grant = Grant::new(user.id, family.audiences(), scopes);
+    grant.roles = user.roles;
+    grant.tenant.clone_from(&family.tenant);
+    let mut response = mint(state, &client, grant)?;
+    response.refresh_token = Some(rotated.successor.expose().to_owned());
+    Ok(response)
+}

@@ -1,0 +1,304 @@
+//! `POST /oauth2/revoke` (RFC 7009) and `POST /oauth2/introspect` (RFC 7662).
+//!
+//! Both take a form-encoded `token` (and an optional `token_type_hint`, which only changes the
+//! order in which the two kinds are tried) and authenticate the caller like the token endpoint.
+//! - Revocation: a refresh token revokes its whole family; an access token (a JWT this server
+//!   signed) is added to the revocation list until it expires. Only the client a token was
+//!   issued to may revoke it; anything else (unknown, expired, another client's) is answered
+//!   200 and changes nothing, as RFC 7009 §2.2 asks for invalid tokens.
+//! - Introspection: the caller must authenticate as a confidential client. Access tokens are
+//!   verified with the server's own keys and checked against the revocation list; refresh tokens
+//!   are looked up in their family. Anything not active is `{"active": false}`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use gha_auth::apikey::{ApiKey, SecretKind};
+use gha_auth::jwt::dangerous::decode_unverified_claims;
+use gha_auth::jwt::{AccessClaims, Validation, Verifier};
+use serde_json::{Map, Value, json};
+
+use super::client_auth::{self, PresentedMethod};
+use super::error::no_store;
+use super::{OAuthError, Refusal, TokenForm};
+use crate::app::AppState;
+use crate::audit::{AuditEvent, AuditKind, Outcome};
+use crate::refresh;
+use crate::store::StoreError;
+
+/// Path of the revocation endpoint.
+pub const REVOKE_PATH: &str = "/oauth2/revoke";
+/// Path of the introspection endpoint.
+pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
+
+/// The headers, the parsed form body and the peer of a form-encoded POST.
+async fn read_form(
+    state: &AppState,
+    request: Request,
+) -> Result<(HeaderMap, TokenForm, Option<SocketAddr>), OAuthError> {
+    let (parts, body) = request.into_parts();
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let is_form = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| {
+            media
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err(OAuthError::invalid_request(
+            "the request must be application/x-www-form-urlencoded",
+        ));
+    }
+    let body = axum::body::to_bytes(body, state.config.http.max_body_bytes)
+        .await
+        .map_err(|_| OAuthError::invalid_request("the request body is too large or unreadable"))?;
+    let form = TokenForm::parse(&body)?;
+    Ok((parts.headers, form, peer))
+}
+
+fn internal(e: &StoreError) -> OAuthError {
+    tracing::error!(error = %e, "store failed");
+    OAuthError::server_error()
+}
+
+/// `POST /oauth2/revoke`.
+pub(crate) async fn revoke_endpoint(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+) -> Response {
+    match revoke(&state, request).await {
+        Ok(()) => {
+            let mut response = StatusCode::OK.into_response();
+            no_store(response.headers_mut());
+            response
+        }
+        Err(Refusal::OAuth(error)) => error.into_response(),
+        Err(Refusal::Limited(limited)) => limited.into_response(),
+    }
+}
+
+async fn revoke(state: &AppState, request: Request) -> Result<(), Refusal> {
+    let (headers, form, peer) = read_form(state, request).await?;
+    let client = client_auth::authenticate(state, &headers, &form, peer).await?;
+    let token = form
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    let client_id = client.client.id;
+    let now = state.clock.unix_seconds();
+    if let Ok(key) = ApiKey::parse_kind(token, SecretKind::RefreshToken) {
+        let Some((_, family)) = refresh::lookup(state, &key).await.map_err(|e| internal(&e))?
+        else {
+            return Ok(());
+        };
+        if family.client_id != client_id {
+            return Ok(());
+        }
+        let revoked = refresh::revoke_family(&state.store, &family.id, now, "revoked_by_client")
+            .await
+            .map_err(|e| internal(&e))?;
+        if revoked {
+            state
+                .audit
+                .record_or_log(
+                    AuditEvent::new(
+                        AuditKind::TokenRevoked,
+                        &client_id,
+                        &family.id,
+                        Outcome::Success,
+                    )
+                    .detail("token_type", "refresh_token")
+                    .detail("family_id", family.id.as_str()),
+                )
+                .await;
+        }
+        return Ok(());
+    }
+    let Some(claims) = verify_own(state, token) else {
+        return Ok(());
+    };
+    if claims.client_id != client_id {
+        return Ok(());
+    }
+    let inserted = insert_jti_revocation(state, &claims.jti, now, claims.exp)
+        .await
+        .map_err(|e| internal(&e))?;
+    if inserted {
+        state
+            .audit
+            .record_or_log(
+                AuditEvent::new(
+                    AuditKind::TokenRevoked,
+                    &client_id,
+                    &claims.sub,
+                    Outcome::Success,
+                )
+                .detail("token_type", "access_token")
+                .detail("jti", claims.jti.as_str()),
+            )
+            .await;
+    }
+    Ok(())
+}
+
+/// `POST /oauth2/introspect`.
+pub(crate) async fn introspect_endpoint(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+) -> Response {
+    match introspect(&state, request).await {
+        Ok(body) => {
+            let mut response = (StatusCode::OK, Json(body)).into_response();
+            no_store(response.headers_mut());
+            response
+        }
+        Err(Refusal::OAuth(error)) => error.into_response(),
+        Err(Refusal::Limited(limited)) => limited.into_response(),
+    }
+}
+
+async fn introspect(state: &AppState, request: Request) -> Result<Value, Refusal> {
+    let (headers, form, peer) = read_form(state, request).await?;
+    let client = client_auth::authenticate(state, &headers, &form, peer).await?;
+    if client.method == PresentedMethod::None {
+        // RFC 7662 §2.1: the caller must authenticate; public clients cannot.
+        return Err(OAuthError::invalid_client().into());
+    }
+    let token = form
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    let now = state.clock.unix_seconds();
+    let inactive = json!({ "active": false });
+    if let Ok(key) = ApiKey::parse_kind(token, SecretKind::RefreshToken) {
+        let Some((row, family)) = refresh::lookup(state, &key).await.map_err(|e| internal(&e))?
+        else {
+            return Ok(inactive);
+        };
+        if !family.is_live(now) || row.used_at.is_some() || now >= row.expires_at {
+            return Ok(inactive);
+        }
+        let mut body = Map::new();
+        body.insert("active".into(), Value::Bool(true));
+        body.insert("client_id".into(), Value::from(family.client_id.clone()));
+        if let Some(sub) = &family.user_id {
+            body.insert("sub".into(), Value::from(sub.clone()));
+        }
+        if !family.scope.is_empty() {
+            body.insert("scope".into(), Value::from(family.scope.clone()));
+        }
+        body.insert("aud".into(), Value::from(family.audiences()));
+        body.insert("iss".into(), Value::from(state.issuer.clone()));
+        body.insert("iat".into(), Value::from(row.issued_at));
+        body.insert("exp".into(), Value::from(row.expires_at));
+        body.insert("token_type".into(), Value::from("refresh_token"));
+        if let Some(tenant) = &family.tenant {
+            body.insert("tenant".into(), Value::from(tenant.clone()));
+        }
+        return Ok(Value::Object(body));
+    }
+    let Some(claims) = verify_own(state, token) else {
+        return Ok(inactive);
+    };
+    if is_revoked(state, &claims).await.map_err(|e| internal(&e))? {
+        return Ok(inactive);
+    }
+    let mut body = Map::new();
+    body.insert("active".into(), Value::Bool(true));
+    body.insert("token_type".into(), Value::from("Bearer"));
+    body.insert("client_id".into(), Value::from(claims.client_id.clone()));
+    body.insert("sub".into(), Value::from(claims.sub.clone()));
+    body.insert("iss".into(), Value::from(claims.iss.clone()));
+    body.insert(
+        "aud".into(),
+        Value::from(claims.aud.iter().map(str::to_owned).collect::<Vec<_>>()),
+    );
+    body.insert("exp".into(), Value::from(claims.exp));
+    body.insert("iat".into(), Value::from(claims.iat));
+    if let Some(nbf) = claims.nbf {
+        body.insert("nbf".into(), Value::from(nbf));
+    }
+    body.insert("jti".into(), Value::from(claims.jti.clone()));
+    if let Some(scope) = &claims.scope {
+        body.insert("scope".into(), Value::from(scope.clone()));
+    }
+    if !claims.roles.is_empty() {
+        body.insert("roles".into(), Value::from(claims.roles.clone()));
+    }
+    if let Some(tenant) = &claims.tenant {
+        body.insert("tenant".into(), Value::from(tenant.clone()));
+    }
+    Ok(Value::Object(body))
+}
+
+/// The claims of an access token this server signed (any of its keys, any audience), if it
+/// verifies and has not expired.
+fn verify_own(state: &AppState, token: &str) -> Option<AccessClaims> {
+    // The audience is read before verification only to build the rules; the signature check
+    // that follows is what decides.
+    let unverified = decode_unverified_claims(token).ok()?;
+    let audiences: Vec<String> = match unverified.get("aud")? {
+        Value::String(one) => vec![one.clone()],
+        Value::Array(many) => many
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => return None,
+    };
+    let validation = Validation::new(state.issuer.clone(), audiences)
+        .ok()?
+        .with_leeway(state.keys.schedule().leeway)
+        .ok()?;
+    let snapshot = state.keys.snapshot();
+    Verifier::new(validation, state.clock.clone())
+        .verify::<AccessClaims>(token, snapshot.ring())
+        .ok()
+        .map(|v| v.claims)
+}
+
+async fn insert_jti_revocation(
+    state: &AppState,
+    jti: &str,
+    now: i64,
+    exp: i64,
+) -> Result<bool, StoreError> {
+    let leeway = state.keys.schedule().leeway.num_seconds();
+    let result = sqlx::query(
+        "INSERT INTO revocations (kind, value, not_before, expires_at, created_at) \
+         VALUES ('jti', $1, $2, $3, $2) ON CONFLICT (kind, value) DO NOTHING",
+    )
+    .bind(jti)
+    .bind(now)
+    .bind(exp.saturating_add(leeway))
+    .execute(state.store.pool())
+    .await
+    .map_err(StoreError::from)?;
+    Ok(result.rows_affected() > 0)
+}
+
+/// Whether the token's `jti` is revoked, or its subject or client has a not-before time after
+/// the token was issued.
+async fn is_revoked(state: &AppState, claims: &AccessClaims) -> Result<bool, StoreError> {
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM revocations WHERE (kind = 'jti' AND value = $1) \
+         OR (kind = 'sub' AND value = $2 AND not_before > $4) \
+         OR (kind = 'client' AND value = $3 AND not_before > $4)",
+    )
+    .bind(&claims.jti)
+    .bind(&claims.sub)
+    .bind(&claims.client_id)
+    .bind(claims.iat)
+    .fetch_one(state.store.pool())
+    .await?;
+    Ok(count > 0)
+}

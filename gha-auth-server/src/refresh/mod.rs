@@ -1,0 +1,404 @@
+//! Rotating refresh tokens with reuse detection (BRIEF §4), stored in the database so they
+//! survive restarts and are shared by replicas.
+//!
+//! - A login starts a **family**; each `ghar_` token in it is stored only as a keyed hash
+//!   (HMAC-SHA256 under the server pepper).
+//! - Using a token marks it used with one conditional `UPDATE … WHERE used_at IS NULL`: the
+//!   compare-and-set that lets exactly one request (on any replica) rotate it.
+//! - The successor is **derived** from the presented token and the family id under the pepper
+//!   ([`ApiKey::derive`]), so every request that presents the same token computes the same
+//!   successor. A repeat within `refresh.grace_window` of the first use (a response lost on a
+//!   mobile network, a second replica losing the race) gets that same successor, as long as the
+//!   successor itself is still unused; no fork, no logout.
+//! - Any other reuse revokes the whole family and is audited.
+//! - Each token expires `refresh.idle_lifetime` after it was issued (sliding), never after the
+//!   family's absolute end (`refresh.absolute_lifetime` after login).
+
+use gha_auth::apikey::{ApiKey, SecretKind};
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::app::AppState;
+use crate::store::{Store, StoreError, split_list};
+
+/// A refresh-token family as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[non_exhaustive]
+pub struct FamilyRow {
+    /// Family id.
+    pub id: String,
+    /// The client the family belongs to.
+    pub client_id: String,
+    /// The user (the tokens' `sub`).
+    pub user_id: Option<String>,
+    /// Tenant.
+    pub tenant: Option<String>,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    /// Audiences, space-separated.
+    pub audience: String,
+    /// Login time.
+    pub created_at: i64,
+    /// Absolute end.
+    pub expires_at: i64,
+    /// When it was revoked.
+    pub revoked_at: Option<i64>,
+    /// Why.
+    pub revoked_reason: Option<String>,
+}
+
+impl FamilyRow {
+    /// Granted scopes.
+    pub fn scopes(&self) -> Vec<String> {
+        split_list(&self.scope)
+    }
+
+    /// Audiences.
+    pub fn audiences(&self) -> Vec<String> {
+        split_list(&self.audience)
+    }
+
+    /// Whether the family still lets tokens be used at `now`.
+    pub fn is_live(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && now < self.expires_at
+    }
+}
+
+/// One refresh token as stored (keyed hash only).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[non_exhaustive]
+pub struct TokenRow {
+    /// Keyed hash (hex).
+    pub token_hash: String,
+    /// Family id.
+    pub family_id: String,
+    /// The token it replaced.
+    pub parent_hash: Option<String>,
+    /// The token that replaced it.
+    pub successor_hash: Option<String>,
+    /// Issue time.
+    pub issued_at: i64,
+    /// First use.
+    pub used_at: Option<i64>,
+    /// Sliding end.
+    pub expires_at: i64,
+}
+
+/// What a new family holds.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NewFamily {
+    /// Client id.
+    pub client_id: String,
+    /// User id.
+    pub user_id: String,
+    /// Tenant.
+    pub tenant: Option<String>,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Audiences.
+    pub audiences: Vec<String>,
+}
+
+/// Why a refresh was refused. All but `Internal` are `invalid_grant` to the client.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RefreshError {
+    /// Unknown, expired, revoked, or another client's token.
+    Invalid(&'static str),
+    /// Reuse outside the grace window: the family has been revoked.
+    Reused {
+        /// The family.
+        family_id: String,
+        /// The client of the family.
+        client_id: String,
+    },
+    /// The store failed.
+    Internal(StoreError),
+}
+
+impl From<StoreError> for RefreshError {
+    fn from(e: StoreError) -> Self {
+        RefreshError::Internal(e)
+    }
+}
+
+impl From<sqlx::Error> for RefreshError {
+    fn from(e: sqlx::Error) -> Self {
+        RefreshError::Internal(StoreError::from(e))
+    }
+}
+
+/// A successful rotation.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Rotated {
+    /// The successor to hand out.
+    pub successor: ApiKey,
+    /// The family.
+    pub family: FamilyRow,
+    /// Whether this was a repeat inside the grace window.
+    pub repeated: bool,
+}
+
+const FAMILY_COLUMNS: &str = "id, client_id, user_id, tenant, scope, audience, created_at, \
+                              expires_at, revoked_at, revoked_reason";
+const TOKEN_COLUMNS: &str =
+    "token_hash, family_id, parent_hash, successor_hash, issued_at, used_at, expires_at";
+
+fn random_id() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| StoreError::Corrupt {
+            table: "refresh_families",
+            message: "no randomness for a family id".into(),
+        })?;
+    Ok(hex::encode(bytes))
+}
+
+/// The successor of `presented` in `family_id`: the same for every request presenting it.
+fn successor_of(state: &AppState, family_id: &str, presented: &ApiKey) -> ApiKey {
+    let mut context = Vec::with_capacity(128);
+    context.extend_from_slice(b"refresh successor v1\0");
+    context.extend_from_slice(family_id.as_bytes());
+    context.push(0);
+    context.extend_from_slice(presented.expose().as_bytes());
+    ApiKey::derive(SecretKind::RefreshToken, state.clients.pepper(), &context)
+}
+
+fn hash_of(state: &AppState, token: &ApiKey) -> String {
+    state.clients.pepper().hash(token).to_hex()
+}
+
+/// Starts a family at login; returns its first token.
+pub async fn start_family(state: &AppState, family: NewFamily) -> Result<ApiKey, StoreError> {
+    let settings = &state.config.refresh;
+    let now = state.clock.unix_seconds();
+    let id = random_id()?;
+    let absolute_end = now.saturating_add(settings.absolute_lifetime.as_secs());
+    let token = ApiKey::generate(SecretKind::RefreshToken).map_err(|_| StoreError::Corrupt {
+        table: "refresh_tokens",
+        message: "no randomness for a refresh token".into(),
+    })?;
+    sqlx::query(
+        "INSERT INTO refresh_families (id, client_id, user_id, tenant, scope, audience, \
+         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&id)
+    .bind(&family.client_id)
+    .bind(&family.user_id)
+    .bind(&family.tenant)
+    .bind(family.scopes.join(" "))
+    .bind(family.audiences.join(" "))
+    .bind(now)
+    .bind(absolute_end)
+    .execute(state.store.pool())
+    .await?;
+    insert_token(
+        &state.store,
+        &hash_of(state, &token),
+        &id,
+        None,
+        now,
+        now.saturating_add(settings.idle_lifetime.as_secs())
+            .min(absolute_end),
+    )
+    .await?;
+    Ok(token)
+}
+
+async fn insert_token(
+    store: &Store,
+    hash: &str,
+    family_id: &str,
+    parent: Option<&str>,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, family_id, parent_hash, issued_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (token_hash) DO NOTHING",
+    )
+    .bind(hash)
+    .bind(family_id)
+    .bind(parent)
+    .bind(now)
+    .bind(expires_at)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+async fn token_row(store: &Store, hash: &str) -> Result<Option<TokenRow>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM refresh_tokens WHERE token_hash = $1"
+    ))
+    .bind(hash)
+    .fetch_optional(store.pool())
+    .await?)
+}
+
+async fn family_row(store: &Store, id: &str) -> Result<Option<FamilyRow>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {FAMILY_COLUMNS} FROM refresh_families WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await?)
+}
+
+/// The stored token and its family, for introspection and revocation.
+pub async fn lookup(
+    state: &AppState,
+    presented: &ApiKey,
+) -> Result<Option<(TokenRow, FamilyRow)>, StoreError> {
+    let Some(token) = token_row(&state.store, &hash_of(state, presented)).await? else {
+        return Ok(None);
+    };
+    let Some(family) = family_row(&state.store, &token.family_id).await? else {
+        return Ok(None);
+    };
+    Ok(Some((token, family)))
+}
+
+/// Revokes a family (idempotent); true if this call revoked it.
+pub async fn revoke_family(
+    store: &Store,
+    family_id: &str,
+    now: i64,
+    reason: &str,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "UPDATE refresh_families SET revoked_at = $1, revoked_reason = $2 \
+         WHERE id = $3 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(family_id)
+    .execute(store.pool())
+    .await?;
+    Ok(result.rows_affected() > 0)
+}
+
+/// Revokes every live family of a user; returns how many.
+pub async fn revoke_user_families(
+    store: &Store,
+    user_id: &str,
+    now: i64,
+    reason: &str,
+) -> Result<u64, StoreError> {
+    let result = sqlx::query(
+        "UPDATE refresh_families SET revoked_at = $1, revoked_reason = $2 \
+         WHERE user_id = $3 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(user_id)
+    .execute(store.pool())
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Rotates `presented` for `client_id`: the successor, or why not. Reuse outside the grace
+/// window revokes the family (the caller audits [`RefreshError::Reused`]).
+pub async fn rotate(
+    state: &AppState,
+    presented: &ApiKey,
+    client_id: &str,
+) -> Result<Rotated, RefreshError> {
+    let settings = &state.config.refresh;
+    let now = state.clock.unix_seconds();
+    let hash = hash_of(state, presented);
+    let Some(token) = token_row(&state.store, &hash).await? else {
+        return Err(RefreshError::Invalid("unknown_token"));
+    };
+    let Some(family) = family_row(&state.store, &token.family_id).await? else {
+        return Err(RefreshError::Invalid("unknown_family"));
+    };
+    if family.client_id != client_id {
+        // Another client's token: refused, and not a reason to revoke the owner's family.
+        return Err(RefreshError::Invalid("other_client"));
+    }
+    if family.revoked_at.is_some() {
+        return Err(RefreshError::Invalid("family_revoked"));
+    }
+    if now >= family.expires_at {
+        return Err(RefreshError::Invalid("family_expired"));
+    }
+    let successor = successor_of(state, &family.id, presented);
+    let successor_hash = hash_of(state, &successor);
+    let successor_expires = now
+        .saturating_add(settings.idle_lifetime.as_secs())
+        .min(family.expires_at);
+
+    if token.used_at.is_none() {
+        if now >= token.expires_at {
+            return Err(RefreshError::Invalid("token_expired"));
+        }
+        // The compare-and-set: exactly one request, on any replica, marks the token used.
+        let won = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $1, successor_hash = $2 \
+             WHERE token_hash = $3 AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(&successor_hash)
+        .bind(&hash)
+        .execute(state.store.pool())
+        .await?
+        .rows_affected()
+            == 1;
+        if won {
+            insert_token(
+                &state.store,
+                &successor_hash,
+                &family.id,
+                Some(&hash),
+                now,
+                successor_expires,
+            )
+            .await?;
+            return Ok(Rotated {
+                successor,
+                family,
+                repeated: false,
+            });
+        }
+    }
+    // Used before (or just now, by a concurrent request): a repeat within the grace window gets
+    // the same successor; anything else is reuse.
+    let Some(token) = token_row(&state.store, &hash).await? else {
+        return Err(RefreshError::Invalid("unknown_token"));
+    };
+    let used_at = token.used_at.unwrap_or(now);
+    let within_grace = now.saturating_sub(used_at) <= settings.grace_window.as_secs();
+    let same_successor = token.successor_hash.as_deref() == Some(successor_hash.as_str());
+    if within_grace && same_successor {
+        // The winner may not have inserted the successor yet; inserting it twice is harmless.
+        insert_token(
+            &state.store,
+            &successor_hash,
+            &family.id,
+            Some(&hash),
+            used_at,
+            used_at
+                .saturating_add(settings.idle_lifetime.as_secs())
+                .min(family.expires_at),
+        )
+        .await?;
+        let successor_unused = token_row(&state.store, &successor_hash)
+            .await?
+            .is_some_and(|s| s.used_at.is_none());
+        if successor_unused {
+            return Ok(Rotated {
+                successor,
+                family,
+                repeated: true,
+            });
+        }
+    }
+    revoke_family(&state.store, &family.id, now, "refresh_token_reused").await?;
+    Err(RefreshError::Reused {
+        family_id: family.id,
+        client_id: family.client_id,
+    })
+}

@@ -1,0 +1,183 @@
+//! `gha-auth users add|set-password|disable|list`. Passwords are read from standard input (one
+//! line) or, on a terminal, from a prompt without echo; never from the command line.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use gha_auth::{SecretString, SystemClock};
+use serde_json::json;
+
+use super::{User, Users};
+use crate::app::Services;
+use crate::cli::Output;
+use crate::config::Config;
+
+/// `gha-auth users …`
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum UsersCommand {
+    /// Create a user; the password is read from standard input or a prompt.
+    Add {
+        /// Login name, unique within the tenant.
+        username: String,
+        /// Tenant (GHA customer); none by default.
+        #[arg(long, default_value = "")]
+        tenant: String,
+        /// Role, copied into access tokens; repeatable.
+        #[arg(long = "role", num_args = 1..)]
+        roles: Vec<String>,
+    },
+    /// Replace a user's password (read from standard input or a prompt).
+    SetPassword {
+        /// Login name.
+        username: String,
+        /// Tenant.
+        #[arg(long, default_value = "")]
+        tenant: String,
+    },
+    /// Disable a user: no more logins, and every refresh token they hold is revoked.
+    Disable {
+        /// Login name.
+        username: String,
+        /// Tenant.
+        #[arg(long, default_value = "")]
+        tenant: String,
+    },
+    /// List users.
+    List {
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+/// Reads a password: a prompt without echo on a terminal, else the first line of stdin.
+fn read_password(confirm: bool) -> Result<SecretString, String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        let first = prompt("Password: ")?;
+        if confirm {
+            let second = prompt("Repeat password: ")?;
+            if first.expose() != second.expose() {
+                return Err("the passwords differ".into());
+            }
+        }
+        return Ok(first);
+    }
+    let mut line = zeroize::Zeroizing::new(String::new());
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    Ok(SecretString::new(
+        line.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
+}
+
+fn prompt(text: &str) -> Result<SecretString, String> {
+    let mut stderr = std::io::stderr();
+    let _ = write!(stderr, "{text}");
+    let _ = stderr.flush();
+    let echo_off = set_echo(false);
+    let mut line = zeroize::Zeroizing::new(String::new());
+    let read = std::io::stdin().lock().read_line(&mut line);
+    if echo_off {
+        set_echo(true);
+    }
+    let _ = writeln!(stderr);
+    read.map_err(|e| format!("cannot read the password: {e}"))?;
+    Ok(SecretString::new(
+        line.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
+}
+
+/// Turns terminal echo off or on with `stty`; false if that is not possible.
+fn set_echo(on: bool) -> bool {
+    std::process::Command::new("stty")
+        .arg(if on { "echo" } else { "-echo" })
+        .stdin(std::process::Stdio::inherit())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn user_text(user: &User) -> String {
+    format!(
+        "{}/{}  id={}  roles={}  {}",
+        user.tenant,
+        user.username,
+        user.id,
+        if user.roles.is_empty() {
+            "-".to_owned()
+        } else {
+            user.roles.join(",")
+        },
+        if user.disabled { "disabled" } else { "enabled" }
+    )
+}
+
+/// Runs a `users` command against the store `services` opened.
+pub(crate) async fn run(
+    command: &UsersCommand,
+    config: &Config,
+    services: &Services,
+    actor: &str,
+    out: &Output,
+) -> Result<ExitCode, String> {
+    let users = Users::new(
+        services.store.clone(),
+        services.audit.clone(),
+        SystemClock::shared(),
+        config.users.clone(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    match command {
+        UsersCommand::Add {
+            username,
+            tenant,
+            roles,
+        } => {
+            let password = read_password(true)?;
+            let user = users
+                .add(tenant, username, roles, &password, actor)
+                .await
+                .map_err(|e| e.to_string())?;
+            out.print(&user, &format!("created {}", user_text(&user)));
+        }
+        UsersCommand::SetPassword { username, tenant } => {
+            let password = read_password(true)?;
+            users
+                .set_password(tenant, username, &password, actor)
+                .await
+                .map_err(|e| e.to_string())?;
+            out.print(
+                &json!({"tenant": tenant, "username": username, "password_set": true}),
+                &format!("password set for {tenant}/{username}"),
+            );
+        }
+        UsersCommand::Disable { username, tenant } => {
+            users
+                .disable(tenant, username, actor)
+                .await
+                .map_err(|e| e.to_string())?;
+            out.print(
+                &json!({"tenant": tenant, "username": username, "disabled": true}),
+                &format!("disabled {tenant}/{username}"),
+            );
+        }
+        UsersCommand::List { tenant } => {
+            let list = users
+                .list(tenant.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            let text = if list.is_empty() {
+                "no users".to_owned()
+            } else {
+                list.iter().map(user_text).collect::<Vec<_>>().join("\n")
+            };
+            out.print(&list, &text);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

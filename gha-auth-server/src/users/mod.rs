@@ -1,0 +1,566 @@
+//! The built-in user store (issue 5): Argon2id password hashes, tenant, roles and a disabled
+//! flag, and login backoff per user and per source address.
+//!
+//! - Passwords are hashed with Argon2id at the cost in `[users]` (see
+//!   `docs/decisions/0003-password-hashing.md`); the PHC string carries its parameters, so a
+//!   changed cost applies to new hashes while old ones still verify.
+//! - [`Users::login`] takes the same time whether or not the user exists: an unknown (or
+//!   disabled) user is verified against a dummy hash of the same cost.
+//! - Failed logins back off exponentially per `<tenant>/<username>` (existing or not) and per
+//!   source address, in the store so every replica sees them; failures and lockouts are audited.
+
+mod cli;
+mod store;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use argon2::password_hash::SaltString;
+use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
+use gha_auth::{SecretString, SharedClock};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
+use crate::config::UsersConfig;
+use crate::store::{Store, StoreError};
+
+pub(crate) use cli::run as run_cli;
+pub use cli::UsersCommand;
+pub use store::UserRow;
+
+/// Longest accepted password, in bytes (Argon2 cost must not be an amplifier).
+pub const MAX_PASSWORD_LEN: usize = 1024;
+/// Shortest password `users add` and `users set-password` accept.
+pub const MIN_PASSWORD_LEN: usize = 8;
+
+/// A user-store operation failed. Never contains a password.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum UserError {
+    /// Invalid input (username, tenant, role, password policy).
+    #[error("{0}")]
+    Invalid(String),
+    /// No such user.
+    #[error("user {0:?} not found")]
+    NotFound(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Hashing failed (bad parameters, no randomness).
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+/// A user, as shown by `users list` (no hash).
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct User {
+    /// Stable id: the `sub` of the user's tokens.
+    pub id: String,
+    /// The GHA customer (empty for none).
+    pub tenant: String,
+    /// Login name, unique within the tenant.
+    pub username: String,
+    /// Roles, copied into access tokens.
+    pub roles: Vec<String>,
+    /// Disabled users cannot log in or refresh.
+    pub disabled: bool,
+    /// Creation time (Unix seconds).
+    pub created_at: i64,
+    /// Last change (Unix seconds).
+    pub updated_at: i64,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        Self {
+            id: row.id,
+            tenant: row.tenant,
+            username: row.username,
+            roles: row.roles,
+            disabled: row.disabled,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// Why a login failed. The client is told only "invalid credentials" or "try later".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoginError {
+    /// Wrong password, unknown or disabled user: indistinguishable to the caller.
+    Invalid,
+    /// The user or the source is backing off until this time (Unix seconds).
+    Backoff(i64),
+    /// The store failed.
+    Internal,
+}
+
+/// Whether `name` is an acceptable username: 1–128 characters, no whitespace, control
+/// characters or `/`.
+pub fn is_valid_username(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().count() <= 128
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+}
+
+/// Whether `tenant` is acceptable: empty (no tenant) or 1–128 of `A-Z a-z 0-9 . _ ~ -`.
+pub fn is_valid_tenant(tenant: &str) -> bool {
+    tenant.is_empty() || crate::clients::is_valid_client_id(tenant)
+}
+
+/// Whether `role` is acceptable: a scope-like token.
+pub fn is_valid_role(role: &str) -> bool {
+    crate::clients::is_valid_scope(role)
+}
+
+/// The user store and login checks. One per process; cheap to share by reference.
+pub struct Users {
+    store: Store,
+    audit: Arc<AuditLog>,
+    clock: SharedClock,
+    settings: UsersConfig,
+    params: Params,
+    dummy_hash: String,
+}
+
+impl fmt::Debug for Users {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Users")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+fn params_from(settings: &UsersConfig) -> Result<Params, UserError> {
+    Params::new(
+        settings.argon2_memory_kib,
+        settings.argon2_iterations,
+        settings.argon2_parallelism,
+        None,
+    )
+    .map_err(|e| UserError::Hash(e.to_string()))
+}
+
+/// Hashes `password` with Argon2id at `params` and a fresh 16-byte salt; a PHC string.
+pub fn hash_password(params: &Params, password: &[u8]) -> Result<String, UserError> {
+    let mut salt = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut salt)
+        .map_err(|_| UserError::Hash("no randomness".into()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| UserError::Hash(e.to_string()))?;
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password(password, &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| UserError::Hash(e.to_string()))
+}
+
+/// Checks `password` against a PHC string (its own parameters apply). False for anything
+/// unparseable.
+pub fn verify_password(hash: &str, password: &[u8]) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password, &parsed)
+            .is_ok()
+    })
+}
+
+/// Runs CPU-heavy Argon2 off the async workers.
+async fn verify_blocking(hash: String, password: SecretString) -> bool {
+    tokio::task::spawn_blocking(move || verify_password(&hash, password.expose().as_bytes()))
+        .await
+        .unwrap_or(false)
+}
+
+/// Checks the password policy.
+pub fn check_password_policy(password: &str) -> Result<(), UserError> {
+    if password.len() < MIN_PASSWORD_LEN {
+        return Err(UserError::Invalid(format!(
+            "the password must be at least {MIN_PASSWORD_LEN} bytes"
+        )));
+    }
+    if password.len() > MAX_PASSWORD_LEN {
+        return Err(UserError::Invalid(format!(
+            "the password must be at most {MAX_PASSWORD_LEN} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn new_user_id() -> Result<String, UserError> {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| UserError::Hash("no randomness".into()))?;
+    Ok(format!("u-{}", hex::encode(bytes)))
+}
+
+fn check_names(tenant: &str, username: &str) -> Result<(), UserError> {
+    if !is_valid_tenant(tenant) {
+        return Err(UserError::Invalid(
+            "tenant must be 1-128 characters of A-Z a-z 0-9 . _ ~ -".into(),
+        ));
+    }
+    if !is_valid_username(username) {
+        return Err(UserError::Invalid(
+            "username must be 1-128 characters without spaces, control characters or /".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn display_name(tenant: &str, username: &str) -> String {
+    format!("{tenant}/{username}")
+}
+
+impl Users {
+    /// The user store over `store`, with the cost and backoff in `settings`. Computes the dummy
+    /// hash (one Argon2 run).
+    pub async fn new(
+        store: Store,
+        audit: Arc<AuditLog>,
+        clock: SharedClock,
+        settings: UsersConfig,
+    ) -> Result<Self, UserError> {
+        let params = params_from(&settings)?;
+        let for_dummy = params.clone();
+        let dummy_hash = tokio::task::spawn_blocking(move || {
+            hash_password(&for_dummy, b"gha-auth dummy password for unknown users")
+        })
+        .await
+        .map_err(|e| UserError::Hash(e.to_string()))??;
+        Ok(Self {
+            store,
+            audit,
+            clock,
+            settings,
+            params,
+            dummy_hash,
+        })
+    }
+
+    /// Creates a user; fails if `(tenant, username)` exists.
+    pub async fn add(
+        &self,
+        tenant: &str,
+        username: &str,
+        roles: &[String],
+        password: &SecretString,
+        actor: &str,
+    ) -> Result<User, UserError> {
+        check_names(tenant, username)?;
+        if let Some(bad) = roles.iter().find(|r| !is_valid_role(r)) {
+            return Err(UserError::Invalid(format!("invalid role {bad:?}")));
+        }
+        check_password_policy(password.expose())?;
+        let hash = self.hash(password).await?;
+        let now = self.clock.unix_seconds();
+        let row = UserRow {
+            id: new_user_id()?,
+            tenant: tenant.to_owned(),
+            username: username.to_owned(),
+            roles: roles.to_vec(),
+            password_hash: hash,
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        store::insert(&self.store, &row).await?;
+        self.audit
+            .record_or_log(
+                AuditEvent::new(
+                    AuditKind::UserCreated,
+                    actor,
+                    &display_name(tenant, username),
+                    Outcome::Success,
+                )
+                .detail("user_id", row.id.as_str())
+                .detail("roles", roles.join(" ")),
+            )
+            .await;
+        Ok(User::from(row))
+    }
+
+    /// Replaces a user's password.
+    pub async fn set_password(
+        &self,
+        tenant: &str,
+        username: &str,
+        password: &SecretString,
+        actor: &str,
+    ) -> Result<(), UserError> {
+        check_names(tenant, username)?;
+        check_password_policy(password.expose())?;
+        let hash = self.hash(password).await?;
+        let now = self.clock.unix_seconds();
+        if !store::set_password(&self.store, tenant, username, &hash, now).await? {
+            return Err(UserError::NotFound(display_name(tenant, username)));
+        }
+        // A new password ends the backoff for the user.
+        store::clear_failures(&self.store, "user", &display_name(tenant, username)).await?;
+        self.audit
+            .record_or_log(AuditEvent::new(
+                AuditKind::UserPasswordSet,
+                actor,
+                &display_name(tenant, username),
+                Outcome::Success,
+            ))
+            .await;
+        Ok(())
+    }
+
+    /// Disables a user and revokes every refresh-token family they hold.
+    pub async fn disable(&self, tenant: &str, username: &str, actor: &str) -> Result<(), UserError> {
+        check_names(tenant, username)?;
+        let now = self.clock.unix_seconds();
+        let Some(user) = store::find(&self.store, tenant, username).await? else {
+            return Err(UserError::NotFound(display_name(tenant, username)));
+        };
+        store::set_disabled(&self.store, &user.id, true, now).await?;
+        let revoked =
+            crate::refresh::revoke_user_families(&self.store, &user.id, now, "user_disabled")
+                .await?;
+        self.audit
+            .record_or_log(
+                AuditEvent::new(
+                    AuditKind::UserDisabled,
+                    actor,
+                    &display_name(tenant, username),
+                    Outcome::Success,
+                )
+                .detail("user_id", user.id.as_str())
+                .detail("families_revoked", revoked),
+            )
+            .await;
+        Ok(())
+    }
+
+    /// Users, optionally of one tenant, ordered by tenant and username.
+    pub async fn list(&self, tenant: Option<&str>) -> Result<Vec<User>, UserError> {
+        Ok(store::list(&self.store, tenant)
+            .await?
+            .into_iter()
+            .map(User::from)
+            .collect())
+    }
+
+    /// The user with this id (for refresh: roles and disabled flag as they are now).
+    pub async fn by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        Ok(store::by_id(&self.store, id).await?.map(User::from))
+    }
+
+    async fn hash(&self, password: &SecretString) -> Result<String, UserError> {
+        let params = self.params.clone();
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || hash_password(&params, password.expose().as_bytes()))
+            .await
+            .map_err(|e| UserError::Hash(e.to_string()))?
+    }
+
+    /// Checks a login. Constant-time with respect to user existence: unknown, disabled and
+    /// existing users all cost one Argon2 verification. Failures back off and are audited.
+    pub async fn login(
+        &self,
+        tenant: &str,
+        username: &str,
+        password: &SecretString,
+        client_id: &str,
+        source: Option<IpAddr>,
+    ) -> Result<User, LoginError> {
+        let now = self.clock.unix_seconds();
+        let user_key = display_name(tenant, username);
+        let source_key = source.map(|ip| ip.to_string());
+        let internal = |e: StoreError| {
+            tracing::error!(error = %e, "user store failed during login");
+            LoginError::Internal
+        };
+        let mut locked_until = store::locked_until(&self.store, "user", &user_key)
+            .await
+            .map_err(internal)?;
+        if let Some(source_key) = &source_key {
+            locked_until = locked_until.max(
+                store::locked_until(&self.store, "source", source_key)
+                    .await
+                    .map_err(internal)?,
+            );
+        }
+        if locked_until > now {
+            self.audit_failure(&user_key, client_id, source_key.as_deref(), "backing_off")
+                .await;
+            return Err(LoginError::Backoff(locked_until));
+        }
+        let row = if is_valid_username(username) && is_valid_tenant(tenant) {
+            store::find(&self.store, tenant, username)
+                .await
+                .map_err(internal)?
+        } else {
+            None
+        };
+        let hash = row
+            .as_ref()
+            .map_or_else(|| self.dummy_hash.clone(), |r| r.password_hash.clone());
+        let verified = verify_blocking(hash, password.clone()).await;
+        let reason = match &row {
+            None => Some("unknown_user"),
+            Some(_) if !verified => Some("wrong_password"),
+            Some(r) if r.disabled => Some("user_disabled"),
+            Some(_) => None,
+        };
+        match (row, reason) {
+            (Some(row), None) => {
+                if let Err(e) = store::clear_failures(&self.store, "user", &user_key).await {
+                    tracing::warn!(error = %e, "could not clear login failures");
+                }
+                Ok(User::from(row))
+            }
+            (_, reason) => {
+                let reason = reason.unwrap_or("unknown_user");
+                let s = &self.settings;
+                let window = s.backoff_max.as_secs();
+                let user_lock = store::record_failure(
+                    &self.store,
+                    "user",
+                    &user_key,
+                    backoff(s.failures_before_backoff, s),
+                    now,
+                    window,
+                )
+                .await
+                .map_err(internal)?;
+                let mut source_lock = 0;
+                if let Some(source_key) = &source_key {
+                    source_lock = store::record_failure(
+                        &self.store,
+                        "source",
+                        source_key,
+                        backoff(s.source_failures_before_backoff, s),
+                        now,
+                        window,
+                    )
+                    .await
+                    .map_err(internal)?;
+                }
+                self.audit_failure(&user_key, client_id, source_key.as_deref(), reason)
+                    .await;
+                if user_lock > now || source_lock > now {
+                    self.audit
+                        .record_or_log(
+                            AuditEvent::new(
+                                AuditKind::UserLoginBackoff,
+                                client_id,
+                                &user_key,
+                                Outcome::Failure,
+                            )
+                            .detail("source", source_key.unwrap_or_default())
+                            .detail("user_until", user_lock)
+                            .detail("source_until", source_lock),
+                        )
+                        .await;
+                }
+                Err(LoginError::Invalid)
+            }
+        }
+    }
+
+    async fn audit_failure(
+        &self,
+        user_key: &str,
+        client_id: &str,
+        source: Option<&str>,
+        reason: &str,
+    ) {
+        tracing::info!(user = %crate::audit::clean(user_key), client_id, reason, "user login failed");
+        self.audit
+            .record_or_log(
+                AuditEvent::new(AuditKind::UserAuthFailed, client_id, user_key, Outcome::Failure)
+                    .detail("reason", reason)
+                    .detail("source", source.unwrap_or_default()),
+            )
+            .await;
+    }
+}
+
+/// The backoff rule: after `free` failures, `base · 2^(n − free)`, at most `max`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Backoff {
+    free: u32,
+    base: i64,
+    max: i64,
+}
+
+impl Backoff {
+    /// Until when to back off after `failures` consecutive failures at `now`; 0 for not at all.
+    pub(crate) fn until(self, failures: i64, now: i64) -> i64 {
+        let over = failures - i64::from(self.free);
+        if self.free == 0 || over < 0 {
+            return 0;
+        }
+        let exponent = u32::try_from(over.min(40)).unwrap_or(40);
+        let delay = self
+            .base
+            .saturating_mul(2_i64.saturating_pow(exponent))
+            .min(self.max)
+            .max(1);
+        now.saturating_add(delay)
+    }
+}
+
+fn backoff(free: u32, settings: &UsersConfig) -> Backoff {
+    Backoff {
+        free,
+        base: settings.backoff_base.as_secs(),
+        max: settings.backoff_max.as_secs(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_verify_and_carry_their_parameters() {
+        let params = Params::new(1024, 1, 1, None).unwrap();
+        let hash = hash_password(&params, b"correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{hash}");
+        assert!(verify_password(&hash, b"correct horse"));
+        assert!(!verify_password(&hash, b"correct horsE"));
+        assert!(!verify_password("not a hash", b"x"));
+    }
+
+    #[test]
+    fn backoff_doubles_after_the_free_failures_and_is_capped() {
+        let b = Backoff {
+            free: 3,
+            base: 1,
+            max: 60,
+        };
+        assert_eq!(b.until(2, 100), 0);
+        assert_eq!(b.until(3, 100), 101);
+        assert_eq!(b.until(4, 100), 102);
+        assert_eq!(b.until(6, 100), 108);
+        assert_eq!(b.until(500, 100), 160);
+        let off = Backoff {
+            free: 0,
+            base: 1,
+            max: 60,
+        };
+        assert_eq!(off.until(100, 100), 0);
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(is_valid_username("alice@example.com"));
+        assert!(!is_valid_username("a b"));
+        assert!(!is_valid_username("a/b"));
+        assert!(!is_valid_username(""));
+        assert!(is_valid_tenant(""));
+        assert!(is_valid_tenant("acme"));
+        assert!(!is_valid_tenant("ac me"));
+    }
+}
