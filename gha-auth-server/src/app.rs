@@ -14,6 +14,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::header;
 use axum::routing::{get, post};
 use gha_auth::SharedClock;
+use gha_auth::vault::VaultSession;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -28,7 +29,7 @@ use crate::config::{Config, ConfigError};
 use crate::keys::{
     KeyManager, KeyManagerError, KeySettings, KeyStore, KeyStoreError, LocalKeyStore,
     algorithm_from_config, load_import_pem, load_or_create_pepper, node_name, run_scheduler,
-    schedule_from_config,
+    schedule_from_config, vault_config, VaultKeyStore,
 };
 use crate::store::{Store, StoreError};
 use crate::ratelimit::RateLimits;
@@ -69,6 +70,9 @@ pub enum StartError {
     /// The signing keys failed.
     #[error("signing keys: {0}")]
     Keys(#[from] KeyManagerError),
+    /// Vault could not be reached or logged in to.
+    #[error("vault: {0}")]
+    Vault(String),
     /// `keys.import_pem` is unusable.
     #[error("{0}")]
     ImportKey(String),
@@ -162,6 +166,8 @@ pub struct Services {
     pub clients: ClientRegistry,
     /// Signing keys.
     pub keys: Arc<KeyManager>,
+    /// The Vault session, when Vault is configured.
+    pub vault: Option<VaultSession>,
 }
 
 impl Services {
@@ -184,12 +190,37 @@ impl Services {
         })?;
         let store = Store::open(&config.store_url(), config.store.max_connections).await?;
         let master = Arc::new(MasterKey::load_or_create(&config.master_key_path())?);
-        let key_store: Arc<dyn KeyStore> = Arc::new(LocalKeyStore::new(
-            store.clone(),
-            master,
-            clock.clone(),
-            node_name(),
-        ));
+        let vault = match vault_config(config).map_err(|message| {
+            ConfigError::Invalid(vec![crate::config::ConfigProblem {
+                key: "vault",
+                message,
+            }])
+        })? {
+            Some(vault_config) => {
+                let session = VaultSession::start(&vault_config, clock.clone())
+                    .map_err(|e| StartError::Vault(e.to_string()))?;
+                session
+                    .ready(config.vault.request_timeout.as_std())
+                    .await
+                    .map_err(|e| StartError::Vault(e.to_string()))?;
+                Some(session)
+            }
+            None => None,
+        };
+        let key_store: Arc<dyn KeyStore> = match (&vault, config.keys_in_vault()) {
+            (Some(session), true) => {
+                let kv = session
+                    .kv2(&config.vault.kv_mount)
+                    .map_err(|e| StartError::Vault(e.to_string()))?;
+                Arc::new(VaultKeyStore::new(kv, &config.vault.key_prefix))
+            }
+            _ => Arc::new(LocalKeyStore::new(
+                store.clone(),
+                master,
+                clock.clone(),
+                node_name(),
+            )),
+        };
         let audit = Arc::new(AuditLog::new(store.clone(), clock.clone()));
         let pepper = Arc::new(load_or_create_pepper(&*key_store).await?);
         let initial_key = match &config.keys.import_pem {
@@ -225,6 +256,7 @@ impl Services {
             key_store,
             clients,
             keys,
+            vault,
         })
     }
 }

@@ -209,6 +209,7 @@ pub(crate) fn bearer(token: &str) -> Request<Body> {
 pub(crate) struct JwksServer {
     pub(crate) addr: SocketAddr,
     pub(crate) fetches: Arc<AtomicUsize>,
+    not_modified: Arc<AtomicUsize>,
     jwks: Arc<Mutex<(String, u64)>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -219,22 +220,40 @@ impl JwksServer {
         let body = String::from_utf8(jwks.to_json().unwrap()).unwrap();
         let state = Arc::new(Mutex::new((body, max_age)));
         let fetches = Arc::new(AtomicUsize::new(0));
+        let not_modified = Arc::new(AtomicUsize::new(0));
         let app = {
             let state = Arc::clone(&state);
             let fetches = Arc::clone(&fetches);
+            let not_modified = Arc::clone(&not_modified);
             Router::new().route(
                 "/.well-known/jwks.json",
-                get(move || {
+                get(move |headers: HeaderMap| {
                     let state = Arc::clone(&state);
                     let fetches = Arc::clone(&fetches);
+                    let not_modified = Arc::clone(&not_modified);
                     async move {
                         fetches.fetch_add(1, Ordering::SeqCst);
                         let (body, max_age) = state.lock().unwrap().clone();
+                        // A strong validator: the body's length and a cheap checksum.
+                        let sum = body.bytes().fold(0u64, |acc, b| {
+                            acc.wrapping_mul(31).wrapping_add(u64::from(b))
+                        });
+                        let etag = format!("\"{}-{sum:x}\"", body.len());
+                        let cache = format!("public, max-age={max_age}");
+                        let matches = headers
+                            .get("if-none-match")
+                            .is_some_and(|v| v.as_bytes() == etag.as_bytes());
+                        if matches {
+                            not_modified.fetch_add(1, Ordering::SeqCst);
+                            return (
+                                StatusCode::NOT_MODIFIED,
+                                [("etag", etag), ("cache-control", cache)],
+                                String::new(),
+                            );
+                        }
                         (
-                            [
-                                ("content-type", "application/json".to_owned()),
-                                ("cache-control", format!("public, max-age={max_age}")),
-                            ],
+                            StatusCode::OK,
+                            [("etag", etag), ("cache-control", cache)],
                             body,
                         )
                     }
@@ -255,6 +274,7 @@ impl JwksServer {
         Self {
             addr,
             fetches,
+            not_modified,
             jwks: state,
             shutdown: Some(tx),
             task: Some(task),
@@ -271,6 +291,11 @@ impl JwksServer {
 
     pub(crate) fn fetches(&self) -> usize {
         self.fetches.load(Ordering::SeqCst)
+    }
+
+    /// Fetches answered `304 Not Modified`.
+    pub(crate) fn not_modified(&self) -> usize {
+        self.not_modified.load(Ordering::SeqCst)
     }
 
     /// Stops accepting connections and closes the open ones.

@@ -259,3 +259,23 @@ fn jwks_keys(layer: &AuthLayer) -> Option<u64> {
     let health = layer.key_source()?.health(chrono::DateTime::UNIX_EPOCH);
     health.details.get("keys")?.as_u64()
 }
+
+#[tokio::test]
+async fn an_unchanged_key_set_is_revalidated_with_a_conditional_get() {
+    let authority = Authority::new();
+    let mut server = JwksServer::start(&authority.jwks(), 60).await;
+    let layer = remote_layer(&authority, &server).await;
+    let router = protected(layer.clone());
+    // Two scheduled refreshes answered 304: the keys stay, their freshness is renewed.
+    for expected in [2, 3] {
+        authority.clock.advance(TimeDelta::seconds(61));
+        eventually("revalidation", || server.fetches() == expected).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(server.not_modified(), 2);
+    let health = layer.key_source().unwrap().health(authority.clock.now());
+    assert_eq!(health.status, HealthStatus::Healthy, "{health:?}");
+    assert_eq!(jwks_keys(&layer), Some(1));
+    call(&router, bearer(&authority.token())).await.assert_ok();
+    server.stop().await;
+}

@@ -93,6 +93,14 @@ const VARS: &[EnvVar] = &[
     var("rate_limit.backoff_base", EnvKind::Text),
     var("rate_limit.backoff_max", EnvKind::Text),
     var("rate_limit.max_tracked", EnvKind::Integer),
+    var("vault.address", EnvKind::Text),
+    var("vault.token_file", EnvKind::Text),
+    var("vault.role_id_file", EnvKind::Text),
+    var("vault.secret_id_file", EnvKind::Text),
+    var("vault.ca_file", EnvKind::Text),
+    var("vault.kv_mount", EnvKind::Text),
+    var("vault.key_prefix", EnvKind::Text),
+    var("vault.request_timeout", EnvKind::Text),
 ];
 
 /// Every configuration key reachable from the environment, for documentation and tests.

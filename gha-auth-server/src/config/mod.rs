@@ -66,6 +66,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Abuse limits on the token endpoint.
     pub rate_limit: RateLimitConfig,
+    /// Vault / OpenBao (signing keys in KV v2 when `address` is set).
+    pub vault: VaultSection,
 }
 
 impl Default for Config {
@@ -85,6 +87,7 @@ impl Default for Config {
             refresh: RefreshConfig::default(),
             log: LogConfig::default(),
             rate_limit: RateLimitConfig::default(),
+            vault: VaultSection::default(),
         }
     }
 }
@@ -159,6 +162,11 @@ pub fn redact_url(url: &str) -> String {
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum KeyBackend {
+    /// Vault KV v2 when `[vault] address` is set, else local (default).
+    Auto,
+    /// Vault KV v2 (`[vault]` must be configured); replicas share keys and rotate with
+    /// check-and-set.
+    Vault,
     /// Encrypted with the master key, in the store (which is in the data directory on embedded
     /// defaults).
     Local,
@@ -206,7 +214,7 @@ pub struct KeysConfig {
 impl Default for KeysConfig {
     fn default() -> Self {
         Self {
-            backend: KeyBackend::Local,
+            backend: KeyBackend::Auto,
             algorithm: SigningAlgorithm::ES256,
             rotation_period: Duration::days(30),
             publish_ahead: Duration::hours(1),
@@ -360,6 +368,55 @@ impl Default for RateLimitConfig {
             backoff_base: Duration::seconds(1),
             backoff_max: Duration::minutes(5),
             max_tracked: 100_000,
+        }
+    }
+}
+
+/// Vault / OpenBao. Unset `address`: no Vault.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct VaultSection {
+    /// Base URL, e.g. `https://vault.internal:8200`. Plain http only to loopback.
+    pub address: Option<String>,
+    /// File holding a Vault token (token auth; re-read at every login).
+    pub token_file: Option<PathBuf>,
+    /// AppRole `role_id` file (AppRole auth, with `secret_id_file`).
+    pub role_id_file: Option<PathBuf>,
+    /// AppRole `secret_id` file, re-read at every login.
+    pub secret_id_file: Option<PathBuf>,
+    /// Extra CA certificate (PEM) for the Vault server.
+    pub ca_file: Option<PathBuf>,
+    /// Mount of the KV v2 engine holding the key documents.
+    pub kv_mount: String,
+    /// Path prefix of the key documents inside the mount (`<prefix>/signing-keys`, `<prefix>/pepper`).
+    pub key_prefix: String,
+    /// Time allowed for one Vault request.
+    pub request_timeout: Duration,
+}
+
+impl Default for VaultSection {
+    fn default() -> Self {
+        Self {
+            address: None,
+            token_file: None,
+            role_id_file: None,
+            secret_id_file: None,
+            ca_file: None,
+            kv_mount: "secret".to_owned(),
+            key_prefix: "gha-auth/keys".to_owned(),
+            request_timeout: Duration::seconds(10),
+        }
+    }
+}
+
+impl Config {
+    /// Whether signing keys live in Vault.
+    pub fn keys_in_vault(&self) -> bool {
+        match self.keys.backend {
+            KeyBackend::Vault => true,
+            KeyBackend::Auto => self.vault.address.is_some(),
+            KeyBackend::Local => false,
         }
     }
 }

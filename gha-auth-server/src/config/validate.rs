@@ -41,6 +41,7 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
     check_http(config, &mut out);
     check_log(config, &mut out);
     check_rate_limit(config, &mut out);
+    check_vault(config, &mut out);
     out.0
 }
 
@@ -252,5 +253,23 @@ fn check_rate_limit(config: &Config, out: &mut Problems) {
     }
     if limits.max_tracked < 1000 {
         out.push("rate_limit.max_tracked", "must be at least 1000");
+    }
+}
+
+fn check_vault(config: &Config, out: &mut Problems) {
+    let vault = &config.vault;
+    if config.keys.backend == super::KeyBackend::Vault && vault.address.is_none() {
+        out.push("keys.backend", "\"vault\" needs vault.address");
+    }
+    let Some(_) = &vault.address else {
+        return;
+    };
+    match crate::keys::vault_config(config) {
+        Ok(Some(_)) => {}
+        Ok(None) => {}
+        Err(e) => out.push("vault", e),
+    }
+    if vault.request_timeout <= Duration::seconds(0) {
+        out.push("vault.request_timeout", "must be greater than zero");
     }
 }

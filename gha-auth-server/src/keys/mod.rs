@@ -7,6 +7,7 @@
 mod manager;
 mod scheduler;
 mod store;
+mod vault;
 
 use std::path::Path;
 
@@ -19,6 +20,7 @@ pub use manager::{
     KeyInfo, KeyManager, KeyManagerError, KeySettings, KeySnapshot, SyncHealth, SyncReport,
 };
 pub use scheduler::run_scheduler;
+pub use vault::{VaultKeyStore, vault_config};
 pub use store::{CasOutcome, KeyDocument, KeyStore, KeyStoreError, LocalKeyStore, Versioned};
 
 /// The key schedule the configuration describes, validated.

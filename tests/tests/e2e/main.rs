@@ -14,4 +14,5 @@
 
 mod authority;
 mod harness;
+mod users;
 mod vault;

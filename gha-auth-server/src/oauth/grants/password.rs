@@ -23,9 +23,11 @@ pub(super) async fn handle(request: GrantRequest<'_>) -> Result<TokenResponse, O
     } = request;
     let method = client.method;
     let client = client.client;
-    if !(client.first_party && client.public && method == PresentedMethod::None)
-        || !client.allows_grant(GrantType::Password)
-    {
+    let allowed = client.first_party
+        && client.public
+        && method == PresentedMethod::None
+        && client.allows_grant(GrantType::Password);
+    if !allowed {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
             "the client is not allowed to use this grant type",
