@@ -9,10 +9,11 @@ use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::{Router, middleware};
 use axum::extract::DefaultBodyLimit;
 use axum::http::header;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use axum::{Router, middleware};
 use gha_auth::SharedClock;
 use gha_auth::vault::VaultSession;
 use thiserror::Error;
@@ -28,12 +29,13 @@ use crate::clients::ClientRegistry;
 use crate::config::{Config, ConfigError};
 use crate::keys::{
     KeyManager, KeyManagerError, KeySettings, KeyStore, KeyStoreError, LocalKeyStore,
-    algorithm_from_config, load_import_pem, load_or_create_pepper, node_name, run_scheduler,
-    schedule_from_config, vault_config, VaultKeyStore,
+    VaultKeyStore, algorithm_from_config, load_import_pem, load_or_create_pepper, node_name,
+    run_scheduler, schedule_from_config, vault_config,
 };
-use crate::store::{Store, StoreError};
 use crate::ratelimit::RateLimits;
-use crate::{health, metrics, oauth, ratelimit, wellknown};
+use crate::store::{Store, StoreError};
+use crate::tls::{CertReloader, TlsListener};
+use crate::{health, metrics, oauth, openapi, ratelimit, tls, wellknown};
 
 /// The service could not start. Separate from request-time errors.
 #[derive(Debug, Error)]
@@ -73,6 +75,9 @@ pub enum StartError {
     /// Vault could not be reached or logged in to.
     #[error("vault: {0}")]
     Vault(String),
+    /// The TLS certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// `keys.import_pem` is unusable.
     #[error("{0}")]
     ImportKey(String),
@@ -102,6 +107,7 @@ pub struct AppState {
     pub(crate) clock: SharedClock,
     pub(crate) key_store_description: String,
     pub(crate) limits: Arc<RateLimits>,
+    pub(crate) vault: Option<VaultSession>,
     pub(crate) users: crate::users::Users,
 }
 
@@ -148,6 +154,15 @@ impl AppState {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Where the signing keys live, e.g. `local (sqlite)` or `vault (secret/gha-auth/keys)`.
+    pub fn key_store_description(&self) -> &str {
+        &self.key_store_description
+    }
+
+    pub(crate) fn keys_in_vault(&self) -> bool {
+        self.vault.is_some() && self.config.keys_in_vault()
     }
 }
 
@@ -267,6 +282,7 @@ pub struct App {
     state: Arc<AppState>,
     listener: TcpListener,
     local_addr: SocketAddr,
+    tls: Option<Arc<CertReloader>>,
 }
 
 /// Checks `config`, opens the store and keys, runs missed rotations and binds the listener.
@@ -287,6 +303,10 @@ pub async fn build_app(config: Config, clock: SharedClock) -> Result<App, StartE
         addr: config.listen,
         source,
     })?;
+    let tls = match config.tls.files() {
+        Some((cert, key)) => Some(Arc::new(CertReloader::new(cert, key)?)),
+        None => None,
+    };
     let actor = format!("scheduler@{}", node_name());
     let services = Services::open(&config, clock.clone(), &actor).await?;
     // Missed rotations (the service was down) run now, before the first request.
@@ -311,6 +331,7 @@ pub async fn build_app(config: Config, clock: SharedClock) -> Result<App, StartE
     })?;
     let state = Arc::new(AppState {
         limits,
+        vault: services.vault,
         users,
         key_store_description: services.key_store.describe(),
         config,
@@ -339,30 +360,66 @@ pub async fn build_app(config: Config, clock: SharedClock) -> Result<App, StartE
         state,
         listener,
         local_addr,
+        tls,
     })
+}
+
+/// The routes, recorded as they are added so that [`route_list`] cannot drift from the router.
+/// Every route must also be in the OpenAPI document ([`crate::openapi`]); a test checks it.
+struct RouteTable {
+    router: Router<Arc<AppState>>,
+    list: Vec<(&'static str, &'static str)>,
+}
+
+impl RouteTable {
+    fn add(
+        mut self,
+        method: &'static str,
+        path: &'static str,
+        route: axum::routing::MethodRouter<Arc<AppState>>,
+    ) -> Self {
+        self.router = self.router.route(path, route);
+        self.list.push((method, path));
+        self
+    }
+}
+
+fn route_table(state: &AppState) -> RouteTable {
+    let per_source = middleware::from_fn_with_state(state.limits.clone(), ratelimit::per_source);
+    RouteTable {
+        router: Router::new(),
+        list: Vec::new(),
+    }
+    .add(
+        "post",
+        oauth::REVOKE_PATH,
+        post(oauth::revoke_endpoint).route_layer(per_source.clone()),
+    )
+    .add(
+        "post",
+        oauth::INTROSPECT_PATH,
+        post(oauth::introspect_endpoint).route_layer(per_source.clone()),
+    )
+    .add(
+        "post",
+        oauth::TOKEN_PATH,
+        post(oauth::token_endpoint).route_layer(per_source),
+    )
+    .add("get", metrics::METRICS_PATH, get(metrics::metrics_endpoint))
+    .add("get", wellknown::JWKS_PATH, get(wellknown::jwks))
+    .add("get", wellknown::METADATA_PATH, get(wellknown::metadata))
+    .add("get", health::HEALTH_PATH, get(health::health))
+    .add("get", openapi::OPENAPI_PATH, get(openapi::openapi_json))
 }
 
 /// The routes, without cross-cutting layers.
 pub fn routes(state: Arc<AppState>) -> Router {
-    let per_source = middleware::from_fn_with_state(state.limits.clone(), ratelimit::per_source);
-    Router::new()
-        .route(
-            oauth::REVOKE_PATH,
-            post(oauth::revoke_endpoint).route_layer(per_source.clone()),
-        )
-        .route(
-            oauth::INTROSPECT_PATH,
-            post(oauth::introspect_endpoint).route_layer(per_source.clone()),
-        )
-        .route(
-            oauth::TOKEN_PATH,
-            post(oauth::token_endpoint).route_layer(per_source),
-        )
-        .route(metrics::METRICS_PATH, get(metrics::metrics_endpoint))
-        .route(wellknown::JWKS_PATH, get(wellknown::jwks))
-        .route(wellknown::METADATA_PATH, get(wellknown::metadata))
-        .route(health::HEALTH_PATH, get(health::health))
-        .with_state(state)
+    route_table(&state).router.with_state(state)
+}
+
+/// Every route of [`routes`] as (lower-case method, path), for the OpenAPI completeness test.
+pub fn route_list(state: &AppState) -> Vec<(&'static str, &'static str)> {
+    route_table(state).list
 }
 
 /// The cross-cutting layers: request tracing (no headers, `Authorization` and cookies marked
@@ -425,14 +482,33 @@ impl App {
             tracing::info!("shutting down");
             let _ = stop_signal.send(true);
         });
-        let mut server = tokio::spawn(
-            axum::serve(
-                self.listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(wait_for(stop_rx.clone()))
-            .into_future(),
-        );
+        let mut server = match &self.tls {
+            Some(reloader) => {
+                tokio::spawn(reloader.clone().watch(
+                    state.config.tls.reload_interval.as_std(),
+                    wait_for(stop_rx.clone()),
+                ));
+                let config = tls::server_config(reloader.clone())
+                    .map_err(|e| ServeError::Task(e.to_string()))?;
+                let listener = TlsListener::new(self.listener, config)?.tap_io(|_| {});
+                tokio::spawn(
+                    axum::serve(
+                        listener,
+                        router.into_make_service_with_connect_info::<SocketAddr>(),
+                    )
+                    .with_graceful_shutdown(wait_for(stop_rx.clone()))
+                    .into_future(),
+                )
+            }
+            None => tokio::spawn(
+                axum::serve(
+                    self.listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(wait_for(stop_rx.clone()))
+                .into_future(),
+            ),
+        };
         let result = tokio::select! {
             joined = &mut server => match joined {
                 Ok(result) => result.map_err(ServeError::from),
@@ -460,6 +536,7 @@ impl App {
     pub fn spawn(self) -> RunningApp {
         let state = self.state.clone();
         let addr = self.local_addr;
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(self.serve(async move {
             let _ = stopped.await;
@@ -467,6 +544,7 @@ impl App {
         RunningApp {
             state,
             addr,
+            scheme,
             stop: Some(stop),
             task,
         }
@@ -478,14 +556,15 @@ impl App {
 pub struct RunningApp {
     state: Arc<AppState>,
     addr: SocketAddr,
+    scheme: &'static str,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), ServeError>>,
 }
 
 impl RunningApp {
-    /// `http://addr`, for clients.
+    /// `http://addr` (`https://addr` with TLS), for clients.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The bound address.
@@ -526,6 +605,15 @@ async fn maintenance(state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(purged = n, "expired assertion ids removed"),
             Err(e) => tracing::warn!(error = %e, "could not purge assertion ids"),
+        }
+        let now = state.clock.unix_seconds();
+        if let Err(e) = crate::refresh::purge_expired(&state.store, now).await {
+            tracing::warn!(error = %e, "could not purge expired refresh-token families");
+        }
+        if let Err(e) =
+            crate::users::purge_login_failures(&state.store, &state.config.users, now).await
+        {
+            tracing::warn!(error = %e, "could not purge login failures");
         }
         tokio::select! {
             () = state.clock.sleep(chrono::TimeDelta::minutes(10)) => {}

@@ -70,6 +70,9 @@ pub async fn check(state: &AppState) -> HealthReport {
     let mut components: Vec<(&str, ComponentHealth)> = Vec::new();
     components.push(("store", store(state).await));
     components.push(("signing_keys", signing_keys(state)));
+    if let Some(session) = &state.vault {
+        components.push(("vault", vault(session, state.keys_in_vault())));
+    }
     let status = components
         .iter()
         .map(|(_, c)| c.status)
@@ -89,6 +92,28 @@ pub async fn check(state: &AppState) -> HealthReport {
         checked_at: state.clock.now(),
         checks,
     }
+}
+
+/// The Vault identity loop. Unhealthy only when the signing keys depend on it.
+fn vault(session: &gha_auth::vault::VaultSession, keys_in_vault: bool) -> ComponentHealth {
+    use gha_auth::vault::VaultHealth;
+    let status = session.status();
+    let level = match status.health {
+        VaultHealth::Healthy => HealthStatus::Healthy,
+        VaultHealth::Unhealthy | VaultHealth::Stopped if keys_in_vault => HealthStatus::Unhealthy,
+        _ => HealthStatus::Degraded,
+    };
+    ComponentHealth::new(
+        level,
+        json!({
+            "address": session.connection().address(),
+            "auth_method": status.method,
+            "token_ttl_remaining_seconds": status.token_ttl_remaining.map(|d| d.as_secs()),
+            "consecutive_failures": status.consecutive_failures,
+            "last_error": status.last_error,
+            "holds_signing_keys": keys_in_vault,
+        }),
+    )
 }
 
 async fn store(state: &AppState) -> ComponentHealth {
@@ -155,6 +180,15 @@ fn signing_keys(state: &AppState) -> ComponentHealth {
 }
 
 /// The handler.
+#[utoipa::path(
+    get,
+    path = "/HealthCheck",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Healthy or Degraded", body = crate::openapi::HealthDoc),
+        (status = 503, description = "Unhealthy", body = crate::openapi::HealthDoc),
+    ),
+)]
 pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Response {
     let report = check(&state).await;
     let status = match report.status {

@@ -11,6 +11,8 @@
 //! - [`health`], [`wellknown`]: `/HealthCheck`, the JWKS and RFC 8414 metadata;
 //! - [`ratelimit`]: per-source and per-client rate limits, backoff after failed authentication;
 //! - [`metrics`]: `GET /metrics` (Prometheus);
+//! - [`tls`]: HTTPS with rustls, certificate reloaded when its files change;
+//! - [`openapi`]: `GET /openapi.json`, generated from the handlers;
 //! - [`telemetry`]: structured JSON logs;
 //! - [`users`], [`refresh`]: the built-in user store and rotating refresh-token families;
 //! - [`cli`]: the `gha-auth` command line.
@@ -25,10 +27,12 @@ pub mod health;
 pub mod keys;
 pub mod metrics;
 pub mod oauth;
+pub mod openapi;
 pub mod ratelimit;
 pub mod refresh;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod users;
 pub mod wellknown;
 

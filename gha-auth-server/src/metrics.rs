@@ -30,8 +30,7 @@ use crate::ratelimit::LimitReason;
 pub const METRICS_PATH: &str = "/metrics";
 
 const LATENCY_BUCKETS: &[f64] = &[
-    0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-    10.0,
+    0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -64,7 +63,10 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
 }
 
 fn describe() {
-    metrics::describe_counter!("gha_auth_http_requests_total", "HTTP requests by route and status");
+    metrics::describe_counter!(
+        "gha_auth_http_requests_total",
+        "HTTP requests by route and status"
+    );
     metrics::describe_histogram!(
         "gha_auth_http_request_duration_seconds",
         metrics::Unit::Seconds,
@@ -74,7 +76,10 @@ fn describe() {
         "gha_auth_token_requests_total",
         "Token-endpoint outcomes per grant type"
     );
-    metrics::describe_counter!("gha_auth_rate_limited_total", "Requests refused by abuse limits");
+    metrics::describe_counter!(
+        "gha_auth_rate_limited_total",
+        "Requests refused by abuse limits"
+    );
     metrics::describe_gauge!(
         "gha_auth_signing_key_age_seconds",
         metrics::Unit::Seconds,
@@ -173,6 +178,12 @@ fn key_state_name(state: gha_auth::keys::KeyState) -> &'static str {
 }
 
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String)),
+)]
 pub(crate) async fn metrics_endpoint(State(state): State<Arc<AppState>>) -> Response {
     update_key_gauges(&state);
     let body = match handle() {

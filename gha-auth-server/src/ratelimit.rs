@@ -219,7 +219,10 @@ impl RateLimits {
     }
 
     fn source_key(source: Option<SocketAddr>) -> String {
-        source.map_or_else(|| "source:unknown".to_owned(), |s| format!("source:{}", s.ip()))
+        source.map_or_else(
+            || "source:unknown".to_owned(),
+            |s| format!("source:{}", s.ip()),
+        )
     }
 
     fn pair_key(client_id: &str, source: Option<SocketAddr>) -> String {

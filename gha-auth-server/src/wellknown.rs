@@ -21,6 +21,15 @@ pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
 /// The key set, pre-rendered, with `Cache-Control: max-age` from the schedule and a strong
 /// `ETag`; `304 Not Modified` when `If-None-Match` names it.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "discovery",
+    responses(
+        (status = 200, description = "RFC 7517 key set with Cache-Control and ETag", body = crate::openapi::JwksDoc),
+        (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
+    ),
+)]
 pub(crate) async fn jwks(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let snapshot = state.keys.snapshot();
     let max_age = state.keys.schedule().cache_control_max_age();
@@ -64,6 +73,8 @@ struct Metadata {
     issuer: String,
     token_endpoint: String,
     jwks_uri: String,
+    revocation_endpoint: String,
+    introspection_endpoint: String,
     grant_types_supported: Vec<&'static str>,
     response_types_supported: Vec<&'static str>,
     token_endpoint_auth_methods_supported: Vec<&'static str>,
@@ -71,12 +82,20 @@ struct Metadata {
 }
 
 /// RFC 8414 metadata. Later endpoints (introspection, revocation) add their members here.
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    tag = "discovery",
+    responses((status = 200, description = "RFC 8414 authorization-server metadata", body = Object)),
+)]
 pub(crate) async fn metadata(State(state): State<Arc<AppState>>) -> Response {
     let base = state.issuer.trim_end_matches('/');
     let body = Metadata {
         issuer: state.issuer.clone(),
         token_endpoint: state.token_endpoint.clone(),
         jwks_uri: format!("{base}{JWKS_PATH}"),
+        revocation_endpoint: format!("{base}{}", crate::oauth::REVOKE_PATH),
+        introspection_endpoint: format!("{base}{}", crate::oauth::INTROSPECT_PATH),
         grant_types_supported: crate::oauth::grants::supported(),
         response_types_supported: Vec::new(),
         token_endpoint_auth_methods_supported: vec![

@@ -238,3 +238,178 @@ async fn metrics_render_requests_outcomes_latency_and_keys() {
     assert!(!text.contains(&secret), "no secret in metrics");
     server.app.shutdown().await.unwrap();
 }
+
+mod tls {
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    struct Ca {
+        cert: rcgen::Certificate,
+        key: rcgen::KeyPair,
+    }
+
+    fn ca() -> Ca {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "gha-auth test CA");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Ca { cert, key }
+    }
+
+    /// A leaf for 127.0.0.1 signed by `ca`, written to `dir`; returns its DER.
+    fn leaf(ca: &Ca, dir: &Path, name: &str) -> Vec<u8> {
+        let mut params =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+                .unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca.cert, &ca.key).unwrap();
+        // Key first, then the certificate: the reloader may see the pair half-written and must
+        // keep the old one until both match.
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+        std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+        cert.der().to_vec()
+    }
+
+    fn client(ca: &Ca) -> reqwest::Client {
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.cert.pem().as_bytes()).unwrap())
+            .tls_info(true)
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap()
+    }
+
+    async fn served_cert(http: &reqwest::Client, url: &str) -> Vec<u8> {
+        let response = http.get(url).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|info| info.peer_certificate())
+            .unwrap()
+            .to_vec()
+    }
+
+    #[tokio::test]
+    async fn serves_https_and_reloads_a_replaced_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ca();
+        let first = leaf(&ca, dir.path(), "first");
+        let server = Server::start(|c| {
+            c.tls.cert_file = Some(dir.path().join("cert.pem"));
+            c.tls.key_file = Some(dir.path().join("key.pem"));
+            c.tls.reload_interval = gha_auth_server::config::Duration::seconds(1);
+        })
+        .await;
+        let base = server.app.base_url();
+        assert!(base.starts_with("https://127.0.0.1:"), "{base}");
+        assert!(server.app.state().issuer().starts_with("https://"));
+        let http = client(&ca);
+        let url = format!("{base}/HealthCheck");
+        assert_eq!(served_cert(&http, &url).await, first);
+
+        // Tokens are issued over HTTPS.
+        let secret = server.client("svc").await;
+        let response = http
+            .post(server.app.state().token_endpoint())
+            .basic_auth("svc", Some(&secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+
+        // Plain HTTP on the TLS port gets no HTTP answer.
+        let plain = reqwest::Client::new()
+            .get(url.replace("https://", "http://"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        assert!(plain.is_err() || plain.unwrap().status() != StatusCode::OK);
+
+        // A client that does not trust the CA is refused.
+        let untrusting = reqwest::Client::new();
+        assert!(untrusting.get(&url).send().await.is_err());
+
+        // Replace the files: the new certificate is served without a restart.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let second = leaf(&ca, dir.path(), "second");
+        assert_ne!(first, second);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            // A fresh client each time: a resumed TLS session would report the old certificate.
+            let served = served_cert(&client(&ca), &url).await;
+            if served == second {
+                break;
+            }
+            assert!(Instant::now() < deadline, "new certificate not served");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        server.app.shutdown().await.unwrap();
+    }
+
+    #[test]
+    fn tls_lifts_the_loopback_rule_and_needs_both_files() {
+        let mut config = Config::default();
+        config.listen = "0.0.0.0:8700".parse().unwrap();
+        assert!(config.problems().iter().any(|p| p.key == "listen"));
+        config.tls.cert_file = Some("cert.pem".into());
+        assert!(config.problems().iter().any(|p| p.key == "tls"));
+        config.tls.key_file = Some("key.pem".into());
+        assert!(config.problems().is_empty(), "{:?}", config.problems());
+    }
+
+    #[test]
+    fn vault_needs_exactly_one_auth_method() {
+        let mut config = Config::default();
+        config.vault.address = Some("http://127.0.0.1:8200".into());
+        assert!(config.problems().iter().any(|p| p.key == "vault"));
+        config.vault.token_file = Some("token".into());
+        assert!(config.problems().is_empty(), "{:?}", config.problems());
+        assert!(config.keys_in_vault());
+        config.vault.role_id_file = Some("role".into());
+        assert!(config.problems().iter().any(|p| p.key == "vault"));
+    }
+}
+
+#[tokio::test]
+async fn openapi_document_covers_every_route() {
+    let server = Server::start(|_| {}).await;
+    let response = server.get("/openapi.json").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let doc: Value = response.json().await.unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let routes = gha_auth_server::app::route_list(server.app.state());
+    assert!(routes.len() >= 6, "{routes:?}");
+    for (method, path) in &routes {
+        let operation = &doc["paths"][*path][*method];
+        assert!(
+            operation.is_object(),
+            "{method} {path} is served but not in /openapi.json"
+        );
+        assert!(operation["responses"].is_object(), "{method} {path}");
+    }
+    // And nothing is documented that is not served.
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            assert!(
+                routes.iter().any(|(m, p)| m == method && p == path),
+                "{method} {path} documented but not served"
+            );
+        }
+    }
+    server.app.shutdown().await.unwrap();
+}

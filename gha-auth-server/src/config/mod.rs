@@ -68,6 +68,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Vault / OpenBao (signing keys in KV v2 when `address` is set).
     pub vault: VaultSection,
+    /// HTTPS: served when a certificate and key are given.
+    pub tls: TlsConfig,
 }
 
 impl Default for Config {
@@ -88,6 +90,7 @@ impl Default for Config {
             log: LogConfig::default(),
             rate_limit: RateLimitConfig::default(),
             vault: VaultSection::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -372,6 +375,40 @@ impl Default for RateLimitConfig {
     }
 }
 
+/// HTTPS with rustls. Both files set: HTTPS; neither: plain HTTP (loopback, or behind a
+/// TLS-terminating proxy with `allow_insecure_http`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+    /// How often the files' modification times are checked; a change reloads them.
+    pub reload_interval: Duration,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert_file: None,
+            key_file: None,
+            reload_interval: Duration::seconds(5),
+        }
+    }
+}
+
+impl TlsConfig {
+    /// The certificate and key files, when HTTPS is on.
+    pub fn files(&self) -> Option<(&Path, &Path)> {
+        match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            _ => None,
+        }
+    }
+}
+
 /// Vault / OpenBao. Unset `address`: no Vault.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -622,6 +659,7 @@ impl Config {
     pub fn issuer_for(&self, bound: SocketAddr) -> String {
         match &self.issuer {
             Some(issuer) => issuer.trim_end_matches('/').to_owned(),
+            None if self.tls.files().is_some() => format!("https://{bound}"),
             None => format!("http://{bound}"),
         }
     }

@@ -38,6 +38,7 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
     check_schedule(config, &mut out);
     check_tokens(config, &mut out);
     check_clients(config, &mut out);
+    check_users(config, &mut out);
     check_http(config, &mut out);
     check_log(config, &mut out);
     check_rate_limit(config, &mut out);
@@ -51,12 +52,20 @@ pub(crate) fn is_loopback(addr: SocketAddr) -> bool {
 }
 
 fn check_transport(config: &Config, out: &mut Problems) {
-    if !is_loopback(config.listen) && !config.allow_insecure_http {
+    let tls = config.tls.files().is_some();
+    if config.tls.cert_file.is_some() != config.tls.key_file.is_some() {
+        out.push("tls", "set both tls.cert_file and tls.key_file, or neither");
+    }
+    if config.tls.reload_interval <= Duration::seconds(0) {
+        out.push("tls.reload_interval", "must be greater than zero");
+    }
+    if !tls && !is_loopback(config.listen) && !config.allow_insecure_http {
         out.push(
             "listen",
             format!(
-                "plain HTTP on the non-loopback address {} is refused; listen on 127.0.0.1, or set \
-                 allow_insecure_http = true when a TLS-terminating proxy is in front",
+                "plain HTTP on the non-loopback address {} is refused; configure [tls], listen on \
+                 127.0.0.1, or set allow_insecure_http = true when a TLS-terminating proxy is in \
+                 front",
                 config.listen
             ),
         );
@@ -240,7 +249,10 @@ fn check_rate_limit(config: &Config, out: &mut Problems) {
         out.push("rate_limit.backoff_base", "must be greater than zero");
     }
     if limits.backoff_max < limits.backoff_base {
-        out.push("rate_limit.backoff_max", "must be at least rate_limit.backoff_base");
+        out.push(
+            "rate_limit.backoff_max",
+            "must be at least rate_limit.backoff_base",
+        );
     }
     if limits.backoff_max > Duration::hours(24) {
         out.push("rate_limit.backoff_max", "must be at most 24h");
@@ -271,5 +283,45 @@ fn check_vault(config: &Config, out: &mut Problems) {
     }
     if vault.request_timeout <= Duration::seconds(0) {
         out.push("vault.request_timeout", "must be greater than zero");
+    }
+}
+
+fn check_users(config: &Config, out: &mut Problems) {
+    let users = &config.users;
+    if !(1024..=1024 * 1024).contains(&users.argon2_memory_kib) {
+        out.push(
+            "users.argon2_memory_kib",
+            "must be between 1024 and 1048576 (below the default 19456 only for tests)",
+        );
+    }
+    if !(1..=16).contains(&users.argon2_iterations) {
+        out.push("users.argon2_iterations", "must be between 1 and 16");
+    }
+    if !(1..=16).contains(&users.argon2_parallelism) {
+        out.push("users.argon2_parallelism", "must be between 1 and 16");
+    }
+    if users.backoff_base <= Duration::seconds(0) || users.backoff_max < users.backoff_base {
+        out.push(
+            "users.backoff_base",
+            "must be greater than zero and at most users.backoff_max",
+        );
+    }
+    let refresh = &config.refresh;
+    if refresh.grace_window < Duration::seconds(0) || refresh.grace_window > Duration::minutes(5) {
+        out.push(
+            "refresh.grace_window",
+            "must be between 0s and 5m: a longer window lets a stolen token be replayed",
+        );
+    }
+    if refresh.idle_lifetime <= refresh.grace_window
+        || refresh.idle_lifetime > refresh.absolute_lifetime
+    {
+        out.push(
+            "refresh.idle_lifetime",
+            "must be longer than refresh.grace_window and at most refresh.absolute_lifetime",
+        );
+    }
+    if refresh.absolute_lifetime > Duration::days(365) {
+        out.push("refresh.absolute_lifetime", "must be at most 365d");
     }
 }

@@ -20,8 +20,8 @@ pub use manager::{
     KeyInfo, KeyManager, KeyManagerError, KeySettings, KeySnapshot, SyncHealth, SyncReport,
 };
 pub use scheduler::run_scheduler;
-pub use vault::{VaultKeyStore, vault_config};
 pub use store::{CasOutcome, KeyDocument, KeyStore, KeyStoreError, LocalKeyStore, Versioned};
+pub use vault::{VaultKeyStore, vault_config};
 
 /// The key schedule the configuration describes, validated.
 ///

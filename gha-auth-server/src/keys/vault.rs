@@ -24,7 +24,11 @@ pub fn vault_config(config: &Config) -> Result<Option<VaultConfig>, String> {
     let Some(address) = &vault.address else {
         return Ok(None);
     };
-    let auth = match (&vault.token_file, &vault.role_id_file, &vault.secret_id_file) {
+    let auth = match (
+        &vault.token_file,
+        &vault.role_id_file,
+        &vault.secret_id_file,
+    ) {
         (Some(token), None, None) => AuthConfig::token(CredentialSource::file(token)),
         (None, Some(role_id), Some(secret_id)) => AuthConfig::approle(
             CredentialSource::file(role_id),
@@ -85,11 +89,9 @@ impl KeyStore for VaultKeyStore {
                 self.path(doc)
             )));
         };
-        let bytes = STANDARD
-            .decode(encoded.expose().as_bytes())
-            .map_err(|_| {
-                KeyStoreError::Backend(format!("vault: {} is not base64", self.path(doc)))
-            })?;
+        let bytes = STANDARD.decode(encoded.expose().as_bytes()).map_err(|_| {
+            KeyStoreError::Backend(format!("vault: {} is not base64", self.path(doc)))
+        })?;
         Ok(Some(Versioned {
             version: secret.metadata.version,
             document: SecretBytes::from(bytes),

@@ -98,7 +98,9 @@ async fn revoke(state: &AppState, request: Request) -> Result<(), Refusal> {
     let client_id = client.client.id;
     let now = state.clock.unix_seconds();
     if let Ok(key) = ApiKey::parse_kind(token, SecretKind::RefreshToken) {
-        let Some((_, family)) = refresh::lookup(state, &key).await.map_err(|e| internal(&e))?
+        let Some((_, family)) = refresh::lookup(state, &key)
+            .await
+            .map_err(|e| internal(&e))?
         else {
             return Ok(());
         };
@@ -181,7 +183,9 @@ async fn introspect(state: &AppState, request: Request) -> Result<Value, Refusal
     let now = state.clock.unix_seconds();
     let inactive = json!({ "active": false });
     if let Ok(key) = ApiKey::parse_kind(token, SecretKind::RefreshToken) {
-        let Some((row, family)) = refresh::lookup(state, &key).await.map_err(|e| internal(&e))?
+        let Some((row, family)) = refresh::lookup(state, &key)
+            .await
+            .map_err(|e| internal(&e))?
         else {
             return Ok(inactive);
         };
@@ -255,10 +259,12 @@ fn verify_own(state: &AppState, token: &str) -> Option<AccessClaims> {
             .collect(),
         _ => return None,
     };
-    let validation = Validation::new(state.issuer.clone(), audiences)
-        .ok()?
+    let validation = Validation::new(state.issuer.clone(), audiences).ok()?;
+    // The configured leeway, when the verifier accepts it (at most 300 s); else its default.
+    let validation = validation
+        .clone()
         .with_leeway(state.keys.schedule().leeway)
-        .ok()?;
+        .unwrap_or(validation);
     let snapshot = state.keys.snapshot();
     Verifier::new(validation, state.clock.clone())
         .verify::<AccessClaims>(token, snapshot.ring())

@@ -16,6 +16,23 @@ use crate::ratelimit::Limited;
 /// Handles a token request: content type, bounded body, form, grant type, client
 /// authentication, then the grant. Every failure is an RFC 6749 error, never a 500 for bad
 /// input.
+#[utoipa::path(
+    post,
+    path = "/oauth2/token",
+    tag = "oauth",
+    request_body(
+        content = crate::openapi::TokenRequestDoc,
+        content_type = "application/x-www-form-urlencoded",
+        description = "Client authentication by HTTP Basic (client_secret_basic), form fields (client_secret_post) or a signed assertion (private_key_jwt)"
+    ),
+    responses(
+        (status = 200, description = "An access token (RFC 9068)", body = crate::openapi::TokenResponseDoc),
+        (status = 400, description = "RFC 6749 §5.2 error", body = crate::openapi::OAuthErrorDoc),
+        (status = 401, description = "Client authentication by HTTP Basic failed", body = crate::openapi::OAuthErrorDoc),
+        (status = 429, description = "Rate limited or backing off after failed authentication; see Retry-After", body = crate::openapi::OAuthErrorDoc),
+        (status = 500, description = "server_error", body = crate::openapi::OAuthErrorDoc),
+    ),
+)]
 pub(crate) async fn token_endpoint(
     State(state): State<Arc<AppState>>,
     request: Request,

@@ -402,3 +402,20 @@ pub async fn rotate(
         client_id: family.client_id,
     })
 }
+
+/// Deletes families that ended before `now` and their tokens (housekeeping); returns how many
+/// families. Revoked families stay until their absolute end, so a late replay is still seen.
+pub async fn purge_expired(store: &Store, now: i64) -> Result<u64, StoreError> {
+    sqlx::query(
+        "DELETE FROM refresh_tokens WHERE family_id IN \
+         (SELECT id FROM refresh_families WHERE expires_at < $1)",
+    )
+    .bind(now)
+    .execute(store.pool())
+    .await?;
+    let result = sqlx::query("DELETE FROM refresh_families WHERE expires_at < $1")
+        .bind(now)
+        .execute(store.pool())
+        .await?;
+    Ok(result.rows_affected())
+}

@@ -27,8 +27,8 @@ use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
 use crate::config::UsersConfig;
 use crate::store::{Store, StoreError};
 
-pub(crate) use cli::run as run_cli;
 pub use cli::UsersCommand;
+pub(crate) use cli::run as run_cli;
 pub use store::UserRow;
 
 /// Longest accepted password, in bytes (Argon2 cost must not be an amplifier).
@@ -164,11 +164,8 @@ pub fn hash_password(params: &Params, password: &[u8]) -> Result<String, UserErr
 /// Checks `password` against a PHC string (its own parameters apply). False for anything
 /// unparseable.
 pub fn verify_password(hash: &str, password: &[u8]) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password, &parsed)
-            .is_ok()
-    })
+    PasswordHash::new(hash)
+        .is_ok_and(|parsed| Argon2::default().verify_password(password, &parsed).is_ok())
 }
 
 /// Runs CPU-heavy Argon2 off the async workers.
@@ -316,7 +313,12 @@ impl Users {
     }
 
     /// Disables a user and revokes every refresh-token family they hold.
-    pub async fn disable(&self, tenant: &str, username: &str, actor: &str) -> Result<(), UserError> {
+    pub async fn disable(
+        &self,
+        tenant: &str,
+        username: &str,
+        actor: &str,
+    ) -> Result<(), UserError> {
         check_names(tenant, username)?;
         let now = self.clock.unix_seconds();
         let Some(user) = store::find(&self.store, tenant, username).await? else {
@@ -374,7 +376,13 @@ impl Users {
         source: Option<IpAddr>,
     ) -> Result<User, LoginError> {
         let now = self.clock.unix_seconds();
-        let user_key = display_name(tenant, username);
+        let valid_name = is_valid_username(username) && is_valid_tenant(tenant);
+        // Malformed names share one counter: an attacker cannot fill the table with them.
+        let user_key = if valid_name {
+            display_name(tenant, username)
+        } else {
+            "<malformed>".to_owned()
+        };
         let source_key = source.map(|ip| ip.to_string());
         let internal = |e: StoreError| {
             tracing::error!(error = %e, "user store failed during login");
@@ -395,7 +403,7 @@ impl Users {
                 .await;
             return Err(LoginError::Backoff(locked_until));
         }
-        let row = if is_valid_username(username) && is_valid_tenant(tenant) {
+        let row = if valid_name {
             store::find(&self.store, tenant, username)
                 .await
                 .map_err(internal)?
@@ -478,12 +486,32 @@ impl Users {
         tracing::info!(user = %crate::audit::clean(user_key), client_id, reason, "user login failed");
         self.audit
             .record_or_log(
-                AuditEvent::new(AuditKind::UserAuthFailed, client_id, user_key, Outcome::Failure)
-                    .detail("reason", reason)
-                    .detail("source", source.unwrap_or_default()),
+                AuditEvent::new(
+                    AuditKind::UserAuthFailed,
+                    client_id,
+                    user_key,
+                    Outcome::Failure,
+                )
+                .detail("reason", reason)
+                .detail("source", source.unwrap_or_default()),
             )
             .await;
     }
+}
+
+/// Housekeeping: drops login-failure counters that no longer matter (older than
+/// `users.backoff_max` and not backing off).
+pub async fn purge_login_failures(
+    store: &Store,
+    settings: &UsersConfig,
+    now: i64,
+) -> Result<u64, StoreError> {
+    store::purge_failures(
+        store,
+        now.saturating_sub(settings.backoff_max.as_secs()),
+        now,
+    )
+    .await
 }
 
 /// The backoff rule: after `free` failures, `base · 2^(n − free)`, at most `max`.
@@ -551,6 +579,27 @@ mod tests {
             max: 60,
         };
         assert_eq!(off.until(100, 100), 0);
+    }
+
+    /// `cargo test -p gha-auth-server --release --lib -- --ignored measure_hash_cost --nocapture`
+    /// prints the time per hash at the default cost (recorded in docs/decisions/0003).
+    #[test]
+    #[ignore = "measurement, not a check"]
+    fn measure_hash_cost() {
+        let params = params_from(&UsersConfig::default()).unwrap();
+        let rounds = 20;
+        let started = std::time::Instant::now();
+        let mut hash = String::new();
+        for _ in 0..rounds {
+            hash = hash_password(&params, b"a typical password").unwrap();
+        }
+        let per_hash = started.elapsed() / rounds;
+        let started = std::time::Instant::now();
+        for _ in 0..rounds {
+            assert!(verify_password(&hash, b"a typical password"));
+        }
+        let per_verify = started.elapsed() / rounds;
+        eprintln!("argon2id {hash}: hash {per_hash:?}, verify {per_verify:?}");
     }
 
     #[test]

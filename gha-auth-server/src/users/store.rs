@@ -232,3 +232,18 @@ pub(super) async fn clear_failures(store: &Store, kind: &str, key: &str) -> Resu
         .await?;
     Ok(())
 }
+
+/// Forgets failures last seen before `before` whose backoff ended before `now` (housekeeping).
+pub(crate) async fn purge_failures(
+    store: &Store,
+    before: i64,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let result =
+        sqlx::query("DELETE FROM login_failures WHERE updated_at < $1 AND locked_until < $2")
+            .bind(before)
+            .bind(now)
+            .execute(store.pool())
+            .await?;
+    Ok(result.rows_affected())
+}

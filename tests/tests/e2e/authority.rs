@@ -1038,7 +1038,15 @@ async fn metadata_and_health_describe_the_service() {
     );
     assert_eq!(
         metadata["grant_types_supported"],
-        json!(["client_credentials"])
+        json!(["client_credentials", "password", "refresh_token"])
+    );
+    assert_eq!(
+        metadata["revocation_endpoint"],
+        authority.url("/oauth2/revoke")
+    );
+    assert_eq!(
+        metadata["introspection_endpoint"],
+        authority.url("/oauth2/introspect")
     );
     assert_eq!(
         metadata["token_endpoint_auth_methods_supported"],

@@ -13,6 +13,7 @@
 )]
 
 mod authority;
+mod authority_vault;
 mod harness;
 mod users;
 mod vault;

@@ -5,9 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use chrono::TimeDelta;
+use gha_auth::apikey::{ApiKey, SecretKind};
 use gha_auth::jwt::{AccessClaims, Validation, Verifier};
 use gha_auth::keys::JwkSet;
-use gha_auth::{ManualClock, SecretString};
+use gha_auth::{Clock, ManualClock, SecretString};
 use gha_auth_server::clients::{ClientRegistration, GrantType};
 use gha_auth_server::config::Config;
 use gha_auth_server::users::Users;
@@ -125,12 +126,11 @@ impl Cluster {
             )
             .await
             .unwrap();
-        // Confidential, not first-party, but registered for password: still refused.
+        // Confidential and not first-party (registration refuses it the password grant).
         let (_, secret) = clients
             .register(
                 ClientRegistration::new("svc-introspect")
                     .grant(GrantType::ClientCredentials)
-                    .grant(GrantType::Password)
                     .scope("jobs:read")
                     .audience(AUDIENCE),
                 "e2e",
@@ -152,6 +152,10 @@ impl Cluster {
         users.add("", "bob", &[], &password, "e2e").await.unwrap();
         users.disable("", "bob", "e2e").await.unwrap();
         users.add("", "carol", &[], &password, "e2e").await.unwrap();
+        users
+            .add("acme", "dave", &["planner".to_owned()], &password, "e2e")
+            .await
+            .unwrap();
         secret.unwrap().expose().to_owned()
     }
 
@@ -203,10 +207,13 @@ impl Cluster {
             .unwrap();
         let keys = JwkSet::parse_lenient(&body).unwrap();
         let issuer = self.app(0).state().issuer().to_owned();
-        Verifier::new(Validation::new(issuer, [AUDIENCE]).unwrap(), self.clock.shared())
-            .verify::<AccessClaims>(token, &keys)
-            .unwrap()
-            .claims
+        Verifier::new(
+            Validation::new(issuer, [AUDIENCE]).unwrap(),
+            self.clock.shared(),
+        )
+        .verify::<AccessClaims>(token, &keys)
+        .unwrap()
+        .claims
     }
 
     async fn introspect(&self, secret: &str, token: &str) -> Value {
@@ -290,7 +297,10 @@ async fn login_and_rotate(backend: Backend) {
     // successor, and a fresh access token.
     cluster.clock.advance(TimeDelta::seconds(10));
     let (access1b, r1b) = tokens(cluster.refresh(0, &r0).await).await;
-    assert_eq!(r1b, r1, "a repeat within the grace window gets the same successor");
+    assert_eq!(
+        r1b, r1,
+        "a repeat within the grace window gets the same successor"
+    );
     assert_ne!(access1b, access1);
     // ... also on the other replica.
     let (_, r1c) = tokens(cluster.refresh(1, &r0).await).await;
@@ -314,7 +324,10 @@ async fn login_and_rotate(backend: Backend) {
     // and the reuse is audited.
     cluster.clock.advance(TimeDelta::seconds(31));
     let (status, error, _) = error_of(cluster.refresh(1, &r4a).await).await;
-    assert_eq!((status, error.as_str()), (StatusCode::BAD_REQUEST, "invalid_grant"));
+    assert_eq!(
+        (status, error.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_grant")
+    );
     let (_, error, _) = error_of(cluster.refresh(0, &r5).await).await;
     assert_eq!(error, "invalid_grant", "the whole family is revoked");
     let audit = cluster.audit_kinds().await;
@@ -351,6 +364,27 @@ async fn login_and_rotate(backend: Backend) {
     let (_, error, _) = error_of(cluster.refresh(0, &v).await).await;
     assert_eq!(error, "invalid_grant");
 
+    // Housekeeping (also run by the server's maintenance task as the clock moves) drops
+    // families after their absolute end, and nothing live.
+    let state = cluster.app(0).state();
+    let store = state.store();
+    gha_auth_server::refresh::purge_expired(store, cluster.clock.unix_seconds())
+        .await
+        .unwrap();
+    let first = ApiKey::parse_kind(&r0, SecretKind::RefreshToken).unwrap();
+    assert!(
+        gha_auth_server::refresh::lookup(state, &first)
+            .await
+            .unwrap()
+            .is_none(),
+        "the first family has ended and is gone"
+    );
+    let (_, live) = tokens(cluster.login(0, "alice", PASSWORD).await).await;
+    gha_auth_server::refresh::purge_expired(store, cluster.clock.unix_seconds())
+        .await
+        .unwrap();
+    tokens(cluster.refresh(1, &live).await).await;
+
     let report = gha_auth_server::audit::verify(cluster.app(0).state().store())
         .await
         .unwrap();
@@ -378,9 +412,18 @@ async fn bad_input(backend: Backend) {
     );
 
     // Wrong password, unknown user, disabled user: one answer.
-    assert_eq!(error_of(cluster.login(0, "alice", "wrong password").await).await, invalid_grant);
-    assert_eq!(error_of(cluster.login(0, "mallory", PASSWORD).await).await, invalid_grant);
-    assert_eq!(error_of(cluster.login(0, "bob", PASSWORD).await).await, invalid_grant);
+    assert_eq!(
+        error_of(cluster.login(0, "alice", "wrong password").await).await,
+        invalid_grant
+    );
+    assert_eq!(
+        error_of(cluster.login(0, "mallory", PASSWORD).await).await,
+        invalid_grant
+    );
+    assert_eq!(
+        error_of(cluster.login(0, "bob", PASSWORD).await).await,
+        invalid_grant
+    );
 
     // A public client trying client_credentials.
     let response = cluster
@@ -441,7 +484,10 @@ async fn bad_input(backend: Backend) {
             "{body}: {error}"
         );
     }
-    for token in ["nonsense", "ghar_00000000000000000000000000000000000000000000000000"] {
+    for token in [
+        "nonsense",
+        "ghar_00000000000000000000000000000000000000000000000000",
+    ] {
         let (_, error, _) = error_of(cluster.refresh(0, token).await).await;
         assert_eq!(error, "invalid_grant");
     }
@@ -457,6 +503,30 @@ async fn bad_input(backend: Backend) {
     cluster.clock.advance(TimeDelta::seconds(2));
     tokens(cluster.login(0, "carol", PASSWORD).await).await;
 
+    // A client without a tenant names the user's tenant with `tenant`; the token carries it.
+    let response = cluster
+        .post(
+            0,
+            "/oauth2/token",
+            &[
+                ("grant_type", "password"),
+                ("client_id", MOBILE),
+                ("tenant", "acme"),
+                ("username", "dave"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    let (access, _) = tokens(response).await;
+    let claims = cluster.verify(&access).await;
+    assert_eq!(claims.tenant.as_deref(), Some("acme"));
+    assert_eq!(claims.roles, ["planner"]);
+    assert_eq!(
+        error_of(cluster.login(0, "dave", PASSWORD).await).await,
+        invalid_grant,
+        "dave is not in the empty tenant"
+    );
+
     // Every failure is audited, without the password.
     let audit = cluster.audit_kinds().await;
     let failures: Vec<_> = audit
@@ -467,7 +537,11 @@ async fn bad_input(backend: Backend) {
     assert!(failures.iter().any(|(_, d)| d.contains("unknown_user")));
     assert!(failures.iter().any(|(_, d)| d.contains("user_disabled")));
     assert!(audit.iter().any(|(k, _)| k == "user.login_backoff"));
-    assert!(audit.iter().all(|(_, d)| !d.contains(PASSWORD) && !d.contains("wrong password")));
+    assert!(
+        audit
+            .iter()
+            .all(|(_, d)| !d.contains(PASSWORD) && !d.contains("wrong password"))
+    );
     cluster.shutdown().await;
 }
 
@@ -488,10 +562,16 @@ async fn revoke_and_introspect(backend: Backend) {
 
     // Introspection needs an authenticated, confidential caller.
     let response = cluster
-        .post(0, "/oauth2/introspect", &[("token", &access), ("client_id", MOBILE)])
+        .post(
+            0,
+            "/oauth2/introspect",
+            &[("token", &access), ("client_id", MOBILE)],
+        )
         .await;
     assert_eq!(error_of(response).await.1, "invalid_client");
-    let response = cluster.post(0, "/oauth2/introspect", &[("token", &access)]).await;
+    let response = cluster
+        .post(0, "/oauth2/introspect", &[("token", &access)])
+        .await;
     assert_eq!(error_of(response).await.1, "invalid_client");
 
     let body = cluster.introspect(&secret, &access).await;
@@ -502,13 +582,24 @@ async fn revoke_and_introspect(backend: Backend) {
     let body = cluster.introspect(&secret, &refresh).await;
     assert_eq!(body["active"], true, "{body}");
     assert_eq!(body["client_id"], MOBILE);
-    for junk in ["x", "ghar_00000000000000000000000000000000000000000000000000", "a.b.c"] {
-        assert_eq!(cluster.introspect(&secret, junk).await, serde_json::json!({"active": false}));
+    for junk in [
+        "x",
+        "ghar_00000000000000000000000000000000000000000000000000",
+        "a.b.c",
+    ] {
+        assert_eq!(
+            cluster.introspect(&secret, junk).await,
+            serde_json::json!({"active": false})
+        );
     }
 
     // Revocation: unknown tokens are fine; another client's token is left alone.
     let response = cluster
-        .post(0, "/oauth2/revoke", &[("token", "whatever"), ("client_id", MOBILE)])
+        .post(
+            0,
+            "/oauth2/revoke",
+            &[("token", "whatever"), ("client_id", MOBILE)],
+        )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     let response = cluster
@@ -522,19 +613,29 @@ async fn revoke_and_introspect(backend: Backend) {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(cluster.introspect(&secret, &refresh).await["active"], true);
     // A missing token is a bad request.
-    let response = cluster.post(0, "/oauth2/revoke", &[("client_id", MOBILE)]).await;
+    let response = cluster
+        .post(0, "/oauth2/revoke", &[("client_id", MOBILE)])
+        .await;
     assert_eq!(error_of(response).await.1, "invalid_request");
 
     // The owner revokes the access token: introspection says inactive.
     let response = cluster
-        .post(0, "/oauth2/revoke", &[("token", &access), ("client_id", MOBILE)])
+        .post(
+            0,
+            "/oauth2/revoke",
+            &[("token", &access), ("client_id", MOBILE)],
+        )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(cluster.introspect(&secret, &access).await["active"], false);
 
     // Revoking a refresh token revokes its family: the successor stops working too.
     let (_, successor) = tokens(cluster.refresh(0, &refresh).await).await;
-    assert_eq!(cluster.introspect(&secret, &refresh).await["active"], false, "used");
+    assert_eq!(
+        cluster.introspect(&secret, &refresh).await["active"],
+        false,
+        "used"
+    );
     let response = cluster
         .post(
             0,
@@ -547,11 +648,29 @@ async fn revoke_and_introspect(backend: Backend) {
         )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(cluster.introspect(&secret, &successor).await["active"], false);
+    assert_eq!(
+        cluster.introspect(&secret, &successor).await["active"],
+        false
+    );
     let (_, error, _) = error_of(cluster.refresh(0, &successor).await).await;
     assert_eq!(error, "invalid_grant");
     let audit = cluster.audit_kinds().await;
-    assert_eq!(audit.iter().filter(|(k, _)| k == "token.revoked").count(), 2);
+    assert_eq!(
+        audit.iter().filter(|(k, _)| k == "token.revoked").count(),
+        2
+    );
+
+    // Disabling a user ends their logins at once: every family is revoked.
+    let (_, w0) = tokens(cluster.login(0, "alice", PASSWORD).await).await;
+    cluster
+        .users()
+        .await
+        .disable("", "alice", "e2e")
+        .await
+        .unwrap();
+    assert_eq!(cluster.introspect(&secret, &w0).await["active"], false);
+    let (_, error, _) = error_of(cluster.refresh(0, &w0).await).await;
+    assert_eq!(error, "invalid_grant");
     cluster.shutdown().await;
 }
 

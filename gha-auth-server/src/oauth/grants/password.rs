@@ -58,7 +58,13 @@ pub(super) async fn handle(request: GrantRequest<'_>) -> Result<TokenResponse, O
     let password = SecretString::from(password);
     let user = match state
         .users
-        .login(&tenant, username, &password, &client.id, peer.map(|p| p.ip()))
+        .login(
+            &tenant,
+            username,
+            &password,
+            &client.id,
+            peer.map(|p| p.ip()),
+        )
         .await
     {
         Ok(user) => user,
