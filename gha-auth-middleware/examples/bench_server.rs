@@ -23,7 +23,9 @@ async fn handler() -> &'static str {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let listen = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8781".to_owned());
+    let listen = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8781".to_owned());
     let key = SigningKey::generate(Algorithm::ES256)?;
     let clock = SystemClock::shared();
     let claims = AccessClaims::new(

@@ -102,8 +102,8 @@ impl Backoff {
     fn fail(&self, key: &str, now: i64, threshold: u32, config: &RateLimitConfig) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= config.max_tracked && !entries.contains_key(key) {
-            // Bounded memory: forget entries that are no longer blocking, oldest failure first
-            // is not worth the cost here; dropping non-blocking ones keeps every active block.
+            // Bounded memory: forget the entries that are not blocking anyone; every active
+            // block is kept. When all are blocking, new keys are not tracked until some expire.
             entries.retain(|_, s| s.blocked_until > now);
             if entries.len() >= config.max_tracked {
                 return;

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use gha_auth::SystemClock;
 use gha_auth::vault::{
-    AuthConfig, CredentialSource, Database, DbCredentials, DynamicCredentials, KubernetesAuth, Kv2,
-    KvData, RenewalPolicy, StaticCredentials, VaultConfig, VaultError, VaultHealth, VaultSession,
+    AuthConfig, CredentialSource, Database, DbCredentials, DynamicCredentials, Kv2, KvData,
+    RenewalPolicy, StaticCredentials, VaultConfig, VaultError, VaultHealth, VaultSession,
 };
 use gha_auth_testkit::{Method, OpenBao, PrivatePostgres, random_hex};
 use serde_json::json;
