@@ -273,13 +273,11 @@ fn check_vault(config: &Config, out: &mut Problems) {
     if config.keys.backend == super::KeyBackend::Vault && vault.address.is_none() {
         out.push("keys.backend", "\"vault\" needs vault.address");
     }
-    let Some(_) = &vault.address else {
+    if vault.address.is_none() {
         return;
-    };
-    match crate::keys::vault_config(config) {
-        Ok(Some(_)) => {}
-        Ok(None) => {}
-        Err(e) => out.push("vault", e),
+    }
+    if let Err(e) = crate::keys::vault_config(config) {
+        out.push("vault", e);
     }
     if vault.request_timeout <= Duration::seconds(0) {
         out.push("vault.request_timeout", "must be greater than zero");
