@@ -327,15 +327,15 @@ fn import_pem_refuses_garbage() {
 
 #[test]
 fn dev_keys_are_refused_outside_dev_mode() {
-    let dev_pem =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../keys-dev/es256-dev.pem");
-    if let Ok(pem) = std::fs::read_to_string(&dev_pem) {
+    let dev_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../keys-dev");
+    for file in ["es256-dev.pem", "eddsa-dev.pem", "rs256-dev.pem"] {
+        let dev_pem = dev_dir.join(file);
+        let pem = std::fs::read_to_string(&dev_pem).unwrap();
         let key = gha_auth::keys::SigningKey::from_pkcs8_pem(&pem).unwrap();
-        if gha_auth::keys::is_dev_key(key.kid()) {
-            let err = load_import_pem(&dev_pem, false).unwrap_err();
-            assert!(err.contains("development key"), "{err}");
-            assert!(load_import_pem(&dev_pem, true).is_ok());
-        }
+        assert!(gha_auth::keys::is_dev_key(key.kid()), "{file} is a known dev key");
+        let err = load_import_pem(&dev_pem, false).unwrap_err();
+        assert!(err.contains("development key"), "{file}: {err}");
+        assert!(load_import_pem(&dev_pem, true).is_ok(), "{file} accepted in dev mode");
     }
 }
 
