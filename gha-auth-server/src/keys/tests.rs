@@ -332,10 +332,16 @@ fn dev_keys_are_refused_outside_dev_mode() {
         let dev_pem = dev_dir.join(file);
         let pem = std::fs::read_to_string(&dev_pem).unwrap();
         let key = gha_auth::keys::SigningKey::from_pkcs8_pem(&pem).unwrap();
-        assert!(gha_auth::keys::is_dev_key(key.kid()), "{file} is a known dev key");
+        assert!(
+            gha_auth::keys::is_dev_key(key.kid()),
+            "{file} is a known dev key"
+        );
         let err = load_import_pem(&dev_pem, false).unwrap_err();
         assert!(err.contains("development key"), "{file}: {err}");
-        assert!(load_import_pem(&dev_pem, true).is_ok(), "{file} accepted in dev mode");
+        assert!(
+            load_import_pem(&dev_pem, true).is_ok(),
+            "{file} accepted in dev mode"
+        );
     }
 }
 
