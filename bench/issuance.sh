@@ -75,8 +75,10 @@ kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""
 
 # --- OpenBao identity tokens ---------------------------------------------------------------
 BPORT="$(free_port)"
-export BAO_ADDR="http://127.0.0.1:$BPORT" VAULT_ADDR="http://127.0.0.1:$BPORT" BAO_TOKEN=bench-root VAULT_TOKEN=bench-root
-"$BAO" server -dev -dev-root-token-id=bench-root -dev-listen-address="127.0.0.1:$BPORT" >"$WORK/bao.log" 2>&1 &
+# A random root token, handed over in the environment rather than argv (where `ps` shows it).
+ROOT_TOKEN="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+export BAO_ADDR="http://127.0.0.1:$BPORT" VAULT_ADDR="http://127.0.0.1:$BPORT" BAO_TOKEN="$ROOT_TOKEN" VAULT_TOKEN="$ROOT_TOKEN"
+BAO_DEV_ROOT_TOKEN_ID="$ROOT_TOKEN" "$BAO" server -dev -dev-listen-address="127.0.0.1:$BPORT" >"$WORK/bao.log" 2>&1 &
 BAOPID=$!
 until curl -fs -o /dev/null "$BAO_ADDR/v1/sys/health"; do
   kill -0 "$BAOPID" 2>/dev/null || { cat "$WORK/bao.log" >&2; exit 1; }

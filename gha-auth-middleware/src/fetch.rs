@@ -14,11 +14,21 @@ use crate::error::ConfigError;
 /// Checks a source URL: http(s) only, and plain HTTP only to a loopback host unless the caller
 /// opted in.
 pub(crate) fn check_url(url: &str, accept_plain_http: bool) -> Result<Url, ConfigError> {
+    let parsed = Url::parse(url).map_err(|e| ConfigError::InvalidUrl {
+        // Unparsed, it may still hold credentials: only say that it did not parse.
+        url: if url.contains('@') {
+            "<redacted>".to_owned()
+        } else {
+            url.to_owned()
+        },
+        reason: e.to_string(),
+    })?;
+    // Errors name the URL, and errors get logged: never with the credentials refused below.
+    let shown = redacted(&parsed);
     let invalid = |reason: &str| ConfigError::InvalidUrl {
-        url: url.to_owned(),
+        url: shown.clone(),
         reason: reason.into(),
     };
-    let parsed = Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
     match parsed.scheme() {
         "https" => {}
         "http" => {
@@ -29,9 +39,7 @@ pub(crate) fn check_url(url: &str, accept_plain_http: bool) -> Result<Url, Confi
                 None => false,
             };
             if !loopback && !accept_plain_http {
-                return Err(ConfigError::InsecureUrl {
-                    url: url.to_owned(),
-                });
+                return Err(ConfigError::InsecureUrl { url: shown });
             }
         }
         _ => return Err(invalid("scheme must be https (or http to loopback)")),
@@ -47,9 +55,29 @@ pub(crate) fn check_url(url: &str, accept_plain_http: bool) -> Result<Url, Confi
     Ok(parsed)
 }
 
+/// `url` with any user name and password replaced, for error messages.
+fn redacted(url: &Url) -> String {
+    if url.username().is_empty() && url.password().is_none() {
+        return url.as_str().to_owned();
+    }
+    let mut shown = url.clone();
+    // Only fails for URLs without a host, which have no credentials either.
+    let _ = shown.set_username("redacted");
+    let _ = shown.set_password(None);
+    shown.into()
+}
+
+/// The given HTTP client, or else [`default_client`] with `timeout`.
+pub(crate) fn client_or_default(
+    client: Option<reqwest::Client>,
+    timeout: Duration,
+) -> Result<reqwest::Client, ConfigError> {
+    client.map_or_else(|| default_client(timeout), Ok)
+}
+
 /// The HTTP client used when none is given: rustls, short timeouts, no redirects (a redirect to
 /// another host would move trust).
-pub(crate) fn default_client(timeout: Duration) -> Result<reqwest::Client, ConfigError> {
+fn default_client(timeout: Duration) -> Result<reqwest::Client, ConfigError> {
     reqwest::Client::builder()
         .use_rustls_tls()
         .timeout(timeout)
@@ -388,6 +416,17 @@ mod tests {
         assert!(check_url("http://auth.example/x", true).is_ok());
         assert!(check_url("ftp://auth.example/x", true).is_err());
         assert!(check_url("https://user:pw@auth.example/x", true).is_err());
+        for url in [
+            "https://user:pw@auth.example/x",
+            "http://user:pw@auth.example/x",
+            "https://user:pw@[bad/x",
+        ] {
+            let error = check_url(url, false).err().map(|e| e.to_string());
+            assert!(
+                error.as_deref().is_some_and(|e| !e.contains("pw")),
+                "{error:?}"
+            );
+        }
         assert!(check_url("not a url", true).is_err());
     }
 }

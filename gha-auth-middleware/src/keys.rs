@@ -299,10 +299,7 @@ impl RemoteJwksBuilder {
     pub fn build(self) -> Result<RemoteJwks, ConfigError> {
         self.policy.validate("JWKS refresh policy")?;
         let url = fetch::check_url(&self.url, self.accept_plain_http)?;
-        let client = match self.client {
-            Some(client) => client,
-            None => fetch::default_client(self.timeout)?,
-        };
+        let client = fetch::client_or_default(self.client, self.timeout)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ConfigError::NoRuntime)?;
         let inner = Arc::new(RemoteInner {
             url,

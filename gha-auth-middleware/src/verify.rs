@@ -101,10 +101,10 @@ impl TokenVerifier {
 
     /// The cache-hit path: no signature work, no allocation beyond the principal's `Arc`.
     pub(crate) fn lookup(&self, token: &str) -> Lookup {
-        if !self.cache.is_enabled() {
-            return Lookup::Miss(TokenDigest::of(token));
-        }
         let digest = TokenDigest::of(token);
+        if !self.cache.is_enabled() {
+            return Lookup::Miss(digest);
+        }
         let now = self.clock.unix_seconds();
         let Some(entry) = self.cache.get(&digest, now) else {
             metrics::counter!(m::TOKEN_CACHE, "result" => "miss").increment(1);

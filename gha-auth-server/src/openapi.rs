@@ -91,46 +91,6 @@ pub struct TokenParamDoc {
     pub token_type_hint: Option<String>,
 }
 
-/// `POST /oauth2/revoke` (RFC 7009). Documentation entry; the handler is
-/// `oauth::revocation::revoke_endpoint`.
-#[utoipa::path(
-    post,
-    path = "/oauth2/revoke",
-    tag = "oauth",
-    request_body(content = TokenParamDoc, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 200, description = "Revoked, or the token was unknown (RFC 7009 §2.2)"),
-        (status = 400, description = "Bad request", body = OAuthErrorDoc),
-        (status = 401, description = "Client authentication failed", body = OAuthErrorDoc),
-        (status = 429, description = "Rate limited; see Retry-After", body = OAuthErrorDoc),
-    ),
-)]
-#[allow(
-    dead_code,
-    reason = "documentation entry for a handler in another module"
-)]
-fn revoke_doc() {}
-
-/// `POST /oauth2/introspect` (RFC 7662). Documentation entry; the handler is
-/// `oauth::revocation::introspect_endpoint`.
-#[utoipa::path(
-    post,
-    path = "/oauth2/introspect",
-    tag = "oauth",
-    request_body(content = TokenParamDoc, content_type = "application/x-www-form-urlencoded"),
-    responses(
-        (status = 200, description = "`{\"active\": bool, …claims}`", body = Object),
-        (status = 400, description = "Bad request", body = OAuthErrorDoc),
-        (status = 401, description = "Client authentication failed", body = OAuthErrorDoc),
-        (status = 429, description = "Rate limited; see Retry-After", body = OAuthErrorDoc),
-    ),
-)]
-#[allow(
-    dead_code,
-    reason = "documentation entry for a handler in another module"
-)]
-fn introspect_doc() {}
-
 /// The document.
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -140,8 +100,8 @@ fn introspect_doc() {}
     ),
     paths(
         crate::oauth::token_endpoint,
-        revoke_doc,
-        introspect_doc,
+        crate::oauth::revocation::revoke_endpoint,
+        crate::oauth::revocation::introspect_endpoint,
         crate::wellknown::jwks,
         crate::wellknown::metadata,
         crate::health::health,

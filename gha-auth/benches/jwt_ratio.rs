@@ -12,19 +12,13 @@ use std::hint::black_box;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, EcdsaKeyPair,
-    Ed25519KeyPair, KeyPair as _, RSA_PKCS1_2048_8192_SHA256, RsaKeyPair, UnparsedPublicKey,
-    VerificationAlgorithm,
-};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::TimeDelta;
-use gha_auth::ManualClock;
-use gha_auth::jwt::{AccessClaims, Validation, Verifier, issue};
-use gha_auth::keys::{Algorithm, SigningKey};
+use aws_lc_rs::signature::UnparsedPublicKey;
+use gha_auth::jwt::AccessClaims;
+use gha_auth::keys::Algorithm;
 
-const NOW: i64 = 1_700_000_000;
+mod common;
+use common::fixture;
+
 const ROUNDS: usize = 3_000;
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -33,60 +27,21 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 }
 
 fn measure(alg: Algorithm) -> Result<(Duration, Duration), Box<dyn Error>> {
-    let key = SigningKey::generate(alg)?;
-    let claims = AccessClaims::new(
-        "https://auth.gha.test",
-        "svc-ap-automation",
-        "field-service.api",
-        "svc-ap-automation",
-        NOW,
-        TimeDelta::minutes(10),
-    )?
-    .with_scopes(["orders.read", "orders.write"]);
-    let token = issue(&key, &claims)?;
-    let verifier = Verifier::new(
-        Validation::new("https://auth.gha.test", ["field-service.api"])?,
-        ManualClock::at_unix(NOW).shared(),
-    );
-    let public = key.verifying_key();
-    let der = key.to_pkcs8_der();
-    let (bare_alg, public_key): (&'static dyn VerificationAlgorithm, Vec<u8>) = match alg {
-        Algorithm::ES256 => {
-            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der.expose())?;
-            (
-                &ECDSA_P256_SHA256_FIXED,
-                pair.public_key().as_ref().to_vec(),
-            )
-        }
-        Algorithm::EdDSA => (
-            &ED25519,
-            Ed25519KeyPair::from_pkcs8(der.expose())?
-                .public_key()
-                .as_ref()
-                .to_vec(),
-        ),
-        Algorithm::RS256 => (
-            &RSA_PKCS1_2048_8192_SHA256,
-            RsaKeyPair::from_pkcs8(der.expose())?
-                .public_key()
-                .as_ref()
-                .to_vec(),
-        ),
-    };
-    let (input, signature) = token.rsplit_once('.').ok_or("token has no signature")?;
-    let signature = URL_SAFE_NO_PAD.decode(signature)?;
+    let f = fixture(alg)?;
+    let public = f.key.verifying_key();
 
     let mut bare = Vec::with_capacity(ROUNDS);
     let mut full = Vec::with_capacity(ROUNDS);
     for round in 0..ROUNDS + 200 {
         let start = Instant::now();
-        let ok = UnparsedPublicKey::new(bare_alg, black_box(&public_key))
-            .verify(black_box(input.as_bytes()), black_box(&signature))
+        let ok = UnparsedPublicKey::new(f.bare_alg, black_box(&f.public_key))
+            .verify(black_box(&f.signing_input), black_box(&f.signature))
             .is_ok();
         let bare_time = start.elapsed();
         let start = Instant::now();
-        let verified = verifier
-            .verify::<AccessClaims>(black_box(&token), &public)
+        let verified = f
+            .verifier
+            .verify::<AccessClaims>(black_box(&f.token), &public)
             .is_ok();
         let full_time = start.elapsed();
         if !(ok && verified) {

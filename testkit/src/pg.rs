@@ -34,7 +34,8 @@ impl fmt::Debug for PgDatabase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgDatabase")
             .field("name", &self.name)
-            .field("url", &self.url)
+            // GHA_AUTH_TEST_PG_URL may carry a password.
+            .field("url", &redact(&self.url))
             .finish_non_exhaustive()
     }
 }

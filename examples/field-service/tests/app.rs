@@ -70,6 +70,19 @@ impl World {
         issue(&self.key, &claims).unwrap()
     }
 
+    /// [`Self::send`] with `Authorization: Bearer <token>`.
+    async fn send_bearer(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> (StatusCode, serde_json::Value, Vec<String>) {
+        let authorization = format!("Bearer {token}");
+        self.send(method, path, Some(("authorization", &authorization)), body)
+            .await
+    }
+
     async fn send(
         &self,
         method: &str,
@@ -109,23 +122,18 @@ impl World {
     }
 }
 
-fn bearer(token: &str) -> Option<(&'static str, String)> {
-    Some(("authorization", format!("Bearer {token}")))
-}
-
 #[tokio::test]
 async fn jobs_are_read_and_written_with_the_right_scopes_per_tenant() {
     let w = world();
     let writer = w.token(Some("acme"), &["jobs:read", "jobs:write"]);
     let reader = w.token(Some("acme"), &["jobs:read"]);
     let other_tenant = w.token(Some("globex"), &["jobs:read", "jobs:write"]);
-    let auth = bearer(&writer).unwrap();
 
     let (status, job, _) = w
-        .send(
+        .send_bearer(
             "POST",
             "/jobs",
-            Some((auth.0, &auth.1)),
+            &writer,
             Some(serde_json::json!({"title": "Fix pump"})),
         )
         .await;
@@ -133,17 +141,16 @@ async fn jobs_are_read_and_written_with_the_right_scopes_per_tenant() {
     assert_eq!(job["title"], "Fix pump");
     assert_eq!(job["updated_by"], "tech-7");
 
-    let auth = bearer(&reader).unwrap();
-    let (status, jobs, _) = w.send("GET", "/jobs", Some((auth.0, &auth.1)), None).await;
+    let (status, jobs, _) = w.send_bearer("GET", "/jobs", &reader, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(jobs.as_array().unwrap().len(), 1);
 
     // A reader may not write: 403 naming the scope.
     let (status, _, challenges) = w
-        .send(
+        .send_bearer(
             "POST",
             "/jobs",
-            Some((auth.0, &auth.1)),
+            &reader,
             Some(serde_json::json!({"title": "x"})),
         )
         .await;
@@ -154,24 +161,21 @@ async fn jobs_are_read_and_written_with_the_right_scopes_per_tenant() {
     );
 
     // Another tenant sees none of acme's jobs.
-    let auth = bearer(&other_tenant).unwrap();
-    let (status, jobs, _) = w.send("GET", "/jobs", Some((auth.0, &auth.1)), None).await;
+    let (status, jobs, _) = w.send_bearer("GET", "/jobs", &other_tenant, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(jobs, serde_json::json!([]));
 
     // A token without a tenant cannot use tenant-scoped routes.
     let no_tenant = w.token(None, &["jobs:read"]);
-    let auth = bearer(&no_tenant).unwrap();
-    let (status, _, _) = w.send("GET", "/jobs", Some((auth.0, &auth.1)), None).await;
+    let (status, _, _) = w.send_bearer("GET", "/jobs", &no_tenant, None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // Validation errors are 422, not auth errors.
-    let auth = bearer(&writer).unwrap();
     let (status, _, _) = w
-        .send(
+        .send_bearer(
             "POST",
             "/jobs",
-            Some((auth.0, &auth.1)),
+            &writer,
             Some(serde_json::json!({"title": " "})),
         )
         .await;
@@ -198,16 +202,14 @@ async fn requests_without_valid_tokens_are_refused() {
     .unwrap()
     .with_scopes(["jobs:read"]);
     let forged = issue(&stranger, &claims).unwrap();
-    let auth = bearer(&forged).unwrap();
-    let (status, _, challenges) = w.send("GET", "/jobs", Some((auth.0, &auth.1)), None).await;
+    let (status, _, challenges) = w.send_bearer("GET", "/jobs", &forged, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(challenges, [r#"Bearer error="invalid_token""#]);
 
     // Expired.
     let token = w.token(Some("acme"), &["jobs:read"]);
     w.clock.advance(TimeDelta::minutes(12));
-    let auth = bearer(&token).unwrap();
-    let (status, _, _) = w.send("GET", "/jobs", Some((auth.0, &auth.1)), None).await;
+    let (status, _, _) = w.send_bearer("GET", "/jobs", &token, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
@@ -242,8 +244,7 @@ async fn epicor_posts_job_updates_with_its_link_key() {
 
     // The job landed in the link key's tenant.
     let reader = w.token(Some("acme"), &["jobs:read"]);
-    let auth = bearer(&reader).unwrap();
-    let (_, jobs, _) = w.send("GET", "/jobs", Some((auth.0, &auth.1)), None).await;
+    let (_, jobs, _) = w.send_bearer("GET", "/jobs", &reader, None).await;
     assert_eq!(jobs[0]["status"], "completed");
 
     // A wrong key, and the link key on a route it has no scope for.

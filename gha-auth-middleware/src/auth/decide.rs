@@ -1,6 +1,8 @@
 //! The pure decision: what a request presents and what to do with it, before any key or cache
 //! is touched. No I/O, no clock: table-tested below and fuzzed.
 
+use std::fmt;
+
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, Method};
 
@@ -27,7 +29,7 @@ pub(crate) struct RequestPolicy {
 }
 
 /// What to do with a request.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub(crate) enum Decision<'a> {
     /// A CORS preflight: pass it on untouched.
     Preflight,
@@ -39,6 +41,19 @@ pub(crate) enum Decision<'a> {
     LinkKey(&'a str),
     /// Refuse.
     Reject(AuthError),
+}
+
+/// Never prints the token or link key it carries.
+impl fmt::Debug for Decision<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Preflight => f.write_str("Preflight"),
+            Self::Anonymous => f.write_str("Anonymous"),
+            Self::Token(_, origin) => f.debug_tuple("Token").field(origin).finish_non_exhaustive(),
+            Self::LinkKey(_) => f.debug_tuple("LinkKey").finish_non_exhaustive(),
+            Self::Reject(error) => f.debug_tuple("Reject").field(error).finish(),
+        }
+    }
 }
 
 fn reject(kind: AuthErrorKind, reason: &'static str) -> Decision<'static> {
@@ -328,5 +343,15 @@ mod tests {
             run(&policy, Method::GET, &[("cookie", "at=a.b.c")]),
             Want::Anonymous
         );
+    }
+
+    #[test]
+    fn debug_never_shows_the_credential() {
+        let token = Decision::Token("secret.jwt.text", TokenOrigin::Header);
+        let key = Decision::LinkKey("ghal_secret-link-key");
+        for debug in [format!("{token:?}"), format!("{key:?}")] {
+            assert!(!debug.contains("secret"), "{debug}");
+        }
+        assert_eq!(format!("{token:?}"), "Token(Header, ..)");
     }
 }

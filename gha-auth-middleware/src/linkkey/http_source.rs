@@ -144,12 +144,7 @@ impl HttpLinkKeySourceBuilder {
             name: self.name.clone(),
             reason: reason.to_owned(),
         };
-        let name_ok = !self.name.is_empty()
-            && self
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !name_ok {
+        if !super::is_valid_name(&self.name) {
             return Err(invalid("name must be non-empty [A-Za-z0-9_-]"));
         }
         self.policy.validate("link-key refresh policy")?;
@@ -167,10 +162,7 @@ impl HttpLinkKeySourceBuilder {
         let prefix = format!("{}{base_path}", base.path());
         let list_url = join(format!("{prefix}v1/link-keys/{}", self.name))?;
         let usage_url = join(format!("{prefix}v1/link-keys/{}/usage", self.name))?;
-        let client = match self.client {
-            Some(client) => client,
-            None => fetch::default_client(self.timeout)?,
-        };
+        let client = fetch::client_or_default(self.client, self.timeout)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ConfigError::NoRuntime)?;
         let inner = Arc::new(Inner {
             name: self.name,

@@ -329,12 +329,7 @@ impl LinkKeyIntegration {
     }
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        let valid = !self.name.is_empty()
-            && self
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !valid {
+        if !is_valid_name(&self.name) {
             return Err(ConfigError::LinkKey {
                 name: self.name.to_string(),
                 reason: "name must be non-empty [A-Za-z0-9_-]".into(),
@@ -352,6 +347,14 @@ impl LinkKeyIntegration {
     }
 }
 
+/// An integration name: non-empty `[A-Za-z0-9_-]` (it goes into URL paths and health checks).
+fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Checks presented link keys against every configured integration.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LinkKeyValidator {
@@ -365,12 +368,12 @@ impl LinkKeyValidator {
         presented: &str,
         now: DateTime<Utc>,
     ) -> Result<LinkKeyPrincipal, AuthError> {
-        let candidates: Vec<&LinkKeyIntegration> = self
+        let mut candidates = self
             .integrations
             .iter()
             .filter(|i| i.format_ok(presented))
-            .collect();
-        if candidates.is_empty() {
+            .peekable();
+        if candidates.peek().is_none() {
             return Err(AuthError::new(
                 AuthErrorKind::InvalidLinkKey,
                 "link key is malformed (format or checksum)",

@@ -270,6 +270,18 @@ async fn a_token_issued_in_the_future_is_refused() {
         .assert_invalid_token();
 }
 
+/// A token from `authority`, correctly signed, whose payload lacks `claim`.
+fn signed_without(authority: &Authority, claim: &str) -> String {
+    let mut claims = payload(authority);
+    claims.as_object_mut().unwrap().remove(claim);
+    forge(
+        &header("ES256", authority.key.kid()),
+        &claims,
+        Some(&authority.key),
+        None,
+    )
+}
+
 #[tokio::test]
 async fn a_wrong_issuer_is_refused() {
     let authority = Authority::new();
@@ -278,14 +290,7 @@ async fn a_wrong_issuer_is_refused() {
         let token = authority.token_with(|c| c.iss = iss.to_owned());
         call(&router, bearer(&token)).await.assert_invalid_token();
     }
-    let mut claims = payload(&authority);
-    claims.as_object_mut().unwrap().remove("iss");
-    let token = forge(
-        &header("ES256", authority.key.kid()),
-        &claims,
-        Some(&authority.key),
-        None,
-    );
+    let token = signed_without(&authority, "iss");
     call(&router, bearer(&token)).await.assert_invalid_token();
 }
 
@@ -295,14 +300,7 @@ async fn a_wrong_audience_is_refused() {
     let router = protected(authority.layer());
     let token = authority.token_with(|c| c.aud = "billing-service".into());
     call(&router, bearer(&token)).await.assert_invalid_token();
-    let mut claims = payload(&authority);
-    claims.as_object_mut().unwrap().remove("aud");
-    let token = forge(
-        &header("ES256", authority.key.kid()),
-        &claims,
-        Some(&authority.key),
-        None,
-    );
+    let token = signed_without(&authority, "aud");
     call(&router, bearer(&token)).await.assert_invalid_token();
 }
 

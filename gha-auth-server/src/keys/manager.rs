@@ -311,22 +311,15 @@ impl KeyManager {
                 self.publish(version, ring)?;
                 return Ok(SyncReport::default());
             }
-            match self
-                .store
-                .save(KeyDocument::SigningKeys, Some(version), &ring.to_stored()?)
-                .await?
-            {
-                CasOutcome::Saved(new_version) => {
-                    self.publish(new_version, ring)?;
-                    let report = SyncReport {
-                        transitions,
-                        generated,
-                    };
-                    self.audit_sync(&report).await;
-                    return Ok(report);
-                }
-                _ => tracing::debug!("key ring changed concurrently; reloading"),
+            if self.save_and_publish(version, ring).await? {
+                let report = SyncReport {
+                    transitions,
+                    generated,
+                };
+                self.audit_sync(&report).await;
+                return Ok(report);
             }
+            tracing::debug!("key ring changed concurrently; reloading");
         }
         Err(KeyManagerError::Contended(MAX_ATTEMPTS))
     }
@@ -352,12 +345,7 @@ impl KeyManager {
             let kid = key.kid().to_owned();
             let activates_at = now + schedule.publish_ahead;
             ring.add_next_at(key, now, activates_at, schedule)?;
-            if let CasOutcome::Saved(new_version) = self
-                .store
-                .save(KeyDocument::SigningKeys, Some(version), &ring.to_stored()?)
-                .await?
-            {
-                self.publish(new_version, ring)?;
+            if self.save_and_publish(version, ring).await? {
                 self.audit_sync(&SyncReport {
                     transitions,
                     generated: None,
@@ -402,12 +390,7 @@ impl KeyManager {
                     _ => None,
                 })
                 .collect();
-            if let CasOutcome::Saved(new_version) = self
-                .store
-                .save(KeyDocument::SigningKeys, Some(version), &ring.to_stored()?)
-                .await?
-            {
-                self.publish(new_version, ring)?;
+            if self.save_and_publish(version, ring).await? {
                 crate::metrics::key_rotated("emergency");
                 self.audit
                     .record_or_log(
@@ -474,6 +457,22 @@ impl KeyManager {
         }
         // Events at or before now are due: the caller should sync at once.
         events.into_iter().min()
+    }
+
+    /// Saves `ring` over `version` (compare-and-set) and publishes it; false if another writer
+    /// saved first.
+    async fn save_and_publish(&self, version: u64, ring: KeyRing) -> Result<bool, KeyManagerError> {
+        match self
+            .store
+            .save(KeyDocument::SigningKeys, Some(version), &ring.to_stored()?)
+            .await?
+        {
+            CasOutcome::Saved(new_version) => {
+                self.publish(new_version, ring)?;
+                Ok(true)
+            }
+            CasOutcome::Conflict => Ok(false),
+        }
     }
 
     fn publish(&self, version: u64, ring: KeyRing) -> Result<(), KeyManagerError> {

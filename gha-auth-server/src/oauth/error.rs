@@ -81,6 +81,14 @@ impl OAuthError {
         Self::new(ErrorCode::InvalidClient, "client authentication failed")
     }
 
+    /// `unauthorized_client`: the client may not use the requested grant type.
+    pub fn unauthorized_client() -> Self {
+        Self::new(
+            ErrorCode::UnauthorizedClient,
+            "the client is not allowed to use this grant type",
+        )
+    }
+
     /// `server_error`: logged by the caller, opaque to the client.
     pub fn server_error() -> Self {
         Self::new(

@@ -10,13 +10,11 @@
 //!   verified with the server's own keys and checked against the revocation list; refresh tokens
 //!   are looked up in their family. Anything not active is `{"active": false}`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use gha_auth::apikey::{ApiKey, SecretKind};
 use gha_auth::jwt::dangerous::decode_unverified_claims;
@@ -25,7 +23,8 @@ use serde_json::{Map, Value, json};
 
 use super::client_auth::{self, PresentedMethod};
 use super::error::no_store;
-use super::{OAuthError, Refusal, TokenForm};
+use super::token::read_form;
+use super::{OAuthError, Refusal};
 use crate::app::AppState;
 use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::refresh;
@@ -36,44 +35,24 @@ pub const REVOKE_PATH: &str = "/oauth2/revoke";
 /// Path of the introspection endpoint.
 pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
 
-/// The headers, the parsed form body and the peer of a form-encoded POST.
-async fn read_form(
-    state: &AppState,
-    request: Request,
-) -> Result<(HeaderMap, TokenForm, Option<SocketAddr>), OAuthError> {
-    let (parts, body) = request.into_parts();
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
-    let is_form = parts
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|media| {
-            media
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !is_form {
-        return Err(OAuthError::invalid_request(
-            "the request must be application/x-www-form-urlencoded",
-        ));
-    }
-    let body = axum::body::to_bytes(body, state.config.http.max_body_bytes)
-        .await
-        .map_err(|_| OAuthError::invalid_request("the request body is too large or unreadable"))?;
-    let form = TokenForm::parse(&body)?;
-    Ok((parts.headers, form, peer))
-}
-
 fn internal(e: &StoreError) -> OAuthError {
     tracing::error!(error = %e, "store failed");
     OAuthError::server_error()
 }
 
 /// `POST /oauth2/revoke`.
+#[utoipa::path(
+    post,
+    path = "/oauth2/revoke",
+    tag = "oauth",
+    request_body(content = crate::openapi::TokenParamDoc, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Revoked, or the token was unknown (RFC 7009 §2.2)"),
+        (status = 400, description = "Bad request", body = crate::openapi::OAuthErrorDoc),
+        (status = 401, description = "Client authentication failed", body = crate::openapi::OAuthErrorDoc),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::OAuthErrorDoc),
+    ),
+)]
 pub(crate) async fn revoke_endpoint(
     State(state): State<Arc<AppState>>,
     request: Request,
@@ -111,19 +90,14 @@ async fn revoke(state: &AppState, request: Request) -> Result<(), Refusal> {
             .await
             .map_err(|e| internal(&e))?;
         if revoked {
-            state
-                .audit
-                .record_or_log(
-                    AuditEvent::new(
-                        AuditKind::TokenRevoked,
-                        &client_id,
-                        &family.id,
-                        Outcome::Success,
-                    )
-                    .detail("token_type", "refresh_token")
-                    .detail("family_id", family.id.as_str()),
-                )
-                .await;
+            audit_revoked(
+                state,
+                &client_id,
+                &family.id,
+                "refresh_token",
+                ("family_id", &family.id),
+            )
+            .await;
         }
         return Ok(());
     }
@@ -137,24 +111,49 @@ async fn revoke(state: &AppState, request: Request) -> Result<(), Refusal> {
         .await
         .map_err(|e| internal(&e))?;
     if inserted {
-        state
-            .audit
-            .record_or_log(
-                AuditEvent::new(
-                    AuditKind::TokenRevoked,
-                    &client_id,
-                    &claims.sub,
-                    Outcome::Success,
-                )
-                .detail("token_type", "access_token")
-                .detail("jti", claims.jti.as_str()),
-            )
-            .await;
+        audit_revoked(
+            state,
+            &client_id,
+            &claims.sub,
+            "access_token",
+            ("jti", &claims.jti),
+        )
+        .await;
     }
     Ok(())
 }
 
+/// Audits a successful revocation by `client_id` of a token about `target`.
+async fn audit_revoked(
+    state: &AppState,
+    client_id: &str,
+    target: &str,
+    token_type: &'static str,
+    (key, value): (&'static str, &str),
+) {
+    state
+        .audit
+        .record_or_log(
+            AuditEvent::new(AuditKind::TokenRevoked, client_id, target, Outcome::Success)
+                .detail("token_type", token_type)
+                .detail(key, value),
+        )
+        .await;
+}
+
 /// `POST /oauth2/introspect`.
+#[utoipa::path(
+    post,
+    path = "/oauth2/introspect",
+    tag = "oauth",
+    request_body(content = crate::openapi::TokenParamDoc, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "`{\"active\": bool, …claims}`", body = Object),
+        (status = 400, description = "Bad request", body = crate::openapi::OAuthErrorDoc),
+        (status = 401, description = "Client authentication failed", body = crate::openapi::OAuthErrorDoc),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::OAuthErrorDoc),
+    ),
+)]
 pub(crate) async fn introspect_endpoint(
     State(state): State<Arc<AppState>>,
     request: Request,

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 
@@ -88,20 +89,7 @@ async fn handle(
     request: Request,
     grant_label: &mut &'static str,
 ) -> Result<super::TokenResponse, OAuthError> {
-    let (parts, body) = request.into_parts();
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
-    if !is_form(&parts.headers) {
-        return Err(OAuthError::invalid_request(
-            "the request must be application/x-www-form-urlencoded",
-        ));
-    }
-    let body = axum::body::to_bytes(body, state.config.http.max_body_bytes)
-        .await
-        .map_err(|_| OAuthError::invalid_request("the request body is too large or unreadable"))?;
-    let form = TokenForm::parse(&body)?;
+    let (headers, form, peer) = read_form(state, request).await?;
     let grant_type = form
         .get("grant_type")
         .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
@@ -109,7 +97,7 @@ async fn handle(
         .filter(|g| grants::is_supported(*g))
         .ok_or_else(grants::unsupported)?;
     *grant_label = grant.as_str();
-    let client = client_auth::authenticate(state, &parts.headers, &form, peer).await?;
+    let client = client_auth::authenticate(state, &headers, &form, peer).await?;
     state.limits.check_client(&client.client.id)?;
     let response = grants::handle(
         grant,
@@ -124,8 +112,18 @@ async fn handle(
     Ok(response)
 }
 
-fn is_form(headers: &axum::http::HeaderMap) -> bool {
-    headers
+/// The headers, the parsed form body and the peer of a form-encoded POST.
+pub(super) async fn read_form(
+    state: &AppState,
+    request: Request,
+) -> Result<(HeaderMap, TokenForm, Option<SocketAddr>), OAuthError> {
+    let (parts, body) = request.into_parts();
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let is_form = parts
+        .headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
@@ -133,5 +131,15 @@ fn is_form(headers: &axum::http::HeaderMap) -> bool {
             media
                 .trim()
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
+        });
+    if !is_form {
+        return Err(OAuthError::invalid_request(
+            "the request must be application/x-www-form-urlencoded",
+        ));
+    }
+    let body = axum::body::to_bytes(body, state.config.http.max_body_bytes)
+        .await
+        .map_err(|_| OAuthError::invalid_request("the request body is too large or unreadable"))?;
+    let form = TokenForm::parse(&body)?;
+    Ok((parts.headers, form, peer))
 }

@@ -268,16 +268,7 @@ pub async fn revoke_family(
     now: i64,
     reason: &str,
 ) -> Result<bool, StoreError> {
-    let result = sqlx::query(
-        "UPDATE refresh_families SET revoked_at = $1, revoked_reason = $2 \
-         WHERE id = $3 AND revoked_at IS NULL",
-    )
-    .bind(now)
-    .bind(reason)
-    .bind(family_id)
-    .execute(store.pool())
-    .await?;
-    Ok(result.rows_affected() > 0)
+    Ok(revoke_where(store, REVOKE_BY_FAMILY, family_id, now, reason).await? > 0)
 }
 
 /// Revokes every live family of a user; returns how many.
@@ -287,15 +278,28 @@ pub async fn revoke_user_families(
     now: i64,
     reason: &str,
 ) -> Result<u64, StoreError> {
-    let result = sqlx::query(
-        "UPDATE refresh_families SET revoked_at = $1, revoked_reason = $2 \
-         WHERE user_id = $3 AND revoked_at IS NULL",
-    )
-    .bind(now)
-    .bind(reason)
-    .bind(user_id)
-    .execute(store.pool())
-    .await?;
+    revoke_where(store, REVOKE_BY_USER, user_id, now, reason).await
+}
+
+const REVOKE_BY_FAMILY: &str = "UPDATE refresh_families SET revoked_at = $1, revoked_reason = $2 \
+     WHERE id = $3 AND revoked_at IS NULL";
+const REVOKE_BY_USER: &str = "UPDATE refresh_families SET revoked_at = $1, revoked_reason = $2 \
+     WHERE user_id = $3 AND revoked_at IS NULL";
+
+/// Runs one of the revocation statements above; returns how many families it revoked.
+async fn revoke_where(
+    store: &Store,
+    sql: &'static str,
+    value: &str,
+    now: i64,
+    reason: &str,
+) -> Result<u64, StoreError> {
+    let result = sqlx::query(sql)
+        .bind(now)
+        .bind(reason)
+        .bind(value)
+        .execute(store.pool())
+        .await?;
     Ok(result.rows_affected())
 }
 

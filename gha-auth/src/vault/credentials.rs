@@ -64,7 +64,27 @@ struct LoopShared<T> {
     status: Mutex<CredentialsStatus>,
 }
 
+/// The Tokio runtime the credential loops run on: the caller's.
+fn loop_runtime() -> Result<tokio::runtime::Handle, VaultError> {
+    tokio::runtime::Handle::try_current().map_err(|_| {
+        VaultError::Config("credential loops must be started inside a Tokio runtime".into())
+    })
+}
+
 impl<T> LoopShared<T> {
+    fn new(db: Database, role: &str, first: T, status: CredentialsStatus) -> Arc<Self> {
+        let (tx, _) = watch::channel(Arc::new(first));
+        let (shutdown, _) = watch::channel(false);
+        Arc::new(Self {
+            db,
+            role: role.to_owned(),
+            tx,
+            refresh: Notify::new(),
+            shutdown,
+            status: Mutex::new(status),
+        })
+    }
+
     fn status(&self) -> std::sync::MutexGuard<'_, CredentialsStatus> {
         self.status.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -118,30 +138,18 @@ impl fmt::Debug for DynamicCredentials {
 impl DynamicCredentials {
     /// Issues the first credentials for `role` (an error if that fails) and starts the loop.
     pub async fn start(db: Database, role: &str) -> Result<Self, VaultError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            VaultError::Config("credential loops must be started inside a Tokio runtime".into())
-        })?;
+        let runtime = loop_runtime()?;
         let mut first = db.issue(role).await?;
         first.serial = 1;
-        let lease = first.lease.clone();
-        let (tx, _) = watch::channel(Arc::new(first));
-        let (shutdown, _) = watch::channel(false);
         let status = CredentialsStatus {
             role: role.to_owned(),
             serial: 1,
-            lease_id: Some(lease.id.clone()),
-            expires_at: Some(lease.expires_at),
+            lease_id: Some(first.lease.id.clone()),
+            expires_at: Some(first.lease.expires_at),
             next_step: "renew",
             ..CredentialsStatus::default()
         };
-        let shared = Arc::new(LoopShared {
-            db,
-            role: role.to_owned(),
-            tx,
-            refresh: Notify::new(),
-            shutdown,
-            status: Mutex::new(status),
-        });
+        let shared = LoopShared::new(db, role, first, status);
         let task = runtime.spawn(dynamic_loop(Arc::clone(&shared)));
         Ok(Self {
             shared,
@@ -375,9 +383,7 @@ impl StaticCredentials {
         role: &str,
         poll_interval: Duration,
     ) -> Result<Self, VaultError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            VaultError::Config("credential loops must be started inside a Tokio runtime".into())
-        })?;
+        let runtime = loop_runtime()?;
         let mut first = db.static_credentials(role).await?;
         first.serial = 1;
         let status = CredentialsStatus {
@@ -388,16 +394,7 @@ impl StaticCredentials {
             next_step: "fetch",
             ..CredentialsStatus::default()
         };
-        let (tx, _) = watch::channel(Arc::new(first));
-        let (shutdown, _) = watch::channel(false);
-        let shared = Arc::new(LoopShared {
-            db,
-            role: role.to_owned(),
-            tx,
-            refresh: Notify::new(),
-            shutdown,
-            status: Mutex::new(status),
-        });
+        let shared = LoopShared::new(db, role, first, status);
         let poll_interval = poll_interval.max(Duration::from_millis(100));
         let task = runtime.spawn(static_loop(Arc::clone(&shared), poll_interval));
         Ok(Self {

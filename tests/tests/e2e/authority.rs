@@ -3,9 +3,6 @@
 //!
 //! Every test runs on both stores; PostgreSQL databases come from `gha-auth-testkit`.
 
-// Test helpers outside #[test] functions may fail loudly too.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -16,28 +13,10 @@ use gha_auth_server::app::Services;
 use gha_auth_server::clients::{ClientRegistration, GrantType};
 use gha_auth_server::config::Config;
 use gha_auth_server::{RunningApp, build_app};
-use gha_auth_testkit::PgDatabase;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const START: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
-const AUDIENCE: &str = "mfs.api";
-
-/// Where the store lives for one test.
-enum Backend {
-    Sqlite,
-    Postgres(PgDatabase),
-}
-
-impl Backend {
-    async fn postgres() -> Self {
-        Backend::Postgres(
-            PgDatabase::create()
-                .await
-                .expect("throwaway PostgreSQL database"),
-        )
-    }
-}
+use crate::support::{AUDIENCE, Backend, START, assert_audit_intact, register_service_client};
 
 /// A running authority plus everything needed to restart it on the same data.
 struct Authority {
@@ -746,12 +725,7 @@ async fn bad_requests_get_rfc6749_errors(backend: Backend) {
             "audit holds no secret"
         );
     }
-    assert!(
-        gha_auth_server::audit::verify(authority.app().state().store())
-            .await
-            .unwrap()
-            .ok()
-    );
+    assert_audit_intact(authority.app().state().store()).await;
     authority.shutdown().await;
 }
 
@@ -883,12 +857,7 @@ async fn rotation_with_a_manual_clock(backend: Backend) {
         key_events, 5,
         "two generations, activation, retirement, removal"
     );
-    assert!(
-        gha_auth_server::audit::verify(authority.app().state().store())
-            .await
-            .unwrap()
-            .ok()
-    );
+    assert_audit_intact(authority.app().state().store()).await;
     authority.shutdown().await;
 }
 
@@ -926,17 +895,7 @@ async fn restart_loses_nothing(backend: Backend) {
     let admin = Services::open(&authority.config, authority.clock.shared(), "cli:e2e")
         .await
         .unwrap();
-    let (_, admin_secret) = admin
-        .clients
-        .register(
-            ClientRegistration::new("svc-admin")
-                .grant(GrantType::ClientCredentials)
-                .audience(AUDIENCE),
-            "cli:e2e",
-        )
-        .await
-        .unwrap();
-    let admin_secret = admin_secret.unwrap().expose().to_owned();
+    let admin_secret = register_service_client(&admin.clients, "svc-admin", "cli:e2e").await;
     authority.access_token("svc-admin", &admin_secret).await;
     // Secret rotation from the CLI: both secrets work during the grace period.
     let rotated = admin
@@ -947,17 +906,7 @@ async fn restart_loses_nothing(backend: Backend) {
     authority.access_token("svc-admin", rotated.expose()).await;
     authority.access_token("svc-admin", &admin_secret).await;
     // Disabling from the CLI reaches the running server within clients.cache_ttl.
-    let (_, gone_secret) = admin
-        .clients
-        .register(
-            ClientRegistration::new("svc-gone")
-                .grant(GrantType::ClientCredentials)
-                .audience(AUDIENCE),
-            "cli:e2e",
-        )
-        .await
-        .unwrap();
-    let gone_secret = gone_secret.unwrap().expose().to_owned();
+    let gone_secret = register_service_client(&admin.clients, "svc-gone", "cli:e2e").await;
     authority.access_token("svc-gone", &gone_secret).await;
     admin.clients.disable("svc-gone", "cli:e2e").await.unwrap();
     authority
@@ -994,10 +943,7 @@ async fn restart_loses_nothing(backend: Backend) {
         "the old secret expires with its grace period"
     );
 
-    let report = gha_auth_server::audit::verify(authority.app().state().store())
-        .await
-        .unwrap();
-    assert!(report.ok(), "{:?}", report.problems);
+    let report = assert_audit_intact(authority.app().state().store()).await;
     assert!(
         report.rows as usize > rows_before,
         "audit survives and grows"

@@ -13,8 +13,7 @@ use gha_auth_server::{App, build_app};
 use gha_auth_testkit::{Method, OpenBao, PgDatabase, random_hex};
 use serde_json::{Value, json};
 
-const START: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
-const AUDIENCE: &str = "mfs.api";
+use crate::support::{AUDIENCE, START, register_service_client};
 
 fn vault_config(bao: &OpenBao, data: &Path, prefix: &str, store: Option<&str>) -> Config {
     let token_file = data.join("vault-token");
@@ -73,18 +72,7 @@ async fn two_replicas_on_one_postgres_and_one_openbao_rotate_exactly_once() {
 
     // The pepper is shared too: a client registered through one replica authenticates on the
     // other (they share the database and Vault, nothing else).
-    let (_, secret) = a
-        .state()
-        .clients()
-        .register(
-            ClientRegistration::new("svc")
-                .grant(GrantType::ClientCredentials)
-                .audience(AUDIENCE),
-            "e2e",
-        )
-        .await
-        .unwrap();
-    let secret = secret.unwrap().expose().to_owned();
+    let secret = register_service_client(a.state().clients(), "svc", "e2e").await;
 
     // The same scheduled instant on both: the next key is due.
     let due = TimeDelta::seconds(rotation.num_seconds() - ahead.num_seconds() + 1);

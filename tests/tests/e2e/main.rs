@@ -16,5 +16,6 @@ mod authority;
 mod authority_vault;
 mod field_service;
 mod harness;
+mod support;
 mod users;
 mod vault;

@@ -2,8 +2,6 @@
 //! end to end: the server in-process with a manual clock, on SQLite and on PostgreSQL, over
 //! real HTTP. Two replicas share one store (the same SQLite file, or one PostgreSQL database).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use chrono::TimeDelta;
 use gha_auth::apikey::{ApiKey, SecretKind};
 use gha_auth::jwt::{AccessClaims, Validation, Verifier};
@@ -13,25 +11,13 @@ use gha_auth_server::clients::{ClientRegistration, GrantType};
 use gha_auth_server::config::Config;
 use gha_auth_server::users::Users;
 use gha_auth_server::{RunningApp, build_app};
-use gha_auth_testkit::PgDatabase;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-const START: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
-const AUDIENCE: &str = "mfs.api";
+use crate::support::{AUDIENCE, Backend, START, assert_audit_intact};
+
 const MOBILE: &str = "mfs-mobile";
 const PASSWORD: &str = "correct horse battery";
-
-enum Backend {
-    Sqlite,
-    Postgres(PgDatabase),
-}
-
-impl Backend {
-    async fn postgres() -> Self {
-        Backend::Postgres(PgDatabase::create().await.expect("throwaway PostgreSQL"))
-    }
-}
 
 /// Replicas of one authority on one store, with one manual clock.
 struct Cluster {
@@ -385,10 +371,7 @@ async fn login_and_rotate(backend: Backend) {
         .unwrap();
     tokens(cluster.refresh(1, &live).await).await;
 
-    let report = gha_auth_server::audit::verify(cluster.app(0).state().store())
-        .await
-        .unwrap();
-    assert!(report.ok(), "{:?}", report.problems);
+    assert_audit_intact(cluster.app(0).state().store()).await;
     cluster.shutdown().await;
 }
 

@@ -2,9 +2,9 @@
 
 use super::GrantRequest;
 use crate::clients::GrantType;
+use crate::oauth::OAuthError;
 use crate::oauth::client_auth::PresentedMethod;
 use crate::oauth::issue::{Grant, TokenResponse, mint, narrow_scopes, resolve_audience};
-use crate::oauth::{ErrorCode, OAuthError};
 
 /// Issues a token whose subject is the client, narrowed to the requested scopes and audience.
 /// No database write: the token is a stateless JWT.
@@ -21,10 +21,7 @@ pub(super) async fn handle(request: GrantRequest<'_>) -> Result<TokenResponse, O
     }
     let client = client.client;
     if !client.allows_grant(GrantType::ClientCredentials) {
-        return Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            "the client is not allowed to use this grant type",
-        ));
+        return Err(OAuthError::unauthorized_client());
     }
     let scopes = narrow_scopes(&client.scopes, form.get("scope"))?;
     let audience = resolve_audience(&client.audiences, form)?;

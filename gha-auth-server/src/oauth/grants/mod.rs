@@ -43,18 +43,21 @@ pub async fn handle(
     }
 }
 
+/// The grant types [`handle`] serves.
+const SUPPORTED: [GrantType; 3] = [
+    GrantType::ClientCredentials,
+    GrantType::Password,
+    GrantType::RefreshToken,
+];
+
 /// The grant types [`handle`] serves, for the metadata document.
 pub fn supported() -> Vec<&'static str> {
-    vec![
-        GrantType::ClientCredentials.as_str(),
-        GrantType::Password.as_str(),
-        GrantType::RefreshToken.as_str(),
-    ]
+    SUPPORTED.iter().map(|g| g.as_str()).collect()
 }
 
-/// Whether [`handle`] serves `grant`.
+/// Whether [`handle`] serves `grant` (no allocation: called on every token request).
 pub fn is_supported(grant: GrantType) -> bool {
-    supported().contains(&grant.as_str())
+    SUPPORTED.contains(&grant)
 }
 
 pub(crate) fn unsupported() -> OAuthError {

@@ -28,10 +28,7 @@ pub(super) async fn handle(request: GrantRequest<'_>) -> Result<TokenResponse, O
         && method == PresentedMethod::None
         && client.allows_grant(GrantType::Password);
     if !allowed {
-        return Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            "the client is not allowed to use this grant type",
-        ));
+        return Err(OAuthError::unauthorized_client());
     }
     let username = form
         .get("username")

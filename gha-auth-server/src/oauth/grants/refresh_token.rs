@@ -26,10 +26,7 @@ pub(super) async fn handle(request: GrantRequest<'_>) -> Result<TokenResponse, O
     } = request;
     let client = client.client;
     if !client.allows_grant(GrantType::RefreshToken) {
-        return Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            "the client is not allowed to use this grant type",
-        ));
+        return Err(OAuthError::unauthorized_client());
     }
     let presented = form
         .get("refresh_token")
