@@ -25,6 +25,7 @@ pub mod clients;
 pub mod config;
 pub mod health;
 pub mod keys;
+pub mod linkkeys;
 pub mod metrics;
 pub mod oauth;
 pub mod openapi;

@@ -65,6 +65,20 @@ pub enum AuditKind {
     UserPasswordSet,
     /// An administrator disabled a user.
     UserDisabled,
+    /// A link-key rotation started (scheduled, requested or initial).
+    LinkKeyRotationStarted,
+    /// A link-key rotation step failed; CURRENT is unchanged and the step is retried.
+    LinkKeyStepFailed,
+    /// A link-key rotation completed: a new CURRENT key.
+    LinkKeyRotated,
+    /// A PREVIOUS link key was retired.
+    LinkKeyRetired,
+    /// An administrator asked for a link-key rotation.
+    LinkKeyRotationRequested,
+    /// An administrator retired the PREVIOUS link key at once.
+    LinkKeyRetireRequested,
+    /// A link-key endpoint refused a caller (no or bad credentials, unknown name, wrong tenant).
+    LinkKeyAccessDenied,
 }
 
 impl AuditKind {
@@ -88,6 +102,13 @@ impl AuditKind {
             AuditKind::UserCreated => "admin.user_created",
             AuditKind::UserPasswordSet => "admin.user_password_set",
             AuditKind::UserDisabled => "admin.user_disabled",
+            AuditKind::LinkKeyRotationStarted => "link_keys.rotation_started",
+            AuditKind::LinkKeyStepFailed => "link_keys.step_failed",
+            AuditKind::LinkKeyRotated => "link_keys.rotated",
+            AuditKind::LinkKeyRetired => "link_keys.retired",
+            AuditKind::LinkKeyRotationRequested => "admin.link_keys_rotate",
+            AuditKind::LinkKeyRetireRequested => "admin.link_keys_retire_previous",
+            AuditKind::LinkKeyAccessDenied => "link_keys.access_denied",
         }
     }
 }

@@ -11,6 +11,7 @@ mod audit;
 mod clients;
 mod jti;
 mod key_state;
+mod link_keys;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use thiserror::Error;
 pub use audit::AuditRow;
 pub use clients::{ClientRow, NewClientRow, SecretRotation};
 pub use key_state::{KeyStateRow, SaveOutcome};
+pub use link_keys::LinkKeyRow;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
