@@ -109,6 +109,7 @@ pub struct AppState {
     pub(crate) limits: Arc<RateLimits>,
     pub(crate) vault: Option<VaultSession>,
     pub(crate) users: crate::users::Users,
+    pub(crate) callers: crate::caller::TokenCache,
 }
 
 impl fmt::Debug for AppState {
@@ -329,7 +330,9 @@ pub async fn build_app(config: Config, clock: SharedClock) -> Result<App, StartE
             message: e.to_string(),
         }])
     })?;
+    let callers = crate::caller::TokenCache::new(config.api_auth.token_cache_size);
     let state = Arc::new(AppState {
+        callers,
         limits,
         vault: services.vault,
         users,

@@ -6,6 +6,7 @@
 //! - [`keys`]: the [`keys::KeyStore`] seam, the key manager and the rotation scheduler;
 //! - [`clients`]: client registration, secrets and authentication material;
 //! - [`audit`]: the append-only, hash-chained audit log;
+//! - [`caller`]: the bearer-token extractor of the authority's own APIs (broker, link keys);
 //! - [`oauth`]: `POST /oauth2/token`, one module per grant, RFC 6749 errors in one place;
 //! - [`app`]: wiring ([`build_app`]) and serving, so tests can run the server in-process;
 //! - [`health`], [`wellknown`]: `/HealthCheck`, the JWKS and RFC 8414 metadata;
@@ -20,6 +21,7 @@
 pub mod app;
 pub mod atrest;
 pub mod audit;
+pub mod caller;
 pub mod cli;
 pub mod clients;
 pub mod config;

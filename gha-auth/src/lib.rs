@@ -4,11 +4,13 @@
 //! - [`clock`]: injectable time, so rotation and expiry are testable with compressed time;
 //! - [`keys`]: signing keys (ES256, EdDSA, RS256), RFC 7638 key ids, key lifecycle and JWKS;
 //! - [`jwt`]: RFC 9068 access tokens, issued and verified strictly;
-//! - [`apikey`]: the scanner-friendly secret format (`ghac_`, `ghar_`, `ghal_`) and keyed hashing.
+//! - [`apikey`]: the scanner-friendly secret format (`ghac_`, `ghar_`, `ghal_`) and keyed hashing;
+//! - [`broker`]: the secrets broker's wire format, shared by the broker and its consumers.
 //!
 //! This crate has no HTTP server in it.
 
 pub mod apikey;
+pub mod broker;
 pub mod clock;
 pub mod jwt;
 pub mod keys;

@@ -107,6 +107,10 @@ const VARS: &[EnvVar] = &[
     var("vault.kv_mount", EnvKind::Text),
     var("vault.key_prefix", EnvKind::Text),
     var("vault.request_timeout", EnvKind::Text),
+    var("api_auth.broker_audience", EnvKind::Text),
+    var("api_auth.link_keys_audience", EnvKind::Text),
+    var("api_auth.revocation_check_interval", EnvKind::Text),
+    var("api_auth.token_cache_size", EnvKind::Integer),
 ];
 
 /// Every configuration key reachable from the environment, for documentation and tests.

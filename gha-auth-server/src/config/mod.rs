@@ -70,6 +70,8 @@ pub struct Config {
     pub vault: VaultSection,
     /// HTTPS: served when a certificate and key are given.
     pub tls: TlsConfig,
+    /// Bearer tokens on the authority's own APIs (broker, link keys).
+    pub api_auth: ApiAuthConfig,
 }
 
 impl Default for Config {
@@ -91,6 +93,33 @@ impl Default for Config {
             rate_limit: RateLimitConfig::default(),
             vault: VaultSection::default(),
             tls: TlsConfig::default(),
+            api_auth: ApiAuthConfig::default(),
+        }
+    }
+}
+
+/// Bearer tokens on the authority's own APIs: what [`crate::caller::Caller`] accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct ApiAuthConfig {
+    /// Audience a token must name to call the secrets broker.
+    pub broker_audience: String,
+    /// Audience a token must name to call the link-key endpoints.
+    pub link_keys_audience: String,
+    /// How long a verified token is trusted without asking the store whether it was revoked.
+    pub revocation_check_interval: Duration,
+    /// Most verified tokens remembered (a token is verified once, then looked up by digest).
+    pub token_cache_size: u32,
+}
+
+impl Default for ApiAuthConfig {
+    fn default() -> Self {
+        Self {
+            broker_audience: gha_auth::broker::DEFAULT_BROKER_AUDIENCE.to_owned(),
+            link_keys_audience: "gha-auth-link-keys".to_owned(),
+            revocation_check_interval: Duration::seconds(5),
+            token_cache_size: 10_000,
         }
     }
 }

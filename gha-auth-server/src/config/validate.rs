@@ -43,7 +43,40 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
     check_log(config, &mut out);
     check_rate_limit(config, &mut out);
     check_vault(config, &mut out);
+    check_api_auth(config, &mut out);
     out.0
+}
+
+fn check_api_auth(config: &Config, out: &mut Problems) {
+    let api = &config.api_auth;
+    for (key, audience) in [
+        ("api_auth.broker_audience", &api.broker_audience),
+        ("api_auth.link_keys_audience", &api.link_keys_audience),
+    ] {
+        if !crate::clients::is_valid_audience(audience) {
+            out.push(
+                key,
+                "must be printable ASCII without spaces, at most 256 bytes",
+            );
+        }
+    }
+    if api.broker_audience == api.link_keys_audience {
+        out.push(
+            "api_auth.link_keys_audience",
+            "must differ from api_auth.broker_audience, so a broker token cannot read link keys",
+        );
+    }
+    if api.revocation_check_interval < Duration::seconds(0)
+        || api.revocation_check_interval > Duration::seconds(300)
+    {
+        out.push(
+            "api_auth.revocation_check_interval",
+            "must be between 0s and 5m",
+        );
+    }
+    if api.token_cache_size == 0 {
+        out.push("api_auth.token_cache_size", "must be at least 1");
+    }
 }
 
 /// Whether `addr` only accepts connections from this machine.

@@ -294,16 +294,34 @@ async fn insert_jti_revocation(
 /// Whether the token's `jti` is revoked, or its subject or client has a not-before time after
 /// the token was issued.
 async fn is_revoked(state: &AppState, claims: &AccessClaims) -> Result<bool, StoreError> {
+    is_revoked_parts(
+        &state.store,
+        &claims.jti,
+        &claims.sub,
+        &claims.client_id,
+        claims.iat,
+    )
+    .await
+}
+
+/// [`is_revoked`] on the parts of a token (also used by [`crate::caller`]).
+pub(crate) async fn is_revoked_parts(
+    store: &crate::store::Store,
+    jti: &str,
+    sub: &str,
+    client_id: &str,
+    iat: i64,
+) -> Result<bool, StoreError> {
     let (count,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM revocations WHERE (kind = 'jti' AND value = $1) \
          OR (kind = 'sub' AND value = $2 AND not_before > $4) \
          OR (kind = 'client' AND value = $3 AND not_before > $4)",
     )
-    .bind(&claims.jti)
-    .bind(&claims.sub)
-    .bind(&claims.client_id)
-    .bind(claims.iat)
-    .fetch_one(state.store.pool())
+    .bind(jti)
+    .bind(sub)
+    .bind(client_id)
+    .bind(iat)
+    .fetch_one(store.pool())
     .await?;
     Ok(count > 0)
 }

@@ -1,0 +1,512 @@
+//! Who is calling the authority's own APIs (secrets broker, link keys): the [`Caller`] extractor.
+//!
+//! These routes are reached with a bearer JWT this authority issued (client_credentials with
+//! `audience=<the API's audience>`). A handler takes a `Caller<BrokerApi>` or
+//! `Caller<LinkKeysApi>` argument:
+//!
+//! ```ignore
+//! async fn handler(State(state): State<Arc<AppState>>, caller: Caller<LinkKeysApi>) -> Response {
+//!     caller.require_scope("link-keys:read")?; // optional: 403 insufficient_scope
+//!     // caller.client_id, caller.subject, caller.scopes, caller.tenant, caller.jti
+//! }
+//! ```
+//!
+//! The token is verified locally with the core library's strict verifier against the key
+//! manager's current public keys (no HTTP round trip): `iss` must be our issuer and `aud` must
+//! contain the API's configured audience (`[api_auth]`). A token is verified once, then remembered
+//! by the SHA-256 of (API, token) until it expires, or until the key ring changes. The store's
+//! revocation list (jti, subject or client not-before, as `/oauth2/revoke` and admin commands
+//! write it) is asked at the first use and again after `api_auth.revocation_check_interval`.
+//!
+//! Every refusal is a [`CallerError`], the one place that answers RFC 6750: 401 `invalid_token`
+//! (or a bare `Bearer` challenge when no token was sent), 400 `invalid_request`, 403
+//! `insufficient_scope`. Bodies are generic; the reason goes to the log and a metric.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gha_auth::jwt::{AccessClaims, JwtError, Validation, Verifier};
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::config::ApiAuthConfig;
+
+/// Series: refusals by API and reason.
+pub const REJECTIONS_METRIC: &str = "gha_auth_api_auth_rejections_total";
+
+/// One of the authority's own APIs: names it and picks its audience from the configuration.
+pub trait OwnApi: Send + Sync + 'static {
+    /// Short name for logs, metrics and the cache key (`broker`, `link_keys`).
+    const NAME: &'static str;
+    /// The audience a token must name to call this API.
+    fn audience(config: &ApiAuthConfig) -> &str;
+}
+
+/// The secrets broker (`/v1/secrets`, `/v1/database/creds`): `api_auth.broker_audience`.
+#[derive(Debug, Clone, Copy)]
+pub struct BrokerApi;
+
+impl OwnApi for BrokerApi {
+    const NAME: &'static str = "broker";
+    fn audience(config: &ApiAuthConfig) -> &str {
+        &config.broker_audience
+    }
+}
+
+/// The link-key endpoints (`/v1/link-keys`): `api_auth.link_keys_audience`.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkKeysApi;
+
+impl OwnApi for LinkKeysApi {
+    const NAME: &'static str = "link_keys";
+    fn audience(config: &ApiAuthConfig) -> &str {
+        &config.link_keys_audience
+    }
+}
+
+/// The verified caller of API `A`.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Caller<A> {
+    /// The OAuth client the token was issued to.
+    pub client_id: String,
+    /// `sub`: the user, or the client itself for client_credentials.
+    pub subject: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// The GHA customer the token is bound to.
+    pub tenant: Option<String>,
+    /// The token's id.
+    pub jti: String,
+    /// `exp`, Unix seconds.
+    pub expires_at: i64,
+    api: PhantomData<fn() -> A>,
+}
+
+impl<A> fmt::Debug for Caller<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Caller")
+            .field("client_id", &self.client_id)
+            .field("subject", &self.subject)
+            .field("scopes", &self.scopes)
+            .field("tenant", &self.tenant)
+            .field("jti", &self.jti)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: OwnApi> Caller<A> {
+    /// Whether the token grants `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// `Ok` when the token grants `scope`; else 403 `insufficient_scope` naming it.
+    pub fn require_scope(&self, scope: &str) -> Result<(), CallerError> {
+        if self.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(CallerError::insufficient_scope(scope))
+        }
+    }
+
+    fn from_identity(identity: &Identity) -> Self {
+        Self {
+            client_id: identity.client_id.clone(),
+            subject: identity.subject.clone(),
+            scopes: identity.scopes.clone(),
+            tenant: identity.tenant.clone(),
+            jti: identity.jti.clone(),
+            expires_at: identity.expires_at,
+            api: PhantomData,
+        }
+    }
+}
+
+impl<A: OwnApi> FromRequestParts<Arc<AppState>> for Caller<A> {
+    type Rejection = CallerError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(&parts.headers)?;
+        let entry = authenticate::<A>(state, token).await?;
+        Ok(Caller::from_identity(&entry.identity))
+    }
+}
+
+/// Why a call was refused. The one place that turns refusals into RFC 6750 responses.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{kind:?}: {reason}")]
+pub struct CallerError {
+    kind: CallerErrorKind,
+    reason: String,
+    scope: Option<String>,
+}
+
+/// The kind of refusal: decides the status and the challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallerErrorKind {
+    /// No `Authorization: Bearer` header: 401 with a bare `Bearer` challenge.
+    MissingToken,
+    /// Several `Authorization` headers or an unreadable one: 400 `invalid_request`.
+    InvalidRequest,
+    /// Bad signature, unknown key, expired, wrong issuer, audience or type: 401 `invalid_token`.
+    InvalidToken,
+    /// Revoked (jti, subject or client not-before): 401 `invalid_token`.
+    Revoked,
+    /// A scope the route needs is missing: 403 `insufficient_scope`.
+    InsufficientScope,
+    /// The revocation list could not be read: 503, fail closed.
+    Unavailable,
+}
+
+impl CallerErrorKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            CallerErrorKind::MissingToken => "missing_token",
+            CallerErrorKind::InvalidRequest => "invalid_request",
+            CallerErrorKind::InvalidToken => "invalid_token",
+            CallerErrorKind::Revoked => "revoked",
+            CallerErrorKind::InsufficientScope => "insufficient_scope",
+            CallerErrorKind::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl CallerError {
+    fn new(kind: CallerErrorKind, reason: impl Into<String>) -> Self {
+        Self {
+            kind,
+            reason: reason.into(),
+            scope: None,
+        }
+    }
+
+    /// 403 `insufficient_scope`, with `scope="…"` in the challenge.
+    pub fn insufficient_scope(scope: &str) -> Self {
+        Self {
+            kind: CallerErrorKind::InsufficientScope,
+            reason: format!("scope {scope} is required"),
+            scope: Some(scope.to_owned()),
+        }
+    }
+
+    /// What kind of refusal this is.
+    pub fn kind(&self) -> CallerErrorKind {
+        self.kind
+    }
+
+    /// Why, for the log; never contains the token.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self.kind {
+            CallerErrorKind::MissingToken
+            | CallerErrorKind::InvalidToken
+            | CallerErrorKind::Revoked => StatusCode::UNAUTHORIZED,
+            CallerErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+            CallerErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
+            CallerErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_code(&self) -> Option<&'static str> {
+        match self.kind {
+            CallerErrorKind::MissingToken => None,
+            CallerErrorKind::InvalidRequest => Some("invalid_request"),
+            CallerErrorKind::InvalidToken | CallerErrorKind::Revoked => Some("invalid_token"),
+            CallerErrorKind::InsufficientScope => Some("insufficient_scope"),
+            CallerErrorKind::Unavailable => Some("temporarily_unavailable"),
+        }
+    }
+
+    fn challenge(&self) -> Option<HeaderValue> {
+        match (self.kind, self.error_code()) {
+            (CallerErrorKind::Unavailable, _) => None,
+            (_, None) => Some(HeaderValue::from_static("Bearer")),
+            (CallerErrorKind::InsufficientScope, Some(code)) => {
+                // A scope with a quote or backslash would break the header: leave it out.
+                let scope = self
+                    .scope
+                    .as_deref()
+                    .filter(|s| s.bytes().all(|b| (b' '..=b'~').contains(&b)))
+                    .filter(|s| !s.contains(['"', '\\']));
+                let text = match scope {
+                    Some(scope) => format!(r#"Bearer error="{code}", scope="{scope}""#),
+                    None => format!(r#"Bearer error="{code}""#),
+                };
+                HeaderValue::from_str(&text).ok()
+            }
+            (_, Some(code)) => HeaderValue::from_str(&format!(r#"Bearer error="{code}""#)).ok(),
+        }
+    }
+}
+
+impl IntoResponse for CallerError {
+    fn into_response(self) -> Response {
+        match self.kind {
+            CallerErrorKind::Unavailable => {
+                tracing::warn!(reason = %self.reason, "api call refused: revocation list unavailable");
+            }
+            CallerErrorKind::MissingToken => {
+                tracing::debug!(reason = %self.reason, "api call refused")
+            }
+            _ => {
+                tracing::info!(kind = self.kind.as_str(), reason = %self.reason, "api call refused")
+            }
+        }
+        metrics::counter!(REJECTIONS_METRIC, "reason" => self.kind.as_str()).increment(1);
+        let body = match self.error_code() {
+            Some(code) => json!({ "error": code }),
+            None => {
+                json!({ "error": "invalid_request", "error_description": "a bearer token is required" })
+            }
+        };
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(challenge) = self.challenge() {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if self.kind == CallerErrorKind::Unavailable {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+/// The bearer token of `headers`: exactly one `Authorization` header, scheme `Bearer`.
+fn bearer_token(headers: &HeaderMap) -> Result<&str, CallerError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Err(CallerError::new(
+            CallerErrorKind::MissingToken,
+            "no Authorization header",
+        ));
+    };
+    if values.next().is_some() {
+        return Err(CallerError::new(
+            CallerErrorKind::InvalidRequest,
+            "more than one Authorization header",
+        ));
+    }
+    let text = value.to_str().map_err(|_| {
+        CallerError::new(
+            CallerErrorKind::InvalidRequest,
+            "Authorization header is not ASCII",
+        )
+    })?;
+    let Some((scheme, token)) = text.split_once(' ') else {
+        return Err(CallerError::new(
+            CallerErrorKind::MissingToken,
+            "Authorization is not a bearer token",
+        ));
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        // Another scheme is no bearer token at all (RFC 6750 §3.1: no error code).
+        return Err(CallerError::new(
+            CallerErrorKind::MissingToken,
+            "Authorization scheme is not Bearer",
+        ));
+    }
+    let token = token.trim();
+    if token.is_empty() || token.contains(' ') {
+        return Err(CallerError::new(
+            CallerErrorKind::InvalidRequest,
+            "malformed bearer token",
+        ));
+    }
+    Ok(token)
+}
+
+/// What a verified token says about its caller.
+#[derive(Debug)]
+struct Identity {
+    client_id: String,
+    subject: String,
+    scopes: Vec<String>,
+    tenant: Option<String>,
+    jti: String,
+    issued_at: i64,
+    expires_at: i64,
+}
+
+/// A verified token in the cache.
+#[derive(Debug)]
+struct Entry {
+    identity: Identity,
+    /// The key-ring version the token was verified against: a changed ring verifies again, so a
+    /// key removed from the ring stops its tokens at once.
+    ring_version: u64,
+    /// When the revocation list was last asked (Unix seconds).
+    checked_at: AtomicI64,
+}
+
+const SHARDS: usize = 16;
+
+type Digest = [u8; 32];
+
+/// Verified tokens of the authority's own APIs, by SHA-256 of (API, token). Bounded: a full
+/// shard drops its expired entries, and everything when that is not enough.
+pub struct TokenCache {
+    shards: Box<[RwLock<HashMap<Digest, Arc<Entry>>>]>,
+    per_shard: usize,
+}
+
+impl fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("per_shard", &self.per_shard)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenCache {
+    /// A cache holding about `capacity` tokens.
+    pub fn new(capacity: u32) -> Self {
+        let capacity = usize::try_from(capacity).unwrap_or(usize::MAX).max(1);
+        Self {
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            per_shard: capacity.div_ceil(SHARDS),
+        }
+    }
+
+    fn shard(&self, digest: &Digest) -> &RwLock<HashMap<Digest, Arc<Entry>>> {
+        &self.shards[usize::from(digest[0]) % SHARDS]
+    }
+
+    fn get(&self, digest: &Digest) -> Option<Arc<Entry>> {
+        self.shard(digest)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(digest)
+            .cloned()
+    }
+
+    fn insert(&self, digest: Digest, entry: Arc<Entry>, now: i64) {
+        let mut shard = self
+            .shard(&digest)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if shard.len() >= self.per_shard {
+            shard.retain(|_, e| e.identity.expires_at > now);
+            if shard.len() >= self.per_shard {
+                shard.clear();
+            }
+        }
+        shard.insert(digest, entry);
+    }
+
+    fn remove(&self, digest: &Digest) {
+        self.shard(digest)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(digest);
+    }
+}
+
+fn digest_of(api: &str, token: &str) -> Digest {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    context.update(api.as_bytes());
+    context.update(&[0]);
+    context.update(token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(context.finish().as_ref());
+    out
+}
+
+/// Verifies `token` for API `A` (from the cache when it was verified before) and checks the
+/// revocation list when due.
+async fn authenticate<A: OwnApi>(state: &AppState, token: &str) -> Result<Arc<Entry>, CallerError> {
+    let now = state.clock.unix_seconds();
+    let digest = digest_of(A::NAME, token);
+    let ring_version = state.keys.snapshot().version();
+    let cached = state
+        .callers
+        .get(&digest)
+        .filter(|e| e.identity.expires_at > now && e.ring_version == ring_version);
+    let entry = match cached {
+        Some(entry) => entry,
+        None => {
+            // `checked_at` starts unset, so the revocation list is asked before first use.
+            let entry = Arc::new(verify::<A>(state, token)?);
+            state.callers.insert(digest, entry.clone(), now);
+            entry
+        }
+    };
+    let interval = state
+        .config
+        .api_auth
+        .revocation_check_interval
+        .as_delta()
+        .num_seconds();
+    let checked_at = entry.checked_at.load(Ordering::Relaxed);
+    if checked_at == i64::MIN || now.saturating_sub(checked_at) >= interval {
+        let identity = &entry.identity;
+        let revoked = crate::oauth::revocation::is_revoked_parts(
+            &state.store,
+            &identity.jti,
+            &identity.subject,
+            &identity.client_id,
+            identity.issued_at,
+        )
+        .await
+        .map_err(|e| CallerError::new(CallerErrorKind::Unavailable, e.to_string()))?;
+        if revoked {
+            state.callers.remove(&digest);
+            return Err(CallerError::new(
+                CallerErrorKind::Revoked,
+                "token is revoked",
+            ));
+        }
+        entry.checked_at.store(now, Ordering::Relaxed);
+    }
+    Ok(entry)
+}
+
+fn verify<A: OwnApi>(state: &AppState, token: &str) -> Result<Entry, CallerError> {
+    let invalid = |e: JwtError| CallerError::new(CallerErrorKind::InvalidToken, e.to_string());
+    let audience = A::audience(&state.config.api_auth);
+    let validation = Validation::new(state.issuer.clone(), [audience])
+        .map_err(|e| CallerError::new(CallerErrorKind::InvalidToken, e.to_string()))?;
+    // The configured leeway, when the verifier accepts it (at most 300 s); else its default.
+    let validation = validation
+        .clone()
+        .with_leeway(state.keys.schedule().leeway)
+        .unwrap_or(validation);
+    let snapshot = state.keys.snapshot();
+    let verified = Verifier::new(validation, state.clock.clone())
+        .verify::<AccessClaims>(token, snapshot.ring())
+        .map_err(invalid)?;
+    let claims = verified.claims;
+    let scopes = claims.scopes().map(str::to_owned).collect();
+    Ok(Entry {
+        identity: Identity {
+            client_id: claims.client_id,
+            subject: claims.sub,
+            scopes,
+            tenant: claims.tenant,
+            jti: claims.jti,
+            issued_at: verified.issued_at,
+            expires_at: verified.expires_at,
+        },
+        ring_version: snapshot.version(),
+        checked_at: AtomicI64::new(i64::MIN),
+    })
+}
+
+#[cfg(test)]
+mod tests;
