@@ -1,10 +1,13 @@
 //! The verified-token cache and the revocation state it is checked against.
 //!
-//! A token whose signature and claims were verified once is not verified again until it expires:
-//! the cache maps the SHA-256 digest of the token text (never the token) to what was verified.
-//! It is bounded (sharded maps, each capped; expired entries go first, then arbitrary ones), and
-//! an entry ends at the token's `exp` by the injected clock. Revocation is checked on every hit
-//! through a generation counter, so a revoked token stops working at once without a scan.
+//! A token whose signature and claims were verified once is not verified again until it expires.
+//! The cache never holds a token: an entry is found by the SHA-256 of the token's signature
+//! segment and holds the signing input (`header.payload`, readable claims, not a credential), which
+//! a hit must match exactly, so a hit is always the very token that was verified (see
+//! docs/decisions/0004-token-cache-key.md). It is bounded (sharded maps, each capped; expired
+//! entries go first, then arbitrary ones), and an entry ends at the token's `exp` by the injected
+//! clock. Revocation is checked on every hit through a generation counter, so a revoked token
+//! stops working at once without a scan.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,13 +19,13 @@ use chrono::{DateTime, Utc};
 
 use crate::principal::VerifiedToken;
 
-/// SHA-256 of a token's text: the cache key. Never the token itself.
+/// SHA-256 of a token's signature segment: the map key. Never the token itself.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct TokenDigest([u8; 32]);
+pub(crate) struct SignatureDigest([u8; 32]);
 
-impl TokenDigest {
-    pub(crate) fn of(token: &str) -> Self {
-        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+impl SignatureDigest {
+    fn of(signature: &str) -> Self {
+        let digest = ring::digest::digest(&ring::digest::SHA256, signature.as_bytes());
         let mut out = [0u8; 32];
         out.copy_from_slice(digest.as_ref());
         Self(out)
@@ -33,10 +36,75 @@ impl TokenDigest {
     }
 }
 
-impl fmt::Debug for TokenDigest {
+impl fmt::Debug for SignatureDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TokenDigest({}…)", hex::encode(&self.0[..6]))
+        write!(f, "SignatureDigest({}…)", hex::encode(&self.0[..6]))
     }
+}
+
+/// How a presented token is looked up: the digest of its signature segment and, borrowed from
+/// the request, its signing input. Hashes only the signature (86 characters for ES256) rather
+/// than the whole token; the exact comparison of the rest makes the pair as exact as the token.
+#[derive(Clone, Copy)]
+pub(crate) struct TokenKey<'a> {
+    digest: SignatureDigest,
+    signing_input: &'a str,
+}
+
+impl<'a> TokenKey<'a> {
+    /// Splits at the last `.`; text without one gets a key no verified token can have.
+    pub(crate) fn of(token: &'a str) -> Self {
+        let (signing_input, signature) = token.rsplit_once('.').unwrap_or(("", token));
+        Self {
+            digest: SignatureDigest::of(signature),
+            signing_input,
+        }
+    }
+
+    /// The owned form, for inserting after a verification.
+    pub(crate) fn to_owned_key(self) -> OwnedTokenKey {
+        OwnedTokenKey {
+            digest: self.digest,
+            signing_input: self.signing_input.into(),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn with_digest_of(self, other: TokenKey<'_>) -> Self {
+        Self {
+            digest: other.digest,
+            ..self
+        }
+    }
+}
+
+impl fmt::Debug for TokenKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenKey")
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`TokenKey`] that owns its signing input: what the cache stores beside the claims.
+pub(crate) struct OwnedTokenKey {
+    digest: SignatureDigest,
+    signing_input: Box<str>,
+}
+
+/// Not the signing input: claims are not secret, but they stay out of logs.
+impl fmt::Debug for OwnedTokenKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedTokenKey")
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a shard holds per signature digest.
+struct Entry {
+    signing_input: Box<str>,
+    token: Arc<VerifiedToken>,
 }
 
 /// The key is already a uniformly distributed digest: use its first bytes as the hash.
@@ -67,7 +135,7 @@ impl BuildHasher for BuildDigestHasher {
 
 const SHARDS: usize = 16;
 
-type Shard = RwLock<HashMap<TokenDigest, Arc<VerifiedToken>, BuildDigestHasher>>;
+type Shard = RwLock<HashMap<SignatureDigest, Entry, BuildDigestHasher>>;
 
 /// Bounded cache of verified tokens.
 pub(crate) struct TokenCache {
@@ -98,46 +166,63 @@ impl TokenCache {
         self.per_shard > 0
     }
 
-    /// The entry for `digest` if it has not expired at `now` (Unix seconds).
-    pub(crate) fn get(&self, digest: &TokenDigest, now: i64) -> Option<Arc<VerifiedToken>> {
+    /// The verified token presented as `key` if it has not expired at `now` (Unix seconds).
+    /// The signing input must match exactly: an entry is never returned for another token, even
+    /// one with the same signature segment.
+    pub(crate) fn get(&self, key: &TokenKey<'_>, now: i64) -> Option<Arc<VerifiedToken>> {
         if !self.is_enabled() {
             return None;
         }
-        let shard = self.shards[digest.shard()]
+        let shard = self.shards[key.digest.shard()]
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        let entry = shard.get(digest)?;
-        (now < entry.expires_at).then(|| Arc::clone(entry))
+        let entry = shard.get(&key.digest)?;
+        // Not secret (readable claims), so a plain comparison: its timing tells a caller nothing
+        // it did not send, and an entry is only reached with a signature it already holds.
+        if *entry.signing_input != *key.signing_input || now >= entry.token.expires_at {
+            return None;
+        }
+        Some(Arc::clone(&entry.token))
     }
 
     /// Remembers a verified token; makes room first if the shard is full.
-    pub(crate) fn insert(&self, digest: TokenDigest, token: Arc<VerifiedToken>, now: i64) {
+    pub(crate) fn insert(&self, key: OwnedTokenKey, token: Arc<VerifiedToken>, now: i64) {
         if !self.is_enabled() || now >= token.expires_at {
             return;
         }
-        let mut shard = self.shards[digest.shard()]
+        let mut shard = self.shards[key.digest.shard()]
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        if shard.len() >= self.per_shard && !shard.contains_key(&digest) {
-            shard.retain(|_, entry| now < entry.expires_at);
+        if shard.len() >= self.per_shard && !shard.contains_key(&key.digest) {
+            shard.retain(|_, entry| now < entry.token.expires_at);
             if shard.len() >= self.per_shard {
                 // Still full of live tokens: drop an arbitrary eighth (hash order is random with
                 // respect to arrival, so this is close to random eviction) and go on.
                 let drop = (self.per_shard / 8).max(1);
-                let victims: Vec<TokenDigest> = shard.keys().take(drop).copied().collect();
+                let victims: Vec<SignatureDigest> = shard.keys().take(drop).copied().collect();
                 for victim in victims {
                     shard.remove(&victim);
                 }
             }
         }
-        shard.insert(digest, token);
+        let entry = Entry {
+            signing_input: key.signing_input,
+            token,
+        };
+        shard.insert(key.digest, entry);
     }
 
-    pub(crate) fn remove(&self, digest: &TokenDigest) {
-        self.shards[digest.shard()]
+    /// Forgets the token presented as `key` (only if the entry is that token's).
+    pub(crate) fn remove(&self, key: &TokenKey<'_>) {
+        let mut shard = self.shards[key.digest.shard()]
             .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(digest);
+            .unwrap_or_else(PoisonError::into_inner);
+        if shard
+            .get(&key.digest)
+            .is_some_and(|entry| *entry.signing_input == *key.signing_input)
+        {
+            shard.remove(&key.digest);
+        }
     }
 
     /// Drops every entry signed by a key that is no longer in the key set.
@@ -146,7 +231,7 @@ impl TokenCache {
             shard
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
-                .retain(|_, entry| still_valid(&entry.kid));
+                .retain(|_, entry| still_valid(&entry.token.kid));
         }
     }
 
@@ -315,29 +400,65 @@ mod tests {
         Arc::new(VerifiedToken::from_payload(payload.into(), "kid-1".into(), 0).unwrap())
     }
 
+    fn key(token: &str) -> TokenKey<'_> {
+        TokenKey::of(token)
+    }
+
     #[test]
     fn entries_end_at_exp() {
         let cache = TokenCache::new(100);
-        let digest = TokenDigest::of("a.b.c");
-        cache.insert(digest, token("u", "j", 0, 1_000), 10);
-        assert!(cache.get(&digest, 999).is_some());
-        assert!(cache.get(&digest, 1_000).is_none());
-        assert!(cache.get(&TokenDigest::of("a.b.d"), 10).is_none());
+        cache.insert(key("a.b.c").to_owned_key(), token("u", "j", 0, 1_000), 10);
+        assert!(cache.get(&key("a.b.c"), 999).is_some());
+        assert!(cache.get(&key("a.b.c"), 1_000).is_none());
+        assert!(cache.get(&key("a.b.d"), 10).is_none());
         // Already expired tokens are not stored.
-        let late = TokenDigest::of("late");
-        cache.insert(late, token("u", "j", 0, 5), 10);
-        assert!(cache.get(&late, 0).is_none());
+        cache.insert(key("l.a.te").to_owned_key(), token("u", "j", 0, 5), 10);
+        assert!(cache.get(&key("l.a.te"), 0).is_none());
+    }
+
+    #[test]
+    fn a_hit_needs_the_whole_token_not_just_its_signature() {
+        let cache = TokenCache::new(100);
+        cache.insert(
+            key("h.p1.sig").to_owned_key(),
+            token("u1", "j", 0, 1_000),
+            1,
+        );
+        assert!(cache.get(&key("h.p1.sig"), 1).is_some());
+        // The same signature segment after another header and payload: the digest matches, the
+        // signing input does not, so it is a miss (and full verification would refuse it).
+        assert!(cache.get(&key("h.p2.sig"), 1).is_none());
+        assert!(cache.get(&key("h2.p1.sig"), 1).is_none());
+        assert!(cache.get(&key("p1.sig"), 1).is_none());
+        assert!(cache.get(&key("h.p1sig"), 1).is_none());
+        assert!(cache.get(&key("sig"), 1).is_none());
+        // Removing through a spliced token leaves the real one alone.
+        cache.remove(&key("h.p2.sig"));
+        assert!(cache.get(&key("h.p1.sig"), 1).is_some());
+    }
+
+    #[test]
+    fn tokens_whose_digests_are_forced_equal_never_share_an_entry() {
+        let cache = TokenCache::new(100);
+        let first = key("hdr.alice.s1");
+        cache.insert(first.to_owned_key(), token("alice", "j1", 0, 1_000), 1);
+        // As if SHA-256 collided: another token looked up under the first one's digest.
+        let other = key("hdr.mallory.s2").with_digest_of(first);
+        assert!(cache.get(&other, 1).is_none());
+        // Stored under the same digest, it replaces the entry rather than sharing it.
+        cache.insert(other.to_owned_key(), token("mallory", "j2", 0, 1_000), 1);
+        assert!(cache.get(&first, 1).is_none());
+        let hit = cache.get(&other, 1).unwrap();
+        assert_eq!(hit.subject, "mallory");
+        assert_eq!(cache.len(), 1);
     }
 
     #[test]
     fn the_cache_stays_bounded() {
         let cache = TokenCache::new(64);
         for i in 0..10_000 {
-            cache.insert(
-                TokenDigest::of(&format!("t{i}")),
-                token("u", "j", 0, 1_000),
-                1,
-            );
+            let text = format!("h.p.t{i}");
+            cache.insert(key(&text).to_owned_key(), token("u", "j", 0, 1_000), 1);
         }
         assert!(cache.len() <= 64, "{}", cache.len());
         assert!(cache.len() >= 32, "{}", cache.len());
@@ -346,39 +467,33 @@ mod tests {
     #[test]
     fn expired_entries_are_evicted_first() {
         let cache = TokenCache::new(16); // one slot per shard
-        let old = TokenDigest::of("old");
-        cache.insert(old, token("u", "j", 0, 100), 1);
+        let old = key("h.p.old");
+        cache.insert(old.to_owned_key(), token("u", "j", 0, 100), 1);
         // A token for the same shard arrives after the old one expired.
-        let mut i = 0;
-        let fresh = loop {
-            let candidate = TokenDigest::of(&format!("fresh{i}"));
-            if candidate.shard() == old.shard() {
-                break candidate;
-            }
-            i += 1;
-        };
-        cache.insert(fresh, token("u", "j", 0, 1_000), 200);
-        assert!(cache.get(&fresh, 200).is_some());
+        let fresh = (0..)
+            .map(|i| format!("h.p.fresh{i}"))
+            .find(|text| key(text).digest.shard() == old.digest.shard())
+            .unwrap();
+        cache.insert(key(&fresh).to_owned_key(), token("u", "j", 0, 1_000), 200);
+        assert!(cache.get(&key(&fresh), 200).is_some());
         assert_eq!(cache.len(), 1);
     }
 
     #[test]
     fn disabled_cache_holds_nothing() {
         let cache = TokenCache::new(0);
-        let digest = TokenDigest::of("x");
-        cache.insert(digest, token("u", "j", 0, 1_000), 1);
-        assert!(cache.get(&digest, 1).is_none());
+        cache.insert(key("h.p.x").to_owned_key(), token("u", "j", 0, 1_000), 1);
+        assert!(cache.get(&key("h.p.x"), 1).is_none());
     }
 
     #[test]
     fn retain_kids_drops_tokens_of_removed_keys() {
         let cache = TokenCache::new(100);
-        let digest = TokenDigest::of("x");
-        cache.insert(digest, token("u", "j", 0, 1_000), 1);
+        cache.insert(key("h.p.x").to_owned_key(), token("u", "j", 0, 1_000), 1);
         cache.retain_kids(|kid| kid == "kid-1");
-        assert!(cache.get(&digest, 1).is_some());
+        assert!(cache.get(&key("h.p.x"), 1).is_some());
         cache.retain_kids(|kid| kid == "kid-2");
-        assert!(cache.get(&digest, 1).is_none());
+        assert!(cache.get(&key("h.p.x"), 1).is_none());
     }
 
     #[test]
@@ -417,9 +532,18 @@ mod tests {
     }
 
     #[test]
-    fn digest_debug_shows_a_prefix_only() {
-        let debug = format!("{:?}", TokenDigest::of("secret-token"));
-        assert!(!debug.contains("secret"));
-        assert_eq!(debug.len(), "TokenDigest(".len() + 12 + "…)".len());
+    fn keys_debug_show_a_digest_prefix_only() {
+        let text = "header-text.claims-text.secret-signature";
+        let digest = format!("{:?}", key(text).digest);
+        assert_eq!(digest.len(), "SignatureDigest(".len() + 12 + "…)".len());
+        for debug in [
+            digest,
+            format!("{:?}", key(text)),
+            format!("{:?}", key(text).to_owned_key()),
+        ] {
+            for part in ["header-text", "claims-text", "secret-signature"] {
+                assert!(!debug.contains(part), "{debug}");
+            }
+        }
     }
 }

@@ -33,3 +33,45 @@ pub const JWKS_KEYS: &str = "gha_auth_jwks_keys";
 pub const LINK_KEY_FETCH: &str = "gha_auth_link_key_fetch_total";
 /// Last-use reports sent to the authority.
 pub const LINK_KEY_USAGE_REPORT: &str = "gha_auth_link_key_usage_report_total";
+
+/// Keys of the counters every request touches, hashed at compile time: `counter!` with a name
+/// constant (rather than a literal) builds and hashes its key on every call.
+mod keys {
+    use metrics::{Key, Label};
+
+    static ACCEPTED_TOKEN: [Label; 2] = [
+        Label::from_static_parts("outcome", "accepted"),
+        Label::from_static_parts("credential", "token"),
+    ];
+    static ACCEPTED_LINK_KEY: [Label; 2] = [
+        Label::from_static_parts("outcome", "accepted"),
+        Label::from_static_parts("credential", "link_key"),
+    ];
+    static PREFLIGHT: [Label; 1] = [Label::from_static_parts("outcome", "preflight")];
+    static ANONYMOUS: [Label; 1] = [Label::from_static_parts("outcome", "anonymous")];
+    static HIT: [Label; 1] = [Label::from_static_parts("result", "hit")];
+    static MISS: [Label; 1] = [Label::from_static_parts("result", "miss")];
+
+    pub(crate) static REQUEST_ACCEPTED_TOKEN: Key =
+        Key::from_static_parts(super::REQUESTS, &ACCEPTED_TOKEN);
+    pub(crate) static REQUEST_ACCEPTED_LINK_KEY: Key =
+        Key::from_static_parts(super::REQUESTS, &ACCEPTED_LINK_KEY);
+    pub(crate) static REQUEST_PREFLIGHT: Key = Key::from_static_parts(super::REQUESTS, &PREFLIGHT);
+    pub(crate) static REQUEST_ANONYMOUS: Key = Key::from_static_parts(super::REQUESTS, &ANONYMOUS);
+    pub(crate) static CACHE_HIT: Key = Key::from_static_parts(super::TOKEN_CACHE, &HIT);
+    pub(crate) static CACHE_MISS: Key = Key::from_static_parts(super::TOKEN_CACHE, &MISS);
+}
+
+pub(crate) use keys::{
+    CACHE_HIT, CACHE_MISS, REQUEST_ACCEPTED_LINK_KEY, REQUEST_ACCEPTED_TOKEN, REQUEST_ANONYMOUS,
+    REQUEST_PREFLIGHT,
+};
+
+static METADATA: metrics::Metadata<'static> =
+    metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+/// Adds one to the counter `key` in the installed recorder (what `counter!(…).increment(1)`
+/// does, without building the key).
+pub(crate) fn count(key: &'static metrics::Key) {
+    metrics::with_recorder(|recorder| recorder.register_counter(key, &METADATA)).increment(1);
+}

@@ -122,7 +122,7 @@ pub(crate) fn decide<'a>(
                 if let Err(reason) = cookie.check_csrf(headers) {
                     return reject(AuthErrorKind::CsrfRejected, reason);
                 }
-                if let Err(decision) = check_token_shape(token, policy.max_token_bytes) {
+                if let Err(decision) = check_token_shape(token.as_bytes(), policy.max_token_bytes) {
                     return decision;
                 }
                 return Decision::Token(token, TokenOrigin::Cookie);
@@ -167,44 +167,45 @@ fn bearer_token(headers: &HeaderMap, max_bytes: usize) -> Result<Option<&str>, D
     if token.is_empty() {
         return Err(reject(AuthErrorKind::InvalidRequest, "empty bearer token"));
     }
-    // b64token is ASCII; anything else is not a token of ours.
+    // b64token is ASCII, so after the shape check the text is always UTF-8.
+    check_token_shape(token, max_bytes)?;
     let Ok(token) = std::str::from_utf8(token) else {
         return Err(reject(
             AuthErrorKind::InvalidToken,
             "bearer token is not ASCII",
         ));
     };
-    check_token_shape(token, max_bytes)?;
     Ok(Some(token))
 }
 
-/// RFC 6750 `b64token` characters: `ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"` and
-/// trailing `=` (allowed anywhere here; the JWT parser is stricter).
-const B64TOKEN: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
-            || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
-        b += 1;
-    }
-    table
-};
+/// Whether `b` is an RFC 6750 `b64token` character: `ALPHA / DIGIT / "-" / "." / "_" / "~" /
+/// "+" / "/"` or `=` (allowed anywhere here; the JWT parser is stricter). Comparisons only, no
+/// table and no branch, so the loop over a token compiles to vector instructions.
+#[inline]
+fn is_b64token_byte(b: u8) -> bool {
+    let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+    let digit = b.wrapping_sub(b'0') < 10;
+    letter
+        | digit
+        | (b == b'-')
+        | (b == b'.')
+        | (b == b'_')
+        | (b == b'~')
+        | (b == b'+')
+        | (b == b'/')
+        | (b == b'=')
+}
 
 /// The `b64token` alphabet and the size cap, checked before any hashing or parsing.
-fn check_token_shape(token: &str, max_bytes: usize) -> Result<(), Decision<'static>> {
+fn check_token_shape(token: &[u8], max_bytes: usize) -> Result<(), Decision<'static>> {
     if token.len() > max_bytes {
         return Err(reject(
             AuthErrorKind::InvalidToken,
             "token larger than the size cap",
         ));
     }
-    // Branch-free over the whole token (a lookup per byte, one test at the end): this runs on
-    // every request.
-    let valid = token
-        .bytes()
-        .fold(true, |ok, b| ok & B64TOKEN[usize::from(b)]);
+    // Over the whole token with one test at the end: this runs on every request.
+    let valid = token.iter().fold(true, |ok, &b| ok & is_b64token_byte(b));
     if !valid {
         return Err(reject(
             AuthErrorKind::InvalidToken,
@@ -219,6 +220,15 @@ mod tests {
     use http::HeaderValue;
 
     use super::*;
+
+    #[test]
+    fn b64token_bytes_are_exactly_the_rfc_6750_alphabet() {
+        for b in 0..=u8::MAX {
+            let expected = b.is_ascii_alphanumeric()
+                || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
+            assert_eq!(is_b64token_byte(b), expected, "byte {b:#04x}");
+        }
+    }
 
     fn policy() -> RequestPolicy {
         RequestPolicy {

@@ -9,7 +9,7 @@ use http::HeaderName;
 use tower::Layer;
 
 use super::decide::RequestPolicy;
-use super::service::Auth;
+use super::service::{Auth, ServiceState};
 use crate::cache::{Revocations, TokenCache};
 use crate::error::ConfigError;
 use crate::health::Health;
@@ -47,7 +47,8 @@ pub(crate) struct Shared {
 #[must_use]
 pub struct AuthLayer {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) policy: Arc<RequestPolicy>,
+    /// What each [`Auth`] holds: the shared half and this layer's policy behind one `Arc`.
+    service: Arc<ServiceState>,
 }
 
 impl fmt::Debug for AuthLayer {
@@ -55,7 +56,7 @@ impl fmt::Debug for AuthLayer {
         f.debug_struct("AuthLayer")
             .field("tokens", &self.shared.tokens)
             .field("link_keys", &self.shared.link_keys)
-            .field("policy", &self.policy)
+            .field("policy", &self.service.policy)
             .finish()
     }
 }
@@ -71,12 +72,17 @@ impl AuthLayer {
     /// credentials through as anonymous: for routes that serve both, with
     /// [`crate::OptionalPrincipal`]. Requests with bad credentials are still refused.
     pub fn allow_anonymous(&self) -> Self {
-        let mut policy = (*self.policy).clone();
+        let mut policy = self.service.policy.clone();
         policy.allow_anonymous = true;
-        Self {
-            shared: Arc::clone(&self.shared),
-            policy: Arc::new(policy),
-        }
+        Self::new(Arc::clone(&self.shared), policy)
+    }
+
+    fn new(shared: Arc<Shared>, policy: RequestPolicy) -> Self {
+        let service = Arc::new(ServiceState {
+            shared: Arc::clone(&shared),
+            policy,
+        });
+        Self { shared, service }
     }
 
     /// The revocation list every clone checks: feed it from the revocation feed.
@@ -127,7 +133,7 @@ impl<S> Layer<S> for AuthLayer {
     type Service = Auth<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Auth::new(inner, Arc::clone(&self.shared), Arc::clone(&self.policy))
+        Auth::new(inner, Arc::clone(&self.service))
     }
 }
 
@@ -350,9 +356,6 @@ impl AuthLayerBuilder {
             clock: self.clock,
             revocations: self.revocations,
         };
-        Ok(AuthLayer {
-            shared: Arc::new(shared),
-            policy: Arc::new(policy),
-        })
+        Ok(AuthLayer::new(Arc::new(shared), policy))
     }
 }

@@ -11,7 +11,6 @@ use tower::{Service, ServiceExt};
 use super::decide::{Decision, RequestPolicy, decide};
 use super::future::ResponseFuture;
 use super::layer::Shared;
-use crate::cache::TokenDigest;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::extract::AuthContext;
 use crate::metrics as m;
@@ -22,16 +21,21 @@ use crate::verify::Lookup;
 /// extensions, or answers with the rejection.
 pub struct Auth<S> {
     inner: S,
-    shared: Arc<Shared>,
-    policy: Arc<RequestPolicy>,
+    /// One `Arc` for both halves: routers clone the service for every request.
+    state: Arc<ServiceState>,
+}
+
+/// What every request of one [`super::AuthLayer`] reads.
+pub(crate) struct ServiceState {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) policy: RequestPolicy,
 }
 
 impl<S: Clone> Clone for Auth<S> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            shared: Arc::clone(&self.shared),
-            policy: Arc::clone(&self.policy),
+            state: Arc::clone(&self.state),
         }
     }
 }
@@ -39,18 +43,14 @@ impl<S: Clone> Clone for Auth<S> {
 impl<S> fmt::Debug for Auth<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Auth")
-            .field("policy", &self.policy)
+            .field("policy", &self.state.policy)
             .finish_non_exhaustive()
     }
 }
 
 impl<S> Auth<S> {
-    pub(super) fn new(inner: S, shared: Arc<Shared>, policy: Arc<RequestPolicy>) -> Self {
-        Self {
-            inner,
-            shared,
-            policy,
-        }
+    pub(super) fn new(inner: S, state: Arc<ServiceState>) -> Self {
+        Self { inner, state }
     }
 }
 
@@ -58,32 +58,28 @@ impl<S> Auth<S> {
 enum Step {
     Forward(Option<AuthContext>),
     Reject(AuthError),
-    Verify(String, TokenDigest),
+    Verify(String),
 }
 
 impl<S> Auth<S> {
     /// Everything that can be decided without waiting: the request decision, link keys and the
     /// verified-token cache.
     fn step(&self, method: &http::Method, headers: &http::HeaderMap) -> Step {
-        match decide(&self.policy, method, headers) {
+        let shared = &self.state.shared;
+        match decide(&self.state.policy, method, headers) {
             Decision::Preflight => {
-                metrics::counter!(m::REQUESTS, "outcome" => "preflight").increment(1);
+                m::count(&m::REQUEST_PREFLIGHT);
                 Step::Forward(None)
             }
             Decision::Anonymous => {
-                metrics::counter!(m::REQUESTS, "outcome" => "anonymous").increment(1);
+                m::count(&m::REQUEST_ANONYMOUS);
                 Step::Forward(Some(AuthContext::Anonymous))
             }
             Decision::Reject(error) => Step::Reject(error),
             Decision::LinkKey(key) => {
-                match self
-                    .shared
-                    .link_keys
-                    .authenticate(key, self.shared.clock.now())
-                {
+                match shared.link_keys.authenticate(key, shared.clock.now()) {
                     Ok(principal) => {
-                        metrics::counter!(m::REQUESTS, "outcome" => "accepted", "credential" => "link_key")
-                            .increment(1);
+                        m::count(&m::REQUEST_ACCEPTED_LINK_KEY);
                         Step::Forward(Some(AuthContext::Authenticated(Principal::LinkKey(
                             principal,
                         ))))
@@ -92,7 +88,7 @@ impl<S> Auth<S> {
                 }
             }
             Decision::Token(token, _origin) => {
-                let Some(verifier) = &self.shared.tokens else {
+                let Some(verifier) = &shared.tokens else {
                     return Step::Reject(AuthError::new(
                         AuthErrorKind::InvalidToken,
                         "this service accepts no tokens (no key source configured)",
@@ -100,14 +96,13 @@ impl<S> Auth<S> {
                 };
                 match verifier.lookup(token) {
                     Lookup::Hit(principal) => {
-                        metrics::counter!(m::REQUESTS, "outcome" => "accepted", "credential" => "token")
-                            .increment(1);
+                        m::count(&m::REQUEST_ACCEPTED_TOKEN);
                         Step::Forward(Some(AuthContext::Authenticated(Principal::Token(
                             principal,
                         ))))
                     }
                     Lookup::Reject(error) => Step::Reject(error),
-                    Lookup::Miss(digest) => Step::Verify(token.to_owned(), digest),
+                    Lookup::Miss => Step::Verify(token.to_owned()),
                 }
             }
         }
@@ -138,10 +133,10 @@ where
                 ResponseFuture::inner(self.inner.call(request))
             }
             Step::Reject(error) => ResponseFuture::rejected(error.into_response()),
-            Step::Verify(token, digest) => {
+            Step::Verify(token) => {
                 // First sight of this token: verify it, then call a ready clone of the inner
                 // service (the one polled ready stays with the caller's contract).
-                let shared = Arc::clone(&self.shared);
+                let shared = Arc::clone(&self.state.shared);
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::verifying(Box::pin(async move {
@@ -149,10 +144,9 @@ where
                         return Ok(AuthError::new(AuthErrorKind::InvalidToken, "no key source")
                             .into_response());
                     };
-                    match verifier.verify(&token, digest).await {
+                    match verifier.verify(&token).await {
                         Ok(principal) => {
-                            metrics::counter!(m::REQUESTS, "outcome" => "accepted", "credential" => "token")
-                                .increment(1);
+                            m::count(&m::REQUEST_ACCEPTED_TOKEN);
                             request
                                 .extensions_mut()
                                 .insert(AuthContext::Authenticated(Principal::Token(principal)));
