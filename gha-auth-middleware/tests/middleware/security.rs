@@ -463,6 +463,37 @@ async fn a_revoked_token_is_refused() {
 }
 
 #[tokio::test]
+async fn a_cached_signature_under_other_claims_is_refused() {
+    // The cache is keyed by the signature segment; a hit also needs the exact header and
+    // payload, so a cached signature spliced onto other claims is verified (and refused) rather
+    // than answered with the cached token's principal or its own claims.
+    let authority = Authority::new();
+    let router = protected(authority.layer());
+    let token = authority.token();
+    call(&router, bearer(&token)).await.assert_ok(); // now cached
+    let (_, signature) = token.rsplit_once('.').unwrap();
+    let other = authority.token_with(|c| {
+        c.sub = "admin".into();
+        c.scope = Some("jobs:read jobs:write".into());
+    });
+    let (other_input, _) = other.rsplit_once('.').unwrap();
+    let spliced = format!("{other_input}.{signature}");
+    let answer = call(&router, bearer(&spliced)).await;
+    answer.assert_invalid_token();
+    assert_eq!(
+        answer.error.unwrap().kind(),
+        gha_auth_middleware::AuthErrorKind::InvalidToken
+    );
+    // The cached token still works, and so does the other one with its own signature.
+    let answer = call(&router, bearer(&token)).await;
+    answer.assert_ok();
+    assert_eq!(answer.body, "user-1 jobs:read");
+    let answer = call(&router, bearer(&other)).await;
+    answer.assert_ok();
+    assert_eq!(answer.body, "admin jobs:read,jobs:write");
+}
+
+#[tokio::test]
 async fn each_algorithm_round_trips_through_the_layer() {
     for alg in Algorithm::ALL {
         let authority = Authority::with_alg(alg);
