@@ -110,6 +110,7 @@ pub struct AppState {
     pub(crate) vault: Option<VaultSession>,
     pub(crate) users: crate::users::Users,
     pub(crate) callers: crate::caller::TokenCache,
+    pub(crate) link_keys: Arc<crate::linkkeys::LinkKeys>,
 }
 
 impl fmt::Debug for AppState {
@@ -162,6 +163,11 @@ impl AppState {
         &self.key_store_description
     }
 
+    /// The configured link keys and their rotation drivers.
+    pub fn link_keys(&self) -> &Arc<crate::linkkeys::LinkKeys> {
+        &self.link_keys
+    }
+
     pub(crate) fn keys_in_vault(&self) -> bool {
         self.vault.is_some() && self.config.keys_in_vault()
     }
@@ -184,6 +190,10 @@ pub struct Services {
     pub keys: Arc<KeyManager>,
     /// The Vault session, when Vault is configured.
     pub vault: Option<VaultSession>,
+    /// Where link-key state lives (Vault KV v2, else sealed in the store).
+    pub link_key_store: Arc<dyn crate::linkkeys::LinkKeyStore>,
+    /// The clock everything was opened with.
+    pub clock: SharedClock,
 }
 
 impl Services {
@@ -232,11 +242,20 @@ impl Services {
             }
             _ => Arc::new(LocalKeyStore::new(
                 store.clone(),
-                master,
+                master.clone(),
                 clock.clone(),
                 node_name(),
             )),
         };
+        let link_key_store = crate::linkkeys::link_key_store(
+            config,
+            &store,
+            master.clone(),
+            vault.as_ref(),
+            clock.clone(),
+            actor,
+        )
+        .map_err(StartError::Vault)?;
         let audit = Arc::new(AuditLog::new(store.clone(), clock.clone()));
         let pepper = Arc::new(load_or_create_pepper(&*key_store).await?);
         let initial_key = match &config.keys.import_pem {
@@ -262,7 +281,7 @@ impl Services {
             store.clone(),
             pepper,
             audit.clone(),
-            clock,
+            clock.clone(),
             config.tokens.max_lifetime.as_delta(),
         )
         .with_cache_ttl(config.clients.cache_ttl.as_delta());
@@ -273,6 +292,8 @@ impl Services {
             clients,
             keys,
             vault,
+            link_key_store,
+            clock,
         })
     }
 }
@@ -330,9 +351,27 @@ pub async fn build_app(config: Config, clock: SharedClock) -> Result<App, StartE
             message: e.to_string(),
         }])
     })?;
+    let link_keys = Arc::new(
+        crate::linkkeys::LinkKeys::open(
+            &config,
+            services.link_key_store.clone(),
+            services.vault.clone(),
+            clock.clone(),
+            services.audit.clone(),
+            &actor,
+        )
+        .await
+        .map_err(|message| {
+            ConfigError::Invalid(vec![crate::config::ConfigProblem {
+                key: "link_keys",
+                message,
+            }])
+        })?,
+    );
     let callers = crate::caller::TokenCache::new(config.api_auth.token_cache_size);
     let state = Arc::new(AppState {
         callers,
+        link_keys,
         limits,
         vault: services.vault,
         users,
@@ -477,6 +516,8 @@ impl App {
             wait_for(stop_rx.clone()),
         ));
         let maintenance = tokio::spawn(maintenance(state.clone(), wait_for(stop_rx.clone())));
+        // Each link key's driver ticks at once: a rotation missed while down runs now.
+        let rotators = state.link_keys.spawn(|| wait_for(stop_rx.clone()));
         tracing::info!(listen = %self.local_addr, issuer = %state.issuer, store = state.store.backend().name(), "gha-auth ready");
 
         let stop_signal = stop_tx.clone();
@@ -530,6 +571,9 @@ impl App {
         trigger.abort();
         let _ = scheduler.await;
         let _ = maintenance.await;
+        for rotator in rotators {
+            let _ = rotator.await;
+        }
         state.store.close().await;
         tracing::info!("stopped");
         result

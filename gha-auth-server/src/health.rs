@@ -73,6 +73,10 @@ pub async fn check(state: &AppState) -> HealthReport {
     if let Some(session) = &state.vault {
         components.push(("vault", vault(session, state.keys_in_vault())));
     }
+    if !state.link_keys.is_empty() {
+        let (level, details) = state.link_keys.health(state.clock.now());
+        components.push(("link_keys", ComponentHealth::new(level, details)));
+    }
     let status = components
         .iter()
         .map(|(_, c)| c.status)

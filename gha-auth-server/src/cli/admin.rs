@@ -101,6 +101,9 @@ pub(super) async fn run(command: &Command, config: Config, out: &Output) -> Exit
             crate::users::run_cli(command, &config, &services, &actor, out).await
         }
         Command::Keys(command) => keys(command, &services, out).await,
+        Command::LinkKeys(command) => {
+            crate::linkkeys::run_cli(command, &config, &services, &actor, out).await
+        }
         Command::Audit(AuditCommand::Verify) => audit_verify(&services, out).await,
         _ => Err("not an admin command".to_owned()),
     };

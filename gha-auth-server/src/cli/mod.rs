@@ -69,6 +69,9 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Rotated link keys (the Epicor key): status, rotate, retire-previous.
+    #[command(subcommand)]
+    LinkKeys(crate::linkkeys::LinkKeysCommand),
 }
 
 /// `gha-auth config …`

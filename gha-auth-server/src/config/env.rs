@@ -106,11 +106,15 @@ const VARS: &[EnvVar] = &[
     var("vault.ca_file", EnvKind::Text),
     var("vault.kv_mount", EnvKind::Text),
     var("vault.key_prefix", EnvKind::Text),
+    var("vault.link_key_prefix", EnvKind::Text),
     var("vault.request_timeout", EnvKind::Text),
     var("api_auth.broker_audience", EnvKind::Text),
     var("api_auth.link_keys_audience", EnvKind::Text),
     var("api_auth.revocation_check_interval", EnvKind::Text),
     var("api_auth.token_cache_size", EnvKind::Integer),
+    var("alerts.webhook_url", EnvKind::Text),
+    var("alerts.timeout", EnvKind::Text),
+    var("alerts.attempts", EnvKind::Integer),
 ];
 
 /// Every configuration key reachable from the environment, for documentation and tests.

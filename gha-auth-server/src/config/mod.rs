@@ -11,6 +11,7 @@
 
 mod duration;
 mod env;
+mod link_keys;
 mod validate;
 
 use std::fmt;
@@ -22,6 +23,7 @@ use thiserror::Error;
 
 pub use duration::{Duration, DurationParseError};
 pub use env::{ENV_PREFIX, EnvVar, env_vars};
+pub use link_keys::{AlertsConfig, LinkKeyConfig};
 pub use validate::ConfigProblem;
 
 /// Default listen address: loopback only.
@@ -72,6 +74,10 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Bearer tokens on the authority's own APIs (broker, link keys).
     pub api_auth: ApiAuthConfig,
+    /// Rotated link keys, one table per integration (`[link_keys.epicor]`). None by default.
+    pub link_keys: std::collections::BTreeMap<String, LinkKeyConfig>,
+    /// Where rotation failures are reported.
+    pub alerts: AlertsConfig,
 }
 
 impl Default for Config {
@@ -94,6 +100,8 @@ impl Default for Config {
             vault: VaultSection::default(),
             tls: TlsConfig::default(),
             api_auth: ApiAuthConfig::default(),
+            link_keys: std::collections::BTreeMap::new(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -457,6 +465,8 @@ pub struct VaultSection {
     pub kv_mount: String,
     /// Path prefix of the key documents inside the mount (`<prefix>/signing-keys`, `<prefix>/pepper`).
     pub key_prefix: String,
+    /// Path prefix of the link-key documents in KV v2: `<prefix>/<name>`.
+    pub link_key_prefix: String,
     /// Time allowed for one Vault request.
     pub request_timeout: Duration,
 }
@@ -471,6 +481,7 @@ impl Default for VaultSection {
             ca_file: None,
             kv_mount: "secret".to_owned(),
             key_prefix: "gha-auth/keys".to_owned(),
+            link_key_prefix: "gha-auth/link-keys".to_owned(),
             request_timeout: Duration::seconds(10),
         }
     }

@@ -44,6 +44,10 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
     check_rate_limit(config, &mut out);
     check_vault(config, &mut out);
     check_api_auth(config, &mut out);
+    out.0.extend(super::link_keys::problems(
+        &config.link_keys,
+        &config.alerts,
+    ));
     out.0
 }
 

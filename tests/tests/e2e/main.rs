@@ -16,6 +16,7 @@ mod authority;
 mod authority_vault;
 mod field_service;
 mod harness;
+mod linkkeys;
 mod support;
 mod users;
 mod vault;

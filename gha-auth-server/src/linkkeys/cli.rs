@@ -1,0 +1,240 @@
+//! `gha-auth link-keys status|rotate|retire-previous`, on the same link-key store as a running
+//! server (Vault KV v2 or the sealed store), with compare-and-set like every other writer.
+//!
+//! `rotate` records a request in the link key's state; the scheduler of the running server(s)
+//! begins it within `check_interval` and drives every step (the CLI never talks to the target,
+//! so it needs no Epicor credentials). `retire-previous` drops PREVIOUS at once; it refuses while
+//! the new key has never been seen in use unless `--force`. `status` never prints a key.
+
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::machine::{self, Stale};
+use super::model::LinkKeyState;
+use super::store::{LinkKeyStore, update};
+use crate::app::Services;
+use crate::audit::{AuditEvent, AuditKind, Outcome};
+use crate::cli::Output;
+use crate::config::Config;
+
+/// `gha-auth link-keys …`
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum LinkKeysCommand {
+    /// Show each link key's state: key ids, ages, the rotation in progress (never a key).
+    Status {
+        /// Only this link key.
+        name: Option<String>,
+    },
+    /// Ask for a rotation now; the running server's scheduler performs it.
+    Rotate {
+        /// The link key.
+        name: String,
+    },
+    /// Retire the PREVIOUS key now (before its overlap ends).
+    RetirePrevious {
+        /// The link key.
+        name: String,
+        /// Also when the new key was never reported in use.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn key_json(key: Option<&super::model::StoredKey>) -> Value {
+    key.map_or(Value::Null, |k| {
+        json!({
+            "id": k.id, "created_at": k.created_at, "last_seen": k.last_seen,
+            "expires_at": k.expires_at,
+        })
+    })
+}
+
+fn status_json(name: &str, config: &Config, state: Option<&LinkKeyState>) -> Value {
+    let link_key = config.link_keys.get(name);
+    let policy = link_key.map(crate::config::LinkKeyConfig::policy);
+    let Some(state) = state else {
+        return json!({"name": name, "initialized": false});
+    };
+    json!({
+        "name": name,
+        "initialized": true,
+        "current": key_json(state.current.as_ref()),
+        "pending": key_json(state.pending.as_ref()),
+        "previous": key_json(state.previous.as_ref()),
+        "last_rotated_at": state.last_rotated_at,
+        "next_rotation_at": policy.and_then(|p| machine::rotation_due(state, &p)),
+        "rotations": state.rotations,
+        "requested": state.requested.as_ref().map(|r| json!({"at": r.at, "by": r.by})),
+        "rotation": state.rotation.as_ref().map(|r| json!({
+            "id": r.id, "reason": r.reason, "step": r.step, "started_at": r.started_at,
+            "attempts": r.attempts, "failures": r.failures, "last_error": r.last_error,
+            "next_attempt": r.next_attempt, "claimed_by": r.claimed_by,
+        })),
+        "scopes": link_key.map(|l| l.scopes.clone()),
+        "tenant": link_key.and_then(|l| l.tenant.clone()),
+    })
+}
+
+fn when(at: Option<DateTime<Utc>>) -> String {
+    at.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339())
+}
+
+fn status_text(name: &str, state: Option<&LinkKeyState>) -> String {
+    let Some(state) = state else {
+        return format!("{name}: no key yet (the server creates one at start)\n");
+    };
+    let id = |k: Option<&super::model::StoredKey>| k.map_or("-", |k| k.id.as_str()).to_owned();
+    let mut text = format!(
+        "{name}: current {} (last seen {}), pending {}, previous {} (expires {}), rotations {}\n",
+        id(state.current.as_ref()),
+        when(state.current.as_ref().and_then(|k| k.last_seen)),
+        id(state.pending.as_ref()),
+        id(state.previous.as_ref()),
+        when(state.previous.as_ref().and_then(|k| k.expires_at)),
+        state.rotations,
+    );
+    if let Some(r) = &state.rotation {
+        text.push_str(&format!(
+            "  rotation {} at {} (failures {}, next attempt {}){}\n",
+            r.id,
+            r.step,
+            r.failures,
+            r.next_attempt.to_rfc3339(),
+            r.last_error
+                .as_ref()
+                .map(|e| format!(", last error: {e}"))
+                .unwrap_or_default(),
+        ));
+    }
+    if state.requested.is_some() {
+        text.push_str("  a rotation is requested\n");
+    }
+    text
+}
+
+fn known<'a>(config: &Config, name: &'a str) -> Result<&'a str, String> {
+    if config.link_keys.contains_key(name) {
+        Ok(name)
+    } else {
+        Err(format!(
+            "no link key {name:?} is configured (known: {})",
+            config
+                .link_keys
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+}
+
+/// Runs a `link-keys` command.
+pub async fn run_cli(
+    command: &LinkKeysCommand,
+    config: &Config,
+    services: &Services,
+    actor: &str,
+    out: &Output,
+) -> Result<ExitCode, String> {
+    let store: &dyn LinkKeyStore = &*services.link_key_store;
+    let now = services.clock.now();
+    match command {
+        LinkKeysCommand::Status { name } => {
+            let names: Vec<String> = match name {
+                Some(name) => vec![known(config, name)?.to_owned()],
+                None => config.link_keys.keys().cloned().collect(),
+            };
+            let mut all = Vec::new();
+            let mut text = String::new();
+            for name in &names {
+                let loaded = store.load(name).await.map_err(|e| e.to_string())?;
+                let state = loaded.as_ref().map(|l| &l.state);
+                all.push(status_json(name, config, state));
+                text.push_str(&status_text(name, state));
+            }
+            if names.is_empty() {
+                text.push_str("no link keys are configured\n");
+            }
+            out.print(&json!({ "link_keys": all }), &text);
+            Ok(ExitCode::SUCCESS)
+        }
+        LinkKeysCommand::Rotate { name } => {
+            let name = known(config, name)?;
+            let result = update(store, name, |s| {
+                if machine::request(s, actor, now) {
+                    Ok(())
+                } else {
+                    Err(Stale("a rotation is already requested"))
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            let newly = result.is_ok();
+            if newly {
+                services
+                    .audit
+                    .record_or_log(AuditEvent::new(
+                        AuditKind::LinkKeyRotationRequested,
+                        actor,
+                        name,
+                        Outcome::Success,
+                    ))
+                    .await;
+            }
+            out.print(
+                &json!({"name": name, "requested": true, "already_requested": !newly}),
+                &format!(
+                    "rotation of {name} requested; the running server performs it (see `gha-auth link-keys status {name}`)"
+                ),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        LinkKeysCommand::RetirePrevious { name, force } => {
+            let name = known(config, name)?;
+            let force = *force;
+            let result = update(store, name, |s| {
+                let Some(previous) = &s.previous else {
+                    return Err(Stale("there is no previous key"));
+                };
+                if !force && s.current.as_ref().is_none_or(|c| c.last_seen.is_none()) {
+                    return Err(Stale(
+                        "the current key was never reported in use; retiring the previous one may \
+                         reject the integration (use --force to do it anyway)",
+                    ));
+                }
+                let id = previous.id.clone();
+                machine::retire(s, &id)?;
+                Ok(id)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            let outcome = if result.is_ok() {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            };
+            let mut event =
+                AuditEvent::new(AuditKind::LinkKeyRetireRequested, actor, name, outcome)
+                    .detail("force", force);
+            match &result {
+                Ok((id, _)) => event = event.detail("key_id", id.clone()),
+                Err(Stale(reason)) => event = event.detail("reason", *reason),
+            }
+            services.audit.record_or_log(event).await;
+            match result {
+                Ok((id, _)) => {
+                    out.print(
+                        &json!({"name": name, "retired": id}),
+                        &format!("{name}: previous key {id} retired"),
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(Stale(reason)) => Err(format!("{name}: {reason}")),
+            }
+        }
+    }
+}
