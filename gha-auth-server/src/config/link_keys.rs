@@ -262,3 +262,61 @@ pub(super) fn problems(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> LinkKeyConfig {
+        let text = format!(
+            "{extra}\n[target]\nkind = \"webhook\"\nurl = \"https://hook.example/key\"\nsecret_file = \"/run/s\"\n"
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn defaults_hold_every_invariant() {
+        let c = config("");
+        assert!(c.problems("epicor").is_empty(), "{:?}", c.problems("epicor"));
+        assert_eq!(c.publish_ahead(), Duration::seconds(3660));
+    }
+
+    #[test]
+    fn each_invariant_is_reported() {
+        let cases = [
+            ("publish_ahead = \"30s\"", "publish_ahead"),
+            ("overlap = \"10s\"\nquiet_period = \"5s\"", "overlap"),
+            ("quiet_period = \"2d\"", "quiet_period"),
+            ("rotation_period = \"1d\"", "rotation_period"),
+            ("retry_base = \"2h\"", "retry_max"),
+            ("max_age = \"0s\"", "max_age"),
+        ];
+        for (extra, key) in cases {
+            let problems = config(extra).problems("epicor");
+            assert!(
+                problems.iter().any(|p| p.contains(&format!("link_keys.epicor.{key}"))),
+                "{extra}: {problems:?}"
+            );
+        }
+        assert!(!config("").problems("bad name!").is_empty());
+    }
+
+    #[test]
+    fn a_compressed_schedule_is_valid() {
+        let c = config(
+            "max_age = \"1s\"\nvalidator_max_stale = \"0s\"\npublish_ahead = \"1s\"\noverlap = \"2s\"\n\
+             quiet_period = \"1s\"\nrotation_period = \"5s\"\ncheck_interval = \"1s\"\nretry_base = \"1s\"\nretry_max = \"5s\"",
+        );
+        assert!(c.problems("epicor").is_empty(), "{:?}", c.problems("epicor"));
+    }
+
+    #[test]
+    fn alert_urls_are_checked() {
+        let mut alerts = AlertsConfig::default();
+        assert!(alerts.url().unwrap().is_none());
+        alerts.webhook_url = Some("ftp://x".into());
+        assert!(alerts.url().is_err());
+        alerts.webhook_url = Some("https://alerts.example/hook".into());
+        assert!(alerts.url().unwrap().is_some());
+    }
+}
