@@ -16,6 +16,7 @@
 //! - [`openapi`]: `GET /openapi.json`, generated from the handlers;
 //! - [`telemetry`]: structured JSON logs;
 //! - [`users`], [`refresh`]: the built-in user store and rotating refresh-token families;
+//! - [`targets`]: where rotated link keys are installed (Epicor User Codes, webhooks);
 //! - [`cli`]: the `gha-auth` command line.
 
 pub mod app;
@@ -34,6 +35,7 @@ pub mod openapi;
 pub mod ratelimit;
 pub mod refresh;
 pub mod store;
+pub mod targets;
 pub mod telemetry;
 pub mod tls;
 pub mod users;

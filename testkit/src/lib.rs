@@ -7,6 +7,8 @@
 //!   auth), dropped afterwards.
 //! - [`PrivatePostgres`]: a private cluster with password authentication, for tests that must
 //!   prove a credential works.
+//! - [`FakeEpicor`]: the one fake, since no Epicor is reachable: the REST API v2 calls the
+//!   link-key rotation makes, and a data directive that sends the key it holds to an API.
 //!
 //! Everything is cleaned up on drop (processes killed, databases dropped); fixtures of a test
 //! process that was killed outright are swept by later starts.
@@ -37,11 +39,15 @@
 //! ```
 
 mod bao;
+mod epicor;
 mod pg;
 mod private_pg;
 mod util;
 
 pub use bao::OpenBao;
+pub use epicor::{
+    DataDirective, DirectiveCounts, EPICOR_INSTANCE, EpicorMode, FakeEpicor, FakeEpicorConfig,
+};
 pub use pg::{DEFAULT_PG_URL, PgDatabase};
 pub use private_pg::PrivatePostgres;
 pub use reqwest::Method;

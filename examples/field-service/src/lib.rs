@@ -12,6 +12,9 @@
 //! claim, or the tenant configured for the link key), never from the request.
 //!
 //! The binary (`src/main.rs`) wires this to a running `gha-auth serve`; tests call [`app`].
+//! [`link_keys`] builds the source of valid Epicor link keys from the authority.
+
+pub mod link_keys;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};

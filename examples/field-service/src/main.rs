@@ -14,8 +14,18 @@
 //! curl http://127.0.0.1:8080/HealthCheck
 //! ```
 //!
-//! To accept the Epicor link key until the authority serves `/v1/link-keys/epicor`, give a
-//! static link-key file (`{"name":"epicor","keys":[{"id":…,"digest":<hex SHA-256 of the key>,
+//! To accept the Epicor link key (`x-api-key`), read the valid keys from the authority
+//! (`GET /v1/link-keys/epicor`, with a `client_credentials` token for audience
+//! `gha-auth-link-keys`; register the client with that audience), and give the tenant the key
+//! acts for:
+//!
+//! ```text
+//! cargo run --release -p field-service -- --authority http://127.0.0.1:8700 \
+//!     --link-keys-client-id field-service --link-keys-client-secret-file fs-secret \
+//!     --epicor-tenant acme
+//! ```
+//!
+//! Or, without the authority's link-key API (tests, migration), a static link-key file (`{"name":"epicor","keys":[{"id":…,"digest":<hex SHA-256 of the key>,
 //! "state":"current"}]}`) and the tenant the key acts for:
 //!
 //! ```text
@@ -26,14 +36,16 @@
 //! Logs follow `RUST_LOG` (default `field_service=info,gha_auth_middleware=info`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use field_service::link_keys::{AuthorityLinkKeys, EPICOR_LINK_KEY};
 use field_service::{DEFAULT_AUDIENCE, JobStore, SCOPE_EPICOR_UPDATE, app};
-use gha_auth::SystemClock;
-use gha_auth_middleware::linkkey::{LinkKeyIntegration, StaticLinkKeys};
+use gha_auth::{SecretString, SystemClock};
+use gha_auth_middleware::linkkey::{LinkKeyIntegration, LinkKeySource, StaticLinkKeys};
 use gha_auth_middleware::{AuthLayer, RemoteJwks};
 use tracing_subscriber::EnvFilter;
 
@@ -54,9 +66,20 @@ struct Cli {
     /// Issuer tokens must come from (default: the authority URL without a trailing slash).
     #[arg(long)]
     issuer: Option<String>,
-    /// Static link-key file (digests of the valid Epicor keys) until the authority serves them.
-    #[arg(long, requires = "epicor_tenant")]
+    /// Static link-key file (digests of the valid Epicor keys) instead of the authority's list.
+    #[arg(long, requires = "epicor_tenant", conflicts_with = "link_keys_client_id")]
     link_keys_file: Option<PathBuf>,
+    /// Client id to read the Epicor link keys from the authority with (`client_credentials`,
+    /// audience `gha-auth-link-keys`).
+    #[arg(long, requires_all = ["epicor_tenant", "link_keys_client_secret_file"])]
+    link_keys_client_id: Option<String>,
+    /// File holding that client's secret (mode 0600).
+    #[arg(long, requires = "link_keys_client_id")]
+    link_keys_client_secret_file: Option<PathBuf>,
+    /// Shortest time between two link-key list refreshes, in seconds (the authority's
+    /// `max-age` decides within 5 s .. 5 min by default).
+    #[arg(long, default_value_t = 5)]
+    link_keys_min_refresh_seconds: u64,
     /// Tenant the Epicor link key acts for.
     #[arg(long)]
     epicor_tenant: Option<String>,
@@ -88,10 +111,29 @@ async fn main() -> anyhow::Result<()> {
         .issuer(issuer)
         .audience(&cli.audience)
         .key_source(jwks);
-    if let (Some(path), Some(tenant)) = (&cli.link_keys_file, &cli.epicor_tenant) {
-        let source = StaticLinkKeys::from_file(path).context("link-key file")?;
+    let source: Option<Arc<dyn LinkKeySource>> = match (
+        &cli.link_keys_file,
+        &cli.link_keys_client_id,
+        &cli.link_keys_client_secret_file,
+    ) {
+        (Some(path), _, _) => Some(Arc::new(
+            StaticLinkKeys::from_file(path).context("link-key file")?,
+        )),
+        (None, Some(client_id), Some(secret_file)) => {
+            let secret = read_secret_file(secret_file)?;
+            let mut settings = AuthorityLinkKeys::new(&authority, client_id, secret);
+            settings.refresh.min_interval = Duration::from_secs(cli.link_keys_min_refresh_seconds.max(1));
+            settings.accept_plain_http = cli.danger_accept_plain_http;
+            let source = settings
+                .start(SystemClock::shared())
+                .map_err(|e| anyhow::anyhow!("link-key source: {e}"))?;
+            Some(Arc::new(source))
+        }
+        _ => None,
+    };
+    if let (Some(source), Some(tenant)) = (source, &cli.epicor_tenant) {
         builder = builder.link_key(
-            LinkKeyIntegration::new("epicor", source)
+            LinkKeyIntegration::from_shared(EPICOR_LINK_KEY, source)
                 .scopes([SCOPE_EPICOR_UPDATE])
                 .tenant(tenant)
                 .accept_legacy_format(cli.accept_legacy_link_key),
@@ -117,4 +159,22 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("server")?;
     Ok(())
+}
+
+/// Reads a client secret from a file only its owner may read.
+fn read_secret_file(path: &Path) -> anyhow::Result<SecretString> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .with_context(|| format!("secret file {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        anyhow::bail!(
+            "secret file {} must be readable by its owner only (chmod 600)",
+            path.display()
+        );
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("secret file {}", path.display()))?;
+    Ok(SecretString::from(text.trim()))
 }
