@@ -672,7 +672,7 @@ fn update_ext(inner: &Inner, input: &Value) -> Response {
 
 /// Counters of a [`DataDirective`].
 #[derive(Debug, Default)]
-pub struct DirectiveStats {
+struct DirectiveStats {
     accepted: AtomicU64,
     rejected: AtomicU64,
     failed: AtomicU64,

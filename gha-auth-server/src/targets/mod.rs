@@ -82,6 +82,32 @@ impl TargetError {
 }
 
 /// `[link_keys.<name>.target]` in the config: `kind = "epicor"` or `kind = "webhook"`.
+///
+/// ```toml
+/// [link_keys.epicor.target]
+/// kind = "epicor"
+/// base_url = "https://erp.example.com/EpicorERP"
+/// company = "GHA01"
+/// code_type_id = "GHA"          # default
+/// code_id = "LINKKEY"           # default
+/// key_field = "long_desc"       # or "code_desc"
+/// auth = "basic"                # or "token" (TokenResource.svc)
+/// credentials_vault_mount = "secret"
+/// credentials_vault_path = "integrations/epicor"   # fields username, password, api_key
+/// # credentials_file = "/run/secrets/epicor.toml"  # instead of Vault, mode 0600
+/// # ca_file = "/etc/gha-auth/epicor-ca.pem"
+/// connect_timeout = "5s"
+/// request_timeout = "10s"
+/// max_attempts = 4
+/// retry_backoff = "1s"
+///
+/// # or
+/// [link_keys.other.target]
+/// kind = "webhook"
+/// url = "https://integration.example.com/link-key"
+/// auth = "hmac"                 # or "bearer"
+/// secret_vault_path = "integrations/other-webhook"  # field `secret`; or secret_file
+/// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]

@@ -85,7 +85,7 @@ async fn install_creates_then_updates_the_user_code_and_reads_it_back() {
     let dir = tempfile::tempdir().unwrap();
     let target = target(config(
         &epicor,
-        credentials_file(&dir, &epicor, &epicor.config().password.clone()),
+        credentials_file(&dir, &epicor, &epicor.config().password),
     ))
     .await;
 
@@ -115,7 +115,7 @@ async fn code_desc_column_is_supported() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(
         &epicor,
-        credentials_file(&dir, &epicor, &epicor.config().password.clone()),
+        credentials_file(&dir, &epicor, &epicor.config().password),
     );
     config.key_field = UserCodeField::CodeDesc;
     let target = target(config).await;
@@ -182,7 +182,7 @@ async fn server_errors_are_retried_then_succeed() {
     let dir = tempfile::tempdir().unwrap();
     let target = target(config(
         &epicor,
-        credentials_file(&dir, &epicor, &epicor.config().password.clone()),
+        credentials_file(&dir, &epicor, &epicor.config().password),
     ))
     .await;
     epicor.fail_next(2);
@@ -200,7 +200,7 @@ async fn epicor_down_gives_up_after_max_attempts_and_keeps_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let target = target(config(
         &epicor,
-        credentials_file(&dir, &epicor, &epicor.config().password.clone()),
+        credentials_file(&dir, &epicor, &epicor.config().password),
     ))
     .await;
     epicor.set_mode(EpicorMode::Down);
@@ -225,7 +225,7 @@ async fn rejected_updates_are_not_retried() {
     let dir = tempfile::tempdir().unwrap();
     let target = target(config(
         &epicor,
-        credentials_file(&dir, &epicor, &epicor.config().password.clone()),
+        credentials_file(&dir, &epicor, &epicor.config().password),
     ))
     .await;
 
@@ -260,7 +260,7 @@ async fn a_swallowed_update_shows_as_a_read_back_mismatch() {
     let dir = tempfile::tempdir().unwrap();
     let target = target(config(
         &epicor,
-        credentials_file(&dir, &epicor, &epicor.config().password.clone()),
+        credentials_file(&dir, &epicor, &epicor.config().password),
     ))
     .await;
     epicor.set_mode(EpicorMode::SwallowUpdates);
@@ -276,7 +276,7 @@ async fn slow_answers_time_out_and_are_retried() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(
         &epicor,
-        credentials_file(&dir, &epicor, &epicor.config().password.clone()),
+        credentials_file(&dir, &epicor, &epicor.config().password),
     );
     config.request_timeout = Duration::seconds(1);
     config.max_attempts = 2;
@@ -295,7 +295,7 @@ async fn unknown_code_type_is_a_clear_rejection() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(
         &epicor,
-        credentials_file(&dir, &epicor, &epicor.config().password.clone()),
+        credentials_file(&dir, &epicor, &epicor.config().password),
     );
     config.code_type_id = "NOPE".into();
     let target = target(config).await;
@@ -312,7 +312,7 @@ async fn token_auth_gets_a_token_reuses_it_and_renews_it_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(
         &epicor,
-        credentials_file(&dir, &epicor, &epicor.config().password.clone()),
+        credentials_file(&dir, &epicor, &epicor.config().password),
     );
     config.auth = EpicorAuthMode::Token;
     let target = target(config).await;
