@@ -207,12 +207,20 @@ impl FakeEpicor {
 
     /// Switches the failure mode.
     pub fn set_mode(&self, mode: EpicorMode) {
-        *self.inner.mode.lock().unwrap_or_else(PoisonError::into_inner) = mode;
+        *self
+            .inner
+            .mode
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = mode;
     }
 
     /// Delays every answer by `delay` (zero: no delay).
     pub fn set_delay(&self, delay: Duration) {
-        *self.inner.delay.lock().unwrap_or_else(PoisonError::into_inner) = delay;
+        *self
+            .inner
+            .delay
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = delay;
     }
 
     /// The next `n` calls answer 503.
@@ -263,7 +271,12 @@ impl FakeEpicor {
     }
 
     /// A column (`LongDesc` or `CodeDesc`) of an active User Code, if the code exists.
-    pub fn user_code_column(&self, code_type_id: &str, code_id: &str, column: &str) -> Option<String> {
+    pub fn user_code_column(
+        &self,
+        code_type_id: &str,
+        code_id: &str,
+        column: &str,
+    ) -> Option<String> {
         let tables = self.inner.tables();
         let row = tables
             .codes
@@ -303,13 +316,13 @@ impl FakeEpicor {
         pause: Duration,
     ) -> DataDirective {
         let stats = Arc::new(DirectiveStats::default());
-        let url = format!(
-            "{}/epicor/job-updates",
-            field_service.trim_end_matches('/')
-        );
+        let url = format!("{}/epicor/job-updates", field_service.trim_end_matches('/'));
         let inner = self.inner.clone();
-        let (code_type_id, code_id, column) =
-            (code_type_id.to_owned(), code_id.to_owned(), column.to_owned());
+        let (code_type_id, code_id, column) = (
+            code_type_id.to_owned(),
+            code_id.to_owned(),
+            column.to_owned(),
+        );
         let task = tokio::spawn(directive_loop(
             inner,
             url,
@@ -613,8 +626,12 @@ fn update_ext(inner: &Inner, input: &Value) -> Response {
     let mut written = Vec::new();
     for row in rows {
         let text = |key: &str| row.get(key).and_then(Value::as_str).unwrap_or_default();
-        let (company, kind, id, row_mod) =
-            (text("Company"), text("CodeTypeID"), text("CodeID"), text("RowMod"));
+        let (company, kind, id, row_mod) = (
+            text("Company"),
+            text("CodeTypeID"),
+            text("CodeID"),
+            text("RowMod"),
+        );
         let key = (kind.to_owned(), id.to_owned());
         let mut error = |message: &str| {
             errors.push(json!({
@@ -788,7 +805,9 @@ async fn directive_loop(
                 Ok(status) if status.is_success() => {
                     stats.accepted.fetch_add(1, Ordering::SeqCst);
                 }
-                Ok(status) if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN => {
+                Ok(status)
+                    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN =>
+                {
                     stats.rejected.fetch_add(1, Ordering::SeqCst);
                     let prefix: String = key.chars().take(10).collect();
                     stats
@@ -822,7 +841,9 @@ mod tests {
 
     #[tokio::test]
     async fn calls_need_the_api_key_and_the_user() {
-        let epicor = FakeEpicor::start(FakeEpicorConfig::default()).await.unwrap();
+        let epicor = FakeEpicor::start(FakeEpicorConfig::default())
+            .await
+            .unwrap();
         let config = epicor.config().clone();
         let url = format!(
             "{}/api/v2/odata/{}/Ice.BO.UserCodesSvc/GetByID",
@@ -871,7 +892,9 @@ mod tests {
 
     #[tokio::test]
     async fn update_ext_adds_and_updates_rows_and_bumps_the_revision() {
-        let epicor = FakeEpicor::start(FakeEpicorConfig::default()).await.unwrap();
+        let epicor = FakeEpicor::start(FakeEpicorConfig::default())
+            .await
+            .unwrap();
         let config = epicor.config().clone();
         let url = format!(
             "{}/api/v2/odata/{}/Ice.BO.UserCodesSvc/UpdateExt",
@@ -894,7 +917,10 @@ mod tests {
         };
         let missing: Value = send(update("U", "k1")).await.unwrap().json().await.unwrap();
         assert_eq!(missing["parameters"]["errorsOccurred"], true);
-        assert_eq!(missing["returnObj"]["BOUpdError"][0]["ErrorText"], "Record not found.");
+        assert_eq!(
+            missing["returnObj"]["BOUpdError"][0]["ErrorText"],
+            "Record not found."
+        );
 
         let added: Value = send(update("A", "k1")).await.unwrap().json().await.unwrap();
         assert_eq!(added["parameters"]["errorsOccurred"], false);

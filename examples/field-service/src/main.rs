@@ -67,7 +67,11 @@ struct Cli {
     #[arg(long)]
     issuer: Option<String>,
     /// Static link-key file (digests of the valid Epicor keys) instead of the authority's list.
-    #[arg(long, requires = "epicor_tenant", conflicts_with = "link_keys_client_id")]
+    #[arg(
+        long,
+        requires = "epicor_tenant",
+        conflicts_with = "link_keys_client_id"
+    )]
     link_keys_file: Option<PathBuf>,
     /// Client id to read the Epicor link keys from the authority with (`client_credentials`,
     /// audience `gha-auth-link-keys`).
@@ -122,7 +126,8 @@ async fn main() -> anyhow::Result<()> {
         (None, Some(client_id), Some(secret_file)) => {
             let secret = read_secret_file(secret_file)?;
             let mut settings = AuthorityLinkKeys::new(&authority, client_id, secret);
-            settings.refresh.min_interval = Duration::from_secs(cli.link_keys_min_refresh_seconds.max(1));
+            settings.refresh.min_interval =
+                Duration::from_secs(cli.link_keys_min_refresh_seconds.max(1));
             settings.accept_plain_http = cli.danger_accept_plain_http;
             let source = settings
                 .start(SystemClock::shared())
@@ -174,7 +179,7 @@ fn read_secret_file(path: &Path) -> anyhow::Result<SecretString> {
             path.display()
         );
     }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("secret file {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("secret file {}", path.display()))?;
     Ok(SecretString::from(text.trim()))
 }

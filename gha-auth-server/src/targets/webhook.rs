@@ -241,7 +241,11 @@ mod tests {
         format!("http://{addr}/hook")
     }
 
-    async fn webhook(url: String, auth: WebhookAuth, secret: &str) -> (Arc<dyn LinkKeyTarget>, tempfile::TempDir) {
+    async fn webhook(
+        url: String,
+        auth: WebhookAuth,
+        secret: &str,
+    ) -> (Arc<dyn LinkKeyTarget>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hook-secret");
         std::fs::write(&path, format!("{secret}\n")).unwrap();
@@ -258,19 +262,29 @@ mod tests {
             max_attempts: 3,
             retry_backoff: Duration::seconds(0),
         };
-        let target = build_target(&TargetConfig::Webhook(config), TargetDeps::new(SystemClock::shared()))
-            .await
-            .unwrap();
+        let target = build_target(
+            &TargetConfig::Webhook(config),
+            TargetDeps::new(SystemClock::shared()),
+        )
+        .await
+        .unwrap();
         (target, dir)
     }
 
     #[tokio::test]
     async fn bearer_and_hmac_install_and_read_back() {
         for (auth, hmac) in [(WebhookAuth::Bearer, false), (WebhookAuth::Hmac, true)] {
-            let receiver = Receiver { secret: "hook-secret".into(), hmac, ..Receiver::default() };
+            let receiver = Receiver {
+                secret: "hook-secret".into(),
+                hmac,
+                ..Receiver::default()
+            };
             let url = start(receiver.clone()).await;
             let (target, _dir) = webhook(url, auth, "hook-secret").await;
-            target.install(&SecretString::from("ghal_one")).await.unwrap();
+            target
+                .install(&SecretString::from("ghal_one"))
+                .await
+                .unwrap();
             assert_eq!(receiver.key.lock().unwrap().as_deref(), Some("ghal_one"));
             assert_eq!(target.read_back().await.unwrap().expose(), "ghal_one");
             assert!(!target.describe().contains("hook-secret"));
@@ -279,18 +293,34 @@ mod tests {
 
     #[tokio::test]
     async fn wrong_secret_is_rejected_once_and_server_errors_are_retried() {
-        let receiver = Receiver { secret: "right".into(), hmac: true, ..Receiver::default() };
+        let receiver = Receiver {
+            secret: "right".into(),
+            hmac: true,
+            ..Receiver::default()
+        };
         let url = start(receiver.clone()).await;
         let (target, _dir) = webhook(url.clone(), WebhookAuth::Hmac, "wrong").await;
-        let error = target.install(&SecretString::from("ghal_one")).await.unwrap_err();
-        assert!(matches!(error, TargetError::Rejected { status: 401, .. }), "{error}");
+        let error = target
+            .install(&SecretString::from("ghal_one"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, TargetError::Rejected { status: 401, .. }),
+            "{error}"
+        );
         assert!(!error.to_string().contains("ghal_one"));
         assert_eq!(*receiver.calls.lock().unwrap(), 1, "4xx is not retried");
 
         *receiver.status.lock().unwrap() = Some(StatusCode::BAD_GATEWAY);
         let (target, _dir) = webhook(url, WebhookAuth::Hmac, "right").await;
-        let error = target.install(&SecretString::from("ghal_one")).await.unwrap_err();
-        assert!(matches!(error, TargetError::Rejected { status: 502, .. }), "{error}");
+        let error = target
+            .install(&SecretString::from("ghal_one"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, TargetError::Rejected { status: 502, .. }),
+            "{error}"
+        );
         assert_eq!(*receiver.calls.lock().unwrap(), 4, "1 + max_attempts 3");
     }
 
