@@ -452,6 +452,16 @@ fn route_table(state: &AppState) -> RouteTable {
     .add("get", wellknown::METADATA_PATH, get(wellknown::metadata))
     .add("get", health::HEALTH_PATH, get(health::health))
     .add("get", openapi::OPENAPI_PATH, get(openapi::openapi_json))
+    .add(
+        "get",
+        crate::linkkeys::http::LIST_PATH,
+        get(crate::linkkeys::http::list),
+    )
+    .add(
+        "post",
+        crate::linkkeys::http::USAGE_PATH,
+        post(crate::linkkeys::http::usage),
+    )
 }
 
 /// The routes, without cross-cutting layers.

@@ -106,6 +106,8 @@ pub struct TokenParamDoc {
         crate::wellknown::metadata,
         crate::health::health,
         crate::metrics::metrics_endpoint,
+        crate::linkkeys::http::list,
+        crate::linkkeys::http::usage,
         openapi_json,
     ),
     components(schemas(
@@ -114,7 +116,11 @@ pub struct TokenParamDoc {
         OAuthErrorDoc,
         JwksDoc,
         HealthDoc,
-        TokenParamDoc
+        TokenParamDoc,
+        crate::linkkeys::ServedSet,
+        crate::linkkeys::model::ServedKey,
+        crate::linkkeys::http::UsageReport,
+        crate::linkkeys::http::KeyUseReport
     )),
     tags(
         (name = "oauth", description = "OAuth 2.0 endpoints"),

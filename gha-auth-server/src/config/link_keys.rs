@@ -277,7 +277,11 @@ mod tests {
     #[test]
     fn defaults_hold_every_invariant() {
         let c = config("");
-        assert!(c.problems("epicor").is_empty(), "{:?}", c.problems("epicor"));
+        assert!(
+            c.problems("epicor").is_empty(),
+            "{:?}",
+            c.problems("epicor")
+        );
         assert_eq!(c.publish_ahead(), Duration::seconds(3660));
     }
 
@@ -294,7 +298,9 @@ mod tests {
         for (extra, key) in cases {
             let problems = config(extra).problems("epicor");
             assert!(
-                problems.iter().any(|p| p.contains(&format!("link_keys.epicor.{key}"))),
+                problems
+                    .iter()
+                    .any(|p| p.contains(&format!("link_keys.epicor.{key}"))),
                 "{extra}: {problems:?}"
             );
         }
@@ -307,7 +313,11 @@ mod tests {
             "max_age = \"1s\"\nvalidator_max_stale = \"0s\"\npublish_ahead = \"1s\"\noverlap = \"2s\"\n\
              quiet_period = \"1s\"\nrotation_period = \"5s\"\ncheck_interval = \"1s\"\nretry_base = \"1s\"\nretry_max = \"5s\"",
         );
-        assert!(c.problems("epicor").is_empty(), "{:?}", c.problems("epicor"));
+        assert!(
+            c.problems("epicor").is_empty(),
+            "{:?}",
+            c.problems("epicor")
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 pub mod alert;
 pub mod cli;
 pub mod driver;
+pub mod http;
 pub mod machine;
 pub mod model;
 pub mod registry;

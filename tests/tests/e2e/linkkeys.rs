@@ -673,3 +673,177 @@ async fn a_refusing_target_keeps_current_retries_alerts_degrades_and_recovers() 
     app.shutdown().await.unwrap();
     store.close().await;
 }
+
+/// SHA-256 hex of a key text, as validators compare.
+fn digest(key: &str) -> String {
+    gha_auth_server::linkkeys::model::digest_hex(key)
+}
+
+#[tokio::test]
+async fn validators_get_digests_only_and_bad_callers_are_refused_and_audited() {
+    use gha_auth_middleware::AuthLayer;
+    use gha_auth_middleware::linkkey::{HttpLinkKeySource, LinkKeyIntegration, StaticToken};
+    use gha_auth_server::clients::{ClientRegistration, GrantType};
+
+    let dir = tempfile::tempdir().unwrap();
+    let holder = KeyHolder::start().await;
+    let config = server_config(dir.path(), None, &holder);
+    // Real time: the middleware's source reads the wall clock too.
+    let app = gha_auth_server::build_app(config, gha_auth::SystemClock::shared())
+        .await
+        .unwrap()
+        .spawn();
+    let (_, secret) = app
+        .state()
+        .clients()
+        .register(
+            ClientRegistration::new("fs-validator")
+                .grant(GrantType::ClientCredentials)
+                .audience("gha-auth-link-keys"),
+            "e2e",
+        )
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(app.state().token_endpoint())
+        .basic_auth("fs-validator", Some(secret.unwrap().expose()))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    // The driver created the first key (PENDING) at start.
+    let mut pending = None;
+    for _ in 0..300 {
+        if let Some(loaded) = app
+            .state()
+            .link_keys()
+            .get("epicor")
+            .unwrap()
+            .rotator
+            .store()
+            .load("epicor")
+            .await
+            .unwrap()
+        {
+            if let Some(key) = loaded.state.pending.or(loaded.state.current) {
+                pending = Some(key);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let key = pending.expect("the first key is created at start");
+    let url = format!("{}/v1/link-keys/epicor", app.base_url());
+
+    // No credentials: 401 with a Bearer challenge.
+    let response = http.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(response.headers().get("www-authenticate").is_some());
+    // Unknown name: 404.
+    let response = http
+        .get(format!("{}/v1/link-keys/nope", app.base_url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "not_found");
+
+    // Digests only, cacheable, with an ETag.
+    let response = http.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "max-age=60");
+    let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("ghal_"), "never a key: {text}");
+    let set: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(set["name"], "epicor");
+    assert_eq!(set["keys"][0]["id"], key.id.as_str());
+    assert_eq!(set["keys"][0]["digest"], digest(key.key.expose()).as_str());
+    let response = http
+        .get(&url)
+        .bearer_auth(&token)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 304);
+
+    // A validator (the middleware's HTTP source) accepts the key, refuses one with a bad
+    // checksum, and reports use, which the authority records.
+    let source = HttpLinkKeySource::builder(app.base_url(), "epicor")
+        .token_provider(StaticToken(gha_auth::SecretString::from(token.as_str())))
+        .validator_name("field-service")
+        .danger_accept_plain_http(true)
+        .build()
+        .unwrap();
+    assert!(source.wait_loaded(Duration::from_secs(30)).await);
+    let auth = AuthLayer::builder()
+        .issuer(app.state().issuer())
+        .audience("field-service")
+        .jwks_url(format!("{}/.well-known/jwks.json", app.base_url()))
+        .link_key(
+            LinkKeyIntegration::new("epicor", source.clone())
+                .scopes(["jobs:epicor-update"])
+                .tenant("acme"),
+        )
+        .build()
+        .unwrap();
+    assert!(auth.wait_ready(Duration::from_secs(10)).await);
+    let router = field_service::app(
+        auth,
+        field_service::JobStore::new(gha_auth::SystemClock::shared()),
+        None,
+    );
+    let fs = serve(router).await;
+    let post = |api_key: String| {
+        let http = http.clone();
+        async move {
+            http.post(format!("http://{fs}/epicor/job-updates"))
+                .header("x-api-key", api_key)
+                .json(&json!({"job_number": "J-1", "status": "open"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let accepted = post(key.key.expose().to_owned()).await;
+    assert!(accepted.status().is_success(), "{}", accepted.status());
+    let mut bad = key.key.expose().to_owned();
+    let last = bad.pop().unwrap();
+    bad.push(if last == 'A' { 'B' } else { 'A' });
+    let refused = post(bad).await;
+    assert_eq!(refused.status(), 401, "bad checksum refused");
+    source.report_usage().await.unwrap();
+    let state = app
+        .state()
+        .link_keys()
+        .get("epicor")
+        .unwrap()
+        .rotator
+        .store()
+        .load("epicor")
+        .await
+        .unwrap()
+        .unwrap()
+        .state;
+    let seen = [state.current.as_ref(), state.pending.as_ref()]
+        .into_iter()
+        .flatten()
+        .find(|k| k.id == key.id)
+        .unwrap();
+    assert!(seen.last_seen.is_some(), "usage recorded");
+
+    // Refusals are audited.
+    let store = app.state().store().clone();
+    assert!(count_audit(&store, "link_keys.access_denied", "epicor").await >= 1);
+    assert!(count_audit(&store, "link_keys.access_denied", "nope").await >= 1);
+    crate::support::assert_audit_intact(&store).await;
+    app.shutdown().await.unwrap();
+}
