@@ -5,13 +5,17 @@
 //! - [`keys`]: signing keys (ES256, EdDSA, RS256), RFC 7638 key ids, key lifecycle and JWKS;
 //! - [`jwt`]: RFC 9068 access tokens, issued and verified strictly;
 //! - [`apikey`]: the scanner-friendly secret format (`ghac_`, `ghar_`, `ghal_`) and keyed hashing;
-//! - [`broker`]: the secrets broker's wire format, shared by the broker and its consumers.
+//! - [`broker`]: the secrets broker's wire format, shared by the broker and its consumers;
+//! - [`vault`] (feature `vault`): the Vault / OpenBao client layer;
+//! - [`consumer`] (feature `consumer`): the clients of the authority's token endpoint and broker.
 //!
 //! This crate has no HTTP server in it.
 
 pub mod apikey;
 pub mod broker;
 pub mod clock;
+#[cfg(feature = "consumer")]
+pub mod consumer;
 pub mod jwt;
 pub mod keys;
 pub mod secret;
