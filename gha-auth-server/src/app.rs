@@ -35,7 +35,7 @@ use crate::keys::{
 use crate::ratelimit::RateLimits;
 use crate::store::{Store, StoreError};
 use crate::tls::{CertReloader, TlsListener};
-use crate::{health, metrics, oauth, openapi, ratelimit, tls, wellknown};
+use crate::{health, metrics, oauth, openapi, ratelimit, session, tls, wellknown};
 
 /// The service could not start. Separate from request-time errors.
 #[derive(Debug, Error)]
@@ -428,10 +428,34 @@ impl RouteTable {
 
 fn route_table(state: &AppState) -> RouteTable {
     let per_source = middleware::from_fn_with_state(state.limits.clone(), ratelimit::per_source);
+    // CORS with credentials for the allowed origins, on the session routes only; outside the
+    // rate limit so a 429 still reaches the page.
+    let cors = session::cors_layer(&state.config.session);
     RouteTable {
         router: Router::new(),
         list: Vec::new(),
     }
+    .add(
+        "post",
+        session::LOGIN_PATH,
+        post(session::login_endpoint)
+            .route_layer(per_source.clone())
+            .layer(cors.clone()),
+    )
+    .add(
+        "post",
+        session::REFRESH_PATH,
+        post(session::refresh_endpoint)
+            .route_layer(per_source.clone())
+            .layer(cors.clone()),
+    )
+    .add(
+        "post",
+        session::LOGOUT_PATH,
+        post(session::logout_endpoint)
+            .route_layer(per_source.clone())
+            .layer(cors),
+    )
     .add(
         "post",
         oauth::REVOKE_PATH,

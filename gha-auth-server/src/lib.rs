@@ -17,6 +17,7 @@
 //! - [`telemetry`]: structured JSON logs;
 //! - [`users`], [`refresh`]: the built-in user store and rotating refresh-token families;
 //! - [`targets`]: where rotated link keys are installed (Epicor User Codes, webhooks);
+//! - [`session`]: browser sessions (`/session/*`): the refresh token in a `__Host-` cookie;
 //! - [`cli`]: the `gha-auth` command line.
 
 pub mod app;
@@ -34,6 +35,7 @@ pub mod oauth;
 pub mod openapi;
 pub mod ratelimit;
 pub mod refresh;
+pub mod session;
 pub mod store;
 pub mod targets;
 pub mod telemetry;

@@ -102,6 +102,9 @@ pub struct TokenParamDoc {
         crate::oauth::token_endpoint,
         crate::oauth::revocation::revoke_endpoint,
         crate::oauth::revocation::introspect_endpoint,
+        crate::session::login_endpoint,
+        crate::session::refresh_endpoint,
+        crate::session::logout_endpoint,
         crate::wellknown::jwks,
         crate::wellknown::metadata,
         crate::health::health,
@@ -120,10 +123,13 @@ pub struct TokenParamDoc {
         crate::linkkeys::ServedSet,
         crate::linkkeys::model::ServedKey,
         crate::linkkeys::http::UsageReport,
-        crate::linkkeys::http::KeyUseReport
+        crate::linkkeys::http::KeyUseReport,
+        crate::session::SessionLoginDoc,
+        crate::session::SessionTokenDoc
     )),
     tags(
         (name = "oauth", description = "OAuth 2.0 endpoints"),
+        (name = "session", description = "Browser sessions: the refresh token in a __Host- cookie"),
         (name = "discovery", description = "Keys and metadata"),
         (name = "operations", description = "Health, metrics and this document"),
     )

@@ -227,6 +227,24 @@ async fn epicor_job_update(
     (status, Json(job)).into_response()
 }
 
+/// CORS for browser pages at `origins` (e.g. the web portal): `GET`/`POST` with a bearer token
+/// in `Authorization`, no cookies. Exactly the listed origins, never `*`; none: no CORS at all.
+pub fn with_cors(router: Router, origins: &[String]) -> anyhow::Result<Router> {
+    if origins.is_empty() {
+        return Ok(router);
+    }
+    let origins = origins
+        .iter()
+        .map(|o| axum::http::HeaderValue::from_str(o))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::AllowOrigin::list(origins))
+        .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+        .allow_headers([AUTHORIZATION, axum::http::header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600));
+    Ok(router.layer(cors))
+}
+
 /// The whole API: routes with their guards, the auth layer, `/HealthCheck` and (when a
 /// Prometheus handle is given) `/metrics` outside it.
 pub fn app(

@@ -43,7 +43,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use field_service::link_keys::{AuthorityLinkKeys, EPICOR_LINK_KEY};
-use field_service::{DEFAULT_AUDIENCE, JobStore, SCOPE_EPICOR_UPDATE, app};
+use field_service::{DEFAULT_AUDIENCE, JobStore, SCOPE_EPICOR_UPDATE, app, with_cors};
 use gha_auth::{SecretString, SystemClock};
 use gha_auth_middleware::linkkey::{LinkKeyIntegration, LinkKeySource, StaticLinkKeys};
 use gha_auth_middleware::{AuthLayer, RemoteJwks};
@@ -90,6 +90,10 @@ struct Cli {
     /// Also accept a pre-rotation Epicor key that is not in the `ghal_` format.
     #[arg(long)]
     accept_legacy_link_key: bool,
+    /// Origin of a browser page allowed to call the API (CORS), e.g. the web portal's
+    /// `http://127.0.0.1:8090`; repeatable. Default: none.
+    #[arg(long = "cors-origin")]
+    cors_origins: Vec<String>,
     /// Allow a plain-HTTP authority on a non-loopback host (behind a TLS-terminating proxy).
     #[arg(long)]
     danger_accept_plain_http: bool,
@@ -153,6 +157,7 @@ async fn main() -> anyhow::Result<()> {
         .install_recorder()
         .context("metrics recorder")?;
     let router = app(auth, JobStore::new(SystemClock::shared()), Some(metrics));
+    let router = with_cors(router, &cli.cors_origins).context("--cors-origin")?;
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("listen on {}", cli.listen))?;

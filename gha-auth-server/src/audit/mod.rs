@@ -79,6 +79,12 @@ pub enum AuditKind {
     LinkKeyRetireRequested,
     /// A link-key endpoint refused a caller (no or bad credentials, unknown name, wrong tenant).
     LinkKeyAccessDenied,
+    /// A browser session began (`/session/login`).
+    SessionStarted,
+    /// A browser session ended (`/session/logout`): its family is revoked.
+    SessionEnded,
+    /// A session request was refused by the CSRF defence (origin or header missing or wrong).
+    SessionRefused,
 }
 
 impl AuditKind {
@@ -109,6 +115,9 @@ impl AuditKind {
             AuditKind::LinkKeyRotationRequested => "admin.link_keys_rotate",
             AuditKind::LinkKeyRetireRequested => "admin.link_keys_retire_previous",
             AuditKind::LinkKeyAccessDenied => "link_keys.access_denied",
+            AuditKind::SessionStarted => "session.started",
+            AuditKind::SessionEnded => "session.ended",
+            AuditKind::SessionRefused => "session.refused",
         }
     }
 }

@@ -21,6 +21,8 @@ pub enum EnvKind {
     Bool,
     /// A non-negative integer.
     Integer,
+    /// A comma-separated list of strings (spaces around items are dropped).
+    List,
 }
 
 /// One configuration key reachable from the environment.
@@ -115,6 +117,8 @@ const VARS: &[EnvVar] = &[
     var("alerts.webhook_url", EnvKind::Text),
     var("alerts.timeout", EnvKind::Text),
     var("alerts.attempts", EnvKind::Integer),
+    var("session.client_id", EnvKind::Text),
+    var("session.allowed_origins", EnvKind::List),
 ];
 
 /// Every configuration key reachable from the environment, for documentation and tests.
@@ -162,6 +166,14 @@ fn parse(kind: EnvKind, value: &str) -> Result<toml::Value, &'static str> {
             .parse::<u32>()
             .map(|n| toml::Value::Integer(i64::from(n)))
             .map_err(|_| "expected a non-negative integer"),
+        EnvKind::List => Ok(toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| toml::Value::String(item.to_owned()))
+                .collect(),
+        )),
     }
 }
 

@@ -78,6 +78,8 @@ pub struct Config {
     pub link_keys: std::collections::BTreeMap<String, LinkKeyConfig>,
     /// Where rotation failures are reported.
     pub alerts: AlertsConfig,
+    /// Browser sessions (`/session/*`): off until a client and origins are configured.
+    pub session: SessionConfig,
 }
 
 impl Default for Config {
@@ -102,6 +104,7 @@ impl Default for Config {
             api_auth: ApiAuthConfig::default(),
             link_keys: std::collections::BTreeMap::new(),
             alerts: AlertsConfig::default(),
+            session: SessionConfig::default(),
         }
     }
 }
@@ -443,6 +446,28 @@ impl TlsConfig {
             (Some(cert), Some(key)) => Some((cert, key)),
             _ => None,
         }
+    }
+}
+
+/// Browser sessions (BRIEF §4). Off by default: with no `client_id` every `/session/*` endpoint
+/// answers 404, and the CORS allow-list is empty.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct SessionConfig {
+    /// The first-party public client sessions act for (needs the `password` and
+    /// `refresh_token` grants).
+    pub client_id: Option<String>,
+    /// Origins (`scheme://host[:port]`) of the pages that may use sessions: CORS with
+    /// credentials, and the CSRF check of every session request.
+    pub allowed_origins: Vec<String>,
+}
+
+impl SessionConfig {
+    /// Whether `origin` (an `Origin` header value) is allowed. Exact, case-sensitive match
+    /// against the configured list, which [`Config::check`] keeps in serialized-origin form.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.allowed_origins.iter().any(|allowed| allowed == origin)
     }
 }
 

@@ -237,3 +237,61 @@ fn invalid_error_lists_every_problem() {
     assert!(err.contains("listen:"), "{err}");
     assert!(err.contains("keys.publish_ahead:"), "{err}");
 }
+
+#[test]
+fn sessions_need_a_client_and_origins_written_as_browsers_send_them() {
+    assert!(
+        Config::default().session.client_id.is_none(),
+        "sessions are off by default"
+    );
+    let on = "[session]\nclient_id = \"web-portal\"\n";
+    assert!(
+        problem_keys(&format!(
+            "{on}allowed_origins = [\"https://portal.example\"]"
+        ))
+        .is_empty()
+    );
+    assert!(
+        problem_keys(&format!(
+            "{on}allowed_origins = [\"http://127.0.0.1:8090\"]"
+        ))
+        .is_empty(),
+        "plain http for loopback pages"
+    );
+    assert_eq!(problem_keys(on), ["session.allowed_origins"]);
+    for origin in [
+        "*",
+        "https://portal.example/",
+        "https://Portal.example",
+        "https://portal.example:443",
+        "http://portal.example",
+        "null",
+    ] {
+        assert_eq!(
+            problem_keys(&format!("{on}allowed_origins = [\"{origin}\"]")),
+            ["session.allowed_origins"],
+            "{origin}"
+        );
+    }
+    assert_eq!(
+        problem_keys("[session]\nallowed_origins = [\"https://portal.example\"]"),
+        ["session.allowed_origins"],
+        "origins without a client"
+    );
+    let config = Config::load(
+        None,
+        env(&[
+            ("GHA_AUTH_SESSION_CLIENT_ID", "web-portal"),
+            (
+                "GHA_AUTH_SESSION_ALLOWED_ORIGINS",
+                "https://a.example, https://b.example,",
+            ),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        config.session.allowed_origins,
+        ["https://a.example", "https://b.example"]
+    );
+}

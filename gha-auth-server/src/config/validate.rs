@@ -48,6 +48,7 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
         &config.link_keys,
         &config.alerts,
     ));
+    check_session(config, &mut out);
     out.0
 }
 
@@ -358,5 +359,68 @@ fn check_users(config: &Config, out: &mut Problems) {
     }
     if refresh.absolute_lifetime > Duration::days(365) {
         out.push("refresh.absolute_lifetime", "must be at most 365d");
+    }
+}
+
+/// Whether `host` is loopback (`localhost`, 127.0.0.0/8, `::1`).
+fn is_loopback_host(host: Option<url::Host<&str>>) -> bool {
+    match host {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Why `origin` is not usable in `session.allowed_origins`, if it is not. It must be written
+/// exactly as browsers send `Origin` (`scheme://host[:port]`, lower case, no default port), so
+/// that the runtime check can be an exact comparison.
+pub(crate) fn origin_problem(origin: &str) -> Option<String> {
+    let url = match url::Url::parse(origin) {
+        Ok(url) => url,
+        Err(e) => return Some(format!("{origin:?} is not an origin: {e}")),
+    };
+    let serialized = url.origin().ascii_serialization();
+    if serialized != origin {
+        return Some(format!(
+            "{origin:?} must be written as the browser sends it: {serialized:?} (no path, \
+             lower case, no default port; \"*\" is not allowed)"
+        ));
+    }
+    match url.scheme() {
+        "https" => None,
+        // The session cookie is `Secure`: browsers keep it over plain http only on loopback.
+        "http" if is_loopback_host(url.host()) => None,
+        _ => Some(format!(
+            "{origin:?} must be https (plain http only for loopback pages)"
+        )),
+    }
+}
+
+fn check_session(config: &Config, out: &mut Problems) {
+    let session = &config.session;
+    match &session.client_id {
+        None if !session.allowed_origins.is_empty() => out.push(
+            "session.allowed_origins",
+            "set session.client_id too: without it sessions are off",
+        ),
+        None => {}
+        Some(id) => {
+            if !crate::clients::is_valid_client_id(id) {
+                out.push("session.client_id", "is not a valid client id");
+            }
+            if session.allowed_origins.is_empty() {
+                out.push(
+                    "session.allowed_origins",
+                    "must list the origins of the pages that use sessions; with none every \
+                     session request would be refused",
+                );
+            }
+        }
+    }
+    for origin in &session.allowed_origins {
+        if let Some(problem) = origin_problem(origin) {
+            out.push("session.allowed_origins", problem);
+        }
     }
 }

@@ -23,7 +23,7 @@ pub use issue::TokenResponse;
 pub use revocation::{INTROSPECT_PATH, REVOKE_PATH};
 pub(crate) use revocation::{introspect_endpoint, revoke_endpoint};
 pub use token::Refusal;
-pub(crate) use token::{__path_token_endpoint, token_endpoint};
+pub(crate) use token::{__path_token_endpoint, read_form, token_endpoint};
 
 /// Path of the token endpoint.
 pub const TOKEN_PATH: &str = "/oauth2/token";

@@ -113,7 +113,7 @@ async fn handle(
 }
 
 /// The headers, the parsed form body and the peer of a form-encoded POST.
-pub(super) async fn read_form(
+pub(crate) async fn read_form(
     state: &AppState,
     request: Request,
 ) -> Result<(HeaderMap, TokenForm, Option<SocketAddr>), OAuthError> {

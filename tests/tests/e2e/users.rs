@@ -16,21 +16,30 @@ use serde_json::Value;
 
 use crate::support::{AUDIENCE, Backend, START, assert_audit_intact};
 
-const MOBILE: &str = "mfs-mobile";
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const MOBILE: &str = "mfs-mobile";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
 /// Replicas of one authority on one store, with one manual clock.
-struct Cluster {
+pub(crate) struct Cluster {
     replicas: Vec<Option<RunningApp>>,
-    clock: ManualClock,
+    pub(crate) clock: ManualClock,
     config: Config,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     _data: tempfile::TempDir,
     _backend: Backend,
 }
 
 impl Cluster {
     async fn start(backend: Backend, replicas: usize) -> Self {
+        Self::start_configured(backend, replicas, |_| {}).await
+    }
+
+    /// Like [`Cluster::start`], with `configure` applied to the replicas' configuration.
+    pub(crate) async fn start_configured(
+        backend: Backend,
+        replicas: usize,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
         let data = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.listen = "127.0.0.1:0".parse().unwrap();
@@ -46,6 +55,7 @@ impl Cluster {
         if let Backend::Postgres(db) = &backend {
             config.store.url = Some(db.url().to_owned());
         }
+        configure(&mut config);
         let mut cluster = Self {
             replicas: Vec::new(),
             clock: ManualClock::at_unix(START),
@@ -68,7 +78,7 @@ impl Cluster {
             .spawn()
     }
 
-    async fn restart(&mut self, i: usize) {
+    pub(crate) async fn restart(&mut self, i: usize) {
         let running = self.replicas[i].take().unwrap();
         let mut config = self.config.clone();
         config.listen = running.local_addr();
@@ -76,15 +86,15 @@ impl Cluster {
         self.replicas[i] = Some(self.boot(config).await);
     }
 
-    fn app(&self, i: usize) -> &RunningApp {
+    pub(crate) fn app(&self, i: usize) -> &RunningApp {
         self.replicas[i].as_ref().unwrap()
     }
 
-    fn url(&self, i: usize, path: &str) -> String {
+    pub(crate) fn url(&self, i: usize, path: &str) -> String {
         format!("{}{path}", self.app(i).base_url())
     }
 
-    async fn users(&self) -> Users {
+    pub(crate) async fn users(&self) -> Users {
         let state = self.app(0).state();
         Users::new(
             state.store().clone(),
@@ -96,7 +106,7 @@ impl Cluster {
         .unwrap()
     }
 
-    async fn setup(&self) -> String {
+    pub(crate) async fn setup(&self) -> String {
         let clients = self.app(0).state().clients();
         clients
             .register(
@@ -145,7 +155,12 @@ impl Cluster {
         secret.unwrap().expose().to_owned()
     }
 
-    async fn post(&self, i: usize, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post(
+        &self,
+        i: usize,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
         self.http
             .post(self.url(i, path))
             .form(form)
@@ -154,7 +169,12 @@ impl Cluster {
             .unwrap()
     }
 
-    async fn login(&self, i: usize, username: &str, password: &str) -> reqwest::Response {
+    pub(crate) async fn login(
+        &self,
+        i: usize,
+        username: &str,
+        password: &str,
+    ) -> reqwest::Response {
         self.post(
             i,
             "/oauth2/token",
@@ -168,7 +188,7 @@ impl Cluster {
         .await
     }
 
-    async fn refresh(&self, i: usize, token: &str) -> reqwest::Response {
+    pub(crate) async fn refresh(&self, i: usize, token: &str) -> reqwest::Response {
         self.post(
             i,
             "/oauth2/token",
@@ -181,7 +201,7 @@ impl Cluster {
         .await
     }
 
-    async fn verify(&self, token: &str) -> AccessClaims {
+    pub(crate) async fn verify(&self, token: &str) -> AccessClaims {
         let body = self
             .http
             .get(self.url(0, "/.well-known/jwks.json"))
@@ -202,7 +222,7 @@ impl Cluster {
         .claims
     }
 
-    async fn introspect(&self, secret: &str, token: &str) -> Value {
+    pub(crate) async fn introspect(&self, secret: &str, token: &str) -> Value {
         let response = self
             .http
             .post(self.url(0, "/oauth2/introspect"))
@@ -216,7 +236,7 @@ impl Cluster {
         response.json().await.unwrap()
     }
 
-    async fn audit_kinds(&self) -> Vec<(String, String)> {
+    pub(crate) async fn audit_kinds(&self) -> Vec<(String, String)> {
         self.app(0)
             .state()
             .store()
@@ -228,7 +248,7 @@ impl Cluster {
             .collect()
     }
 
-    async fn shutdown(mut self) {
+    pub(crate) async fn shutdown(mut self) {
         for running in self.replicas.iter_mut().filter_map(Option::take) {
             running.shutdown().await.unwrap();
         }
@@ -236,7 +256,7 @@ impl Cluster {
 }
 
 /// A 200 token response: (access token, refresh token).
-async fn tokens(response: reqwest::Response) -> (String, String) {
+pub(crate) async fn tokens(response: reqwest::Response) -> (String, String) {
     let status = response.status();
     let body: Value = response.json().await.unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -247,7 +267,7 @@ async fn tokens(response: reqwest::Response) -> (String, String) {
 }
 
 /// An RFC 6749 error: (status, error code, description).
-async fn error_of(response: reqwest::Response) -> (StatusCode, String, String) {
+pub(crate) async fn error_of(response: reqwest::Response) -> (StatusCode, String, String) {
     let status = response.status();
     assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "never a 500");
     let body: Value = response.json().await.expect("error bodies are JSON");

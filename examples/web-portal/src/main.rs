@@ -1,0 +1,66 @@
+//! web-portal: a static page that logs in through gha-auth browser sessions and lists jobs from
+//! the field-service API.
+//!
+//! The authority must have sessions on for this page's origin, and the API must allow it CORS:
+//!
+//! ```text
+//! # the authority: a first-party public client for the portal, a user, sessions on
+//! gha-auth clients add web-portal --grant password --grant refresh_token --scope jobs:read \
+//!     --audience field-service --tenant acme --first-party --public
+//! gha-auth users add alice --tenant acme
+//! GHA_AUTH_SESSION_CLIENT_ID=web-portal GHA_AUTH_SESSION_ALLOWED_ORIGINS=http://127.0.0.1:8090 \
+//!     gha-auth serve
+//! # the API, allowing the portal's origin
+//! cargo run --release -p field-service -- --authority http://127.0.0.1:8700 \
+//!     --listen 127.0.0.1:8080 --cors-origin http://127.0.0.1:8090
+//! # the portal; open http://127.0.0.1:8090 in a browser
+//! cargo run --release -p web-portal -- --authority http://127.0.0.1:8700 \
+//!     --api http://127.0.0.1:8080 --listen 127.0.0.1:8090
+//! ```
+//!
+//! Plain http works for loopback only: the session cookie is `Secure`, which browsers accept
+//! over http from `localhost`/`127.0.0.1` alone. Anywhere else, serve everything over https.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use web_portal::{PortalConfig, app};
+
+/// The MFS web portal.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Base URL of the gha-auth authority.
+    #[arg(long)]
+    authority: String,
+    /// Base URL of the field-service API.
+    #[arg(long)]
+    api: String,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    listen: SocketAddr,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| "web_portal=info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let router = app(&PortalConfig::new(&cli.authority, &cli.api))?;
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("listen on {}", cli.listen))?;
+    tracing::info!(listen = %cli.listen, authority = %cli.authority, api = %cli.api, "web-portal ready");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("server")?;
+    Ok(())
+}
