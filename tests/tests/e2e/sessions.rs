@@ -161,9 +161,10 @@ async fn session_flow(backend: Backend) {
     assert_eq!(claims.client_id, PORTAL);
     assert_eq!(claims.roles, ["technician", "dispatcher"]);
 
-    // Refresh on the other replica: a new cookie and access token for the same user.
+    // Refresh: a new cookie and access token for the same user. (Tokens are checked against
+    // replica 0's issuer: with no configured issuer each replica names its own address.)
     let (access1, c1) =
-        session(post(&cluster, 1, "/session/refresh", PAGE.with_cookie(&c0), None).await).await;
+        session(post(&cluster, 0, "/session/refresh", PAGE.with_cookie(&c0), None).await).await;
     assert_ne!(c1, c0);
     assert_eq!(cluster.verify(&access1).await.sub, claims.sub);
 
@@ -212,22 +213,23 @@ async fn session_flow(backend: Backend) {
         assert_eq!(refused(response).await.0, StatusCode::FORBIDDEN);
     }
 
-    // Restarts lose no session: the refresh continues after both replicas restarted.
+    // Restarts lose no session, and a session from one replica continues on the other: c1
+    // came from replica 0 and is refreshed on replica 1 after both restarted.
     cluster.restart(0).await;
     cluster.restart(1).await;
     let (_, c2) =
-        session(post(&cluster, 0, "/session/refresh", PAGE.with_cookie(&c1), None).await).await;
+        session(post(&cluster, 1, "/session/refresh", PAGE.with_cookie(&c1), None).await).await;
 
     // Replay of an old cookie after the grace window: the family is revoked, the cookie deleted,
     // and the live successor dies too.
     cluster.clock.advance(TimeDelta::seconds(31));
-    let response = post(&cluster, 1, "/session/refresh", PAGE.with_cookie(&c1), None).await;
+    let response = post(&cluster, 0, "/session/refresh", PAGE.with_cookie(&c1), None).await;
     assert_eq!(cookie_of(response.headers()), "");
     assert_eq!(
         refused(response).await,
         (StatusCode::BAD_REQUEST, "invalid_grant".to_owned())
     );
-    let response = post(&cluster, 0, "/session/refresh", PAGE.with_cookie(&c2), None).await;
+    let response = post(&cluster, 1, "/session/refresh", PAGE.with_cookie(&c2), None).await;
     assert_eq!(refused(response).await.1, "invalid_grant");
 
     // No cookie, or a made-up one: invalid_grant, never a 500.
