@@ -427,6 +427,27 @@ async fn bad_input(backend: Backend) {
         error_of(cluster.login(0, "bob", PASSWORD).await).await,
         invalid_grant
     );
+    // ... to the byte, headers included (all but Date): nothing tells who exists. (Timing: an
+    // unknown or disabled user costs one Argon2id verification against a dummy hash, see
+    // `Users::login`; not asserted here, tests make no timing claims.)
+    let mut answers = Vec::new();
+    for (user, password) in [
+        ("alice", "another wrong one"),
+        ("mallory", PASSWORD),
+        ("bob", PASSWORD),
+    ] {
+        let response = cluster.login(0, user, password).await;
+        let mut headers: Vec<_> = response
+            .headers()
+            .iter()
+            .filter(|(name, _)| *name != "date")
+            .map(|(name, value)| format!("{name}: {}", value.to_str().unwrap()))
+            .collect();
+        headers.sort();
+        answers.push((response.status(), headers, response.text().await.unwrap()));
+    }
+    assert_eq!(answers[0], answers[1], "wrong password vs unknown user");
+    assert_eq!(answers[0], answers[2], "wrong password vs disabled user");
 
     // A public client trying client_credentials.
     let response = cluster
