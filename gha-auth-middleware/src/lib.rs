@@ -48,7 +48,8 @@
 //!   the key, `typ` `at+jwt`, `iss` and `aud` required, bounded leeway, `crit` refused, a size cap,
 //!   embedded keys ignored.
 //! - **Verified-token cache**: a token is verified once, then found by its SHA-256 digest until
-//!   its `exp`; revocation ([`Revocations`]) applies at once to cached tokens too.
+//!   its `exp`; revocation ([`Revocations`]) applies at once to cached tokens too, fed by polling
+//!   the authority's signed feed ([`revocation`], [`AuthLayerBuilder::revocation_feed`]).
 //! - **Link keys** ([`linkkey`]): `x-api-key` against the digests of the currently valid keys, in
 //!   constant time, mapped to a configured principal; last use recorded and reported.
 //! - **Token sources**: `Authorization: Bearer`; a cookie with a CSRF check ([`CookieSource`]);
@@ -73,6 +74,7 @@ pub mod keys;
 pub mod linkkey;
 pub mod metrics;
 mod principal;
+pub mod revocation;
 mod source;
 mod verify;
 
@@ -91,4 +93,5 @@ pub use guard::{Require, RequireLayer, Requirement, require_role, require_scope}
 pub use health::{ComponentHealth, Health, HealthCheck, HealthStatus, health_check_route};
 pub use keys::{KeySource, LocalKeys, RemoteJwks};
 pub use principal::{LinkKeyPrincipal, Principal, Scopes, TokenPrincipal};
+pub use revocation::{FeedPoller, RevocationFeed};
 pub use source::{CookieSource, DEFAULT_CSRF_HEADER};

@@ -12,6 +12,10 @@
 //! | `gha_auth_jwks_age_seconds` | gauge | | age of the key set in use (updated on each fetch and each health check) |
 //! | `gha_auth_jwks_last_success_timestamp_seconds` | gauge | | Unix time of the last successful fetch; `time() - this` is the age in PromQL |
 //! | `gha_auth_jwks_keys` | gauge | | usable keys in the key set |
+//! | `gha_auth_revocation_feed_fetch_total` | counter | `result` (`success`, `not_modified`, `failure`) | revocation-feed polls |
+//! | `gha_auth_revocation_feed_age_seconds` | gauge | | age of the last good revocation feed (updated on each poll and each health check) |
+//! | `gha_auth_revocation_feed_last_success_timestamp_seconds` | gauge | | Unix time of the last good poll |
+//! | `gha_auth_revocation_feed_seq` | gauge | | sequence number of the applied feed |
 //! | `gha_auth_link_key_fetch_total` | counter | `name`, `result` | link-key digest fetches |
 //! | `gha_auth_link_key_usage_report_total` | counter | `name`, `result` | last-use reports sent to the authority |
 
@@ -33,6 +37,15 @@ pub const JWKS_KEYS: &str = "gha_auth_jwks_keys";
 pub const LINK_KEY_FETCH: &str = "gha_auth_link_key_fetch_total";
 /// Last-use reports sent to the authority.
 pub const LINK_KEY_USAGE_REPORT: &str = "gha_auth_link_key_usage_report_total";
+/// Revocation-feed polls.
+pub const REVOCATION_FEED_FETCH: &str = "gha_auth_revocation_feed_fetch_total";
+/// Age of the last good revocation feed.
+pub const REVOCATION_FEED_AGE_SECONDS: &str = "gha_auth_revocation_feed_age_seconds";
+/// Unix time of the last good revocation-feed poll.
+pub const REVOCATION_FEED_LAST_SUCCESS: &str =
+    "gha_auth_revocation_feed_last_success_timestamp_seconds";
+/// Sequence number of the applied revocation feed.
+pub const REVOCATION_FEED_SEQ: &str = "gha_auth_revocation_feed_seq";
 
 /// Keys of the counters every request touches, hashed at compile time: `counter!` with a name
 /// constant (rather than a literal) builds and hashes its key on every call.

@@ -35,7 +35,7 @@ use crate::keys::{
 use crate::ratelimit::RateLimits;
 use crate::store::{Store, StoreError};
 use crate::tls::{CertReloader, TlsListener};
-use crate::{health, metrics, oauth, openapi, ratelimit, session, tls, wellknown};
+use crate::{health, metrics, oauth, openapi, ratelimit, revocations, session, tls, wellknown};
 
 /// The service could not start. Separate from request-time errors.
 #[derive(Debug, Error)]
@@ -111,6 +111,7 @@ pub struct AppState {
     pub(crate) users: crate::users::Users,
     pub(crate) callers: crate::caller::TokenCache,
     pub(crate) link_keys: Arc<crate::linkkeys::LinkKeys>,
+    pub(crate) revocation_feed: crate::revocations::FeedCache,
 }
 
 impl fmt::Debug for AppState {
@@ -375,6 +376,7 @@ pub async fn build_app(config: Config, clock: SharedClock) -> Result<App, StartE
         limits,
         vault: services.vault,
         users,
+        revocation_feed: crate::revocations::FeedCache::default(),
         key_store_description: services.key_store.describe(),
         config,
         issuer,
@@ -470,6 +472,11 @@ fn route_table(state: &AppState) -> RouteTable {
         "post",
         oauth::TOKEN_PATH,
         post(oauth::token_endpoint).route_layer(per_source),
+    )
+    .add(
+        "get",
+        revocations::FEED_PATH,
+        get(revocations::revocations_endpoint),
     )
     .add("get", metrics::METRICS_PATH, get(metrics::metrics_endpoint))
     .add("get", wellknown::JWKS_PATH, get(wellknown::jwks))
@@ -674,7 +681,7 @@ async fn wait_for(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stopped| *stopped).await;
 }
 
-/// Housekeeping: forget expired assertion ids.
+/// Housekeeping: forget expired assertion ids, refresh families, revocations and login failures.
 async fn maintenance(state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     loop {
@@ -690,6 +697,11 @@ async fn maintenance(state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
         let now = state.clock.unix_seconds();
         if let Err(e) = crate::refresh::purge_expired(&state.store, now).await {
             tracing::warn!(error = %e, "could not purge expired refresh-token families");
+        }
+        match revocations::prune_expired(&state.store, now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(pruned = n, "expired revocations removed"),
+            Err(e) => tracing::warn!(error = %e, "could not prune expired revocations"),
         }
         if let Err(e) =
             crate::users::purge_login_failures(&state.store, &state.config.users, now).await

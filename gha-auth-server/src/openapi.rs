@@ -34,6 +34,14 @@ pub struct TokenRequestDoc {
     pub client_assertion_type: Option<String>,
     /// The signed client assertion (`private_key_jwt`).
     pub client_assertion: Option<String>,
+    /// Token exchange: the subject token (an access token of this authority, or a legacy
+    /// static API key imported with `gha-auth clients legacy-key add`).
+    pub subject_token: Option<String>,
+    /// Token exchange: `urn:ietf:params:oauth:token-type:access_token` or
+    /// `urn:gha:params:oauth:token-type:legacy-api-key`.
+    pub subject_token_type: Option<String>,
+    /// Token exchange: `urn:ietf:params:oauth:token-type:access_token` (the default).
+    pub requested_token_type: Option<String>,
 }
 
 /// A successful token response (RFC 6749 §5.1).
@@ -49,6 +57,8 @@ pub struct TokenResponseDoc {
     pub scope: Option<String>,
     /// A rotating refresh token (grants that issue one).
     pub refresh_token: Option<String>,
+    /// Token exchange: `urn:ietf:params:oauth:token-type:access_token`.
+    pub issued_token_type: Option<String>,
 }
 
 /// An error (RFC 6749 §5.2); `rate_limited` comes with `429` and `Retry-After`.
@@ -107,6 +117,7 @@ pub struct TokenParamDoc {
         crate::session::logout_endpoint,
         crate::wellknown::jwks,
         crate::wellknown::metadata,
+        crate::revocations::feed::revocations_endpoint,
         crate::health::health,
         crate::metrics::metrics_endpoint,
         crate::linkkeys::http::list,

@@ -55,7 +55,7 @@ pub(crate) async fn jwks(State(state): State<Arc<AppState>>, headers: HeaderMap)
 }
 
 /// Whether `If-None-Match` matches `etag` (weak comparison, RFC 9110 §13.1.2).
-fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+pub(crate) fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -76,6 +76,10 @@ struct Metadata {
     revocation_endpoint: String,
     introspection_endpoint: String,
     grant_types_supported: Vec<&'static str>,
+    /// RFC 8693 subject token types (the legacy-key type is ours).
+    token_exchange_subject_token_types_supported: Vec<&'static str>,
+    /// The signed revocation feed (not an RFC 8414 member: gha-auth's own).
+    revocation_feed_endpoint: String,
     response_types_supported: Vec<&'static str>,
     token_endpoint_auth_methods_supported: Vec<&'static str>,
     token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
@@ -97,6 +101,9 @@ pub(crate) async fn metadata(State(state): State<Arc<AppState>>) -> Response {
         revocation_endpoint: format!("{base}{}", crate::oauth::REVOKE_PATH),
         introspection_endpoint: format!("{base}{}", crate::oauth::INTROSPECT_PATH),
         grant_types_supported: crate::oauth::grants::supported(),
+        token_exchange_subject_token_types_supported:
+            crate::oauth::grants::token_exchange::SUBJECT_TOKEN_TYPES.to_vec(),
+        revocation_feed_endpoint: format!("{base}{}", crate::revocations::FEED_PATH),
         response_types_supported: Vec::new(),
         token_endpoint_auth_methods_supported: vec![
             PresentedMethod::Basic.as_str(),

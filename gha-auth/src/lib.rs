@@ -4,6 +4,7 @@
 //! - [`clock`]: injectable time, so rotation and expiry are testable with compressed time;
 //! - [`keys`]: signing keys (ES256, EdDSA, RS256), RFC 7638 key ids, key lifecycle and JWKS;
 //! - [`jwt`]: RFC 9068 access tokens, issued and verified strictly;
+//! - [`revocation`]: the signed revocation feed verifiers poll instead of calling the authority;
 //! - [`apikey`]: the scanner-friendly secret format (`ghac_`, `ghar_`, `ghal_`) and keyed hashing;
 //! - [`broker`]: the secrets broker's wire format, shared by the broker and its consumers;
 //! - [`vault`] (feature `vault`): the Vault / OpenBao client layer;
@@ -18,6 +19,7 @@ pub mod clock;
 pub mod consumer;
 pub mod jwt;
 pub mod keys;
+pub mod revocation;
 pub mod secret;
 #[cfg(feature = "vault")]
 pub mod vault;

@@ -33,6 +33,11 @@
 //!     --link-keys-file epicor-keys.json --epicor-tenant acme
 //! ```
 //!
+//! Revocations reach it without a call to the authority per request: it polls the authority's
+//! signed feed (`<authority>/v1/revocations`) every `Cache-Control: max-age` seconds, bounded by
+//! `--revocation-poll-min` and `--revocation-poll-max`; a token revoked at the authority
+//! (`POST /oauth2/revoke`, a disabled user or client) is refused within that interval.
+//!
 //! Logs follow `RUST_LOG` (default `field_service=info,gha_auth_middleware=info`).
 
 use std::net::SocketAddr;
@@ -46,7 +51,7 @@ use field_service::link_keys::{AuthorityLinkKeys, EPICOR_LINK_KEY};
 use field_service::{DEFAULT_AUDIENCE, JobStore, SCOPE_EPICOR_UPDATE, app, with_cors};
 use gha_auth::{SecretString, SystemClock};
 use gha_auth_middleware::linkkey::{LinkKeyIntegration, LinkKeySource, StaticLinkKeys};
-use gha_auth_middleware::{AuthLayer, RemoteJwks};
+use gha_auth_middleware::{AuthLayer, RemoteJwks, RevocationFeed};
 use tracing_subscriber::EnvFilter;
 
 /// The field-service jobs API.
@@ -94,6 +99,12 @@ struct Cli {
     /// `http://127.0.0.1:8090`; repeatable. Default: none.
     #[arg(long = "cors-origin")]
     cors_origins: Vec<String>,
+    /// Poll the revocation feed at most this often (seconds, at least 1).
+    #[arg(long, default_value_t = 5)]
+    revocation_poll_min: u64,
+    /// Poll the revocation feed at least this often (seconds, at most 3600).
+    #[arg(long, default_value_t = 60)]
+    revocation_poll_max: u64,
     /// Allow a plain-HTTP authority on a non-loopback host (behind a TLS-terminating proxy).
     #[arg(long)]
     danger_accept_plain_http: bool,
@@ -118,7 +129,15 @@ async fn main() -> anyhow::Result<()> {
     let mut builder = AuthLayer::builder()
         .issuer(issuer)
         .audience(&cli.audience)
-        .key_source(jwks);
+        .key_source(jwks)
+        .revocation_feed(
+            RevocationFeed::for_authority(&authority)
+                .poll_interval_bounds(
+                    Duration::from_secs(cli.revocation_poll_min),
+                    Duration::from_secs(cli.revocation_poll_max),
+                )
+                .danger_accept_plain_http(cli.danger_accept_plain_http),
+        );
     let source: Option<Arc<dyn LinkKeySource>> = match (
         &cli.link_keys_file,
         &cli.link_keys_client_id,

@@ -15,6 +15,7 @@ use crate::error::ConfigError;
 use crate::health::Health;
 use crate::keys::{KeySource, RemoteJwks};
 use crate::linkkey::{LinkKeyIntegration, LinkKeyValidator};
+use crate::revocation::{FeedPoller, RevocationFeed};
 use crate::source::CookieSource;
 use crate::verify::{TokenVerifier, ValidationSettings};
 
@@ -35,6 +36,7 @@ pub(crate) struct Shared {
     pub(crate) link_keys: LinkKeyValidator,
     pub(crate) clock: SharedClock,
     pub(crate) revocations: Revocations,
+    pub(crate) revocation_feed: Option<FeedPoller>,
 }
 
 /// The authentication layer: verifies the bearer token (or cookie, or link key) of every request
@@ -90,6 +92,11 @@ impl AuthLayer {
         &self.shared.revocations
     }
 
+    /// The revocation-feed poller, when [`AuthLayerBuilder::revocation_feed`] was set.
+    pub fn revocation_feed(&self) -> Option<&FeedPoller> {
+        self.shared.revocation_feed.as_ref()
+    }
+
     /// The key source, if tokens are accepted.
     pub fn key_source(&self) -> Option<&KeySource> {
         self.shared.tokens.as_ref().map(|t| &t.keys)
@@ -117,6 +124,11 @@ impl AuthLayer {
             let keys = keys.clone();
             let clock = self.shared.clock.clone();
             health = health.with_check("jwks", move || keys.health(clock.now()));
+        }
+        if let Some(feed) = self.revocation_feed() {
+            let feed = feed.clone();
+            let clock = self.shared.clock.clone();
+            health = health.with_check("revocations", move || feed.health(clock.now()));
         }
         for integration in self.link_keys() {
             let source = Arc::clone(&integration.source);
@@ -153,6 +165,7 @@ pub struct AuthLayerBuilder {
     allow_anonymous: bool,
     clock: SharedClock,
     revocations: Revocations,
+    revocation_feed: Option<RevocationFeed>,
     accept_plain_http: bool,
 }
 
@@ -185,6 +198,7 @@ impl Default for AuthLayerBuilder {
             allow_anonymous: false,
             clock: SystemClock::shared(),
             revocations: Revocations::new(),
+            revocation_feed: None,
             accept_plain_http: false,
         }
     }
@@ -269,7 +283,15 @@ impl AuthLayerBuilder {
         self
     }
 
-    /// For [`Self::jwks_url`]: allow plain HTTP to a non-loopback host. Off by default.
+    /// Poll the authority's signed revocation feed into this layer's revocation list (needs a
+    /// key source: the feed is verified with the same keys as tokens). See
+    /// [`crate::revocation`].
+    pub fn revocation_feed(mut self, feed: RevocationFeed) -> Self {
+        self.revocation_feed = Some(feed);
+        self
+    }
+
+    /// For [`Self::jwks_url`] and [`Self::revocation_feed`]: allow plain HTTP to a non-loopback host. Off by default.
     pub fn danger_accept_plain_http(mut self, accept: bool) -> Self {
         self.accept_plain_http = accept;
         self
@@ -277,7 +299,7 @@ impl AuthLayerBuilder {
 
     /// Checks the settings and builds the layer. With [`Self::jwks_url`] this starts the JWKS
     /// refresh task, so it must run inside a Tokio runtime.
-    pub fn build(self) -> Result<AuthLayer, ConfigError> {
+    pub fn build(mut self) -> Result<AuthLayer, ConfigError> {
         if self.leeway > MAX_LEEWAY {
             return Err(ConfigError::OutOfRange {
                 setting: "leeway",
@@ -300,10 +322,20 @@ impl AuthLayerBuilder {
                     .build()?,
             )),
         };
+        let mut revocation_feed = None;
         let tokens = match keys {
             None => None,
             Some(keys) => {
                 let issuer = self.issuer.ok_or(ConfigError::MissingIssuer)?;
+                if let Some(feed) = self.revocation_feed.take() {
+                    revocation_feed = Some(feed.start(
+                        &issuer,
+                        keys.clone(),
+                        self.revocations.clone(),
+                        self.clock.clone(),
+                        self.accept_plain_http,
+                    )?);
+                }
                 if self.audiences.is_empty() {
                     return Err(ConfigError::MissingAudience);
                 }
@@ -324,6 +356,11 @@ impl AuthLayerBuilder {
                 )?)
             }
         };
+        if self.revocation_feed.is_some() {
+            return Err(ConfigError::Keys(
+                "a revocation feed needs a key source to verify it".into(),
+            ));
+        }
         for integration in &self.link_keys {
             integration.validate()?;
         }
@@ -355,6 +392,7 @@ impl AuthLayerBuilder {
             },
             clock: self.clock,
             revocations: self.revocations,
+            revocation_feed,
         };
         Ok(AuthLayer::new(Arc::new(shared), policy))
     }

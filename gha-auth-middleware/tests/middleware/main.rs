@@ -6,5 +6,6 @@
 mod common;
 mod extractors;
 mod remote;
+mod revocation_feed;
 mod security;
 mod sources;

@@ -85,6 +85,14 @@ pub enum AuditKind {
     SessionEnded,
     /// A session request was refused by the CSRF defence (origin or header missing or wrong).
     SessionRefused,
+    /// A subject or client got a revocation not-before time (published in the revocation feed).
+    RevocationAdded,
+    /// An administrator imported a legacy static API key for token exchange.
+    LegacyKeyImported,
+    /// An administrator revoked a legacy static API key.
+    LegacyKeyRevoked,
+    /// A token exchange (RFC 8693) issued a token, or was refused.
+    TokenExchanged,
 }
 
 impl AuditKind {
@@ -118,6 +126,10 @@ impl AuditKind {
             AuditKind::SessionStarted => "session.started",
             AuditKind::SessionEnded => "session.ended",
             AuditKind::SessionRefused => "session.refused",
+            AuditKind::RevocationAdded => "revocation.added",
+            AuditKind::LegacyKeyImported => "admin.legacy_key_imported",
+            AuditKind::LegacyKeyRevoked => "admin.legacy_key_revoked",
+            AuditKind::TokenExchanged => "token.exchanged",
         }
     }
 }

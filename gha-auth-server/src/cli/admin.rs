@@ -169,7 +169,25 @@ async fn clients(
             let client = registry.get(id).await.map_err(|e| e.to_string())?;
             out.print(&client, &describe(&client));
         }
-        ClientsCommand::RotateSecret { id, grace } => {
+        ClientsCommand::RotateSecret {
+            id,
+            emergency: true,
+            ..
+        } => {
+            let secret = registry
+                .emergency_rotate_secret(id, actor)
+                .await
+                .map_err(|e| e.to_string())?;
+            out.print(
+                &json!({"client_id": id, "client_secret": secret.expose(), "previous_valid_for_secs": 0, "tokens_revoked": true}),
+                &format!(
+                    "New secret for {id}: {}\nThe previous secret no longer works and every token \
+                     issued to {id} so far is revoked. Store this secret now: it is shown only once.",
+                    secret.expose()
+                ),
+            );
+        }
+        ClientsCommand::RotateSecret { id, grace, .. } => {
             let secret = registry
                 .rotate_secret(id, grace.as_delta(), actor)
                 .await
@@ -182,6 +200,9 @@ async fn clients(
                     secret.expose()
                 ),
             );
+        }
+        ClientsCommand::LegacyKey(command) => {
+            return crate::legacy_keys::run_cli(command, services, actor, out).await;
         }
         ClientsCommand::Disable { id } => {
             registry

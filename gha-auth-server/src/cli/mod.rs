@@ -95,19 +95,26 @@ pub enum ClientsCommand {
         /// Client id.
         id: String,
     },
-    /// Issue a new secret; the old one stays valid for the grace period.
+    /// Issue a new secret; the old one stays valid for the grace period. With --emergency (a
+    /// leaked secret), the old one stops at once and every token issued so far is revoked.
     RotateSecret {
         /// Client id.
         id: String,
         /// How long the previous secret stays valid.
-        #[arg(long, default_value = "24h")]
+        #[arg(long, default_value = "24h", conflicts_with = "emergency")]
         grace: Duration,
+        /// The secret leaked: no grace, and revoke the client's outstanding tokens.
+        #[arg(long)]
+        emergency: bool,
     },
-    /// Disable a client: it can no longer authenticate.
+    /// Disable a client: it can no longer authenticate, and the tokens it holds are revoked.
     Disable {
         /// Client id.
         id: String,
     },
+    /// Legacy static API keys a client may exchange for short-lived tokens (token exchange).
+    #[command(subcommand)]
+    LegacyKey(crate::legacy_keys::LegacyKeyCommand),
 }
 
 /// `gha-auth clients add`.

@@ -381,12 +381,41 @@ impl ClientRegistry {
         Ok(IssuedSecret(secret))
     }
 
-    /// Disables a client: it can no longer authenticate.
+    /// Emergency rotation for a leaked secret: a new secret, the old one invalid at once, and
+    /// every token issued to the client so far revoked (published in the revocation feed).
+    pub async fn emergency_rotate_secret(
+        &self,
+        id: &str,
+        actor: &str,
+    ) -> Result<IssuedSecret, ClientError> {
+        let secret = self.rotate_secret(id, TimeDelta::zero(), actor).await?;
+        crate::revocations::revoke_client(
+            &self.store,
+            &self.audit,
+            self.clock.unix_seconds(),
+            id,
+            actor,
+            "secret_rotated_emergency",
+        )
+        .await?;
+        Ok(secret)
+    }
+
+    /// Disables a client: it can no longer authenticate, and the tokens it holds are revoked
+    /// (published in the revocation feed).
     pub async fn disable(&self, id: &str, actor: &str) -> Result<(), ClientError> {
-        self.store
-            .set_client_disabled(id, true, self.clock.unix_seconds())
-            .await?;
+        let now = self.clock.unix_seconds();
+        self.store.set_client_disabled(id, true, now).await?;
         self.cache.invalidate(id);
+        crate::revocations::revoke_client(
+            &self.store,
+            &self.audit,
+            now,
+            id,
+            actor,
+            "client_disabled",
+        )
+        .await?;
         self.audit
             .record_or_log(AuditEvent::new(
                 AuditKind::ClientDisabled,

@@ -115,10 +115,21 @@ async fn disable_and_audit() {
     ));
     let report = crate::audit::verify(&f.store).await.unwrap();
     assert!(report.ok());
-    assert_eq!(report.rows, 2);
+    assert_eq!(report.rows, 3);
     let rows = f.store.audit_rows_after(0, 10).await.unwrap();
     assert_eq!(rows[0].kind, "admin.client_created");
     assert_eq!(rows[1].kind, "admin.client_disabled");
+    // Its tokens are revoked through the feed: a not-before for the client.
+    assert_eq!(rows[2].kind, "revocation.added");
+    assert!(
+        rows[2].detail.contains("client_disabled"),
+        "{}",
+        rows[2].detail
+    );
+    let live = crate::revocations::live_entries(&f.store, 0).await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].kind, crate::revocations::RevocationKind::Client);
+    assert_eq!(live[0].value, "svc");
 }
 
 #[tokio::test]

@@ -85,6 +85,8 @@ const VARS: &[EnvVar] = &[
     var("refresh.grace_window", EnvKind::Text),
     var("refresh.idle_lifetime", EnvKind::Text),
     var("refresh.absolute_lifetime", EnvKind::Text),
+    var("revocations.poll_interval", EnvKind::Text),
+    var("revocations.document_lifetime", EnvKind::Text),
     var("rate_limit.enabled", EnvKind::Bool),
     var("rate_limit.per_source_per_second", EnvKind::Integer),
     var("rate_limit.per_source_burst", EnvKind::Integer),

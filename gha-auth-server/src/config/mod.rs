@@ -64,6 +64,8 @@ pub struct Config {
     pub users: UsersConfig,
     /// Rotating refresh tokens.
     pub refresh: RefreshConfig,
+    /// The revocation feed (`GET /v1/revocations`).
+    pub revocations: RevocationsConfig,
     /// Logging.
     pub log: LogConfig,
     /// Abuse limits on the token endpoint.
@@ -97,6 +99,7 @@ impl Default for Config {
             clients: ClientsConfig::default(),
             users: UsersConfig::default(),
             refresh: RefreshConfig::default(),
+            revocations: RevocationsConfig::default(),
             log: LogConfig::default(),
             rate_limit: RateLimitConfig::default(),
             vault: VaultSection::default(),
@@ -367,6 +370,28 @@ impl Default for RefreshConfig {
             grace_window: Duration::seconds(30),
             idle_lifetime: Duration::days(7),
             absolute_lifetime: Duration::days(30),
+        }
+    }
+}
+
+/// The revocation feed verifiers poll (BRIEF §4).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct RevocationsConfig {
+    /// How often verifiers should poll the feed: its `Cache-Control: max-age`. A revoked token
+    /// is refused everywhere within about this long.
+    pub poll_interval: Duration,
+    /// How long one signed feed document stays acceptable (`exp - iat`): bounds the replay of
+    /// an old document.
+    pub document_lifetime: Duration,
+}
+
+impl Default for RevocationsConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::seconds(30),
+            document_lifetime: Duration::hours(1),
         }
     }
 }

@@ -39,6 +39,7 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
     check_tokens(config, &mut out);
     check_clients(config, &mut out);
     check_users(config, &mut out);
+    check_revocations(config, &mut out);
     check_http(config, &mut out);
     check_log(config, &mut out);
     check_rate_limit(config, &mut out);
@@ -319,6 +320,24 @@ fn check_vault(config: &Config, out: &mut Problems) {
     }
     if vault.request_timeout <= Duration::seconds(0) {
         out.push("vault.request_timeout", "must be greater than zero");
+    }
+}
+
+fn check_revocations(config: &Config, out: &mut Problems) {
+    let feed = &config.revocations;
+    if feed.poll_interval < Duration::seconds(1) || feed.poll_interval > Duration::hours(1) {
+        out.push(
+            "revocations.poll_interval",
+            "must be between 1s and 1h: it is how long a revoked token may still be accepted",
+        );
+    }
+    if feed.document_lifetime < feed.poll_interval.max(Duration::minutes(1))
+        || feed.document_lifetime > Duration::hours(24)
+    {
+        out.push(
+            "revocations.document_lifetime",
+            "must be at least revocations.poll_interval and 1m, and at most 24h",
+        );
     }
 }
 

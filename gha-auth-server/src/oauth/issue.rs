@@ -30,6 +30,9 @@ pub struct TokenResponse {
     /// A refresh token, for grants that issue one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// What `access_token` is (token exchange, RFC 8693 §2.2.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
 }
 
 impl fmt::Debug for TokenResponse {
@@ -138,6 +141,11 @@ pub struct Grant {
     pub roles: Vec<String>,
     /// `tenant`.
     pub tenant: Option<String>,
+    /// `act` (token exchange: who acts for the subject).
+    pub act: Option<serde_json::Value>,
+    /// A lifetime shorter than the client's, if any (token exchange: never outlive the subject
+    /// token).
+    pub max_lifetime: Option<TimeDelta>,
 }
 
 impl Grant {
@@ -149,6 +157,8 @@ impl Grant {
             scopes,
             roles: Vec::new(),
             tenant: None,
+            act: None,
+            max_lifetime: None,
         }
     }
 }
@@ -159,6 +169,7 @@ pub fn mint(state: &AppState, client: &Client, grant: Grant) -> Result<TokenResp
     let lifetime = client
         .token_lifetime(tokens.default_lifetime.as_delta())
         .min(tokens.max_lifetime.as_delta())
+        .min(grant.max_lifetime.unwrap_or(TimeDelta::MAX))
         .max(TimeDelta::seconds(1));
     let now = state.clock.now();
     let snapshot = state.keys.snapshot();
@@ -182,6 +193,7 @@ pub fn mint(state: &AppState, client: &Client, grant: Grant) -> Result<TokenResp
     .with_scopes(&grant.scopes);
     claims.roles = grant.roles;
     claims.tenant = grant.tenant;
+    claims.act = grant.act;
     let access_token = issue(key, &claims).map_err(|e| {
         tracing::error!(error = %e, "could not sign access token");
         OAuthError::server_error()
@@ -192,6 +204,7 @@ pub fn mint(state: &AppState, client: &Client, grant: Grant) -> Result<TokenResp
         expires_in: lifetime.num_seconds(),
         scope,
         refresh_token: None,
+        issued_token_type: None,
     })
 }
 
@@ -227,6 +240,7 @@ mod tests {
             expires_in: 600,
             scope: Some("a".into()),
             refresh_token: Some("ghar_secret".into()),
+            issued_token_type: None,
         };
         let debug = format!("{response:?}");
         assert!(!debug.contains("secret"), "{debug}");

@@ -107,9 +107,16 @@ async fn revoke(state: &AppState, request: Request) -> Result<(), Refusal> {
     if claims.client_id != client_id {
         return Ok(());
     }
-    let inserted = insert_jti_revocation(state, &claims.jti, now, claims.exp)
-        .await
-        .map_err(|e| internal(&e))?;
+    // Kept until the token could no longer pass any verifier's leeway.
+    let leeway = state.keys.schedule().leeway.num_seconds();
+    let inserted = crate::revocations::revoke_jti(
+        &state.store,
+        &claims.jti,
+        now,
+        claims.exp.saturating_add(leeway),
+    )
+    .await
+    .map_err(|e| internal(&e))?;
     if inserted {
         audit_revoked(
             state,
@@ -246,7 +253,7 @@ async fn introspect(state: &AppState, request: Request) -> Result<Value, Refusal
 
 /// The claims of an access token this server signed (any of its keys, any audience), if it
 /// verifies and has not expired.
-fn verify_own(state: &AppState, token: &str) -> Option<AccessClaims> {
+pub(crate) fn verify_own(state: &AppState, token: &str) -> Option<AccessClaims> {
     // The audience is read before verification only to build the rules; the signature check
     // that follows is what decides.
     let unverified = decode_unverified_claims(token).ok()?;
@@ -271,29 +278,9 @@ fn verify_own(state: &AppState, token: &str) -> Option<AccessClaims> {
         .map(|v| v.claims)
 }
 
-async fn insert_jti_revocation(
-    state: &AppState,
-    jti: &str,
-    now: i64,
-    exp: i64,
-) -> Result<bool, StoreError> {
-    let leeway = state.keys.schedule().leeway.num_seconds();
-    let result = sqlx::query(
-        "INSERT INTO revocations (kind, value, not_before, expires_at, created_at) \
-         VALUES ('jti', $1, $2, $3, $2) ON CONFLICT (kind, value) DO NOTHING",
-    )
-    .bind(jti)
-    .bind(now)
-    .bind(exp.saturating_add(leeway))
-    .execute(state.store.pool())
-    .await
-    .map_err(StoreError::from)?;
-    Ok(result.rows_affected() > 0)
-}
-
 /// Whether the token's `jti` is revoked, or its subject or client has a not-before time after
 /// the token was issued.
-async fn is_revoked(state: &AppState, claims: &AccessClaims) -> Result<bool, StoreError> {
+pub(crate) async fn is_revoked(state: &AppState, claims: &AccessClaims) -> Result<bool, StoreError> {
     is_revoked_parts(
         &state.store,
         &claims.jti,

@@ -401,6 +401,18 @@ pub async fn rotate(
         }
     }
     revoke_family(&state.store, &family.id, now, "refresh_token_reused").await?;
+    // Someone else may hold the user's tokens: access tokens already issued stop working too.
+    if let Some(user_id) = &family.user_id {
+        crate::revocations::revoke_subject(
+            &state.store,
+            &state.audit,
+            now,
+            user_id,
+            &family.client_id,
+            "refresh_token_reused",
+        )
+        .await?;
+    }
     Err(RefreshError::Reused {
         family_id: family.id,
         client_id: family.client_id,

@@ -54,13 +54,18 @@ pub enum UsersCommand {
 
 /// Reads a password: a prompt without echo on a terminal, else the first line of stdin.
 fn read_password(confirm: bool) -> Result<SecretString, String> {
+    read_secret("Password: ", confirm)
+}
+
+/// Reads a secret: `label` as a prompt without echo on a terminal, else the first line of stdin.
+pub(crate) fn read_secret(label: &str, confirm: bool) -> Result<SecretString, String> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        let first = prompt("Password: ")?;
+        let first = prompt(label)?;
         if confirm {
-            let second = prompt("Repeat password: ")?;
+            let second = prompt(&format!("Repeat {}", label.to_lowercase()))?;
             if first.expose() != second.expose() {
-                return Err("the passwords differ".into());
+                return Err("the two entries differ".into());
             }
         }
         return Ok(first);
@@ -69,7 +74,7 @@ fn read_password(confirm: bool) -> Result<SecretString, String> {
     stdin
         .lock()
         .read_line(&mut line)
-        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+        .map_err(|e| format!("cannot read the secret from standard input: {e}"))?;
     Ok(SecretString::new(
         line.trim_end_matches(['\r', '\n']).to_owned(),
     ))
@@ -86,7 +91,7 @@ fn prompt(text: &str) -> Result<SecretString, String> {
         set_echo(true);
     }
     let _ = writeln!(stderr);
-    read.map_err(|e| format!("cannot read the password: {e}"))?;
+    read.map_err(|e| format!("cannot read the secret: {e}"))?;
     Ok(SecretString::new(
         line.trim_end_matches(['\r', '\n']).to_owned(),
     ))

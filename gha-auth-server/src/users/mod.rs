@@ -28,7 +28,7 @@ use crate::config::UsersConfig;
 use crate::store::{Store, StoreError};
 
 pub use cli::UsersCommand;
-pub(crate) use cli::run as run_cli;
+pub(crate) use cli::{read_secret, run as run_cli};
 pub use store::UserRow;
 
 /// Longest accepted password, in bytes (Argon2 cost must not be an amplifier).
@@ -301,6 +301,18 @@ impl Users {
         }
         // A new password ends the backoff for the user.
         store::clear_failures(&self.store, "user", &display_name(tenant, username)).await?;
+        // The old password may have been stolen: tokens issued before the change stop working.
+        if let Some(user) = store::find(&self.store, tenant, username).await? {
+            crate::revocations::revoke_subject(
+                &self.store,
+                &self.audit,
+                now,
+                &user.id,
+                actor,
+                "password_changed",
+            )
+            .await?;
+        }
         self.audit
             .record_or_log(AuditEvent::new(
                 AuditKind::UserPasswordSet,
@@ -328,6 +340,16 @@ impl Users {
         let revoked =
             crate::refresh::revoke_user_families(&self.store, &user.id, now, "user_disabled")
                 .await?;
+        // Access tokens already out stop working wherever the revocation feed is polled.
+        crate::revocations::revoke_subject(
+            &self.store,
+            &self.audit,
+            now,
+            &user.id,
+            actor,
+            "user_disabled",
+        )
+        .await?;
         self.audit
             .record_or_log(
                 AuditEvent::new(

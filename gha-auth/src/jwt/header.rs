@@ -88,8 +88,18 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error>
     serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
-/// Decodes and checks the header segment.
+/// Decodes and checks the header segment of an access token.
 pub(crate) fn parse_header_segment(segment: &str) -> Result<TokenHeader, JwtError> {
+    parse_typed_header_segment(segment, is_access_token_type)
+}
+
+/// Decodes and checks a header segment whose `typ` must satisfy `accept_typ` (the revocation
+/// feed has its own type, so a feed can never pass for an access token or the reverse); every
+/// other rule is the access token's.
+pub(crate) fn parse_typed_header_segment(
+    segment: &str,
+    accept_typ: fn(&str) -> bool,
+) -> Result<TokenHeader, JwtError> {
     let json = b64::decode(segment).ok_or(JwtError::Malformed("header is not base64url"))?;
     let raw = parse_object::<RawHeader<'_>>(&json)
         .ok_or(JwtError::Malformed("header is not a JSON object"))?;
@@ -102,7 +112,7 @@ pub(crate) fn parse_header_segment(segment: &str) -> Result<TokenHeader, JwtErro
         return Err(JwtError::CriticalHeader);
     }
     match raw.typ.as_deref() {
-        Some(typ) if is_access_token_type(typ) => {}
+        Some(typ) if accept_typ(typ) => {}
         _ => return Err(JwtError::WrongType),
     }
     let kid = raw.kid.ok_or(JwtError::BadKeyId)?;

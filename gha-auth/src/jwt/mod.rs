@@ -24,6 +24,7 @@ pub use error::{ConfigError, JwtError};
 pub use header::{
     ACCESS_TOKEN_TYPE, DEFAULT_MAX_TOKEN_BYTES, MAX_KID_LEN, TokenHeader, parse_header,
 };
+pub(crate) use header::{Parts, parse_typed_header_segment};
 pub use issue::{encode_jws, issue, new_jti};
 pub use resolver::KeyResolver;
 pub use validation::{DEFAULT_LEEWAY, Validation};

@@ -1,12 +1,13 @@
 //! One module per grant type. Each takes the authenticated client and the form and returns a
 //! [`TokenResponse`] or an [`OAuthError`]; [`handle`] dispatches on `grant_type`.
 //!
-//! To add a grant (issue 5: `password`, `refresh_token`, token exchange), add a module here and
+//! To add a grant, add a module here and
 //! an arm in [`handle`]; client authentication, error mapping and token minting are shared.
 
 mod client_credentials;
 mod password;
 mod refresh_token;
+pub mod token_exchange;
 
 use std::net::SocketAddr;
 
@@ -30,7 +31,7 @@ pub struct GrantRequest<'a> {
     pub peer: Option<SocketAddr>,
 }
 
-/// Runs `grant`. Grants this server knows but does not offer yet are `unsupported_grant_type`.
+/// Runs `grant`.
 pub async fn handle(
     grant: GrantType,
     request: GrantRequest<'_>,
@@ -39,15 +40,16 @@ pub async fn handle(
         GrantType::ClientCredentials => client_credentials::handle(request).await,
         GrantType::Password => password::handle(request).await,
         GrantType::RefreshToken => refresh_token::handle(request).await,
-        _ => Err(unsupported()),
+        GrantType::TokenExchange => token_exchange::handle(request).await,
     }
 }
 
 /// The grant types [`handle`] serves.
-const SUPPORTED: [GrantType; 3] = [
+const SUPPORTED: [GrantType; 4] = [
     GrantType::ClientCredentials,
     GrantType::Password,
     GrantType::RefreshToken,
+    GrantType::TokenExchange,
 ];
 
 /// The grant types [`handle`] serves, for the metadata document.
