@@ -280,7 +280,10 @@ pub(crate) fn verify_own(state: &AppState, token: &str) -> Option<AccessClaims> 
 
 /// Whether the token's `jti` is revoked, or its subject or client has a not-before time after
 /// the token was issued.
-pub(crate) async fn is_revoked(state: &AppState, claims: &AccessClaims) -> Result<bool, StoreError> {
+pub(crate) async fn is_revoked(
+    state: &AppState,
+    claims: &AccessClaims,
+) -> Result<bool, StoreError> {
     is_revoked_parts(
         &state.store,
         &claims.jti,
