@@ -124,7 +124,7 @@ pub(super) async fn handle(request: GrantRequest<'_>) -> Result<TokenResponse, O
                 scopes: claims
                     .scope
                     .as_deref()
-                    .map(|s| crate::store::split_list(s))
+                    .map(crate::store::split_list)
                     .unwrap_or_default(),
                 sub: claims.sub,
                 tenant: claims.tenant,
