@@ -55,6 +55,12 @@ pub(crate) fn check_url(text: &str) -> Result<Url, TargetError> {
             "target URL must not contain credentials".into(),
         ));
     }
+    // Before anything echoes the URL: a query could carry a key (`?api-key=`).
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(TargetError::Config(
+            "target URL must have no query or fragment".into(),
+        ));
+    }
     match url.scheme() {
         "https" => {}
         "http" => {
@@ -75,11 +81,6 @@ pub(crate) fn check_url(text: &str) -> Result<Url, TargetError> {
                 "target URL {url} must be https"
             )));
         }
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(TargetError::Config(format!(
-            "target URL {url} must have no query or fragment"
-        )));
     }
     Ok(url)
 }
