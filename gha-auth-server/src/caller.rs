@@ -359,10 +359,12 @@ const SHARDS: usize = 16;
 
 type Digest = [u8; 32];
 
+type Shard = RwLock<HashMap<Digest, Arc<Entry>>>;
+
 /// Verified tokens of the authority's own APIs, by SHA-256 of (API, token). Bounded: a full
 /// shard drops its expired entries, and everything when that is not enough.
 pub struct TokenCache {
-    shards: Box<[RwLock<HashMap<Digest, Arc<Entry>>>]>,
+    shards: Box<[Shard]>,
     per_shard: usize,
 }
 

@@ -256,7 +256,7 @@ impl FakeEpicor {
         tables
             .types
             .entry(code_type_id.to_owned())
-            .or_insert_with(String::new);
+            .or_default();
         let row = tables
             .codes
             .entry((code_type_id.to_owned(), code_id.to_owned()))

@@ -24,6 +24,7 @@ struct Fixture {
     _dir: tempfile::TempDir,
 }
 
+#[allow(clippy::field_reassign_with_default)] // Config is #[non_exhaustive]-style: set what the test needs.
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();

@@ -499,8 +499,8 @@ impl Rotator {
         }
         self.audit(AuditKind::LinkKeyRotated, Outcome::Success, &details)
             .await;
-        if rotation.failures > 0 {
-            if let Some(webhook) = &self.alerts {
+        if rotation.failures > 0
+            && let Some(webhook) = &self.alerts {
                 webhook.send(Alert {
                     event: "link_key.rotation_recovered",
                     name: self.name.clone(),
@@ -514,7 +514,6 @@ impl Rotator {
                     at: now,
                 });
             }
-        }
         self.stop_if(FaultPoint::AfterPersist(Step::Promote))
     }
 

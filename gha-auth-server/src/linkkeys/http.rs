@@ -120,8 +120,8 @@ async fn authorize<'a>(
             "no such link key",
         ));
     };
-    if let (Some(required), Some(tenant)) = (&entry.config.tenant, &caller.tenant) {
-        if required != tenant {
+    if let (Some(required), Some(tenant)) = (&entry.config.tenant, &caller.tenant)
+        && required != tenant {
             deny(
                 state,
                 &caller.client_id,
@@ -135,7 +135,6 @@ async fn authorize<'a>(
                 "this link key belongs to another tenant",
             ));
         }
-    }
     Ok((caller, entry))
 }
 

@@ -89,10 +89,11 @@ mod tests {
     use super::*;
 
     fn config() -> SessionConfig {
-        let mut config = SessionConfig::default();
-        config.client_id = Some("web-portal".into());
-        config.allowed_origins = vec!["https://portal.example".into()];
-        config
+        SessionConfig {
+            client_id: Some("web-portal".into()),
+            allowed_origins: vec!["https://portal.example".into()],
+            ..SessionConfig::default()
+        }
     }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {

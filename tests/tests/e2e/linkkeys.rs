@@ -729,12 +729,10 @@ async fn validators_get_digests_only_and_bad_callers_are_refused_and_audited() {
             .load("epicor")
             .await
             .unwrap()
-        {
-            if let Some(key) = loaded.state.pending.or(loaded.state.current) {
+            && let Some(key) = loaded.state.pending.or(loaded.state.current) {
                 pending = Some(key);
                 break;
             }
-        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let key = pending.expect("the first key is created at start");

@@ -73,7 +73,7 @@ async fn web_portal_logs_in_lists_jobs_and_logs_out_in_headless_chromium() {
     // The portal's port first: the authority allows exactly its origin.
     let portal_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let portal = format!("http://{}", portal_listener.local_addr().unwrap());
-    let stack = Stack::start("web-portal", &[portal.clone()], |config| {
+    let stack = Stack::start("web-portal", std::slice::from_ref(&portal), |config| {
         config.session.client_id = Some("web-portal".to_owned());
         config.session.allowed_origins = vec![portal.clone()];
     })
