@@ -253,10 +253,7 @@ impl FakeEpicor {
     /// Sets a User Code directly (as an administrator in User Codes Maintenance would).
     pub fn set_user_code(&self, code_type_id: &str, code_id: &str, long_desc: &str) {
         let mut tables = self.inner.tables();
-        tables
-            .types
-            .entry(code_type_id.to_owned())
-            .or_default();
+        tables.types.entry(code_type_id.to_owned()).or_default();
         let row = tables
             .codes
             .entry((code_type_id.to_owned(), code_id.to_owned()))

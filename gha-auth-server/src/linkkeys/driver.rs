@@ -500,20 +500,21 @@ impl Rotator {
         self.audit(AuditKind::LinkKeyRotated, Outcome::Success, &details)
             .await;
         if rotation.failures > 0
-            && let Some(webhook) = &self.alerts {
-                webhook.send(Alert {
-                    event: "link_key.rotation_recovered",
-                    name: self.name.clone(),
-                    rotation_id: rotation.id.clone(),
-                    step: Step::Promote.as_str().into(),
-                    failures: rotation.failures,
-                    error: None,
-                    next_attempt: None,
-                    target: self.target.describe(),
-                    node: self.node.clone(),
-                    at: now,
-                });
-            }
+            && let Some(webhook) = &self.alerts
+        {
+            webhook.send(Alert {
+                event: "link_key.rotation_recovered",
+                name: self.name.clone(),
+                rotation_id: rotation.id.clone(),
+                step: Step::Promote.as_str().into(),
+                failures: rotation.failures,
+                error: None,
+                next_attempt: None,
+                target: self.target.describe(),
+                node: self.node.clone(),
+                at: now,
+            });
+        }
         self.stop_if(FaultPoint::AfterPersist(Step::Promote))
     }
 

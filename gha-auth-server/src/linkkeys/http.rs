@@ -121,20 +121,21 @@ async fn authorize<'a>(
         ));
     };
     if let (Some(required), Some(tenant)) = (&entry.config.tenant, &caller.tenant)
-        && required != tenant {
-            deny(
-                state,
-                &caller.client_id,
-                name,
-                "caller belongs to another tenant",
-            )
-            .await;
-            return Err(error(
-                StatusCode::FORBIDDEN,
-                "access_denied",
-                "this link key belongs to another tenant",
-            ));
-        }
+        && required != tenant
+    {
+        deny(
+            state,
+            &caller.client_id,
+            name,
+            "caller belongs to another tenant",
+        )
+        .await;
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            "this link key belongs to another tenant",
+        ));
+    }
     Ok((caller, entry))
 }
 

@@ -138,9 +138,10 @@ pub fn retirement_at(
 pub fn next_action(state: &LinkKeyState, now: DateTime<Utc>, policy: &Policy) -> Action {
     let retirement = retirement_at(state, policy);
     if let Some((at, reason)) = retirement
-        && at <= now {
-            return Action::Retire(reason);
-        }
+        && at <= now
+    {
+        return Action::Retire(reason);
+    }
     let retire_at = retirement.map(|(at, _)| at);
     let earliest = |a: Option<DateTime<Utc>>| match (a, retire_at) {
         (Some(a), Some(b)) => Some(a.min(b)),

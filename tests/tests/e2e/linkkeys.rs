@@ -729,10 +729,11 @@ async fn validators_get_digests_only_and_bad_callers_are_refused_and_audited() {
             .load("epicor")
             .await
             .unwrap()
-            && let Some(key) = loaded.state.pending.or(loaded.state.current) {
-                pending = Some(key);
-                break;
-            }
+            && let Some(key) = loaded.state.pending.or(loaded.state.current)
+        {
+            pending = Some(key);
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let key = pending.expect("the first key is created at start");
