@@ -220,8 +220,8 @@ fn client_key_and_audit_commands_work_on_one_store() {
     let verify = json(&gha_auth(&data, &["--json", "audit", "verify"]));
     assert_eq!(verify["problems"], serde_json::json!([]));
     assert_eq!(
-        verify["rows"], 6,
-        "key, add, rotate-secret, disable, rotate, emergency: {verify}"
+        verify["rows"], 7,
+        "key, add, rotate-secret, disable (+ its revocation), rotate, emergency: {verify}"
     );
     let text = stdout(&gha_auth(&data, &["audit", "verify"]));
     assert!(text.starts_with("OK:"), "{text}");

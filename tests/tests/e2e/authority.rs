@@ -984,7 +984,12 @@ async fn metadata_and_health_describe_the_service() {
     );
     assert_eq!(
         metadata["grant_types_supported"],
-        json!(["client_credentials", "password", "refresh_token"])
+        json!([
+            "client_credentials",
+            "password",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
     );
     assert_eq!(
         metadata["revocation_endpoint"],
