@@ -180,6 +180,8 @@ pub async fn start_family(state: &AppState, family: NewFamily) -> Result<ApiKey,
         table: "refresh_tokens",
         message: "no randomness for a refresh token".into(),
     })?;
+    // The family and its first token, in one commit.
+    let mut tx = state.store.begin_write().await?;
     sqlx::query(
         "INSERT INTO refresh_families (id, client_id, user_id, tenant, scope, audience, \
          created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -192,10 +194,10 @@ pub async fn start_family(state: &AppState, family: NewFamily) -> Result<ApiKey,
     .bind(family.audiences.join(" "))
     .bind(now)
     .bind(absolute_end)
-    .execute(state.store.pool())
+    .execute(tx.conn())
     .await?;
     insert_token(
-        &state.store,
+        tx.conn(),
         &hash_of(state, &token),
         &id,
         None,
@@ -204,11 +206,12 @@ pub async fn start_family(state: &AppState, family: NewFamily) -> Result<ApiKey,
             .min(absolute_end),
     )
     .await?;
+    tx.commit().await?;
     Ok(token)
 }
 
-async fn insert_token(
-    store: &Store,
+async fn insert_token<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
     hash: &str,
     family_id: &str,
     parent: Option<&str>,
@@ -224,7 +227,7 @@ async fn insert_token(
     .bind(parent)
     .bind(now)
     .bind(expires_at)
-    .execute(store.pool())
+    .execute(executor)
     .await?;
     Ok(())
 }
@@ -339,7 +342,9 @@ pub async fn rotate(
         if now >= token.expires_at {
             return Err(RefreshError::Invalid("token_expired"));
         }
-        // The compare-and-set: exactly one request, on any replica, marks the token used.
+        // The compare-and-set: exactly one request, on any replica, marks the token used; the
+        // successor is stored in the same commit.
+        let mut tx = state.store.begin_write().await?;
         let won = sqlx::query(
             "UPDATE refresh_tokens SET used_at = $1, successor_hash = $2 \
              WHERE token_hash = $3 AND used_at IS NULL",
@@ -347,13 +352,13 @@ pub async fn rotate(
         .bind(now)
         .bind(&successor_hash)
         .bind(&hash)
-        .execute(state.store.pool())
+        .execute(tx.conn())
         .await?
         .rows_affected()
             == 1;
         if won {
             insert_token(
-                &state.store,
+                tx.conn(),
                 &successor_hash,
                 &family.id,
                 Some(&hash),
@@ -361,12 +366,15 @@ pub async fn rotate(
                 successor_expires,
             )
             .await?;
+            tx.commit().await?;
             return Ok(Rotated {
                 successor,
                 family,
                 repeated: false,
             });
         }
+        // Lost the race: release the write lock before looking at the winner's work.
+        tx.rollback().await?;
     }
     // Used before (or just now, by a concurrent request): a repeat within the grace window gets
     // the same successor; anything else is reuse.
@@ -379,7 +387,7 @@ pub async fn rotate(
     if within_grace && same_successor {
         // The winner may not have inserted the successor yet; inserting it twice is harmless.
         insert_token(
-            &state.store,
+            state.store.pool(),
             &successor_hash,
             &family.id,
             Some(&hash),

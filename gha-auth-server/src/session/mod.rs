@@ -163,19 +163,42 @@ fn peer_of(request: &Request) -> Option<SocketAddr> {
         .map(|c| c.0)
 }
 
-/// The CSRF defence; a refusal is audited.
-async fn defend(
+/// A session request that passed the CSRF defence.
+struct Admitted {
+    /// The configured session client.
+    client_id: String,
+    /// Where the request came from.
+    peer: Option<SocketAddr>,
+}
+
+impl Admitted {
+    /// `event` with the request's source address, when known.
+    fn with_source(&self, event: AuditEvent) -> AuditEvent {
+        match self.peer {
+            Some(peer) => event.detail("source", peer.ip().to_string()),
+            None => event,
+        }
+    }
+}
+
+/// What every session endpoint checks first: sessions are on, and the CSRF defence passes
+/// (allowed `Origin` and the custom header). A refusal is audited.
+async fn admit(
     state: &AppState,
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
     endpoint: &'static str,
-) -> Result<(), SessionError> {
+) -> Result<Admitted, SessionError> {
+    let admitted = Admitted {
+        client_id: session_client(state)?.to_owned(),
+        peer,
+    };
     let Err(failure) = csrf::check(&state.config.session, headers) else {
-        return Ok(());
+        return Ok(admitted);
     };
     let origin = csrf::origin_of(headers);
     tracing::info!(origin = %crate::audit::clean(&origin), reason = failure.as_str(), endpoint, "session request refused");
-    let mut event = AuditEvent::new(
+    let event = AuditEvent::new(
         AuditKind::SessionRefused,
         "session",
         endpoint,
@@ -183,10 +206,7 @@ async fn defend(
     )
     .detail("reason", failure.as_str())
     .detail("origin", origin);
-    if let Some(peer) = peer {
-        event = event.detail("source", peer.ip().to_string());
-    }
-    state.audit.record_or_log(event).await;
+    state.audit.record_or_log(admitted.with_source(event)).await;
     Err(SessionError::Forbidden)
 }
 
@@ -247,9 +267,8 @@ pub(crate) async fn login_endpoint(
 }
 
 async fn login(state: &AppState, request: Request) -> Result<Response, SessionError> {
-    let client_id = session_client(state)?.to_owned();
-    let peer = peer_of(&request);
-    defend(state, request.headers(), peer, LOGIN_PATH).await?;
+    let admitted = admit(state, request.headers(), peer_of(&request), LOGIN_PATH).await?;
+    let (client_id, peer) = (admitted.client_id.as_str(), admitted.peer);
     let (_, mut form, _) = read_form(state, request).await?;
     if let Some(name) = RESERVED.iter().find(|name| form.get(name).is_some()) {
         return Err(OAuthError::invalid_request(format!(
@@ -258,7 +277,7 @@ async fn login(state: &AppState, request: Request) -> Result<Response, SessionEr
         .into());
     }
     form.set("grant_type", GrantType::Password.as_str());
-    form.set("client_id", client_id.as_str());
+    form.set("client_id", client_id);
     let user = format!(
         "{}/{}",
         form.get("tenant").unwrap_or_default(),
@@ -279,16 +298,8 @@ async fn login(state: &AppState, request: Request) -> Result<Response, SessionEr
         tracing::error!(client_id = %client_id, "the session client may not use refresh tokens: register it with --grant refresh_token");
         return Err(OAuthError::unauthorized_client().into());
     };
-    let mut event = AuditEvent::new(
-        AuditKind::SessionStarted,
-        &client_id,
-        &user,
-        Outcome::Success,
-    );
-    if let Some(peer) = peer {
-        event = event.detail("source", peer.ip().to_string());
-    }
-    state.audit.record_or_log(event).await;
+    let event = AuditEvent::new(AuditKind::SessionStarted, client_id, &user, Outcome::Success);
+    state.audit.record_or_log(admitted.with_source(event)).await;
     Ok(with_cookie(state, tokens, &refresh))
 }
 
@@ -330,9 +341,7 @@ fn session_over() -> SessionError {
 }
 
 async fn refresh(state: &AppState, request: Request) -> Result<Response, SessionError> {
-    let client_id = session_client(state)?.to_owned();
-    let peer = peer_of(&request);
-    defend(state, request.headers(), peer, REFRESH_PATH).await?;
+    let Admitted { client_id, peer } = admit(state, request.headers(), peer_of(&request), REFRESH_PATH).await?;
     let Some(token) = cookie::read(request.headers()) else {
         return Err(session_over());
     };
@@ -389,9 +398,8 @@ pub(crate) async fn logout_endpoint(
 }
 
 async fn logout(state: &AppState, request: Request) -> Result<Response, SessionError> {
-    let client_id = session_client(state)?.to_owned();
-    let peer = peer_of(&request);
-    defend(state, request.headers(), peer, LOGOUT_PATH).await?;
+    let admitted = admit(state, request.headers(), peer_of(&request), LOGOUT_PATH).await?;
+    let client_id = admitted.client_id.as_str();
     let token = cookie::read(request.headers())
         .and_then(|t| ApiKey::parse_kind(t.expose(), SecretKind::RefreshToken).ok());
     if let Some(token) = token {
@@ -410,17 +418,14 @@ async fn logout(state: &AppState, request: Request) -> Result<Response, SessionE
                         OAuthError::server_error()
                     })?;
             if revoked {
-                let mut event = AuditEvent::new(
+                let event = AuditEvent::new(
                     AuditKind::SessionEnded,
-                    &client_id,
+                    client_id,
                     family.user_id.as_deref().unwrap_or_default(),
                     Outcome::Success,
                 )
                 .detail("family_id", family.id.as_str());
-                if let Some(peer) = peer {
-                    event = event.detail("source", peer.ip().to_string());
-                }
-                state.audit.record_or_log(event).await;
+                state.audit.record_or_log(admitted.with_source(event)).await;
             }
         }
     }

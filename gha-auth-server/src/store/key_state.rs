@@ -1,5 +1,6 @@
 //! Rows of the `key_state` table: versioned, encrypted key documents with compare-and-set.
 
+use super::documents::{DocumentSql, SaveOutcome};
 use super::{Store, StoreError};
 
 /// One stored key document (already encrypted by the caller).
@@ -18,15 +19,12 @@ pub struct KeyStateRow {
     pub updated_by: String,
 }
 
-/// Result of a compare-and-set save.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SaveOutcome {
-    /// Saved; the document now has this version.
-    Saved(i64),
-    /// Someone else saved first: the expected version is stale.
-    Conflict,
-}
+const SQL: DocumentSql = DocumentSql {
+    insert: "INSERT INTO key_state (name, version, document, updated_at, updated_by) \
+             VALUES ($1, 1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+    update: "UPDATE key_state SET version = $1, document = $2, updated_at = $3, updated_by = $4 \
+             WHERE name = $5 AND version = $6",
+};
 
 impl Store {
     /// The document called `name`, if any.
@@ -49,40 +47,7 @@ impl Store {
         now: i64,
         node: &str,
     ) -> Result<SaveOutcome, StoreError> {
-        let (result, version) = match expected {
-            None => (
-                sqlx::query(
-                    "INSERT INTO key_state (name, version, document, updated_at, updated_by) \
-                     VALUES ($1, 1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
-                )
-                .bind(name)
-                .bind(document)
-                .bind(now)
-                .bind(node)
-                .execute(self.pool())
-                .await?,
-                1,
-            ),
-            Some(expected) => (
-                sqlx::query(
-                    "UPDATE key_state SET version = $1, document = $2, updated_at = $3, \
-                     updated_by = $4 WHERE name = $5 AND version = $6",
-                )
-                .bind(expected + 1)
-                .bind(document)
-                .bind(now)
-                .bind(node)
-                .bind(name)
-                .bind(expected)
-                .execute(self.pool())
-                .await?,
-                expected + 1,
-            ),
-        };
-        Ok(if result.rows_affected() == 1 {
-            SaveOutcome::Saved(version)
-        } else {
-            SaveOutcome::Conflict
-        })
+        self.save_document(&SQL, name, expected, document, now, node)
+            .await
     }
 }

@@ -1,7 +1,15 @@
 //! Rows of the `link_key_state` table: one sealed, versioned document per link key, saved with
 //! compare-and-set.
 
-use super::{SaveOutcome, Store, StoreError};
+use super::documents::{DocumentSql, SaveOutcome};
+use super::{Store, StoreError};
+
+const SQL: DocumentSql = DocumentSql {
+    insert: "INSERT INTO link_key_state (name, version, document, updated_at, updated_by) \
+             VALUES ($1, 1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+    update: "UPDATE link_key_state SET version = $1, document = $2, updated_at = $3, \
+             updated_by = $4 WHERE name = $5 AND version = $6",
+};
 
 /// One stored link-key document (sealed by the caller).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -36,40 +44,7 @@ impl Store {
         now: i64,
         node: &str,
     ) -> Result<SaveOutcome, StoreError> {
-        let (result, version) = match expected {
-            None => (
-                sqlx::query(
-                    "INSERT INTO link_key_state (name, version, document, updated_at, updated_by) \
-                     VALUES ($1, 1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
-                )
-                .bind(name)
-                .bind(document)
-                .bind(now)
-                .bind(node)
-                .execute(self.pool())
-                .await?,
-                1,
-            ),
-            Some(expected) => (
-                sqlx::query(
-                    "UPDATE link_key_state SET version = $1, document = $2, updated_at = $3, \
-                     updated_by = $4 WHERE name = $5 AND version = $6",
-                )
-                .bind(expected + 1)
-                .bind(document)
-                .bind(now)
-                .bind(node)
-                .bind(name)
-                .bind(expected)
-                .execute(self.pool())
-                .await?,
-                expected + 1,
-            ),
-        };
-        Ok(if result.rows_affected() == 1 {
-            SaveOutcome::Saved(version)
-        } else {
-            SaveOutcome::Conflict
-        })
+        self.save_document(&SQL, name, expected, document, now, node)
+            .await
     }
 }

@@ -9,9 +9,11 @@
 
 mod audit;
 mod clients;
+mod documents;
 mod jti;
 mod key_state;
 mod link_keys;
+mod write;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -24,7 +26,8 @@ use thiserror::Error;
 
 pub use audit::AuditRow;
 pub use clients::{ClientRow, NewClientRow, SecretRotation};
-pub use key_state::{KeyStateRow, SaveOutcome};
+pub use documents::SaveOutcome;
+pub use key_state::KeyStateRow;
 pub use link_keys::LinkKeyRow;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -91,6 +94,7 @@ pub enum StoreError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    writer_turn: write::WriterTurn,
 }
 
 impl fmt::Debug for Store {
@@ -120,6 +124,12 @@ impl Store {
                             sqlx::query("PRAGMA busy_timeout = 10000")
                                 .execute(&mut *conn)
                                 .await?;
+                            // With WAL, NORMAL syncs at checkpoints instead of at every commit:
+                            // still never corrupt and durable across process crashes; a power
+                            // loss may undo the last commits (decision 0002).
+                            sqlx::query("PRAGMA synchronous = NORMAL")
+                                .execute(&mut *conn)
+                                .await?;
                             Ok(())
                         })
                     })
@@ -137,7 +147,12 @@ impl Store {
                 .execute(&pool)
                 .await?;
         }
-        let store = Self { pool, backend };
+        let writer_turn = (backend == Backend::Sqlite).then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
+        let store = Self {
+            pool,
+            backend,
+            writer_turn,
+        };
         MIGRATOR.run(&store.pool).await?;
         Ok(store)
     }

@@ -72,7 +72,7 @@ async fn holder_read(State(h): State<Holder>) -> (StatusCode, Json<Value>) {
     (StatusCode::OK, Json(json!({"key": *h.key.lock().unwrap()})))
 }
 
-async fn serve(router: axum::Router) -> SocketAddr {
+pub(crate) async fn serve(router: axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });
@@ -128,7 +128,7 @@ impl KeyHolder {
 
 /// Receives alert webhooks.
 #[derive(Clone, Default)]
-struct AlertSink {
+pub(crate) struct AlertSink {
     received: Arc<Mutex<Vec<Value>>>,
 }
 
@@ -138,7 +138,7 @@ async fn sink_receive(State(sink): State<AlertSink>, Json(body): Json<Value>) ->
 }
 
 impl AlertSink {
-    async fn start() -> (Self, String) {
+    pub(crate) async fn start() -> (Self, String) {
         let sink = AlertSink::default();
         let router = axum::Router::new()
             .route("/alerts", post(sink_receive))
@@ -147,13 +147,13 @@ impl AlertSink {
         (sink, format!("http://{addr}/alerts"))
     }
 
-    fn events(&self) -> Vec<Value> {
+    pub(crate) fn events(&self) -> Vec<Value> {
         self.received.lock().unwrap().clone()
     }
 }
 
 /// Waits (generously, for a loaded machine) until `check` holds.
-async fn eventually<F: FnMut() -> bool>(what: &str, mut check: F) {
+pub(crate) async fn eventually<F: FnMut() -> bool>(what: &str, mut check: F) {
     for _ in 0..600 {
         if check() {
             return;
@@ -243,7 +243,7 @@ impl Rig {
     }
 }
 
-async fn count_audit(db: &Store, kind: &str, subject: &str) -> usize {
+pub(crate) async fn count_audit(db: &Store, kind: &str, subject: &str) -> usize {
     db.audit_rows_after(0, 1_000_000)
         .await
         .unwrap()

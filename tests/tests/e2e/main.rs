@@ -15,6 +15,7 @@
 mod authority;
 mod authority_vault;
 mod consumer;
+mod epicor_link;
 mod field_service;
 mod harness;
 mod linkkeys;
