@@ -298,7 +298,12 @@ async fn login(state: &AppState, request: Request) -> Result<Response, SessionEr
         tracing::error!(client_id = %client_id, "the session client may not use refresh tokens: register it with --grant refresh_token");
         return Err(OAuthError::unauthorized_client().into());
     };
-    let event = AuditEvent::new(AuditKind::SessionStarted, client_id, &user, Outcome::Success);
+    let event = AuditEvent::new(
+        AuditKind::SessionStarted,
+        client_id,
+        &user,
+        Outcome::Success,
+    );
     state.audit.record_or_log(admitted.with_source(event)).await;
     Ok(with_cookie(state, tokens, &refresh))
 }
@@ -341,7 +346,8 @@ fn session_over() -> SessionError {
 }
 
 async fn refresh(state: &AppState, request: Request) -> Result<Response, SessionError> {
-    let Admitted { client_id, peer } = admit(state, request.headers(), peer_of(&request), REFRESH_PATH).await?;
+    let Admitted { client_id, peer } =
+        admit(state, request.headers(), peer_of(&request), REFRESH_PATH).await?;
     let Some(token) = cookie::read(request.headers()) else {
         return Err(session_over());
     };

@@ -147,7 +147,8 @@ impl Store {
                 .execute(&pool)
                 .await?;
         }
-        let writer_turn = (backend == Backend::Sqlite).then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
+        let writer_turn =
+            (backend == Backend::Sqlite).then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
         let store = Self {
             pool,
             backend,

@@ -73,7 +73,9 @@ struct Link {
 
 impl Link {
     async fn start(store_url: Option<&str>, alerts: Option<String>) -> Self {
-        let epicor = FakeEpicor::start(FakeEpicorConfig::default()).await.unwrap();
+        let epicor = FakeEpicor::start(FakeEpicorConfig::default())
+            .await
+            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let credentials = credentials_file(dir.path(), &epicor);
         let mut config = Config::default();
@@ -128,11 +130,7 @@ impl Link {
             .build()
             .unwrap();
         assert!(auth.wait_ready(Duration::from_secs(30)).await);
-        let router = field_service::app(
-            auth,
-            field_service::JobStore::new(clock.shared()),
-            None,
-        );
+        let router = field_service::app(auth, field_service::JobStore::new(clock.shared()), None);
         let field_service = format!("http://{}", serve(router).await);
         Self {
             app,
@@ -230,8 +228,10 @@ async fn fifty_rotations_under_continuous_epicor_traffic_reject_no_call() {
     let link = Link::start(Some(pg.url()), None).await;
 
     // The first key: created, installed in Epicor, promoted; then Epicor starts calling.
-    link.advance_until("the first key", |s| s.rotations == 1 && s.rotation.is_none())
-        .await;
+    link.advance_until("the first key", |s| {
+        s.rotations == 1 && s.rotation.is_none()
+    })
+    .await;
     let directive = link
         .epicor
         .start_data_directive(&link.field_service, Duration::from_millis(5));
@@ -241,12 +241,18 @@ async fn fifty_rotations_under_continuous_epicor_traffic_reject_no_call() {
     for n in 2..=ROTATIONS + 1 {
         let before = link.state().await;
         let old = current_key(&before);
-        link.advance_until("the next rotation", |s| s.rotations == n && s.rotation.is_none())
-            .await;
+        link.advance_until("the next rotation", |s| {
+            s.rotations == n && s.rotation.is_none()
+        })
+        .await;
         let now = link.state().await;
         let new = current_key(&now);
         assert_ne!(new, old, "rotation {n} changed the key");
-        assert_eq!(link.epicor_key().as_deref(), Some(new.as_str()), "Epicor holds CURRENT");
+        assert_eq!(
+            link.epicor_key().as_deref(),
+            Some(new.as_str()),
+            "Epicor holds CURRENT"
+        );
         // Epicor's calls go through with the new key…
         link.traffic(&directive, 3).await;
         // …and once the overlap (or the quiet period after the new key's first use) is over,
@@ -259,6 +265,11 @@ async fn fifty_rotations_under_continuous_epicor_traffic_reject_no_call() {
             })
         })
         .await;
+        // Validators learn of an early retirement at their next refresh: within max_age plus
+        // their allowed staleness.
+        let until = link.clock.now() + TimeDelta::seconds(3);
+        link.advance_until("validators refreshed", |_| clock.now() >= until)
+            .await;
         assert_eq!(
             link.post_job_update(&old).await,
             401,
@@ -280,8 +291,15 @@ async fn fifty_rotations_under_continuous_epicor_traffic_reject_no_call() {
     }
     let state = link.state().await;
     assert_eq!(state.rotations, ROTATIONS + 1);
-    assert!(link.post_job_update(&current_key(&state)).await.is_success());
-    assert_eq!(link.health().await["checks"]["link_keys"]["status"], "Healthy");
+    assert!(
+        link.post_job_update(&current_key(&state))
+            .await
+            .is_success()
+    );
+    assert_eq!(
+        link.health().await["checks"]["link_keys"]["status"],
+        "Healthy"
+    );
     let store = link.app.state().store().clone();
     assert_eq!(
         count_audit(&store, "link_keys.rotated", "epicor").await,
@@ -295,15 +313,20 @@ async fn fifty_rotations_under_continuous_epicor_traffic_reject_no_call() {
 async fn epicor_down_then_refusing_keeps_current_alerts_and_recovers_by_itself() {
     let (sink, sink_url) = AlertSink::start().await;
     let link = Link::start(None, Some(sink_url)).await;
-    link.advance_until("the first key", |s| s.rotations == 1 && s.rotation.is_none())
-        .await;
+    link.advance_until("the first key", |s| {
+        s.rotations == 1 && s.rotation.is_none()
+    })
+    .await;
     let directive = link
         .epicor
         .start_data_directive(&link.field_service, Duration::from_millis(5));
     link.traffic(&directive, 5).await;
     let before = link.state().await.current.unwrap();
 
-    for (mode, error) in [(EpicorMode::Down, "503"), (EpicorMode::RejectUpdates, "400")] {
+    for (mode, error) in [
+        (EpicorMode::Down, "503"),
+        (EpicorMode::RejectUpdates, "400"),
+    ] {
         link.epicor.set_mode(mode);
         let failures_so_far = link.state().await.rotation.map_or(0, |r| r.failures);
         link.advance_until("two more failed attempts", |s| {
@@ -313,7 +336,11 @@ async fn epicor_down_then_refusing_keeps_current_alerts_and_recovers_by_itself()
         })
         .await;
         let state = link.state().await;
-        assert_eq!(state.current.as_ref().unwrap().id, before.id, "CURRENT unchanged");
+        assert_eq!(
+            state.current.as_ref().unwrap().id,
+            before.id,
+            "CURRENT unchanged"
+        );
         assert_eq!(state.rotations, 1);
         let rotation = state.rotation.as_ref().unwrap();
         assert!(
@@ -322,7 +349,10 @@ async fn epicor_down_then_refusing_keeps_current_alerts_and_recovers_by_itself()
         );
         let health = link.health().await;
         assert_eq!(health["status"], "Degraded", "{health}");
-        assert_eq!(health["checks"]["link_keys"]["status"], "Degraded", "{health}");
+        assert_eq!(
+            health["checks"]["link_keys"]["status"], "Degraded",
+            "{health}"
+        );
         assert!(!health.to_string().contains("ghal_"), "{health}");
         // Epicor still holds CURRENT (a refused update changes nothing), and its calls still
         // go through while Epicor answers them.
@@ -342,7 +372,10 @@ async fn epicor_down_then_refusing_keeps_current_alerts_and_recovers_by_itself()
     .await;
     for alert in sink.events() {
         assert_eq!(alert["name"], "epicor");
-        assert!(!alert.to_string().contains("ghal_"), "no key in an alert: {alert}");
+        assert!(
+            !alert.to_string().contains("ghal_"),
+            "no key in an alert: {alert}"
+        );
     }
 
     // Epicor comes back: the rotation completes without anyone touching it.
