@@ -2,6 +2,7 @@
 # Refresh-grant throughput on SQLite and on PostgreSQL, and the password grant (Argon2id).
 #
 #   bench/refresh.sh [DURATION_SECONDS] [CONNECTIONS] [POOL]
+#   BACKENDS="sqlite postgres" (default: both)   PASSWORD=0 (skip the password grant)
 #
 # For each store: builds `gha-auth` (release), starts `gha-auth serve` (rate limits off: one
 # client from one address is the whole load), creates a user and a first-party public client
@@ -38,11 +39,17 @@ cleanup() {
 }
 trap cleanup EXIT
 for key in $(env | awk -F= '/^GHA_AUTH_/ {print $1}'); do
-  [[ "$key" == GHA_AUTH_TEST_PG_URL ]] || unset "$key"
+  [[ "$key" == GHA_AUTH_TEST_PG_URL || "$key" == GHA_AUTH_STORE_MAX_CONNECTIONS ]] || unset "$key"
 done
 export GHA_AUTH_RATE_LIMIT_ENABLED=false GHA_AUTH_LOG_LEVEL=warn
 
 rps() { awk '/Requests\/sec/ {print $2}' <<<"$1"; }
+# CPU seconds (user + system) the server has used so far.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$SERVER/stat"; }
+# Server CPU per request in µs: cpu_before, cpu_after, wrk output.
+cpu_per_request() {
+  awk -v a="$1" -v b="$2" -v n="$(awk '/requests in/ {print $1}' <<<"$3")" 'BEGIN { printf "%.0f", (b - a) * 1e6 / n }'
+}
 pct() { awk -v p="$2" '$1 == p {print $2}' <<<"$1"; }
 non2xx() { awk '/Non-2xx/ {n=$5} END {print n+0}' <<<"$1"; }
 
@@ -70,20 +77,26 @@ run_backend() {
   done
   [[ "$(wc -l <"$WORK/$name.tokens")" == "$POOL" ]] || { echo "pre-minting failed" >&2; exit 1; }
   export BENCH_TOKENS="$WORK/$name.tokens" BENCH_THREADS=$THREADS BENCH_CLIENT_ID=bench-app
-  local out
+  local out before
+  before="$(cpu)"
   out="$(wrk -t$THREADS -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/refresh.lua "http://$addr/oauth2/token")"
-  printf '%s refresh_token: %s refreshes/s, p50 %s, p99 %s, non-2xx %s (bar: >= 3000/s)\n' \
-    "$name" "$(rps "$out")" "$(pct "$out" 50%)" "$(pct "$out" 99%)" "$(non2xx "$out")"
+  printf '%s refresh_token: %s refreshes/s, p50 %s, p99 %s, non-2xx %s, server CPU %s µs/request (bar: >= 3000/s)\n' \
+    "$name" "$(rps "$out")" "$(pct "$out" 50%)" "$(pct "$out" 99%)" "$(non2xx "$out")" \
+    "$(cpu_per_request "$before" "$(cpu)" "$out")"
   export BENCH_USER=bench-user BENCH_PASSWORD="$password"
-  out="$(wrk -t$THREADS -c8 -d"${DURATION}s" --latency -s bench/password.lua "http://$addr/oauth2/token")"
-  printf '%s password: %s logins/s, p50 %s, p99 %s, non-2xx %s\n' \
-    "$name" "$(rps "$out")" "$(pct "$out" 50%)" "$(pct "$out" 99%)" "$(non2xx "$out")"
+  if [[ "${PASSWORD:-1}" == 1 ]]; then
+    out="$(wrk -t$THREADS -c8 -d"${DURATION}s" --latency -s bench/password.lua "http://$addr/oauth2/token")"
+    printf '%s password: %s logins/s, p50 %s, p99 %s, non-2xx %s\n' \
+      "$name" "$(rps "$out")" "$(pct "$out" 50%)" "$(pct "$out" 99%)" "$(non2xx "$out")"
+  fi
   kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""
 }
 
 echo "machine: nproc=$(nproc), $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "settings: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, keep-alive, $POOL refresh-token chains"
-run_backend sqlite ""
+BACKENDS="${BACKENDS:-sqlite postgres}"
+if [[ " $BACKENDS " == *" sqlite "* ]]; then run_backend sqlite ""; fi
+[[ " $BACKENDS " == *" postgres "* ]] || exit 0
 if command -v psql >/dev/null && psql -q "$PG_ADMIN" -c 'SELECT 1' >/dev/null 2>&1; then
   DB="gha_bench_$$"
   psql -q "$PG_ADMIN" -c "CREATE DATABASE $DB" >/dev/null

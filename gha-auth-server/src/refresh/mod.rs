@@ -232,21 +232,27 @@ async fn insert_token<'e>(
     Ok(())
 }
 
-async fn token_row(store: &Store, hash: &str) -> Result<Option<TokenRow>, StoreError> {
+async fn token_row<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    hash: &str,
+) -> Result<Option<TokenRow>, StoreError> {
     Ok(sqlx::query_as(&format!(
         "SELECT {TOKEN_COLUMNS} FROM refresh_tokens WHERE token_hash = $1"
     ))
     .bind(hash)
-    .fetch_optional(store.pool())
+    .fetch_optional(executor)
     .await?)
 }
 
-async fn family_row(store: &Store, id: &str) -> Result<Option<FamilyRow>, StoreError> {
+async fn family_row<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    id: &str,
+) -> Result<Option<FamilyRow>, StoreError> {
     Ok(sqlx::query_as(&format!(
         "SELECT {FAMILY_COLUMNS} FROM refresh_families WHERE id = $1"
     ))
     .bind(id)
-    .fetch_optional(store.pool())
+    .fetch_optional(executor)
     .await?)
 }
 
@@ -255,10 +261,10 @@ pub async fn lookup(
     state: &AppState,
     presented: &ApiKey,
 ) -> Result<Option<(TokenRow, FamilyRow)>, StoreError> {
-    let Some(token) = token_row(&state.store, &hash_of(state, presented)).await? else {
+    let Some(token) = token_row(state.store.pool(), &hash_of(state, presented)).await? else {
         return Ok(None);
     };
-    let Some(family) = family_row(&state.store, &token.family_id).await? else {
+    let Some(family) = family_row(state.store.pool(), &token.family_id).await? else {
         return Ok(None);
     };
     Ok(Some((token, family)))
@@ -316,10 +322,12 @@ pub async fn rotate(
     let settings = &state.config.refresh;
     let now = state.clock.unix_seconds();
     let hash = hash_of(state, presented);
-    let Some(token) = token_row(&state.store, &hash).await? else {
+    // One connection for the whole rotation: every acquisition is a health-check round trip.
+    let mut conn = state.store.pool().acquire().await?;
+    let Some(token) = token_row(&mut *conn, &hash).await? else {
         return Err(RefreshError::Invalid("unknown_token"));
     };
-    let Some(family) = family_row(&state.store, &token.family_id).await? else {
+    let Some(family) = family_row(&mut *conn, &token.family_id).await? else {
         return Err(RefreshError::Invalid("unknown_family"));
     };
     if family.client_id != client_id {
@@ -344,7 +352,7 @@ pub async fn rotate(
         }
         // The compare-and-set: exactly one request, on any replica, marks the token used; the
         // successor is stored in the same commit.
-        let mut tx = state.store.begin_write().await?;
+        let mut tx = state.store.begin_write_on(&mut conn).await?;
         let won = sqlx::query(
             "UPDATE refresh_tokens SET used_at = $1, successor_hash = $2 \
              WHERE token_hash = $3 AND used_at IS NULL",
@@ -378,7 +386,7 @@ pub async fn rotate(
     }
     // Used before (or just now, by a concurrent request): a repeat within the grace window gets
     // the same successor; anything else is reuse.
-    let Some(token) = token_row(&state.store, &hash).await? else {
+    let Some(token) = token_row(&mut *conn, &hash).await? else {
         return Err(RefreshError::Invalid("unknown_token"));
     };
     let used_at = token.used_at.unwrap_or(now);
@@ -387,7 +395,7 @@ pub async fn rotate(
     if within_grace && same_successor {
         // The winner may not have inserted the successor yet; inserting it twice is harmless.
         insert_token(
-            state.store.pool(),
+            &mut *conn,
             &successor_hash,
             &family.id,
             Some(&hash),
@@ -397,7 +405,7 @@ pub async fn rotate(
                 .min(family.expires_at),
         )
         .await?;
-        let successor_unused = token_row(&state.store, &successor_hash)
+        let successor_unused = token_row(&mut *conn, &successor_hash)
             .await?
             .is_some_and(|s| s.used_at.is_none());
         if successor_unused {
@@ -408,6 +416,8 @@ pub async fn rotate(
             });
         }
     }
+    // Back to the pool first: the revocation takes connections of its own.
+    drop(conn);
     revoke_family(&state.store, &family.id, now, "refresh_token_reused").await?;
     // Someone else may hold the user's tokens: access tokens already issued stop working too.
     if let Some(user_id) = &family.user_id {

@@ -118,6 +118,8 @@ impl Store {
         let pool = match backend {
             Backend::Sqlite => {
                 pool_options
+                    // A file does not drop connections; the check is a thread round trip.
+                    .test_before_acquire(false)
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
                             // Several processes (the server and admin commands) share the file.

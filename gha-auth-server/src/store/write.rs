@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use sqlx::{Any, Transaction};
+use sqlx::{Any, AnyConnection, Connection as _, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::{Store, StoreError};
@@ -17,12 +17,12 @@ use super::{Store, StoreError};
 pub(super) type WriterTurn = Option<Arc<Mutex<()>>>;
 
 /// An open transaction; commit it, or dropping it rolls back.
-pub(crate) struct WriteTx {
-    tx: Transaction<'static, Any>,
+pub(crate) struct WriteTx<'c> {
+    tx: Transaction<'c, Any>,
     _turn: Option<OwnedMutexGuard<()>>,
 }
 
-impl WriteTx {
+impl WriteTx<'_> {
     /// The connection to run statements on.
     pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
         &mut self.tx
@@ -42,13 +42,29 @@ impl WriteTx {
 }
 
 impl Store {
-    /// Begins a write transaction, after this process's other SQLite writers.
-    pub(crate) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
-        let turn = match &self.writer_turn {
-            Some(lock) => Some(Arc::clone(lock).lock_owned().await),
-            None => None,
-        };
+    /// Begins a write transaction on a pooled connection, after this process's other SQLite
+    /// writers.
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx<'static>, StoreError> {
+        let turn = self.writer_turn().await;
         let tx = self.pool.begin().await?;
         Ok(WriteTx { tx, _turn: turn })
+    }
+
+    /// [`Store::begin_write`] on a connection the caller already holds (one acquisition for a
+    /// whole request: each acquisition costs a health-check round trip).
+    pub(crate) async fn begin_write_on<'c>(
+        &self,
+        conn: &'c mut AnyConnection,
+    ) -> Result<WriteTx<'c>, StoreError> {
+        let turn = self.writer_turn().await;
+        let tx = conn.begin().await?;
+        Ok(WriteTx { tx, _turn: turn })
+    }
+
+    async fn writer_turn(&self) -> Option<OwnedMutexGuard<()>> {
+        match &self.writer_turn {
+            Some(lock) => Some(Arc::clone(lock).lock_owned().await),
+            None => None,
+        }
     }
 }
