@@ -19,8 +19,10 @@
 //! - [`users`], [`refresh`]: the built-in user store and rotating refresh-token families;
 //! - [`targets`]: where rotated link keys are installed (Epicor User Codes, webhooks);
 //! - [`session`]: browser sessions (`/session/*`): the refresh token in a `__Host-` cookie;
+//! - [`agent`]: `gha-auth agent`, broker secrets written to 0600 files with a reload command;
 //! - [`cli`]: the `gha-auth` command line.
 
+pub mod agent;
 pub mod app;
 pub mod atrest;
 pub mod audit;
