@@ -72,6 +72,10 @@ pub enum Command {
     /// Rotated link keys (the Epicor key): status, rotate, retire-previous.
     #[command(subcommand)]
     LinkKeys(crate::linkkeys::LinkKeysCommand),
+    /// The secrets broker's local store (embedded defaults): put, get, list. Values are read
+    /// from files or standard input, never from the command line.
+    #[command(subcommand)]
+    Secrets(crate::broker::SecretsCommand),
 }
 
 /// `gha-auth config …`
