@@ -74,6 +74,10 @@ pub enum Command {
     /// Rotated link keys (the Epicor key): status, rotate, retire-previous.
     #[command(subcommand)]
     LinkKeys(crate::linkkeys::LinkKeysCommand),
+    /// The secrets broker's local store (embedded defaults): put, get, list. Values are read
+    /// from files or standard input, never from the command line.
+    #[command(subcommand)]
+    Secrets(crate::broker::SecretsCommand),
     /// Write secrets from the broker to files (0600) and run a reload command when they
     /// change, for programs that cannot use the consumer client. Uses its own configuration
     /// file, not the server's.

@@ -8,6 +8,7 @@
 //! `INSERT … ON CONFLICT DO NOTHING`) whose affected-row count says who won.
 
 mod audit;
+mod broker_secrets;
 mod clients;
 mod jti;
 mod key_state;
@@ -23,6 +24,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use thiserror::Error;
 
 pub use audit::AuditRow;
+pub use broker_secrets::BrokerSecretRow;
 pub use clients::{ClientRow, NewClientRow, SecretRotation};
 pub use key_state::{KeyStateRow, SaveOutcome};
 pub use link_keys::LinkKeyRow;

@@ -14,6 +14,7 @@
 
 mod authority;
 mod authority_vault;
+mod broker;
 mod consumer;
 mod field_service;
 mod harness;
