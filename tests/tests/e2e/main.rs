@@ -14,8 +14,8 @@
 
 mod authority;
 mod authority_vault;
-mod broker;
 mod consumer;
+mod consumer_secrets;
 mod field_service;
 mod harness;
 mod linkkeys;
