@@ -22,6 +22,8 @@ use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
+use crate::support::Proxy;
+
 const CLIENT: &str = "consumer-e2e";
 const SECRET_PATH: &str = "apps/consumer/config";
 const DYNAMIC_ROLE: &str = "app";
@@ -750,60 +752,5 @@ async fn consumer_agent_writes_files_and_reloads_without_leaking() {
             !env.contains(value),
             "the {what} is in the reload command's environment"
         );
-    }
-}
-
-/// A TCP forwarder to the authority on a fixed local port, cut and restored to take the broker
-/// away and bring it back at the same address.
-struct Proxy {
-    port: u16,
-    target: u16,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Proxy {
-    async fn start(target: u16) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let task = Some(tokio::spawn(forward(listener, target)));
-        Self { port, target, task }
-    }
-
-    /// Closes the listener and every forwarded connection.
-    fn cut(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-
-    async fn restore(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let listener = loop {
-            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
-                Ok(listener) => break listener,
-                Err(e) if Instant::now() > deadline => panic!("rebinding {}: {e}", self.port),
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        };
-        self.task = Some(tokio::spawn(forward(listener, self.target)));
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.cut();
-    }
-}
-
-async fn forward(listener: tokio::net::TcpListener, target: u16) {
-    // Dropping the set (when this task is aborted) ends every forwarded connection.
-    let mut connections = tokio::task::JoinSet::new();
-    while let Ok((mut inbound, _)) = listener.accept().await {
-        connections.spawn(async move {
-            if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await {
-                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-            }
-        });
-        while connections.try_join_next().is_some() {}
     }
 }

@@ -14,6 +14,7 @@
 
 mod authority;
 mod authority_vault;
+mod broker;
 mod consumer;
 mod consumer_secrets;
 mod field_service;
