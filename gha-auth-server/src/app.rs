@@ -112,6 +112,7 @@ pub struct AppState {
     pub(crate) callers: crate::caller::TokenCache,
     pub(crate) link_keys: Arc<crate::linkkeys::LinkKeys>,
     pub(crate) revocation_feed: crate::revocations::FeedCache,
+    pub(crate) broker: Arc<crate::broker::Broker>,
 }
 
 impl fmt::Debug for AppState {
@@ -164,6 +165,11 @@ impl AppState {
         &self.key_store_description
     }
 
+    /// The secrets broker.
+    pub fn broker(&self) -> &Arc<crate::broker::Broker> {
+        &self.broker
+    }
+
     /// The configured link keys and their rotation drivers.
     pub fn link_keys(&self) -> &Arc<crate::linkkeys::LinkKeys> {
         &self.link_keys
@@ -193,6 +199,8 @@ pub struct Services {
     pub vault: Option<VaultSession>,
     /// Where link-key state lives (Vault KV v2, else sealed in the store).
     pub link_key_store: Arc<dyn crate::linkkeys::LinkKeyStore>,
+    /// The broker's local secrets (sealed in the store; served when Vault is not configured).
+    pub broker_secrets: crate::broker::local::LocalSecrets,
     /// The clock everything was opened with.
     pub clock: SharedClock,
 }
@@ -257,6 +265,8 @@ impl Services {
             actor,
         )
         .map_err(StartError::Vault)?;
+        let broker_secrets =
+            crate::broker::local::LocalSecrets::new(store.clone(), master.clone(), clock.clone());
         let audit = Arc::new(AuditLog::new(store.clone(), clock.clone()));
         let pepper = Arc::new(load_or_create_pepper(&*key_store).await?);
         let initial_key = match &config.keys.import_pem {
@@ -294,6 +304,7 @@ impl Services {
             keys,
             vault,
             link_key_store,
+            broker_secrets,
             clock,
         })
     }
@@ -369,8 +380,19 @@ pub async fn build_app(config: Config, clock: SharedClock) -> Result<App, StartE
             }])
         })?,
     );
+    let broker = Arc::new(
+        crate::broker::Broker::open(
+            &config,
+            services.vault.as_ref(),
+            services.broker_secrets.clone(),
+            services.audit.clone(),
+            clock.clone(),
+        )
+        .map_err(StartError::Vault)?,
+    );
     let callers = crate::caller::TokenCache::new(config.api_auth.token_cache_size);
     let state = Arc::new(AppState {
+        broker,
         callers,
         link_keys,
         limits,
@@ -417,13 +439,25 @@ struct RouteTable {
 
 impl RouteTable {
     fn add(
-        mut self,
+        self,
         method: &'static str,
         path: &'static str,
         route: axum::routing::MethodRouter<Arc<AppState>>,
     ) -> Self {
+        self.add_documented(method, path, path, route)
+    }
+
+    /// A route whose axum path differs from its OpenAPI path (a `{*wildcard}` is `{wildcard}`
+    /// there); the list records the documented one.
+    fn add_documented(
+        mut self,
+        method: &'static str,
+        path: &'static str,
+        documented: &'static str,
+        route: axum::routing::MethodRouter<Arc<AppState>>,
+    ) -> Self {
         self.router = self.router.route(path, route);
-        self.list.push((method, path));
+        self.list.push((method, documented));
         self
     }
 }
@@ -493,6 +527,17 @@ fn route_table(state: &AppState) -> RouteTable {
         crate::linkkeys::http::USAGE_PATH,
         post(crate::linkkeys::http::usage),
     )
+    .add_documented(
+        "get",
+        crate::broker::routes::SECRETS_ROUTE,
+        crate::broker::routes::SECRETS_DOC_PATH,
+        get(crate::broker::routes::read_secret),
+    )
+    .add(
+        "post",
+        crate::broker::routes::DATABASE_CREDS_ROUTE,
+        post(crate::broker::routes::database_creds),
+    )
 }
 
 /// The routes, without cross-cutting layers.
@@ -557,6 +602,12 @@ impl App {
             wait_for(stop_rx.clone()),
         ));
         let maintenance = tokio::spawn(maintenance(state.clone(), wait_for(stop_rx.clone())));
+        let broker_audit = tokio::spawn(
+            state
+                .broker
+                .clone()
+                .run_audit_flush(state.clock.clone(), wait_for(stop_rx.clone())),
+        );
         // Each link key's driver ticks at once: a rotation missed while down runs now.
         let rotators = state.link_keys.spawn(|| wait_for(stop_rx.clone()));
         tracing::info!(listen = %self.local_addr, issuer = %state.issuer, store = state.store.backend().name(), "gha-auth ready");
@@ -612,6 +663,7 @@ impl App {
         trigger.abort();
         let _ = scheduler.await;
         let _ = maintenance.await;
+        let _ = broker_audit.await;
         for rotator in rotators {
             let _ = rotator.await;
         }

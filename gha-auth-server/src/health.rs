@@ -73,6 +73,10 @@ pub async fn check(state: &AppState) -> HealthReport {
     if let Some(session) = &state.vault {
         components.push(("vault", vault(session, state.keys_in_vault())));
     }
+    components.push((
+        "broker",
+        ComponentHealth::new(HealthStatus::Healthy, state.broker.health()),
+    ));
     if !state.link_keys.is_empty() {
         let (level, details) = state.link_keys.health(state.clock.now());
         components.push(("link_keys", ComponentHealth::new(level, details)));
@@ -112,9 +116,19 @@ fn vault(session: &gha_auth::vault::VaultSession, keys_in_vault: bool) -> Compon
         json!({
             "address": session.connection().address(),
             "auth_method": status.method,
+            "health": status.health,
             "token_ttl_remaining_seconds": status.token_ttl_remaining.map(|d| d.as_secs()),
+            "token_expires_at": status.token_expires_at,
+            "logins": status.logins,
+            "relogins": status.relogins,
+            "renewals": status.renewals,
+            "login_failures": status.login_failures,
+            "renewal_failures": status.renewal_failures,
             "consecutive_failures": status.consecutive_failures,
+            "last_login_at": status.last_login_at,
             "last_error": status.last_error,
+            "last_error_at": status.last_error_at,
+            "next_step": status.next_step,
             "holds_signing_keys": keys_in_vault,
         }),
     )

@@ -6,6 +6,7 @@
 //! - [`keys`]: the [`keys::KeyStore`] seam, the key manager and the rotation scheduler;
 //! - [`clients`]: client registration, secrets and authentication material;
 //! - [`audit`]: the append-only, hash-chained audit log;
+//! - [`broker`]: the secrets broker (`/v1/secrets`, `/v1/database/creds`), its policy and cache;
 //! - [`caller`]: the bearer-token extractor of the authority's own APIs (broker, link keys);
 //! - [`revocations`]: what was revoked, and the signed feed `GET /v1/revocations` verifiers poll;
 //! - [`oauth`]: `POST /oauth2/token`, one module per grant, RFC 6749 errors in one place;
@@ -19,11 +20,14 @@
 //! - [`users`], [`refresh`]: the built-in user store and rotating refresh-token families;
 //! - [`targets`]: where rotated link keys are installed (Epicor User Codes, webhooks);
 //! - [`session`]: browser sessions (`/session/*`): the refresh token in a `__Host-` cookie;
+//! - [`agent`]: `gha-auth agent`, broker secrets written to 0600 files with a reload command;
 //! - [`cli`]: the `gha-auth` command line.
 
+pub mod agent;
 pub mod app;
 pub mod atrest;
 pub mod audit;
+pub mod broker;
 pub mod caller;
 pub mod cli;
 pub mod clients;

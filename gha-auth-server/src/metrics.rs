@@ -9,7 +9,13 @@
 //! - `signing_key_age_seconds{state}` (the newest key in each state), `signing_keys{state}`,
 //!   `jwks_age_seconds`: key-set freshness, computed at scrape time from the injected clock;
 //! - `key_rotations_total{kind}` and `key_transitions_total{transition}`: rotations this process
-//!   performed (the replica that wins the compare-and-set counts a scheduled rotation).
+//!   performed (the replica that wins the compare-and-set counts a scheduled rotation);
+//! - `broker_reads_total{kind,outcome}`: broker requests (`hit`, `miss`, `stale`, `issued`,
+//!   `denied`, `not_found`, `unavailable`, `invalid`); `broker_cached_secrets`,
+//!   `broker_oldest_secret_age_seconds`, `broker_database_roles` (scrape time);
+//! - with Vault: `vault_token_ttl_seconds` and `vault_relogins_total` (from the identity loop's
+//!   status at scrape time), besides the `vault_*` series the Vault layer counts as it goes
+//!   (logins and renewals by result, lease renewals, credential failures).
 //!
 //! The recorder is process-global (the `metrics` facade has one); several in-process servers (tests)
 //! share it. Label values are fixed sets or route templates, never request data.
@@ -169,6 +175,23 @@ fn update_key_gauges(state: &AppState) {
     metrics::gauge!("gha_auth_jwks_age_seconds").set((now - loaded).num_seconds().max(0) as f64);
 }
 
+/// What the Vault layer does not count as it goes, read from the identity loop's status at
+/// scrape time: the token's remaining TTL and the re-logins. (`gha_auth::vault` counts logins
+/// and renewals by result itself: `gha_auth_vault_logins_total{method,result}`,
+/// `gha_auth_vault_token_renewals_total{result}`, plus lease renewals and credential failures.)
+fn update_vault_gauges(state: &AppState) {
+    let Some(session) = &state.vault else {
+        return;
+    };
+    let status = session.status();
+    metrics::gauge!("gha_auth_vault_token_ttl_seconds").set(
+        status
+            .token_ttl_remaining
+            .map_or(0.0, |ttl| ttl.as_secs_f64()),
+    );
+    metrics::counter!("gha_auth_vault_relogins_total").absolute(status.relogins);
+}
+
 fn key_state_name(state: gha_auth::keys::KeyState) -> &'static str {
     match state {
         gha_auth::keys::KeyState::Next => "next",
@@ -186,6 +209,8 @@ fn key_state_name(state: gha_auth::keys::KeyState) -> &'static str {
 )]
 pub(crate) async fn metrics_endpoint(State(state): State<Arc<AppState>>) -> Response {
     update_key_gauges(&state);
+    update_vault_gauges(&state);
+    state.broker.update_gauges();
     let body = match handle() {
         Some(handle) => {
             handle.run_upkeep();

@@ -122,6 +122,8 @@ pub struct TokenParamDoc {
         crate::metrics::metrics_endpoint,
         crate::linkkeys::http::list,
         crate::linkkeys::http::usage,
+        crate::broker::routes::read_secret,
+        crate::broker::routes::database_creds,
         openapi_json,
     ),
     components(schemas(
@@ -143,6 +145,7 @@ pub struct TokenParamDoc {
         (name = "session", description = "Browser sessions: the refresh token in a __Host- cookie"),
         (name = "discovery", description = "Keys and metadata"),
         (name = "operations", description = "Health, metrics and this document"),
+        (name = "broker", description = "Secrets broker: secrets and database credentials for authorized clients"),
     )
 )]
 pub struct ApiDoc;

@@ -204,8 +204,12 @@ pub mod error_codes {
     pub const ACCESS_DENIED: &str = "access_denied";
     /// No such secret or role (404).
     pub const NOT_FOUND: &str = "not_found";
-    /// The source is down beyond the stale window (503, with `Retry-After`).
+    /// The broker cannot serve now (e.g. Vault cannot issue database credentials); 503 with
+    /// `Retry-After`.
     pub const TEMPORARILY_UNAVAILABLE: &str = "temporarily_unavailable";
+    /// The secret's source has failed for longer than the stale window and no cached value may
+    /// be served any more (503, with `Retry-After`).
+    pub const SECRETS_UNAVAILABLE: &str = "secrets_unavailable";
     /// The path or role name is malformed (400).
     pub const INVALID_REQUEST: &str = "invalid_request";
 }
@@ -228,6 +232,13 @@ impl BrokerErrorBody {
             error: error.into(),
             error_description: None,
         }
+    }
+
+    /// The same body with a (fixed, secret-free) description.
+    #[must_use]
+    pub fn with_description(mut self, description: impl Into<String>) -> Self {
+        self.error_description = Some(description.into());
+        self
     }
 }
 

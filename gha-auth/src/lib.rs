@@ -6,6 +6,7 @@
 //! - [`jwt`]: RFC 9068 access tokens, issued and verified strictly;
 //! - [`revocation`]: the signed revocation feed verifiers poll instead of calling the authority;
 //! - [`apikey`]: the scanner-friendly secret format (`ghac_`, `ghar_`, `ghal_`) and keyed hashing;
+//! - [`schedule`]: when to renew and how long to back off, shared by the Vault and consumer loops;
 //! - [`broker`]: the secrets broker's wire format, shared by the broker and its consumers;
 //! - [`vault`] (feature `vault`): the Vault / OpenBao client layer;
 //! - [`consumer`] (feature `consumer`): the clients of the authority's token endpoint and broker.
@@ -20,6 +21,7 @@ pub mod consumer;
 pub mod jwt;
 pub mod keys;
 pub mod revocation;
+pub mod schedule;
 pub mod secret;
 #[cfg(feature = "vault")]
 pub mod vault;

@@ -93,6 +93,12 @@ pub enum AuditKind {
     LegacyKeyRevoked,
     /// A token exchange (RFC 8693) issued a token, or was refused.
     TokenExchanged,
+    /// The secrets broker refused a caller a secret path or database role (one per request).
+    BrokerDenied,
+    /// Allowed broker reads of one client and path, aggregated over an interval (with a count).
+    BrokerRead,
+    /// An administrator wrote a secret of the broker's local store.
+    BrokerSecretWritten,
 }
 
 impl AuditKind {
@@ -130,6 +136,9 @@ impl AuditKind {
             AuditKind::LegacyKeyImported => "admin.legacy_key_imported",
             AuditKind::LegacyKeyRevoked => "admin.legacy_key_revoked",
             AuditKind::TokenExchanged => "token.exchanged",
+            AuditKind::BrokerDenied => "broker.denied",
+            AuditKind::BrokerRead => "broker.read",
+            AuditKind::BrokerSecretWritten => "admin.broker_secret_put",
         }
     }
 }

@@ -105,6 +105,9 @@ pub(super) async fn run(command: &Command, config: Config, out: &Output) -> Exit
             crate::linkkeys::run_cli(command, &config, &services, &actor, out).await
         }
         Command::Audit(AuditCommand::Verify) => audit_verify(&services, out).await,
+        Command::Secrets(command) => {
+            crate::broker::run_cli(command, &config, &services, &actor, out).await
+        }
         _ => Err("not an admin command".to_owned()),
     };
     services.store.close().await;

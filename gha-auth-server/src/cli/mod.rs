@@ -6,6 +6,7 @@
 //! (an invalid configuration, a broken audit chain), 2 for usage errors (from clap).
 
 mod admin;
+mod agent;
 mod output;
 
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{Config, ConfigError, Duration, Overrides};
 use crate::telemetry::{LogTarget, init_logging};
 
+pub use agent::AgentArgs;
 pub use output::Output;
 
 /// Command-line arguments.
@@ -72,6 +74,14 @@ pub enum Command {
     /// Rotated link keys (the Epicor key): status, rotate, retire-previous.
     #[command(subcommand)]
     LinkKeys(crate::linkkeys::LinkKeysCommand),
+    /// The secrets broker's local store (embedded defaults): put, get, list. Values are read
+    /// from files or standard input, never from the command line.
+    #[command(subcommand)]
+    Secrets(crate::broker::SecretsCommand),
+    /// Write secrets from the broker to files (0600) and run a reload command when they
+    /// change, for programs that cannot use the consumer client. Uses its own configuration
+    /// file, not the server's.
+    Agent(AgentArgs),
 }
 
 /// `gha-auth config …`
@@ -186,6 +196,9 @@ impl Cli {
 /// Runs the command line; returns the process exit status.
 pub async fn run(cli: Cli) -> ExitCode {
     let out = Output::new(cli.json);
+    if let Some(Command::Agent(args)) = &cli.command {
+        return agent::run(args, &out).await;
+    }
     let config = match cli.load_config() {
         Ok(config) => config,
         Err(e) => return out.failure(&e.to_string()),

@@ -121,6 +121,13 @@ const VARS: &[EnvVar] = &[
     var("alerts.attempts", EnvKind::Integer),
     var("session.client_id", EnvKind::Text),
     var("session.allowed_origins", EnvKind::List),
+    var("broker.kv_mount", EnvKind::Text),
+    var("broker.database_mount", EnvKind::Text),
+    var("broker.cache_ttl", EnvKind::Text),
+    var("broker.stale_window", EnvKind::Text),
+    var("broker.read_audit_interval", EnvKind::Text),
+    var("broker.static_roles", EnvKind::List),
+    var("broker.static_poll_interval", EnvKind::Text),
 ];
 
 /// Every configuration key reachable from the environment, for documentation and tests.

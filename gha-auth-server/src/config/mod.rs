@@ -9,6 +9,7 @@
 //! The documented sample is `config/gha-auth.sample.toml` in the repository; a test parses it so
 //! it cannot drift from this module.
 
+mod broker;
 mod duration;
 mod env;
 mod link_keys;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
+pub use broker::{BrokerConfig, BrokerGrant};
 pub use duration::{Duration, DurationParseError};
 pub use env::{ENV_PREFIX, EnvVar, env_vars};
 pub use link_keys::{AlertsConfig, LinkKeyConfig};
@@ -82,6 +84,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// Browser sessions (`/session/*`): off until a client and origins are configured.
     pub session: SessionConfig,
+    /// The secrets broker and who may read what (nobody by default).
+    pub broker: BrokerConfig,
 }
 
 impl Default for Config {
@@ -108,6 +112,7 @@ impl Default for Config {
             link_keys: std::collections::BTreeMap::new(),
             alerts: AlertsConfig::default(),
             session: SessionConfig::default(),
+            broker: BrokerConfig::default(),
         }
     }
 }

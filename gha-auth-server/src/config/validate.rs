@@ -50,6 +50,7 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
         &config.alerts,
     ));
     check_session(config, &mut out);
+    out.0.extend(super::broker::problems(config));
     out.0
 }
 

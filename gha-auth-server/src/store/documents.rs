@@ -1,6 +1,6 @@
 //! Versioned documents saved with compare-and-set: the shared write path of the tables that hold
-//! one sealed document per name (`key_state`, `link_key_state`). Each has the columns `name`,
-//! `version`, `document`, `updated_at` and `updated_by`.
+//! one sealed document per name (`key_state`, `link_key_state`, `broker_secrets`). Each has a
+//! name column (`name` or `path`) and `version`, `document`, `updated_at` and `updated_by`.
 
 use super::{Store, StoreError};
 

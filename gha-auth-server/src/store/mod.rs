@@ -8,6 +8,7 @@
 //! `INSERT … ON CONFLICT DO NOTHING`) whose affected-row count says who won.
 
 mod audit;
+mod broker_secrets;
 mod clients;
 mod documents;
 mod jti;
@@ -25,6 +26,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use thiserror::Error;
 
 pub use audit::AuditRow;
+pub use broker_secrets::BrokerSecretRow;
 pub use clients::{ClientRow, NewClientRow, SecretRotation};
 pub use documents::SaveOutcome;
 pub use key_state::KeyStateRow;

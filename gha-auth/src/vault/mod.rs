@@ -54,9 +54,14 @@ mod error;
 mod kv2;
 mod lease;
 mod raw;
-mod schedule;
 mod session;
 
+// The timing decisions are shared with the consumer clients, so they live at the crate root.
+pub(crate) use crate::schedule;
+
+pub use crate::schedule::{
+    RenewalDecision, RenewalPolicy, backoff_delay, renew_delay, renewal_decision,
+};
 pub use auth::{AppRoleAuth, AuthMethod, KubernetesAuth, LoginResult, TokenAuth, post_login};
 pub use client::VaultConnection;
 pub use config::{
@@ -67,5 +72,4 @@ pub use database::{Database, DbCredentials, StaticDbCredentials};
 pub use error::VaultError;
 pub use kv2::{Kv2, KvData, KvMetadata, KvSecret, KvVersion, KvWatch, KvWatchStatus};
 pub use lease::{Lease, LeaseInfo, Leases};
-pub use schedule::{RenewalDecision, RenewalPolicy, backoff_delay, renew_delay, renewal_decision};
 pub use session::{SessionToken, VaultHealth, VaultSession, VaultStatus};

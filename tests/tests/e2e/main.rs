@@ -14,7 +14,9 @@
 
 mod authority;
 mod authority_vault;
+mod broker;
 mod consumer;
+mod consumer_secrets;
 mod epicor_link;
 mod field_service;
 mod harness;

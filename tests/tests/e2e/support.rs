@@ -3,6 +3,8 @@
 use gha_auth_server::audit::VerifyReport;
 use gha_auth_server::clients::{ClientRegistration, ClientRegistry, GrantType};
 use gha_auth_server::store::Store;
+use std::time::{Duration, Instant};
+
 use gha_auth_testkit::PgDatabase;
 
 /// The manual clocks' start: 2026-01-01T00:00:00Z.
@@ -51,4 +53,59 @@ pub(crate) async fn assert_audit_intact(store: &Store) -> VerifyReport {
     let report = gha_auth_server::audit::verify(store).await.unwrap();
     assert!(report.ok(), "{:?}", report.problems);
     report
+}
+
+/// A TCP forwarder on a fixed local port that can be cut and restored, to take Vault away and
+/// bring it back at the same address.
+pub(crate) struct Proxy {
+    pub(crate) port: u16,
+    target: u16,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Proxy {
+    pub(crate) async fn start(target: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = Some(tokio::spawn(forward(listener, target)));
+        Self { port, target, task }
+    }
+
+    /// Closes the listener and every forwarded connection.
+    pub(crate) fn cut(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    pub(crate) async fn restore(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(listener) => break listener,
+                Err(e) if Instant::now() > deadline => panic!("rebinding {}: {e}", self.port),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        self.task = Some(tokio::spawn(forward(listener, self.target)));
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
+
+async fn forward(listener: tokio::net::TcpListener, target: u16) {
+    // Dropping the set (when this task is aborted) aborts every connection task.
+    let mut connections = tokio::task::JoinSet::new();
+    while let Ok((mut inbound, _)) = listener.accept().await {
+        connections.spawn(async move {
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
 }

@@ -19,6 +19,8 @@ use gha_auth_testkit::{Method, OpenBao, PrivatePostgres, random_hex};
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 
+use crate::support::Proxy;
+
 /// A private directory for credential files, removed on drop.
 struct TempDir(PathBuf);
 
@@ -105,61 +107,6 @@ async fn approle_auth(
         CredentialSource::file(role_id_file),
         CredentialSource::file(secret_id_file),
     )
-}
-
-/// A TCP forwarder on a fixed local port that can be cut and restored, to take Vault away and
-/// bring it back at the same address.
-struct Proxy {
-    port: u16,
-    target: u16,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Proxy {
-    async fn start(target: u16) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let task = Some(tokio::spawn(forward(listener, target)));
-        Self { port, target, task }
-    }
-
-    /// Closes the listener and every forwarded connection.
-    fn cut(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-
-    async fn restore(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let listener = loop {
-            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
-                Ok(listener) => break listener,
-                Err(e) if Instant::now() > deadline => panic!("rebinding {}: {e}", self.port),
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        };
-        self.task = Some(tokio::spawn(forward(listener, self.target)));
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.cut();
-    }
-}
-
-async fn forward(listener: tokio::net::TcpListener, target: u16) {
-    // Dropping the set (when this task is aborted) aborts every connection task.
-    let mut connections = tokio::task::JoinSet::new();
-    while let Ok((mut inbound, _)) = listener.accept().await {
-        connections.spawn(async move {
-            if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await {
-                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-            }
-        });
-        while connections.try_join_next().is_some() {}
-    }
 }
 
 async fn can_connect(pg: &PrivatePostgres, user: &str, password: &str) -> Result<(), String> {

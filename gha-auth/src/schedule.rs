@@ -1,5 +1,6 @@
 //! When to renew, when to give up renewing, and how long to back off: the pure decisions of the
-//! identity loop and of the lease loops, kept apart so they can be tested as tables.
+//! Vault identity loop, the lease loops and the consumer's refresh loops, kept apart so they can
+//! be tested as tables.
 
 use std::time::Duration;
 

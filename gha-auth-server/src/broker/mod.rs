@@ -1,0 +1,233 @@
+//! The secrets broker: `GET /v1/secrets/{path}` and `POST /v1/database/creds/{role}` for callers
+//! with a bearer token of this authority for `api_auth.broker_audience`
+//! ([`crate::caller::Caller<crate::caller::BrokerApi>`]).
+//!
+//! - [`policy`]: `[[broker.grants]]`, default deny, the decision as a pure function;
+//! - [`source`]: where secrets come from — Vault KV v2 with `[vault]`, else [`local`], the
+//!   store sealed with the master key (`gha-auth secrets put|get|list`, [`cli`]);
+//! - [`cache`]: per-path cache with a TTL, single-flight refresh and a stale window;
+//! - [`database`]: one credentials loop per database role, started on first use;
+//! - [`audit`]: denials audited one by one, allowed reads aggregated per interval;
+//! - [`routes`], [`error`]: the handlers and the one mapping of refusals to responses.
+//!
+//! Wire format: [`gha_auth::broker`].
+
+pub mod audit;
+pub mod cache;
+pub mod cli;
+pub mod database;
+pub mod error;
+pub mod local;
+pub mod policy;
+pub mod routes;
+pub mod source;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use gha_auth::SharedClock;
+use gha_auth::broker::{DatabaseCredsResponse, SecretResponse};
+use gha_auth::vault::VaultSession;
+use serde_json::{Value, json};
+
+use self::audit::ReadAudit;
+use self::cache::{CacheError, CachePolicy, SecretCache};
+use self::database::{CredsError, DatabaseBroker};
+pub use self::error::BrokerError;
+use self::local::LocalSecrets;
+use self::policy::{Decision, Policy, Target, is_valid_role, is_valid_secret_path};
+use self::source::{SecretSource, VaultKvSource};
+use crate::audit::AuditLog;
+use crate::config::Config;
+
+pub use cli::{SecretsCommand, run_cli};
+
+/// Series: broker requests by kind (`secret`, `database`) and outcome (`hit`, `miss`, `stale`,
+/// `issued`, `denied`, `not_found`, `unavailable`, `invalid`).
+pub const READS_METRIC: &str = "gha_auth_broker_reads_total";
+
+fn count(kind: &'static str, outcome: &'static str) {
+    metrics::counter!(READS_METRIC, "kind" => kind, "outcome" => outcome).increment(1);
+}
+
+/// The broker: policy, secret cache, database credentials and read audit.
+#[derive(Debug)]
+pub struct Broker {
+    policy: Policy,
+    secrets: SecretCache,
+    database: Option<DatabaseBroker>,
+    reads: ReadAudit,
+}
+
+impl Broker {
+    /// The broker `config` describes: Vault KV v2 and the database engine through `vault` when
+    /// it is set, else `local`.
+    pub fn open(
+        config: &Config,
+        vault: Option<&VaultSession>,
+        local: LocalSecrets,
+        audit: Arc<AuditLog>,
+        clock: SharedClock,
+    ) -> Result<Self, String> {
+        let broker = &config.broker;
+        let (source, database) = match vault {
+            Some(session) => {
+                let kv = session
+                    .kv2(config.broker_kv_mount())
+                    .map_err(|e| e.to_string())?;
+                let db = session
+                    .database(&broker.database_mount)
+                    .map_err(|e| e.to_string())?;
+                let source: Arc<dyn SecretSource> = Arc::new(VaultKvSource::new(kv));
+                let database = DatabaseBroker::new(
+                    db,
+                    &broker.static_roles,
+                    broker.static_poll_interval.as_std(),
+                );
+                (source, Some(database))
+            }
+            None => {
+                let source: Arc<dyn SecretSource> = Arc::new(local);
+                (source, None)
+            }
+        };
+        let policy = CachePolicy::new(broker.cache_ttl.as_delta(), broker.stale_window.as_delta());
+        Ok(Self {
+            policy: Policy::from_config(config),
+            secrets: SecretCache::new(source, clock, policy),
+            database,
+            reads: ReadAudit::new(audit, broker.read_audit_interval.as_delta()),
+        })
+    }
+
+    async fn authorize(&self, client_id: &str, target: Target<'_>) -> Result<(), BrokerError> {
+        match self.policy.decide(client_id, target) {
+            Decision::Allow => Ok(()),
+            Decision::Deny(reason) => {
+                tracing::info!(
+                    client_id,
+                    kind = target.kind(),
+                    name = target.name(),
+                    reason,
+                    "broker: access denied"
+                );
+                self.reads.denied(client_id, target, reason).await;
+                Err(BrokerError::Denied(reason))
+            }
+        }
+    }
+
+    /// `GET /v1/secrets/{path}` for `client_id`.
+    pub async fn secret(&self, client_id: &str, path: &str) -> Result<SecretResponse, BrokerError> {
+        let result = self.secret_inner(client_id, path).await;
+        if let Err(error) = &result {
+            count("secret", error.outcome());
+        }
+        result
+    }
+
+    async fn secret_inner(
+        &self,
+        client_id: &str,
+        path: &str,
+    ) -> Result<SecretResponse, BrokerError> {
+        if !is_valid_secret_path(path) {
+            return Err(BrokerError::InvalidRequest);
+        }
+        let target = Target::Secret(path);
+        self.authorize(client_id, target).await?;
+        let read = self.secrets.get(path).await.map_err(|e| match e {
+            CacheError::NotFound => BrokerError::NotFound,
+            CacheError::Unavailable { retry_after } => {
+                BrokerError::SecretsUnavailable { retry_after }
+            }
+        })?;
+        count("secret", read.outcome.as_str());
+        self.reads.note(client_id, target);
+        Ok(SecretResponse::new(
+            path,
+            read.secret.version,
+            read.secret.data.clone(),
+            read.secret.fetched_at,
+            read.max_age_seconds,
+        ))
+    }
+
+    /// `POST /v1/database/creds/{role}` for `client_id`.
+    pub async fn database_credentials(
+        &self,
+        client_id: &str,
+        role: &str,
+    ) -> Result<DatabaseCredsResponse, BrokerError> {
+        let result = self.database_inner(client_id, role).await;
+        match &result {
+            Ok(_) => count("database", "issued"),
+            Err(error) => count("database", error.outcome()),
+        }
+        result
+    }
+
+    async fn database_inner(
+        &self,
+        client_id: &str,
+        role: &str,
+    ) -> Result<DatabaseCredsResponse, BrokerError> {
+        if !is_valid_role(role) {
+            return Err(BrokerError::InvalidRequest);
+        }
+        let target = Target::DatabaseRole(role);
+        self.authorize(client_id, target).await?;
+        let Some(database) = &self.database else {
+            return Err(BrokerError::NoDatabaseEngine);
+        };
+        let creds = database.credentials(role).await.map_err(|e| match e {
+            CredsError::NotFound => BrokerError::NotFound,
+            CredsError::Unavailable(reason) => BrokerError::DatabaseUnavailable(reason),
+        })?;
+        self.reads.note(client_id, target);
+        Ok(creds)
+    }
+
+    /// Writes the aggregated read events now (also done every `read_audit_interval`).
+    pub async fn flush_audit(&self) {
+        self.reads.flush().await;
+    }
+
+    /// Flushes the read audit every interval until `shutdown`, then once more.
+    pub async fn run_audit_flush(
+        self: Arc<Self>,
+        clock: SharedClock,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = clock.sleep(self.reads.interval()) => self.reads.flush().await,
+                () = &mut shutdown => break,
+            }
+        }
+        self.reads.flush().await;
+    }
+
+    /// Sets the broker's gauges (scrape time).
+    pub fn update_gauges(&self) {
+        let (cached, oldest) = self.secrets.ages();
+        metrics::gauge!("gha_auth_broker_cached_secrets").set(cached as f64);
+        metrics::gauge!("gha_auth_broker_oldest_secret_age_seconds")
+            .set(oldest.map_or(0.0, |age| age.num_seconds().max(0) as f64));
+        metrics::gauge!("gha_auth_broker_database_roles")
+            .set(self.database.as_ref().map_or(0.0, |d| d.running() as f64));
+    }
+
+    /// The `/HealthCheck` details (never a value).
+    pub fn health(&self) -> Value {
+        let (cached, oldest) = self.secrets.ages();
+        json!({
+            "source": self.secrets.describe(),
+            "database_engine": self.database.is_some(),
+            "cached_secrets": cached,
+            "oldest_secret_age_seconds": oldest.map(|age| age.num_seconds()),
+            "database_roles_running": self.database.as_ref().map_or(0, DatabaseBroker::running),
+        })
+    }
+}

@@ -1,0 +1,87 @@
+//! The broker's HTTP handlers. Authentication is the [`Caller<BrokerApi>`] extractor (RFC 6750
+//! refusals); authorization, caching and refusals are [`super::Broker`]'s. Responses are never
+//! cacheable by intermediaries (`Cache-Control: no-store`): the freshness a consumer should use
+//! is in the body (`max_age_seconds`, `refresh_at`).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::caller::{BrokerApi, Caller};
+
+/// Route of the secret endpoint (axum syntax: the path may contain `/`).
+pub const SECRETS_ROUTE: &str = "/v1/secrets/{*path}";
+/// The secret endpoint as OpenAPI writes it.
+pub const SECRETS_DOC_PATH: &str = "/v1/secrets/{path}";
+/// Route of the database credentials endpoint.
+pub const DATABASE_CREDS_ROUTE: &str = "/v1/database/creds/{role}";
+
+fn no_store<T: Serialize>(body: &T) -> Response {
+    let mut response = Json(body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A secret's fields, version and freshness.
+#[utoipa::path(
+    get,
+    path = "/v1/secrets/{path}",
+    tag = "broker",
+    params(("path" = String, Path, description = "The secret's path, e.g. apps/billing/db (may contain /)")),
+    responses(
+        (status = 200, description = "The fields (strings), version, fetched_at and max_age_seconds (gha_auth::broker::SecretResponse)", body = Object),
+        (status = 400, description = "Malformed path"),
+        (status = 401, description = "No or invalid bearer token for the broker audience (RFC 6750)"),
+        (status = 403, description = "access_denied: the client's grants do not cover the path (audited)"),
+        (status = 404, description = "not_found: no such secret"),
+        (status = 503, description = "secrets_unavailable: the source fails and the cached value is past the stale window; Retry-After"),
+    ),
+)]
+pub(crate) async fn read_secret(
+    State(state): State<Arc<AppState>>,
+    caller: Caller<BrokerApi>,
+    Path(path): Path<String>,
+) -> Response {
+    match state.broker.secret(&caller.client_id, &path).await {
+        Ok(secret) => no_store(&secret),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// Credentials of a database role: username, password, kind, and when they expire and when to
+/// ask again.
+#[utoipa::path(
+    post,
+    path = "/v1/database/creds/{role}",
+    tag = "broker",
+    params(("role" = String, Path, description = "The database role")),
+    responses(
+        (status = 200, description = "username, password, kind (dynamic or static), issued_at, expires_at, refresh_at (gha_auth::broker::DatabaseCredsResponse)", body = Object),
+        (status = 400, description = "Malformed role name"),
+        (status = 401, description = "No or invalid bearer token for the broker audience (RFC 6750)"),
+        (status = 403, description = "access_denied: the client's grants do not cover the role (audited)"),
+        (status = 404, description = "not_found: no such role, or no Vault database engine (embedded defaults)"),
+        (status = 503, description = "temporarily_unavailable: Vault cannot issue credentials now; Retry-After"),
+    ),
+)]
+pub(crate) async fn database_creds(
+    State(state): State<Arc<AppState>>,
+    caller: Caller<BrokerApi>,
+    Path(role): Path<String>,
+) -> Response {
+    match state
+        .broker
+        .database_credentials(&caller.client_id, &role)
+        .await
+    {
+        Ok(creds) => no_store(&creds),
+        Err(refusal) => refusal.into_response(),
+    }
+}
