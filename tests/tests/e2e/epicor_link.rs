@@ -22,7 +22,7 @@ use gha_auth_server::linkkeys::LinkKeyState;
 use gha_auth_testkit::{DataDirective, EpicorMode, FakeEpicor, FakeEpicorConfig, PgDatabase};
 use serde_json::{Value, json};
 
-use crate::linkkeys::{AlertSink, count_audit, eventually, serve};
+use crate::linkkeys::{AlertSink, count_audit, eventually, serve, stored};
 use crate::support::START;
 
 /// The compressed schedule. `validator_max_stale` is the test's own step: a validator may be
@@ -144,11 +144,9 @@ impl Link {
     }
 
     async fn state(&self) -> LinkKeyState {
-        let entry = self.app.state().link_keys().get("epicor").unwrap();
-        match entry.rotator.store().load("epicor").await.unwrap() {
-            Some(loaded) => loaded.state,
-            None => LinkKeyState::empty("epicor"),
-        }
+        stored(&self.app)
+            .await
+            .unwrap_or_else(|| LinkKeyState::empty("epicor"))
     }
 
     /// Whether the validator's list is fresh by the manual clock: if not, its refresh is due

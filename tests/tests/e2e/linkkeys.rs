@@ -404,16 +404,15 @@ fn with_vault(mut config: Config, bao: &OpenBao, prefix: &str) -> Config {
     config
 }
 
-async fn load(app: &gha_auth_server::RunningApp) -> LinkKeyState {
+/// The stored state of the `epicor` link key, if there is one yet.
+pub(crate) async fn stored(app: &gha_auth_server::RunningApp) -> Option<LinkKeyState> {
     let entry = app.state().link_keys().get("epicor").unwrap();
-    entry
-        .rotator
-        .store()
-        .load("epicor")
-        .await
-        .unwrap()
-        .unwrap()
-        .state
+    let loaded = entry.rotator.store().load("epicor").await.unwrap();
+    loaded.map(|loaded| loaded.state)
+}
+
+async fn load(app: &gha_auth_server::RunningApp) -> LinkKeyState {
+    stored(app).await.unwrap()
 }
 
 /// Moves the manual clock forward in small steps, never while a replica holds a claim (a
@@ -426,20 +425,9 @@ async fn advance_until(
     done: impl Fn(&LinkKeyState) -> bool,
 ) {
     for _ in 0..2000 {
-        let state = match app
-            .state()
-            .link_keys()
-            .get("epicor")
-            .unwrap()
-            .rotator
-            .store()
-            .load("epicor")
+        let state = stored(app)
             .await
-            .unwrap()
-        {
-            Some(loaded) => loaded.state,
-            None => LinkKeyState::empty("epicor"),
-        };
+            .unwrap_or_else(|| LinkKeyState::empty("epicor"));
         if done(&state) {
             return;
         }
@@ -719,17 +707,8 @@ async fn validators_get_digests_only_and_bad_callers_are_refused_and_audited() {
     // The driver created the first key (PENDING) at start.
     let mut pending = None;
     for _ in 0..300 {
-        if let Some(loaded) = app
-            .state()
-            .link_keys()
-            .get("epicor")
-            .unwrap()
-            .rotator
-            .store()
-            .load("epicor")
-            .await
-            .unwrap()
-            && let Some(key) = loaded.state.pending.or(loaded.state.current)
+        if let Some(state) = stored(&app).await
+            && let Some(key) = state.pending.or(state.current)
         {
             pending = Some(key);
             break;
@@ -820,18 +799,7 @@ async fn validators_get_digests_only_and_bad_callers_are_refused_and_audited() {
     let refused = post(bad).await;
     assert_eq!(refused.status(), 401, "bad checksum refused");
     source.report_usage().await.unwrap();
-    let state = app
-        .state()
-        .link_keys()
-        .get("epicor")
-        .unwrap()
-        .rotator
-        .store()
-        .load("epicor")
-        .await
-        .unwrap()
-        .unwrap()
-        .state;
+    let state = load(&app).await;
     let seen = [state.current.as_ref(), state.pending.as_ref()]
         .into_iter()
         .flatten()

@@ -64,6 +64,26 @@ impl Authority {
             .unwrap()
     }
 
+    /// Exchanges the legacy key `subject` for a token for `audience`, as client `id`, with an
+    /// optional `scope`.
+    async fn exchange_legacy_key(
+        &self,
+        id: &str,
+        secret: &str,
+        subject: &str,
+        audience: &str,
+        scope: Option<&str>,
+    ) -> reqwest::Response {
+        let mut form = vec![
+            ("grant_type", EXCHANGE),
+            ("subject_token", subject),
+            ("subject_token_type", LEGACY_API_KEY_TOKEN_TYPE),
+            ("audience", audience),
+        ];
+        form.extend(scope.map(|scope| ("scope", scope)));
+        self.token(id, secret, &form).await
+    }
+
     async fn verify(&self, token: &str, audience: &str) -> AccessClaims {
         let jwks = self
             .http
@@ -167,16 +187,12 @@ async fn legacy_keys_and_access_tokens_are_exchanged_for_narrowed_tokens() {
 
     // 1. The legacy key → a token for the field service, narrowed to one scope.
     let response = authority
-        .token(
+        .exchange_legacy_key(
             "epicor-bridge",
             &bridge,
-            &[
-                ("grant_type", EXCHANGE),
-                ("subject_token", LEGACY_KEY),
-                ("subject_token_type", LEGACY_API_KEY_TOKEN_TYPE),
-                ("audience", "field-service"),
-                ("scope", "jobs:epicor-update"),
-            ],
+            LEGACY_KEY,
+            "field-service",
+            Some("jobs:epicor-update"),
         )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -198,16 +214,7 @@ async fn legacy_keys_and_access_tokens_are_exchanged_for_narrowed_tokens() {
     // Without a scope: everything the key and the client both allow (never jobs:write, which
     // only the client has).
     let response = authority
-        .token(
-            "epicor-bridge",
-            &bridge,
-            &[
-                ("grant_type", EXCHANGE),
-                ("subject_token", LEGACY_KEY),
-                ("subject_token_type", LEGACY_API_KEY_TOKEN_TYPE),
-                ("audience", "field-service"),
-            ],
-        )
+        .exchange_legacy_key("epicor-bridge", &bridge, LEGACY_KEY, "field-service", None)
         .await;
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["scope"], "jobs:read jobs:epicor-update");
@@ -215,16 +222,12 @@ async fn legacy_keys_and_access_tokens_are_exchanged_for_narrowed_tokens() {
     // Widened scopes are refused: beyond the key, and beyond the client.
     for scope in ["jobs:write", "admin"] {
         let response = authority
-            .token(
+            .exchange_legacy_key(
                 "epicor-bridge",
                 &bridge,
-                &[
-                    ("grant_type", EXCHANGE),
-                    ("subject_token", LEGACY_KEY),
-                    ("subject_token_type", LEGACY_API_KEY_TOKEN_TYPE),
-                    ("audience", "field-service"),
-                    ("scope", scope),
-                ],
+                LEGACY_KEY,
+                "field-service",
+                Some(scope),
             )
             .await;
         let (status, error, _) = error_of(response).await;
@@ -235,16 +238,7 @@ async fn legacy_keys_and_access_tokens_are_exchanged_for_narrowed_tokens() {
     }
     // An audience the client is not registered for.
     let response = authority
-        .token(
-            "epicor-bridge",
-            &bridge,
-            &[
-                ("grant_type", EXCHANGE),
-                ("subject_token", LEGACY_KEY),
-                ("subject_token_type", LEGACY_API_KEY_TOKEN_TYPE),
-                ("audience", "payroll.api"),
-            ],
-        )
+        .exchange_legacy_key("epicor-bridge", &bridge, LEGACY_KEY, "payroll.api", None)
         .await;
     assert_eq!(error_of(response).await.1, "invalid_target");
 
@@ -260,16 +254,7 @@ async fn legacy_keys_and_access_tokens_are_exchanged_for_narrowed_tokens() {
         ("other-bridge", other.as_str(), LEGACY_KEY),
     ] {
         let response = authority
-            .token(
-                id,
-                secret,
-                &[
-                    ("grant_type", EXCHANGE),
-                    ("subject_token", subject),
-                    ("subject_token_type", LEGACY_API_KEY_TOKEN_TYPE),
-                    ("audience", "field-service"),
-                ],
-            )
+            .exchange_legacy_key(id, secret, subject, "field-service", None)
             .await;
         let (status, error, description) = error_of(response).await;
         assert_eq!(
@@ -386,16 +371,7 @@ async fn legacy_keys_and_access_tokens_are_exchanged_for_narrowed_tokens() {
         .await
         .unwrap();
     let response = authority
-        .token(
-            "epicor-bridge",
-            &bridge,
-            &[
-                ("grant_type", EXCHANGE),
-                ("subject_token", LEGACY_KEY),
-                ("subject_token_type", LEGACY_API_KEY_TOKEN_TYPE),
-                ("audience", "field-service"),
-            ],
-        )
+        .exchange_legacy_key("epicor-bridge", &bridge, LEGACY_KEY, "field-service", None)
         .await;
     assert_eq!(error_of(response).await.1, "invalid_grant");
 
