@@ -18,7 +18,8 @@ use gha_auth::apikey::{ApiKey, SecretKind};
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::app::AppState;
-use crate::store::{Store, StoreError, split_list};
+use crate::revocations::revoke_subject;
+use crate::store::{Backend, Store, StoreError, flag, split_list};
 
 /// A refresh-token family as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -136,14 +137,136 @@ pub struct Rotated {
     pub successor: ApiKey,
     /// The family.
     pub family: FamilyRow,
+    /// The family's user as they are now (current roles; never disabled).
+    pub user: CurrentUser,
     /// Whether this was a repeat inside the grace window.
     pub repeated: bool,
 }
 
-const FAMILY_COLUMNS: &str = "id, client_id, user_id, tenant, scope, audience, created_at, \
-                              expires_at, revoked_at, revoked_reason";
+/// A family's user as stored now: refresh issues tokens with the current roles, and a disabled
+/// user's families stop working.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CurrentUser {
+    /// User id (the tokens' `sub`).
+    pub id: String,
+    /// Roles now.
+    pub roles: Vec<String>,
+    /// Disabled now.
+    pub disabled: bool,
+}
+
 const TOKEN_COLUMNS: &str =
     "token_hash, family_id, parent_hash, successor_hash, issued_at, used_at, expires_at";
+
+/// A token, its family and the family's user, read in one statement (the rotation's only read
+/// on its hot path). Columns both tables have are aliased.
+const PRESENTED_QUERY: &str = "SELECT t.token_hash, t.family_id, t.parent_hash, \
+     t.successor_hash, t.issued_at, t.used_at, t.expires_at AS token_expires_at, \
+     f.client_id, f.user_id, f.tenant, f.scope, f.audience, f.created_at, \
+     f.expires_at AS family_expires_at, f.revoked_at, f.revoked_reason, \
+     u.disabled AS user_disabled, u.roles AS user_roles \
+     FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+     LEFT JOIN users u ON u.id = f.user_id WHERE t.token_hash = $1";
+
+#[derive(sqlx::FromRow)]
+struct PresentedRow {
+    token_hash: String,
+    family_id: String,
+    parent_hash: Option<String>,
+    successor_hash: Option<String>,
+    issued_at: i64,
+    used_at: Option<i64>,
+    token_expires_at: i64,
+    client_id: String,
+    user_id: Option<String>,
+    tenant: Option<String>,
+    scope: String,
+    audience: String,
+    created_at: i64,
+    family_expires_at: i64,
+    revoked_at: Option<i64>,
+    revoked_reason: Option<String>,
+    user_disabled: Option<i64>,
+    user_roles: Option<String>,
+}
+
+/// A stored token with its family and the family's user (`None` if the family has none or the
+/// user no longer exists).
+struct Presented {
+    token: TokenRow,
+    family: FamilyRow,
+    user: Option<CurrentUser>,
+}
+
+impl From<PresentedRow> for Presented {
+    fn from(row: PresentedRow) -> Self {
+        let user = match (&row.user_id, row.user_disabled) {
+            (Some(id), Some(disabled)) => Some(CurrentUser {
+                id: id.clone(),
+                roles: split_list(row.user_roles.as_deref().unwrap_or_default()),
+                disabled: flag(disabled),
+            }),
+            _ => None,
+        };
+        Self {
+            token: TokenRow {
+                token_hash: row.token_hash,
+                family_id: row.family_id.clone(),
+                parent_hash: row.parent_hash,
+                successor_hash: row.successor_hash,
+                issued_at: row.issued_at,
+                used_at: row.used_at,
+                expires_at: row.token_expires_at,
+            },
+            family: FamilyRow {
+                id: row.family_id,
+                client_id: row.client_id,
+                user_id: row.user_id,
+                tenant: row.tenant,
+                scope: row.scope,
+                audience: row.audience,
+                created_at: row.created_at,
+                expires_at: row.family_expires_at,
+                revoked_at: row.revoked_at,
+                revoked_reason: row.revoked_reason,
+            },
+            user,
+        }
+    }
+}
+
+async fn presented_row<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    hash: &str,
+) -> Result<Option<Presented>, StoreError> {
+    let row: Option<PresentedRow> = sqlx::query_as(PRESENTED_QUERY)
+        .bind(hash)
+        .fetch_optional(executor)
+        .await?;
+    Ok(row.map(Presented::from))
+}
+
+async fn token_row<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    hash: &str,
+) -> Result<Option<TokenRow>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM refresh_tokens WHERE token_hash = $1"
+    ))
+    .bind(hash)
+    .fetch_optional(executor)
+    .await?)
+}
+
+/// The stored token and its family, for introspection and revocation.
+pub async fn lookup(
+    state: &AppState,
+    presented: &ApiKey,
+) -> Result<Option<(TokenRow, FamilyRow)>, StoreError> {
+    let found = presented_row(state.store.pool(), &hash_of(state, presented)).await?;
+    Ok(found.map(|p| (p.token, p.family)))
+}
 
 fn random_id() -> Result<String, StoreError> {
     let mut bytes = [0u8; 16];
@@ -232,44 +355,6 @@ async fn insert_token<'e>(
     Ok(())
 }
 
-async fn token_row<'e>(
-    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
-    hash: &str,
-) -> Result<Option<TokenRow>, StoreError> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM refresh_tokens WHERE token_hash = $1"
-    ))
-    .bind(hash)
-    .fetch_optional(executor)
-    .await?)
-}
-
-async fn family_row<'e>(
-    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
-    id: &str,
-) -> Result<Option<FamilyRow>, StoreError> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {FAMILY_COLUMNS} FROM refresh_families WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(executor)
-    .await?)
-}
-
-/// The stored token and its family, for introspection and revocation.
-pub async fn lookup(
-    state: &AppState,
-    presented: &ApiKey,
-) -> Result<Option<(TokenRow, FamilyRow)>, StoreError> {
-    let Some(token) = token_row(state.store.pool(), &hash_of(state, presented)).await? else {
-        return Ok(None);
-    };
-    let Some(family) = family_row(state.store.pool(), &token.family_id).await? else {
-        return Ok(None);
-    };
-    Ok(Some((token, family)))
-}
-
 /// Revokes a family (idempotent); true if this call revoked it.
 pub async fn revoke_family(
     store: &Store,
@@ -313,7 +398,8 @@ async fn revoke_where(
 }
 
 /// Rotates `presented` for `client_id`: the successor, or why not. Reuse outside the grace
-/// window revokes the family (the caller audits [`RefreshError::Reused`]).
+/// window revokes the family (the caller audits [`RefreshError::Reused`]); so does a disabled
+/// user.
 pub async fn rotate(
     state: &AppState,
     presented: &ApiKey,
@@ -322,13 +408,16 @@ pub async fn rotate(
     let settings = &state.config.refresh;
     let now = state.clock.unix_seconds();
     let hash = hash_of(state, presented);
-    // One connection for the whole rotation: every acquisition is a health-check round trip.
+    // One connection for the whole rotation: on PostgreSQL every acquisition is a health-check
+    // round trip.
     let mut conn = state.store.pool().acquire().await?;
-    let Some(token) = token_row(&mut *conn, &hash).await? else {
+    let Some(Presented {
+        token,
+        family,
+        user,
+    }) = presented_row(&mut *conn, &hash).await?
+    else {
         return Err(RefreshError::Invalid("unknown_token"));
-    };
-    let Some(family) = family_row(&mut *conn, &token.family_id).await? else {
-        return Err(RefreshError::Invalid("unknown_family"));
     };
     if family.client_id != client_id {
         // Another client's token: refused, and not a reason to revoke the owner's family.
@@ -340,52 +429,30 @@ pub async fn rotate(
     if now >= family.expires_at {
         return Err(RefreshError::Invalid("family_expired"));
     }
+    let Some(user) = user.filter(|u| !u.disabled) else {
+        // Disabled (or gone) since login: the family ends here.
+        drop(conn);
+        revoke_family(&state.store, &family.id, now, "user_disabled").await?;
+        return Err(RefreshError::Invalid("user_disabled"));
+    };
     let successor = successor_of(state, &family.id, presented);
     let successor_hash = hash_of(state, &successor);
-    let successor_expires = now
-        .saturating_add(settings.idle_lifetime.as_secs())
-        .min(family.expires_at);
 
     if token.used_at.is_none() {
         if now >= token.expires_at {
             return Err(RefreshError::Invalid("token_expired"));
         }
-        // The compare-and-set: exactly one request, on any replica, marks the token used; the
-        // successor is stored in the same commit.
-        let mut tx = state.store.begin_write_on(&mut conn).await?;
-        let won = sqlx::query(
-            "UPDATE refresh_tokens SET used_at = $1, successor_hash = $2 \
-             WHERE token_hash = $3 AND used_at IS NULL",
-        )
-        .bind(now)
-        .bind(&successor_hash)
-        .bind(&hash)
-        .execute(tx.conn())
-        .await?
-        .rows_affected()
-            == 1;
-        if won {
-            insert_token(
-                tx.conn(),
-                &successor_hash,
-                &family.id,
-                Some(&hash),
-                now,
-                successor_expires,
-            )
-            .await?;
-            tx.commit().await?;
+        if mark_used(state, &mut conn, &token, &family, &successor_hash, now).await? {
             return Ok(Rotated {
                 successor,
                 family,
+                user,
                 repeated: false,
             });
         }
-        // Lost the race: release the write lock before looking at the winner's work.
-        tx.rollback().await?;
     }
     // Used before (or just now, by a concurrent request): a repeat within the grace window gets
-    // the same successor; anything else is reuse.
+    // the same successor, as long as that is still unused; anything else is reuse.
     let Some(token) = token_row(&mut *conn, &hash).await? else {
         return Err(RefreshError::Invalid("unknown_token"));
     };
@@ -393,18 +460,6 @@ pub async fn rotate(
     let within_grace = now.saturating_sub(used_at) <= settings.grace_window.as_secs();
     let same_successor = token.successor_hash.as_deref() == Some(successor_hash.as_str());
     if within_grace && same_successor {
-        // The winner may not have inserted the successor yet; inserting it twice is harmless.
-        insert_token(
-            &mut *conn,
-            &successor_hash,
-            &family.id,
-            Some(&hash),
-            used_at,
-            used_at
-                .saturating_add(settings.idle_lifetime.as_secs())
-                .min(family.expires_at),
-        )
-        .await?;
         let successor_unused = token_row(&mut *conn, &successor_hash)
             .await?
             .is_some_and(|s| s.used_at.is_none());
@@ -412,6 +467,7 @@ pub async fn rotate(
             return Ok(Rotated {
                 successor,
                 family,
+                user,
                 repeated: true,
             });
         }
@@ -420,21 +476,79 @@ pub async fn rotate(
     drop(conn);
     revoke_family(&state.store, &family.id, now, "refresh_token_reused").await?;
     // Someone else may hold the user's tokens: access tokens already issued stop working too.
-    if let Some(user_id) = &family.user_id {
-        crate::revocations::revoke_subject(
-            &state.store,
-            &state.audit,
-            now,
-            user_id,
-            &family.client_id,
-            "refresh_token_reused",
-        )
-        .await?;
-    }
+    revoke_subject(
+        &state.store,
+        &state.audit,
+        now,
+        &user.id,
+        &family.client_id,
+        "refresh_token_reused",
+    )
+    .await?;
     Err(RefreshError::Reused {
         family_id: family.id,
         client_id: family.client_id,
     })
+}
+
+/// Marks `token` used with a compare-and-set and stores its successor; true if this request
+/// won (exactly one request, on any replica, does).
+async fn mark_used(
+    state: &AppState,
+    conn: &mut sqlx::AnyConnection,
+    token: &TokenRow,
+    family: &FamilyRow,
+    successor_hash: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let successor_expires = now
+        .saturating_add(state.config.refresh.idle_lifetime.as_secs())
+        .min(family.expires_at);
+    if state.store.backend() == Backend::Postgres {
+        // One statement, so one round trip and one commit: the successor is inserted only by
+        // the update that won. (A winner whose insert met an existing successor reports a loss
+        // and is then served as a repeat inside the grace window: the same answer.)
+        let inserted = sqlx::query(
+            "WITH won AS (UPDATE refresh_tokens SET used_at = $1, successor_hash = $2 \
+             WHERE token_hash = $3 AND used_at IS NULL RETURNING family_id) \
+             INSERT INTO refresh_tokens (token_hash, family_id, parent_hash, issued_at, \
+             expires_at) SELECT $2, family_id, $3, $1, $4 FROM won \
+             ON CONFLICT (token_hash) DO NOTHING",
+        )
+        .bind(now)
+        .bind(successor_hash)
+        .bind(&token.token_hash)
+        .bind(successor_expires)
+        .execute(&mut *conn)
+        .await?;
+        return Ok(inserted.rows_affected() == 1);
+    }
+    // SQLite has no data-modifying CTEs. Two statements, each its own commit, in this order,
+    // instead of a transaction of four: the successor's value is handed out only after the
+    // compare-and-set (or to a repeat that finds the token used), and every request presenting
+    // the token derives the same successor. So a successor stored by a request that then loses
+    // the race, or dies before its compare-and-set, is the very row the winner needs, and nobody
+    // holds its value.
+    let _turn = state.store.writer_turn().await;
+    insert_token(
+        &mut *conn,
+        successor_hash,
+        &family.id,
+        Some(&token.token_hash),
+        now,
+        successor_expires,
+    )
+    .await?;
+    let result = sqlx::query(
+        "UPDATE refresh_tokens SET used_at = $1, successor_hash = $2 \
+         WHERE token_hash = $3 AND used_at IS NULL",
+    )
+    .bind(now)
+    .bind(successor_hash)
+    .bind(&token.token_hash)
+    .execute(&mut *conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
 }
 
 /// Deletes families that ended before `now` and their tokens (housekeeping); returns how many
@@ -453,3 +567,6 @@ pub async fn purge_expired(store: &Store, now: i64) -> Result<u64, StoreError> {
         .await?;
     Ok(result.rows_affected())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,4 +1,4 @@
-//! Transactions of the hot write paths (refresh rotation).
+//! Writes of the hot paths (refresh rotation, family start): SQLite writers' turns.
 //!
 //! SQLite lets one writer in at a time and makes the others wait in its busy handler, which
 //! sleeps in steps of milliseconds: under load, pooled connections of one process spend more
@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use sqlx::{Any, AnyConnection, Connection as _, Transaction};
+use sqlx::{Any, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::{Store, StoreError};
@@ -28,12 +28,6 @@ impl WriteTx<'_> {
         &mut self.tx
     }
 
-    /// Rolls back (and gives the turn to the next writer).
-    pub(crate) async fn rollback(self) -> Result<(), StoreError> {
-        self.tx.rollback().await?;
-        Ok(())
-    }
-
     /// Commits (and gives the turn to the next writer).
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
@@ -50,18 +44,9 @@ impl Store {
         Ok(WriteTx { tx, _turn: turn })
     }
 
-    /// [`Store::begin_write`] on a connection the caller already holds (one acquisition for a
-    /// whole request: each acquisition costs a health-check round trip).
-    pub(crate) async fn begin_write_on<'c>(
-        &self,
-        conn: &'c mut AnyConnection,
-    ) -> Result<WriteTx<'c>, StoreError> {
-        let turn = self.writer_turn().await;
-        let tx = conn.begin().await?;
-        Ok(WriteTx { tx, _turn: turn })
-    }
-
-    async fn writer_turn(&self) -> Option<OwnedMutexGuard<()>> {
+    /// This process's turn to write to SQLite (nothing on PostgreSQL), for writes that are
+    /// single statements rather than a [`WriteTx`]; held until dropped.
+    pub(crate) async fn writer_turn(&self) -> Option<OwnedMutexGuard<()>> {
         match &self.writer_turn {
             Some(lock) => Some(Arc::clone(lock).lock_owned().await),
             None => None,

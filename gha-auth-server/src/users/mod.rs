@@ -374,11 +374,6 @@ impl Users {
             .collect())
     }
 
-    /// The user with this id (for refresh: roles and disabled flag as they are now).
-    pub async fn by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
-        Ok(store::by_id(&self.store, id).await?.map(User::from))
-    }
-
     async fn hash(&self, password: &SecretString) -> Result<String, UserError> {
         let params = self.params.clone();
         let password = password.clone();

@@ -104,15 +104,6 @@ pub(super) async fn find(
     Ok(raw.map(UserRow::from))
 }
 
-pub(super) async fn by_id(store: &Store, id: &str) -> Result<Option<UserRow>, StoreError> {
-    let raw: Option<RawUser> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(store.pool())
-            .await?;
-    Ok(raw.map(UserRow::from))
-}
-
 pub(super) async fn list(store: &Store, tenant: Option<&str>) -> Result<Vec<UserRow>, StoreError> {
     let raw: Vec<RawUser> = match tenant {
         Some(tenant) => {

@@ -7,7 +7,7 @@ use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::clients::GrantType;
 use crate::oauth::issue::{Grant, TokenResponse, mint, narrow_scopes};
 use crate::oauth::{ErrorCode, OAuthError};
-use crate::refresh::{RefreshError, revoke_family, rotate};
+use crate::refresh::{RefreshError, rotate};
 
 fn invalid_grant() -> OAuthError {
     OAuthError::new(
@@ -65,21 +65,8 @@ pub(super) async fn handle(request: GrantRequest<'_>) -> Result<TokenResponse, O
         }
     };
     let family = rotated.family;
-    // The user as they are now: disabled users lose the family, roles are current.
-    let Some(user_id) = family.user_id.clone() else {
-        return Err(invalid_grant());
-    };
-    let user = state.users.by_id(&user_id).await.map_err(|e| {
-        tracing::error!(error = %e, "user lookup failed");
-        OAuthError::server_error()
-    })?;
-    let Some(user) = user.filter(|u| !u.disabled) else {
-        let now = state.clock.unix_seconds();
-        if let Err(e) = revoke_family(&state.store, &family.id, now, "user_disabled").await {
-            tracing::error!(error = %e, "could not revoke family");
-        }
-        return Err(invalid_grant());
-    };
+    // Current roles; `rotate` already refused a disabled user and ended the family.
+    let user = rotated.user;
     let scopes = narrow_scopes(&family.scopes(), form.get("scope"))?;
     let mut grant = Grant::new(user.id, family.audiences(), scopes);
     grant.roles = user.roles;
