@@ -30,7 +30,7 @@ use gha_auth::broker::{DatabaseCredsResponse, SecretResponse};
 use gha_auth::vault::VaultSession;
 use serde_json::{Value, json};
 
-use self::audit::ReadAudit;
+use self::audit::{DenialRecord, ReadAudit};
 use self::cache::{CacheError, CachePolicy, SecretCache};
 use self::database::{CredsError, DatabaseBroker};
 pub use self::error::BrokerError;
@@ -104,14 +104,16 @@ impl Broker {
         match self.policy.decide(client_id, target) {
             Decision::Allow => Ok(()),
             Decision::Deny(reason) => {
-                tracing::info!(
-                    client_id,
-                    kind = target.kind(),
-                    name = target.name(),
-                    reason,
-                    "broker: access denied"
-                );
-                self.reads.denied(client_id, target, reason).await;
+                // A flood of denials is aggregated in the audit log, and not logged line by line.
+                if self.reads.denied(client_id, target, reason).await == DenialRecord::Written {
+                    tracing::info!(
+                        client_id,
+                        kind = target.kind(),
+                        name = target.name(),
+                        reason,
+                        "broker: access denied"
+                    );
+                }
                 Err(BrokerError::Denied(reason))
             }
         }
