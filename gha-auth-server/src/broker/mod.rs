@@ -190,7 +190,7 @@ impl Broker {
         Ok(creds)
     }
 
-    /// Writes the aggregated read events now (also done every `read_audit_interval`).
+    /// Writes the aggregated read and denial events now (also done every `read_audit_interval`).
     pub async fn flush_audit(&self) {
         self.reads.flush().await;
     }

@@ -137,14 +137,14 @@ pub struct Rotated {
     pub successor: ApiKey,
     /// The family.
     pub family: FamilyRow,
-    /// The family's user as they are now (current roles; never disabled).
+    /// The family's user as they are now.
     pub user: CurrentUser,
     /// Whether this was a repeat inside the grace window.
     pub repeated: bool,
 }
 
-/// A family's user as stored now: refresh issues tokens with the current roles, and a disabled
-/// user's families stop working.
+/// A family's user as stored now, and not disabled: refresh issues tokens with the current
+/// roles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CurrentUser {
@@ -152,8 +152,6 @@ pub struct CurrentUser {
     pub id: String,
     /// Roles now.
     pub roles: Vec<String>,
-    /// Disabled now.
-    pub disabled: bool,
 }
 
 const TOKEN_COLUMNS: &str =
@@ -191,8 +189,8 @@ struct PresentedRow {
     user_roles: Option<String>,
 }
 
-/// A stored token with its family and the family's user (`None` if the family has none or the
-/// user no longer exists).
+/// A stored token with its family and the family's user (`None` if the family has none, or the
+/// user is gone or disabled).
 struct Presented {
     token: TokenRow,
     family: FamilyRow,
@@ -202,10 +200,9 @@ struct Presented {
 impl From<PresentedRow> for Presented {
     fn from(row: PresentedRow) -> Self {
         let user = match (&row.user_id, row.user_disabled) {
-            (Some(id), Some(disabled)) => Some(CurrentUser {
+            (Some(id), Some(disabled)) if !flag(disabled) => Some(CurrentUser {
                 id: id.clone(),
                 roles: split_list(row.user_roles.as_deref().unwrap_or_default()),
-                disabled: flag(disabled),
             }),
             _ => None,
         };
@@ -429,7 +426,7 @@ pub async fn rotate(
     if now >= family.expires_at {
         return Err(RefreshError::Invalid("family_expired"));
     }
-    let Some(user) = user.filter(|u| !u.disabled) else {
+    let Some(user) = user else {
         // Disabled (or gone) since login: the family ends here.
         drop(conn);
         revoke_family(&state.store, &family.id, now, "user_disabled").await?;
