@@ -29,13 +29,13 @@ use crate::clients::ClientRegistry;
 use crate::config::{Config, ConfigError};
 use crate::keys::{
     KeyManager, KeyManagerError, KeySettings, KeyStore, KeyStoreError, LocalKeyStore,
-    VaultKeyStore, algorithm_from_config, load_import_pem, load_or_create_pepper, node_name,
-    run_scheduler, schedule_from_config, vault_config,
+    VaultKeyStore, load_import_pem, load_or_create_pepper, node_name, run_scheduler, schedule_from,
 };
 use crate::ratelimit::RateLimits;
 use crate::store::{Store, StoreError};
-use crate::tls::{CertReloader, TlsListener};
-use crate::{health, metrics, oauth, openapi, ratelimit, revocations, session, tls, wellknown};
+use crate::transport::tls;
+use crate::transport::tls::{CertReloader, TlsListener};
+use crate::{health, metrics, oauth, openapi, ratelimit, revocations, session, wellknown};
 
 /// The service could not start. Separate from request-time errors.
 #[derive(Debug, Error)]
@@ -77,7 +77,7 @@ pub enum StartError {
     Vault(String),
     /// The TLS certificate or key is unusable.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] crate::transport::tls::TlsError),
     /// `keys.import_pem` is unusable.
     #[error("{0}")]
     ImportKey(String),
@@ -217,19 +217,16 @@ impl Services {
             path: config.data_dir.display().to_string(),
             source,
         })?;
-        let schedule = schedule_from_config(config).map_err(|message| {
-            ConfigError::Invalid(vec![crate::config::ConfigProblem {
-                key: "keys",
-                message,
-            }])
+        let schedule = schedule_from(&config.keys, config.tokens.max_lifetime).map_err(|e| {
+            ConfigError::Invalid(vec![crate::config::ConfigProblem::new(
+                "keys",
+                e.to_string(),
+            )])
         })?;
         let store = Store::open(&config.store_url(), config.store.max_connections).await?;
         let master = Arc::new(MasterKey::load_or_create(&config.master_key_path())?);
-        let vault = match vault_config(config).map_err(|message| {
-            ConfigError::Invalid(vec![crate::config::ConfigProblem {
-                key: "vault",
-                message,
-            }])
+        let vault = match crate::vault::vault_config(&config.vault).map_err(|message| {
+            ConfigError::Invalid(vec![crate::config::ConfigProblem::new("vault", message)])
         })? {
             Some(vault_config) => {
                 let session = VaultSession::start(&vault_config, clock.clone())
@@ -257,14 +254,19 @@ impl Services {
             )),
         };
         let link_key_store = crate::linkkeys::link_key_store(
-            config,
+            vault.as_ref().map(|s| {
+                (
+                    s,
+                    config.vault.kv_mount.as_str(),
+                    config.vault.link_key_prefix.as_str(),
+                )
+            }),
             &store,
             master.clone(),
-            vault.as_ref(),
             clock.clone(),
             actor,
         )
-        .map_err(StartError::Vault)?;
+        .map_err(|e| StartError::Vault(e.to_string()))?;
         let broker_secrets =
             crate::broker::local::LocalSecrets::new(store.clone(), master.clone(), clock.clone());
         let audit = Arc::new(AuditLog::new(store.clone(), clock.clone()));
@@ -275,7 +277,7 @@ impl Services {
             }
             None => None,
         };
-        let settings = KeySettings::new(schedule, algorithm_from_config(config))
+        let settings = KeySettings::new(schedule, config.keys.algorithm.algorithm())
             .dev_mode(config.dev_mode)
             .initial_key(initial_key);
         let keys = Arc::new(
@@ -358,14 +360,15 @@ pub async fn build_app(config: Config, clock: SharedClock) -> Result<App, StartE
     )
     .await
     .map_err(|e| {
-        ConfigError::Invalid(vec![crate::config::ConfigProblem {
-            key: "users",
-            message: e.to_string(),
-        }])
+        ConfigError::Invalid(vec![crate::config::ConfigProblem::new(
+            "users",
+            e.to_string(),
+        )])
     })?;
     let link_keys = Arc::new(
         crate::linkkeys::LinkKeys::open(
-            &config,
+            &config.link_keys,
+            &config.alerts,
             services.link_key_store.clone(),
             services.vault.clone(),
             clock.clone(),
@@ -373,22 +376,24 @@ pub async fn build_app(config: Config, clock: SharedClock) -> Result<App, StartE
             &actor,
         )
         .await
-        .map_err(|message| {
-            ConfigError::Invalid(vec![crate::config::ConfigProblem {
-                key: "link_keys",
-                message,
-            }])
+        .map_err(|e| {
+            ConfigError::Invalid(vec![crate::config::ConfigProblem::new(
+                "link_keys",
+                e.to_string(),
+            )])
         })?,
     );
     let broker = Arc::new(
         crate::broker::Broker::open(
-            &config,
+            &config.broker,
+            config.broker_kv_mount(),
+            config.broker_reserved_prefixes(),
             services.vault.as_ref(),
             services.broker_secrets.clone(),
             services.audit.clone(),
             clock.clone(),
         )
-        .map_err(StartError::Vault)?,
+        .map_err(|e| StartError::Vault(e.to_string()))?,
     );
     let callers = crate::caller::TokenCache::new(config.api_auth.token_cache_size);
     let state = Arc::new(AppState {

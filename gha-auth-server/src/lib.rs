@@ -43,11 +43,13 @@ pub mod ratelimit;
 pub mod refresh;
 pub mod revocations;
 pub mod session;
+pub mod settings;
 pub mod store;
 pub mod targets;
 pub mod telemetry;
-pub mod tls;
+pub mod transport;
 pub mod users;
+pub mod vault;
 pub mod wellknown;
 
 pub use app::{App, AppState, RunningApp, Services, StartError, build_app};

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use gha_auth::broker::DEFAULT_BROKER_AUDIENCE;
 use serde::Deserialize;
 
-use crate::config::Duration;
+use crate::settings::Duration;
 
 /// Largest configuration file read.
 const MAX_CONFIG: u64 = 1024 * 1024;

@@ -15,6 +15,7 @@
 pub mod audit;
 pub mod cache;
 pub mod cli;
+mod config;
 pub mod database;
 pub mod error;
 pub mod local;
@@ -27,7 +28,7 @@ use std::sync::Arc;
 
 use gha_auth::SharedClock;
 use gha_auth::broker::{DatabaseCredsResponse, SecretResponse};
-use gha_auth::vault::VaultSession;
+use gha_auth::vault::{VaultError, VaultSession};
 use serde_json::{Value, json};
 
 use self::audit::{DenialRecord, ReadAudit};
@@ -38,9 +39,9 @@ use self::local::LocalSecrets;
 use self::policy::{Decision, Policy, Target, is_valid_role, is_valid_secret_path};
 use self::source::{SecretSource, VaultKvSource};
 use crate::audit::AuditLog;
-use crate::config::Config;
 
 pub use cli::{SecretsCommand, run_cli};
+pub use config::{BrokerConfig, BrokerGrant};
 
 /// Series: broker requests by kind (`secret`, `database`) and outcome (`hit`, `miss`, `stale`,
 /// `issued`, `denied`, `not_found`, `unavailable`, `invalid`).
@@ -60,24 +61,22 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// The broker `config` describes: Vault KV v2 and the database engine through `vault` when
-    /// it is set, else `local`.
+    /// The broker `broker` describes: Vault KV v2 (at `kv_mount`) and the database engine
+    /// through `vault` when it is set, else `local`. `reserved` are the path prefixes no grant
+    /// may reach (the authority's own documents).
     pub fn open(
-        config: &Config,
+        broker: &BrokerConfig,
+        kv_mount: &str,
+        reserved: Vec<String>,
         vault: Option<&VaultSession>,
         local: LocalSecrets,
         audit: Arc<AuditLog>,
         clock: SharedClock,
-    ) -> Result<Self, String> {
-        let broker = &config.broker;
+    ) -> Result<Self, VaultError> {
         let (source, database) = match vault {
             Some(session) => {
-                let kv = session
-                    .kv2(config.broker_kv_mount())
-                    .map_err(|e| e.to_string())?;
-                let db = session
-                    .database(&broker.database_mount)
-                    .map_err(|e| e.to_string())?;
+                let kv = session.kv2(kv_mount)?;
+                let db = session.database(&broker.database_mount)?;
                 let source: Arc<dyn SecretSource> = Arc::new(VaultKvSource::new(kv));
                 let database = DatabaseBroker::new(
                     db,
@@ -93,7 +92,7 @@ impl Broker {
         };
         let policy = CachePolicy::new(broker.cache_ttl.as_delta(), broker.stale_window.as_delta());
         Ok(Self {
-            policy: Policy::from_config(config),
+            policy: Policy::new(&broker.grants, reserved),
             secrets: SecretCache::new(source, clock, policy),
             database,
             reads: ReadAudit::new(audit, broker.read_audit_interval.as_delta()),

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::config::{BrokerGrant, Config};
+use super::BrokerGrant;
 
 /// Longest secret path accepted.
 pub const MAX_SECRET_PATH_LEN: usize = 512;
@@ -153,11 +153,6 @@ impl Policy {
         }
     }
 
-    /// The policy of `config`.
-    pub fn from_config(config: &Config) -> Self {
-        Self::new(&config.broker.grants, config.broker_reserved_prefixes())
-    }
-
     /// May `client_id` read `target`? `target` must already be a valid path or role name.
     pub fn decide(&self, client_id: &str, target: Target<'_>) -> Decision {
         let Some(grant) = self.grants.get(client_id) else {
@@ -189,13 +184,10 @@ mod tests {
     use super::*;
 
     fn grant(client: &str, paths: &[&str], roles: &[&str]) -> BrokerGrant {
-        crate::config::Config::from_toml(&format!(
-            "[[broker.grants]]\nclient_id = {client:?}\npaths = {paths:?}\ndatabase_roles = {roles:?}\n"
+        toml::from_str(&format!(
+            "client_id = {client:?}\npaths = {paths:?}\ndatabase_roles = {roles:?}\n"
         ))
         .unwrap()
-        .broker
-        .grants
-        .remove(0)
     }
 
     #[test]

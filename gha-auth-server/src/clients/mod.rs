@@ -7,6 +7,7 @@
 //! nothing and cannot use `client_credentials`.
 
 mod cache;
+mod config;
 mod jwk;
 mod model;
 
@@ -21,6 +22,7 @@ use thiserror::Error;
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
 use crate::store::{NewClientRow, SecretRotation, Store, StoreError};
 
+pub use config::ClientsConfig;
 pub use jwk::client_key_from_json;
 pub use model::{
     AuthMethod, Client, GrantType, MAX_CLIENT_ID_LEN, is_valid_audience, is_valid_client_id,

@@ -4,6 +4,7 @@
 //! The lifecycle itself is pure and lives in [`gha_auth::keys::KeyRing`]; this module adds
 //! storage with compare-and-set, audit events and the clock-driven task.
 
+mod config;
 mod manager;
 mod scheduler;
 mod store;
@@ -12,25 +13,28 @@ mod vault;
 use std::path::Path;
 
 use gha_auth::apikey::Pepper;
-use gha_auth::keys::{KeySchedule, SigningKey, is_dev_key};
+use gha_auth::keys::{KeySchedule, ScheduleError, SigningKey, is_dev_key};
 
-use crate::config::{Config, SigningAlgorithm};
+use crate::settings::Duration;
 
+pub use config::{KeyBackend, KeysConfig, SigningAlgorithm};
 pub use manager::{
     KeyInfo, KeyManager, KeyManagerError, KeySettings, KeySnapshot, SyncHealth, SyncReport,
 };
 pub use scheduler::run_scheduler;
 pub use store::{CasOutcome, KeyDocument, KeyStore, KeyStoreError, LocalKeyStore, Versioned};
-pub use vault::{VaultKeyStore, vault_config};
+pub use vault::VaultKeyStore;
 
 /// The key schedule the configuration describes, validated.
 ///
 /// Retired keys stay published for `tokens.max_lifetime + keys.leeway + keys.jwks_max_age`: the
 /// shortest time that keeps every token verifiable until it expires, even by a verifier whose
 /// cached JWKS is as old as allowed.
-pub fn schedule_from_config(config: &Config) -> Result<KeySchedule, String> {
-    let keys = &config.keys;
-    let max_token_lifetime = config.tokens.max_lifetime.as_delta();
+pub fn schedule_from(
+    keys: &KeysConfig,
+    max_token_lifetime: Duration,
+) -> Result<KeySchedule, ScheduleError> {
+    let max_token_lifetime = max_token_lifetime.as_delta();
     let schedule = KeySchedule {
         rotation_period: keys.rotation_period.as_delta(),
         publish_ahead: keys.publish_ahead.as_delta(),
@@ -39,18 +43,8 @@ pub fn schedule_from_config(config: &Config) -> Result<KeySchedule, String> {
         jwks_max_age: keys.jwks_max_age.as_delta(),
         retain_retired: max_token_lifetime + keys.leeway.as_delta() + keys.jwks_max_age.as_delta(),
     };
-    schedule.validate().map_err(|e| e.to_string())?;
+    schedule.validate()?;
     Ok(schedule)
-}
-
-/// The algorithm of generated keys.
-pub fn algorithm_from_config(config: &Config) -> gha_auth::keys::Algorithm {
-    use gha_auth::keys::Algorithm;
-    match config.keys.algorithm {
-        SigningAlgorithm::EdDSA => Algorithm::EdDSA,
-        SigningAlgorithm::RS256 => Algorithm::RS256,
-        _ => Algorithm::ES256,
-    }
 }
 
 /// Reads `keys.import_pem`, refusing a development key outside dev mode.

@@ -347,8 +347,7 @@ fn dev_keys_are_refused_outside_dev_mode() {
 
 #[test]
 fn schedule_from_the_default_config_is_valid() {
-    let config = crate::config::Config::default();
-    let s = schedule_from_config(&config).unwrap();
+    let s = schedule_from(&KeysConfig::default(), crate::settings::Duration::hours(1)).unwrap();
     assert_eq!(
         s.retain_retired,
         TimeDelta::hours(1) + TimeDelta::seconds(60) + TimeDelta::minutes(15)

@@ -10,45 +10,12 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use gha_auth::SecretBytes;
-use gha_auth::vault::{AuthConfig, CredentialSource, Kv2, KvData, VaultConfig, VaultError};
+use gha_auth::vault::{Kv2, KvData, VaultError};
 use zeroize::Zeroizing;
 
 use super::store::{CasOutcome, KeyDocument, KeyStore, KeyStoreError, Versioned};
-use crate::config::Config;
 
 const FIELD: &str = "document";
-
-/// The Vault client configuration for `config`, or `None` when Vault is not configured.
-pub fn vault_config(config: &Config) -> Result<Option<VaultConfig>, String> {
-    let vault = &config.vault;
-    let Some(address) = &vault.address else {
-        return Ok(None);
-    };
-    let auth = match (
-        &vault.token_file,
-        &vault.role_id_file,
-        &vault.secret_id_file,
-    ) {
-        (Some(token), None, None) => AuthConfig::token(CredentialSource::file(token)),
-        (None, Some(role_id), Some(secret_id)) => AuthConfig::approle(
-            CredentialSource::file(role_id),
-            CredentialSource::file(secret_id),
-        ),
-        _ => {
-            return Err(
-                "set either vault.token_file, or vault.role_id_file and vault.secret_id_file"
-                    .to_owned(),
-            );
-        }
-    };
-    let mut out = VaultConfig::new(address.clone(), auth)
-        .with_request_timeout(vault.request_timeout.as_std());
-    if let Some(ca) = &vault.ca_file {
-        out = out.with_ca_file(ca.clone());
-    }
-    out.validate().map_err(|e| e.to_string())?;
-    Ok(Some(out))
-}
 
 /// Key documents in Vault KV v2.
 #[derive(Debug, Clone)]

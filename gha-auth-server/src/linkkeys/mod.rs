@@ -14,6 +14,7 @@
 
 pub mod alert;
 pub mod cli;
+pub mod config;
 pub mod driver;
 pub mod http;
 pub mod machine;
@@ -22,12 +23,13 @@ pub mod registry;
 pub mod store;
 
 pub use cli::{LinkKeysCommand, run_cli};
+pub use config::{AlertsConfig, LinkKeyConfig, check_sections};
 pub use driver::{
     DriveError, DriverSettings, DriverStatus, FaultHook, FaultPlan, FaultPoint, NoFaults, Rotator,
 };
 pub use machine::{Action, Policy, RetireReason};
 pub use model::{LinkKeyState, RotationReason, ServedSet, Step, StoredKey};
-pub use registry::{LinkKeyEntry, LinkKeys, link_key_store};
+pub use registry::{LinkKeyEntry, LinkKeys, LinkKeysError, link_key_store};
 pub use store::{
     LinkKeyStore, LinkKeyStoreError, LocalLinkKeyStore, VaultLinkKeyStore, VersionedState, update,
 };

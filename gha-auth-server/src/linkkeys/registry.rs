@@ -7,19 +7,19 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use gha_auth::SharedClock;
-use gha_auth::vault::VaultSession;
+use gha_auth::vault::{VaultError, VaultSession};
 use serde_json::{Value, json};
 
 use super::alert::AlertWebhook;
 use super::driver::{DriverSettings, Rotator};
 use super::machine;
 use super::store::{LinkKeyStore, LocalLinkKeyStore, VaultLinkKeyStore};
+use super::{AlertsConfig, LinkKeyConfig};
 use crate::atrest::MasterKey;
 use crate::audit::AuditLog;
-use crate::config::{Config, LinkKeyConfig};
 use crate::health::HealthStatus;
 use crate::store::Store;
-use crate::targets::{TargetDeps, build_target};
+use crate::targets::{TargetDeps, TargetError, build_target};
 
 /// One configured link key.
 #[derive(Debug)]
@@ -37,22 +37,39 @@ pub struct LinkKeys {
     entries: BTreeMap<String, LinkKeyEntry>,
 }
 
-/// Where link-key state lives for `config`: Vault KV v2 when Vault is configured, else sealed in
-/// the store.
+/// The link keys could not be set up. Separate from rotation-time errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkKeysError {
+    /// `[alerts]` is unusable.
+    #[error("{0}")]
+    Alerts(String),
+    /// A link key's target is unusable.
+    #[error("link_keys.{name}.target: {source}")]
+    Target {
+        /// The link key.
+        name: String,
+        /// What is wrong with its target.
+        source: TargetError,
+    },
+    /// Vault (where link-key state lives when it is configured) failed.
+    #[error("link-key store in vault: {0}")]
+    Vault(#[from] VaultError),
+}
+
+/// Where link-key state lives: Vault KV v2 (`kv_mount`, under `prefix`) when Vault is
+/// configured, else sealed in the store.
 pub fn link_key_store(
-    config: &Config,
+    vault: Option<(&VaultSession, &str, &str)>,
     store: &Store,
     master: Arc<MasterKey>,
-    vault: Option<&VaultSession>,
     clock: SharedClock,
     node: &str,
-) -> Result<Arc<dyn LinkKeyStore>, String> {
+) -> Result<Arc<dyn LinkKeyStore>, LinkKeysError> {
     Ok(match vault {
-        Some(session) => {
-            let kv = session
-                .kv2(&config.vault.kv_mount)
-                .map_err(|e| e.to_string())?;
-            Arc::new(VaultLinkKeyStore::new(kv, &config.vault.link_key_prefix))
+        Some((session, kv_mount, prefix)) => {
+            let kv = session.kv2(kv_mount)?;
+            Arc::new(VaultLinkKeyStore::new(kv, prefix))
         }
         None => Arc::new(LocalLinkKeyStore::new(
             store.clone(),
@@ -75,30 +92,33 @@ pub fn driver_node(node: &str) -> String {
 impl LinkKeys {
     /// Builds a driver and its target for every `[link_keys.<name>]`.
     pub async fn open(
-        config: &Config,
+        link_keys: &BTreeMap<String, LinkKeyConfig>,
+        alerts: &AlertsConfig,
         store: Arc<dyn LinkKeyStore>,
         vault: Option<VaultSession>,
         clock: SharedClock,
         audit: Arc<AuditLog>,
         node: &str,
-    ) -> Result<Self, String> {
-        let alerts = match config.alerts.url()? {
-            Some(url) => Some(AlertWebhook::new(
-                url,
-                config.alerts.timeout.as_std(),
-                config.alerts.attempts,
-            )?),
+    ) -> Result<Self, LinkKeysError> {
+        let alerts = match alerts.url().map_err(LinkKeysError::Alerts)? {
+            Some(url) => Some(
+                AlertWebhook::new(url, alerts.timeout.as_std(), alerts.attempts)
+                    .map_err(LinkKeysError::Alerts)?,
+            ),
             None => None,
         };
         let mut entries = BTreeMap::new();
-        for (name, link_key) in &config.link_keys {
+        for (name, link_key) in link_keys {
             let mut deps = TargetDeps::new(clock.clone());
             if let Some(session) = &vault {
                 deps = deps.with_vault(session.clone());
             }
             let target = build_target(&link_key.target, deps)
                 .await
-                .map_err(|e| format!("link_keys.{name}.target: {e}"))?;
+                .map_err(|source| LinkKeysError::Target {
+                    name: name.clone(),
+                    source,
+                })?;
             let settings =
                 DriverSettings::new(link_key.policy(), link_key.check_interval.as_delta());
             let rotator = Rotator::new(

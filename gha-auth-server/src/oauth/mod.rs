@@ -10,6 +10,7 @@
 
 pub mod assertion;
 pub mod client_auth;
+mod config;
 pub mod error;
 pub mod form;
 pub mod grants;
@@ -17,6 +18,7 @@ pub mod issue;
 pub mod revocation;
 mod token;
 
+pub use config::TokensConfig;
 pub use error::{ErrorCode, OAuthError};
 pub use form::TokenForm;
 pub use issue::TokenResponse;

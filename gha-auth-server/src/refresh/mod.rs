@@ -14,12 +14,15 @@
 //! - Each token expires `refresh.idle_lifetime` after it was issued (sliding), never after the
 //!   family's absolute end (`refresh.absolute_lifetime` after login).
 
+mod config;
+
 use gha_auth::apikey::{ApiKey, SecretKind};
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::app::AppState;
 use crate::revocations::revoke_subject;
 use crate::store::{Backend, Store, StoreError, flag, split_list};
+pub use config::RefreshConfig;
 
 /// A refresh-token family as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

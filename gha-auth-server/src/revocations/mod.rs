@@ -12,6 +12,7 @@
 //! 304 from any of them until something changes. Expired entries are pruned by the maintenance
 //! task (which bumps the sequence too).
 
+mod config;
 pub(crate) mod feed;
 mod store;
 
@@ -24,6 +25,7 @@ pub use store::{
 
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
 use crate::store::{Store, StoreError};
+pub use config::RevocationsConfig;
 
 /// Records a not-before time for `subject` (tokens it holds with `iat < not_before` are revoked
 /// everywhere once verifiers poll) and audits it. `not_before` is `now + 1`: a token issued in the

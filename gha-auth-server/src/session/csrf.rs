@@ -15,7 +15,7 @@ use axum::http::header::{CONTENT_TYPE, ORIGIN};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::config::SessionConfig;
+use super::SessionConfig;
 
 /// The custom request header every session request must carry, with value `1`.
 pub const CSRF_HEADER: &str = "x-gha-csrf";

@@ -12,6 +12,7 @@
 //! Every request must pass the [`csrf`] check (allowed `Origin` and `X-GHA-CSRF: 1`). With no
 //! `session.client_id` sessions are off: every endpoint answers 404.
 
+mod config;
 pub mod cookie;
 pub mod csrf;
 
@@ -34,6 +35,7 @@ use crate::oauth::error::no_store;
 use crate::oauth::grants::{self, GrantRequest};
 use crate::oauth::{ErrorCode, OAuthError, TokenForm, TokenResponse, read_form};
 
+pub use config::{SessionConfig, origin_problem};
 pub use cookie::COOKIE_NAME;
 pub use csrf::CSRF_HEADER;
 pub(crate) use csrf::cors_layer;

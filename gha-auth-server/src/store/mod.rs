@@ -10,6 +10,7 @@
 mod audit;
 mod broker_secrets;
 mod clients;
+mod config;
 mod documents;
 mod jti;
 mod key_state;
@@ -28,6 +29,7 @@ use thiserror::Error;
 pub use audit::AuditRow;
 pub use broker_secrets::BrokerSecretRow;
 pub use clients::{ClientRow, NewClientRow, SecretRotation};
+pub use config::{StoreConfig, redact_url};
 pub use documents::SaveOutcome;
 pub use key_state::KeyStateRow;
 pub use link_keys::LinkKeyRow;

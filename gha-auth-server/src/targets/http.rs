@@ -10,7 +10,7 @@ use gha_auth::SharedClock;
 use url::Url;
 
 use super::TargetError;
-use crate::config::Duration;
+use crate::settings::Duration;
 
 /// Largest answer body read from a target.
 pub(crate) const MAX_BODY: usize = 256 * 1024;

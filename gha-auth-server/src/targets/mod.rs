@@ -23,7 +23,7 @@ use gha_auth::{SecretString, SharedClock};
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::config::Duration;
+use crate::settings::Duration;
 
 pub mod epicor;
 mod http;

@@ -169,7 +169,7 @@ mod tests {
     use gha_auth::SystemClock;
 
     use super::*;
-    use crate::config::Duration;
+    use crate::settings::Duration;
     use crate::targets::{TargetConfig, TargetDeps, WebhookTargetConfig, build_target};
 
     /// A receiver that checks the auth the way an integration would, and holds the key.

@@ -10,6 +10,7 @@
 //!   source address, in the store so every replica sees them; failures and lockouts are audited.
 
 mod cli;
+mod config;
 mod store;
 
 use std::fmt;
@@ -24,11 +25,11 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
-use crate::config::UsersConfig;
 use crate::store::{Store, StoreError};
 
 pub use cli::UsersCommand;
 pub(crate) use cli::{read_secret, run as run_cli};
+pub use config::UsersConfig;
 pub use store::UserRow;
 
 /// Longest accepted password, in bytes (Argon2 cost must not be an amplifier).

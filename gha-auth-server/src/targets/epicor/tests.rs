@@ -10,7 +10,7 @@ use gha_auth::vault::{AuthConfig, CredentialSource, VaultConfig, VaultSession};
 use gha_auth::{SecretString, SystemClock};
 use gha_auth_testkit::{EpicorMode, FakeEpicor, FakeEpicorConfig, OpenBao};
 
-use crate::config::Duration;
+use crate::settings::Duration;
 use crate::targets::{
     EpicorAuthMode, EpicorTargetConfig, LinkKeyTarget, TargetConfig, TargetDeps, TargetError,
     UserCodeField, build_target,

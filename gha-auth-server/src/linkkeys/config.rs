@@ -24,9 +24,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::Duration;
-use super::validate::ConfigProblem;
-use crate::linkkeys::Policy;
+use super::Policy;
+use crate::settings::{Duration, Problems};
 use crate::targets::TargetConfig;
 
 /// One rotated link key.
@@ -128,7 +127,7 @@ impl LinkKeyConfig {
     /// What is wrong with this table (`name` is its key in `[link_keys]`).
     pub fn problems(&self, name: &str) -> Vec<String> {
         let mut out = Vec::new();
-        if !crate::linkkeys::model::is_valid_name(name) {
+        if !super::model::is_valid_name(name) {
             out.push(format!(
                 "link_keys.{name}: the name must be 1-64 of A-Z a-z 0-9 _ -"
             ));
@@ -229,38 +228,26 @@ impl AlertsConfig {
     }
 }
 
-/// Every problem of `[link_keys]` and `[alerts]`.
-pub(super) fn problems(
+/// Reports every problem of `[link_keys]` and `[alerts]`.
+pub fn check_sections(
     link_keys: &BTreeMap<String, LinkKeyConfig>,
     alerts: &AlertsConfig,
-) -> Vec<ConfigProblem> {
-    let mut out: Vec<ConfigProblem> = link_keys
-        .iter()
-        .flat_map(|(name, config)| config.problems(name))
-        .map(|message| ConfigProblem {
-            key: "link_keys",
-            message,
-        })
-        .collect();
+    out: &mut Problems,
+) {
+    for (name, config) in link_keys {
+        for message in config.problems(name) {
+            out.push("link_keys", message);
+        }
+    }
     if let Err(message) = alerts.url() {
-        out.push(ConfigProblem {
-            key: "alerts.webhook_url",
-            message,
-        });
+        out.push("alerts.webhook_url", message);
     }
     if alerts.timeout <= Duration::seconds(0) {
-        out.push(ConfigProblem {
-            key: "alerts.timeout",
-            message: "must be greater than zero".into(),
-        });
+        out.push("alerts.timeout", "must be greater than zero");
     }
     if alerts.attempts == 0 {
-        out.push(ConfigProblem {
-            key: "alerts.attempts",
-            message: "must be at least 1".into(),
-        });
+        out.push("alerts.attempts", "must be at least 1");
     }
-    out
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! Structured logging: JSON lines (default) or text, filtered by `log.level` (or `RUST_LOG`).
+mod config;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+pub use config::{LogConfig, LogFormat};
 
 /// Where log lines go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

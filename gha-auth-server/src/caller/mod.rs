@@ -22,6 +22,8 @@
 //! (or a bare `Bearer` challenge when no token was sent), 400 `invalid_request`, 403
 //! `insufficient_scope`. Bodies are generic; the reason goes to the log and a metric.
 
+mod config;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
@@ -36,7 +38,7 @@ use gha_auth::jwt::{AccessClaims, JwtError, Validation, Verifier};
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::config::ApiAuthConfig;
+pub use config::ApiAuthConfig;
 
 /// Series: refusals by API and reason.
 pub const REJECTIONS_METRIC: &str = "gha_auth_api_auth_rejections_total";

@@ -9,6 +9,7 @@
 //! clock, so tests drive it with a manual clock.
 //!
 //! Every refusal is `429 Too Many Requests` with `Retry-After` (whole seconds, at least 1).
+mod config;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -24,7 +25,7 @@ use gha_auth::SharedClock;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::config::RateLimitConfig;
+pub use config::RateLimitConfig;
 
 /// A refusal: how long the caller should wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

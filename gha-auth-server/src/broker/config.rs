@@ -9,9 +9,8 @@
 
 use serde::Deserialize;
 
-use super::validate::ConfigProblem;
-use super::{Config, Duration};
-use crate::broker::policy::{PathPattern, is_valid_role, is_valid_secret_path};
+use super::policy::{PathPattern, is_valid_role, is_valid_secret_path};
+use crate::settings::{Duration, Problems};
 
 /// The secrets broker.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -68,128 +67,115 @@ pub struct BrokerGrant {
     pub database_roles: Vec<String>,
 }
 
-impl Config {
-    /// The KV v2 mount the broker reads.
-    pub fn broker_kv_mount(&self) -> &str {
-        self.broker
-            .kv_mount
-            .as_deref()
-            .unwrap_or(&self.vault.kv_mount)
-    }
-
-    /// Path prefixes in the broker's KV mount that hold the authority's own documents and that
-    /// no grant may reach.
-    pub fn broker_reserved_prefixes(&self) -> Vec<String> {
-        if self.broker_kv_mount() != self.vault.kv_mount {
-            return Vec::new();
+impl BrokerConfig {
+    /// Reports what is wrong with `[broker]`; `reserved` are the path prefixes of the
+    /// authority's own documents in the broker's mount, which no grant may reach.
+    pub fn check(&self, reserved: &[String], out: &mut Problems) {
+        let broker = self;
+        let mut push = |key: &'static str, message: String| out.push(key, message);
+        if broker.cache_ttl < Duration::seconds(1) || broker.cache_ttl > Duration::hours(24) {
+            push("broker.cache_ttl", "must be between 1s and 24h".into());
         }
-        [&self.vault.key_prefix, &self.vault.link_key_prefix]
-            .into_iter()
-            .map(|p| p.trim_matches('/').to_owned())
-            .collect()
-    }
-}
-
-pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
-    let broker = &config.broker;
-    let mut out = Vec::new();
-    let mut push = |key: &'static str, message: String| out.push(ConfigProblem { key, message });
-    if broker.cache_ttl < Duration::seconds(1) || broker.cache_ttl > Duration::hours(24) {
-        push("broker.cache_ttl", "must be between 1s and 24h".into());
-    }
-    if broker.stale_window < Duration::seconds(0) || broker.stale_window > Duration::days(7) {
-        push("broker.stale_window", "must be between 0s and 7d".into());
-    }
-    if broker.read_audit_interval < Duration::seconds(1)
-        || broker.read_audit_interval > Duration::hours(1)
-    {
-        push(
-            "broker.read_audit_interval",
-            "must be between 1s and 1h".into(),
-        );
-    }
-    if broker.static_poll_interval < Duration::seconds(1) {
-        push("broker.static_poll_interval", "must be at least 1s".into());
-    }
-    for (key, mount) in [
-        (
-            "broker.kv_mount",
-            broker.kv_mount.as_deref().unwrap_or("secret"),
-        ),
-        ("broker.database_mount", broker.database_mount.as_str()),
-    ] {
-        if !is_valid_secret_path(mount) {
-            push(key, format!("{mount:?} is not a valid mount path"));
+        if broker.stale_window < Duration::seconds(0) || broker.stale_window > Duration::days(7) {
+            push("broker.stale_window", "must be between 0s and 7d".into());
         }
-    }
-    for role in &broker.static_roles {
-        if !is_valid_role(role) {
+        if broker.read_audit_interval < Duration::seconds(1)
+            || broker.read_audit_interval > Duration::hours(1)
+        {
             push(
-                "broker.static_roles",
-                format!("{role:?} is not a valid role name"),
+                "broker.read_audit_interval",
+                "must be between 1s and 1h".into(),
             );
         }
-    }
-    let reserved = config.broker_reserved_prefixes();
-    let mut seen = std::collections::BTreeSet::new();
-    for grant in &broker.grants {
-        if !crate::clients::is_valid_client_id(&grant.client_id) {
-            push(
-                "broker.grants",
-                format!("client_id {:?} is not a valid client id", grant.client_id),
-            );
+        if broker.static_poll_interval < Duration::seconds(1) {
+            push("broker.static_poll_interval", "must be at least 1s".into());
         }
-        if !seen.insert(grant.client_id.as_str()) {
-            push(
-                "broker.grants",
-                format!(
-                    "client {:?} has several grants; put its paths and roles in one",
-                    grant.client_id
-                ),
-            );
-        }
-        for path in &grant.paths {
-            match PathPattern::parse(path) {
-                Some(pattern) => {
-                    if let Some(prefix) = reserved.iter().find(|r| pattern.may_reach(r)) {
-                        push(
-                            "broker.grants",
-                            format!(
-                                "path {path:?} of client {:?} reaches {prefix:?}, where the \
-                                 authority keeps its own keys; grant paths outside it",
-                                grant.client_id
-                            ),
-                        );
-                    }
-                }
-                None => push(
-                    "broker.grants",
-                    format!(
-                        "path {path:?} of client {:?} must be a secret path (segments of \
-                         A-Z a-z 0-9 . _ -), optionally ending in /*",
-                        grant.client_id
-                    ),
-                ),
+        for (key, mount) in [
+            (
+                "broker.kv_mount",
+                broker.kv_mount.as_deref().unwrap_or("secret"),
+            ),
+            ("broker.database_mount", broker.database_mount.as_str()),
+        ] {
+            if !is_valid_secret_path(mount) {
+                push(key, format!("{mount:?} is not a valid mount path"));
             }
         }
-        for role in &grant.database_roles {
+        for role in &broker.static_roles {
             if !is_valid_role(role) {
+                push(
+                    "broker.static_roles",
+                    format!("{role:?} is not a valid role name"),
+                );
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for grant in &broker.grants {
+            if !crate::clients::is_valid_client_id(&grant.client_id) {
+                push(
+                    "broker.grants",
+                    format!("client_id {:?} is not a valid client id", grant.client_id),
+                );
+            }
+            if !seen.insert(grant.client_id.as_str()) {
                 push(
                     "broker.grants",
                     format!(
-                        "database role {role:?} of client {:?} is not a valid role name",
+                        "client {:?} has several grants; put its paths and roles in one",
                         grant.client_id
                     ),
                 );
             }
+            for path in &grant.paths {
+                match PathPattern::parse(path) {
+                    Some(pattern) => {
+                        if let Some(prefix) = reserved.iter().find(|r| pattern.may_reach(r)) {
+                            push(
+                                "broker.grants",
+                                format!(
+                                    "path {path:?} of client {:?} reaches {prefix:?}, where the \
+                                 authority keeps its own keys; grant paths outside it",
+                                    grant.client_id
+                                ),
+                            );
+                        }
+                    }
+                    None => push(
+                        "broker.grants",
+                        format!(
+                            "path {path:?} of client {:?} must be a secret path (segments of \
+                         A-Z a-z 0-9 . _ -), optionally ending in /*",
+                            grant.client_id
+                        ),
+                    ),
+                }
+            }
+            for role in &grant.database_roles {
+                if !is_valid_role(role) {
+                    push(
+                        "broker.grants",
+                        format!(
+                            "database role {role:?} of client {:?} is not a valid role name",
+                            grant.client_id
+                        ),
+                    );
+                }
+            }
         }
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::config::Config;
+
+    fn problems(config: &Config) -> Vec<crate::settings::ConfigProblem> {
+        let mut out = crate::settings::Problems::default();
+        config
+            .broker
+            .check(&config.broker_reserved_prefixes(), &mut out);
+        out.into_vec()
+    }
 
     fn problems_of(text: &str) -> Vec<String> {
         let config = Config::from_toml(text).unwrap();

@@ -1,0 +1,64 @@
+//! `[users]`: the built-in user store's password hashing and login backoff.
+
+use serde::Deserialize;
+
+use crate::settings::{Duration, Problems};
+
+/// The built-in user store (see `docs/decisions/0003-password-hashing.md`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct UsersConfig {
+    /// Argon2id memory cost of new password hashes, in KiB.
+    pub argon2_memory_kib: u32,
+    /// Argon2id passes over memory.
+    pub argon2_iterations: u32,
+    /// Argon2id lanes.
+    pub argon2_parallelism: u32,
+    /// Failed logins of one user before it backs off (0: never).
+    pub failures_before_backoff: u32,
+    /// Failed logins from one source address, for any user, before it backs off (0: never).
+    pub source_failures_before_backoff: u32,
+    /// First backoff; it doubles with every further failure.
+    pub backoff_base: Duration,
+    /// Longest backoff; failures older than this are forgotten.
+    pub backoff_max: Duration,
+}
+
+impl Default for UsersConfig {
+    fn default() -> Self {
+        Self {
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            failures_before_backoff: 5,
+            source_failures_before_backoff: 20,
+            backoff_base: Duration::seconds(1),
+            backoff_max: Duration::minutes(15),
+        }
+    }
+}
+
+impl UsersConfig {
+    /// Reports what is wrong with `[users]`.
+    pub fn check(&self, out: &mut Problems) {
+        if !(1024..=1024 * 1024).contains(&self.argon2_memory_kib) {
+            out.push(
+                "users.argon2_memory_kib",
+                "must be between 1024 and 1048576 (below the default 19456 only for tests)",
+            );
+        }
+        if !(1..=16).contains(&self.argon2_iterations) {
+            out.push("users.argon2_iterations", "must be between 1 and 16");
+        }
+        if !(1..=16).contains(&self.argon2_parallelism) {
+            out.push("users.argon2_parallelism", "must be between 1 and 16");
+        }
+        if self.backoff_base <= Duration::seconds(0) || self.backoff_max < self.backoff_base {
+            out.push(
+                "users.backoff_base",
+                "must be greater than zero and at most users.backoff_max",
+            );
+        }
+    }
+}
