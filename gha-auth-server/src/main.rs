@@ -1,9 +1,10 @@
-//! The `gha-auth` binary. All logic is in the library (`gha_auth_server::cli`).
+//! The `gha-auth` binary. All logic is in the library (`gha_auth_server::run`).
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use gha_auth_server::cli::{Cli, run};
+use gha_auth_server::cli::Cli;
+use gha_auth_server::run;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -1,6 +1,7 @@
 //! `GET /.well-known/jwks.json` (RFC 7517) and `GET /.well-known/oauth-authorization-server`
 //! (RFC 8414).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -9,9 +10,39 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gha_auth::keys::Algorithm;
 use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::app::AppState;
+use axum::extract::FromRef;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::caching::if_none_match;
+use crate::keys::KeyManager;
 use crate::oauth::client_auth::PresentedMethod;
+
+/// What the discovery endpoints publish: who this authority is, where its endpoints are, and
+/// its keys.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Discovery {
+    /// The issuer URL.
+    pub issuer: String,
+    /// The token endpoint's URL.
+    pub token_endpoint: String,
+    /// The signing keys.
+    pub keys: Arc<KeyManager>,
+}
+
+/// The discovery routes.
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Discovery>: FromRef<S>,
+{
+    OpenApiRouter::new()
+        .routes(routes!(jwks))
+        .routes(routes!(metadata))
+}
 
 /// Path of the key set.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
@@ -26,11 +57,11 @@ pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
     path = "/.well-known/jwks.json",
     tag = "discovery",
     responses(
-        (status = 200, description = "RFC 7517 key set with Cache-Control and ETag", body = crate::openapi::JwksDoc),
+        (status = 200, description = "RFC 7517 key set with Cache-Control and ETag", body = JwksDoc),
         (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
     ),
 )]
-pub(crate) async fn jwks(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub(crate) async fn jwks(State(state): State<Arc<Discovery>>, headers: HeaderMap) -> Response {
     let snapshot = state.keys.snapshot();
     let max_age = state.keys.schedule().cache_control_max_age();
     let etag = snapshot.etag();
@@ -52,20 +83,6 @@ pub(crate) async fn jwks(State(state): State<Arc<AppState>>, headers: HeaderMap)
         headers.insert(header::ETAG, value);
     }
     response
-}
-
-/// Whether `If-None-Match` matches `etag` (weak comparison, RFC 9110 §13.1.2).
-pub(crate) fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|value| {
-            value
-                .split(',')
-                .map(str::trim)
-                .any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
-        })
 }
 
 #[derive(Serialize)]
@@ -92,7 +109,7 @@ struct Metadata {
     tag = "discovery",
     responses((status = 200, description = "RFC 8414 authorization-server metadata", body = Object)),
 )]
-pub(crate) async fn metadata(State(state): State<Arc<AppState>>) -> Response {
+pub(crate) async fn metadata(State(state): State<Arc<Discovery>>) -> Response {
     let base = state.issuer.trim_end_matches('/');
     let body = Metadata {
         issuer: state.issuer.clone(),
@@ -123,23 +140,9 @@ pub(crate) async fn metadata(State(state): State<Arc<AppState>>) -> Response {
     response
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn if_none_match_forms() {
-        let etag = "\"abc\"";
-        let with = |v: &str| {
-            let mut h = HeaderMap::new();
-            h.insert(header::IF_NONE_MATCH, HeaderValue::from_str(v).unwrap());
-            if_none_match(&h, etag)
-        };
-        assert!(with("\"abc\""));
-        assert!(with("W/\"abc\""));
-        assert!(with("\"x\", \"abc\""));
-        assert!(with("*"));
-        assert!(!with("\"abd\""));
-        assert!(!if_none_match(&HeaderMap::new(), etag));
-    }
+/// An RFC 7517 key set.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JwksDoc {
+    /// The published keys (`next`, `active` and `retired`).
+    pub keys: Vec<BTreeMap<String, String>>,
 }

@@ -8,6 +8,7 @@
 //! files: never into an environment variable, an argument or a log line (logs name paths,
 //! fields, versions and serials).
 
+mod cli;
 pub mod config;
 mod reload;
 mod render;
@@ -23,6 +24,7 @@ use gha_auth::consumer::{
 use gha_auth::{SharedClock, schedule::RenewalPolicy};
 use tokio::sync::mpsc;
 
+pub use cli::{AgentArgs, run_cli};
 pub use config::{AgentConfig, AgentConfigError};
 pub use reload::ReloadError;
 pub use render::RenderError;

@@ -10,6 +10,7 @@
 //! Events never contain secrets: callers pass identifiers and reasons only, and untrusted text
 //! (a client id from a request) is cleaned and truncated by [`clean`].
 
+mod cli;
 mod verify;
 
 use std::fmt;
@@ -22,6 +23,7 @@ use tokio::sync::Mutex;
 
 use crate::store::{AuditRow, Store, StoreError};
 
+pub use cli::{AuditCommand, run as run_cli};
 pub use verify::{ChainProblem, VerifyReport, verify};
 
 /// Hash that precedes the first row.

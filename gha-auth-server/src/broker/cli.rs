@@ -16,11 +16,10 @@ use gha_auth::broker::SecretData;
 use serde_json::{Map, Value, json};
 use zeroize::Zeroizing;
 
+use super::local::LocalSecrets;
 use super::policy::is_valid_secret_path;
-use crate::app::Services;
-use crate::audit::{AuditEvent, AuditKind, Outcome};
-use crate::cli::Output;
-use crate::config::Config;
+use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
+use crate::terminal::Output;
 
 /// `gha-auth secrets …`
 #[derive(Debug, Subcommand)]
@@ -107,7 +106,7 @@ fn read_file(name: &str, path: &Path) -> Result<SecretString, String> {
 
 fn read_stdin(name: &str) -> Result<SecretString, String> {
     if std::io::stdin().is_terminal() {
-        return crate::users::read_secret(&format!("{name}: "), false);
+        return crate::terminal::read_secret(&format!("{name}: "), false);
     }
     let mut text = Zeroizing::new(String::new());
     std::io::stdin()
@@ -159,22 +158,23 @@ fn checked_path(path: &str) -> Result<&str, String> {
 }
 
 /// Runs a `secrets` command.
+///
+/// `vault_mount` is the broker's KV v2 mount when Vault is configured: the secrets are managed
+/// there, not here.
 pub async fn run_cli(
     command: &SecretsCommand,
-    config: &Config,
-    services: &Services,
+    local: &LocalSecrets,
+    vault_mount: Option<&str>,
+    audit: &AuditLog,
     actor: &str,
     out: &Output,
 ) -> Result<ExitCode, String> {
-    if config.vault.address.is_some() {
+    if let Some(mount) = vault_mount {
         return Err(format!(
-            "with [vault] configured the broker serves Vault KV v2 (mount {:?}); manage the \
-             secrets there (e.g. `bao kv put -mount={} <path> field=@file`)",
-            config.broker_kv_mount(),
-            config.broker_kv_mount()
+            "with [vault] configured the broker serves Vault KV v2 (mount {mount:?}); manage the \
+             secrets there (e.g. `bao kv put -mount={mount} <path> field=@file`)"
         ));
     }
-    let local = &services.broker_secrets;
     match command {
         SecretsCommand::Put { path, fields } => {
             let path = checked_path(path)?;
@@ -184,8 +184,7 @@ pub async fn run_cli(
                 .put(path, &data, actor)
                 .await
                 .map_err(|e| e.to_string())?;
-            services
-                .audit
+            audit
                 .record_or_log(
                     AuditEvent::new(
                         AuditKind::BrokerSecretWritten,

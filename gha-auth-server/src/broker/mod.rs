@@ -29,7 +29,7 @@ use std::sync::Arc;
 use gha_auth::SharedClock;
 use gha_auth::broker::{DatabaseCredsResponse, SecretResponse};
 use gha_auth::vault::{VaultError, VaultSession};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use self::audit::{DenialRecord, ReadAudit};
 use self::cache::{CacheError, CachePolicy, SecretCache};
@@ -39,6 +39,7 @@ use self::local::LocalSecrets;
 use self::policy::{Decision, Policy, Target, is_valid_role, is_valid_secret_path};
 use self::source::{SecretSource, VaultKvSource};
 use crate::audit::AuditLog;
+use crate::health::{ComponentHealth, HealthCheck, HealthStatus};
 
 pub use cli::{SecretsCommand, run_cli};
 pub use config::{BrokerConfig, BrokerGrant};
@@ -213,22 +214,55 @@ impl Broker {
     /// Sets the broker's gauges (scrape time).
     pub fn update_gauges(&self) {
         let (cached, oldest) = self.secrets.ages();
-        metrics::gauge!("gha_auth_broker_cached_secrets").set(cached as f64);
-        metrics::gauge!("gha_auth_broker_oldest_secret_age_seconds")
+        metrics::gauge!(CACHED_SECRETS_METRIC).set(cached as f64);
+        metrics::gauge!(OLDEST_SECRET_METRIC)
             .set(oldest.map_or(0.0, |age| age.num_seconds().max(0) as f64));
-        metrics::gauge!("gha_auth_broker_database_roles")
+        metrics::gauge!(DATABASE_ROLES_METRIC)
             .set(self.database.as_ref().map_or(0.0, |d| d.running() as f64));
     }
+}
 
-    /// The `/HealthCheck` details (never a value).
-    pub fn health(&self) -> Value {
+/// Series: secrets held in the cache.
+const CACHED_SECRETS_METRIC: &str = "gha_auth_broker_cached_secrets";
+/// Series: age of the oldest cached secret.
+const OLDEST_SECRET_METRIC: &str = "gha_auth_broker_oldest_secret_age_seconds";
+/// Series: database roles whose credentials loop runs.
+const DATABASE_ROLES_METRIC: &str = "gha_auth_broker_database_roles";
+
+/// HELP text of the broker's series.
+pub fn describe_metrics() {
+    metrics::describe_counter!(READS_METRIC, "Secrets-broker requests by kind and outcome");
+    metrics::describe_gauge!(CACHED_SECRETS_METRIC, "Secrets held in the broker's cache");
+    metrics::describe_gauge!(
+        OLDEST_SECRET_METRIC,
+        metrics::Unit::Seconds,
+        "Age of the oldest secret in the broker's cache"
+    );
+    metrics::describe_gauge!(
+        DATABASE_ROLES_METRIC,
+        "Database roles whose credentials the broker keeps fresh"
+    );
+}
+
+/// The broker's `/HealthCheck` component: always Healthy (a failing source shows in the
+/// answers and their metrics); the details never hold a value.
+#[async_trait::async_trait]
+impl HealthCheck for Broker {
+    fn name(&self) -> &'static str {
+        "broker"
+    }
+
+    async fn check(&self) -> ComponentHealth {
         let (cached, oldest) = self.secrets.ages();
-        json!({
-            "source": self.secrets.describe(),
-            "database_engine": self.database.is_some(),
-            "cached_secrets": cached,
-            "oldest_secret_age_seconds": oldest.map(|age| age.num_seconds()),
-            "database_roles_running": self.database.as_ref().map_or(0, DatabaseBroker::running),
-        })
+        ComponentHealth::new(
+            HealthStatus::Healthy,
+            json!({
+                "source": self.secrets.describe(),
+                "database_engine": self.database.is_some(),
+                "cached_secrets": cached,
+                "oldest_secret_age_seconds": oldest.map(|age| age.num_seconds()),
+                "database_roles_running": self.database.as_ref().map_or(0, DatabaseBroker::running),
+            }),
+        )
     }
 }

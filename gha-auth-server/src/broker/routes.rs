@@ -6,20 +6,37 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use serde::Serialize;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::app::AppState;
-use crate::caller::{BrokerApi, Caller};
+use super::Broker;
+use crate::caller::{BrokerApi, Caller, Callers};
 
 /// Route of the secret endpoint (axum syntax: the path may contain `/`).
-pub const SECRETS_ROUTE: &str = "/v1/secrets/{*path}";
-/// The secret endpoint as OpenAPI writes it.
-pub const SECRETS_DOC_PATH: &str = "/v1/secrets/{path}";
-/// Route of the database credentials endpoint.
-pub const DATABASE_CREDS_ROUTE: &str = "/v1/database/creds/{role}";
+const SECRETS_ROUTE: &str = "/v1/secrets/{*path}";
+
+/// The secret endpoint's documentation: its route is a wildcard, which OpenAPI writes `{path}`.
+#[derive(OpenApi)]
+#[openapi(paths(read_secret))]
+struct SecretsDoc;
+
+/// The broker's routes.
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Broker>: FromRef<S>,
+    Arc<Callers>: FromRef<S>,
+{
+    OpenApiRouter::with_openapi(SecretsDoc::openapi())
+        .route(SECRETS_ROUTE, get(read_secret))
+        .routes(routes!(database_creds))
+}
 
 fn no_store<T: Serialize>(body: &T) -> Response {
     let mut response = Json(body).into_response();
@@ -45,11 +62,11 @@ fn no_store<T: Serialize>(body: &T) -> Response {
     ),
 )]
 pub(crate) async fn read_secret(
-    State(state): State<Arc<AppState>>,
+    State(broker): State<Arc<Broker>>,
     caller: Caller<BrokerApi>,
     Path(path): Path<String>,
 ) -> Response {
-    match state.broker.secret(&caller.client_id, &path).await {
+    match broker.secret(&caller.client_id, &path).await {
         Ok(secret) => no_store(&secret),
         Err(refusal) => refusal.into_response(),
     }
@@ -72,15 +89,11 @@ pub(crate) async fn read_secret(
     ),
 )]
 pub(crate) async fn database_creds(
-    State(state): State<Arc<AppState>>,
+    State(broker): State<Arc<Broker>>,
     caller: Caller<BrokerApi>,
     Path(role): Path<String>,
 ) -> Response {
-    match state
-        .broker
-        .database_credentials(&caller.client_id, &role)
-        .await
-    {
+    match broker.database_credentials(&caller.client_id, &role).await {
         Ok(creds) => no_store(&creds),
         Err(refusal) => refusal.into_response(),
     }

@@ -2,10 +2,10 @@
 //!
 //! These routes are reached with a bearer JWT this authority issued (client_credentials with
 //! `audience=<the API's audience>`). A handler takes a `Caller<BrokerApi>` or
-//! `Caller<LinkKeysApi>` argument:
+//! `Caller<LinkKeysApi>` argument; the router's state must give an `Arc<Callers>` (`FromRef`):
 //!
 //! ```ignore
-//! async fn handler(State(state): State<Arc<AppState>>, caller: Caller<LinkKeysApi>) -> Response {
+//! async fn handler(State(state): State<Arc<MyState>>, caller: Caller<LinkKeysApi>) -> Response {
 //!     caller.require_scope("link-keys:read")?; // optional: 403 insufficient_scope
 //!     // caller.client_id, caller.subject, caller.scopes, caller.tenant, caller.jti
 //! }
@@ -30,18 +30,67 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use gha_auth::SharedClock;
 use gha_auth::jwt::{AccessClaims, JwtError, Validation, Verifier};
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::keys::KeyManager;
+use crate::store::Store;
+
+/// What the [`Caller`] extractor needs: the authority's keys and issuer to verify a token, the
+/// store to ask about revocations, `[api_auth]`, and the cache of verified tokens.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Callers {
+    /// `iss` a token must carry.
+    pub issuer: String,
+    /// The injected clock.
+    pub clock: SharedClock,
+    /// The signing keys (verification is local, no HTTP round trip).
+    pub keys: Arc<KeyManager>,
+    /// Where revocations are.
+    pub store: Store,
+    /// `[api_auth]`.
+    pub config: ApiAuthConfig,
+    tokens: TokenCache,
+}
+
+impl Callers {
+    /// Callers of the authority's own APIs, verified against `keys`.
+    pub fn new(
+        issuer: String,
+        clock: SharedClock,
+        keys: Arc<KeyManager>,
+        store: Store,
+        config: ApiAuthConfig,
+    ) -> Self {
+        let tokens = TokenCache::new(config.token_cache_size);
+        Self {
+            issuer,
+            clock,
+            keys,
+            store,
+            config,
+            tokens,
+        }
+    }
+}
 pub use config::ApiAuthConfig;
 
 /// Series: refusals by API and reason.
 pub const REJECTIONS_METRIC: &str = "gha_auth_api_auth_rejections_total";
+
+/// HELP text of the callers' series.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        REJECTIONS_METRIC,
+        "Calls to the authority's own APIs refused, by reason"
+    );
+}
 
 /// One of the authority's own APIs: names it and picks its audience from the configuration.
 pub trait OwnApi: Send + Sync + 'static {
@@ -132,15 +181,18 @@ impl<A: OwnApi> Caller<A> {
     }
 }
 
-impl<A: OwnApi> FromRequestParts<Arc<AppState>> for Caller<A> {
+impl<A, S> FromRequestParts<S> for Caller<A>
+where
+    A: OwnApi,
+    S: Send + Sync,
+    Arc<Callers>: FromRef<S>,
+{
     type Rejection = CallerError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let callers = Arc::<Callers>::from_ref(state);
         let token = bearer_token(&parts.headers)?;
-        let entry = authenticate::<A>(state, token).await?;
+        let entry = authenticate::<A>(&callers, token).await?;
         Ok(Caller::from_identity(&entry.identity))
     }
 }
@@ -365,7 +417,7 @@ type Shard = RwLock<HashMap<Digest, Arc<Entry>>>;
 
 /// Verified tokens of the authority's own APIs, by SHA-256 of (API, token). Bounded: a full
 /// shard drops its expired entries, and everything when that is not enough.
-pub struct TokenCache {
+struct TokenCache {
     shards: Box<[Shard]>,
     per_shard: usize,
 }
@@ -380,7 +432,7 @@ impl fmt::Debug for TokenCache {
 
 impl TokenCache {
     /// A cache holding about `capacity` tokens.
-    pub fn new(capacity: u32) -> Self {
+    fn new(capacity: u32) -> Self {
         let capacity = usize::try_from(capacity).unwrap_or(usize::MAX).max(1);
         Self {
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
@@ -434,12 +486,12 @@ fn digest_of(api: &str, token: &str) -> Digest {
 
 /// Verifies `token` for API `A` (from the cache when it was verified before) and checks the
 /// revocation list when due.
-async fn authenticate<A: OwnApi>(state: &AppState, token: &str) -> Result<Arc<Entry>, CallerError> {
+async fn authenticate<A: OwnApi>(state: &Callers, token: &str) -> Result<Arc<Entry>, CallerError> {
     let now = state.clock.unix_seconds();
     let digest = digest_of(A::NAME, token);
     let ring_version = state.keys.snapshot().version();
     let cached = state
-        .callers
+        .tokens
         .get(&digest)
         .filter(|e| e.identity.expires_at > now && e.ring_version == ring_version);
     let entry = match cached {
@@ -447,20 +499,19 @@ async fn authenticate<A: OwnApi>(state: &AppState, token: &str) -> Result<Arc<En
         None => {
             // `checked_at` starts unset, so the revocation list is asked before first use.
             let entry = Arc::new(verify::<A>(state, token)?);
-            state.callers.insert(digest, entry.clone(), now);
+            state.tokens.insert(digest, entry.clone(), now);
             entry
         }
     };
     let interval = state
         .config
-        .api_auth
         .revocation_check_interval
         .as_delta()
         .num_seconds();
     let checked_at = entry.checked_at.load(Ordering::Relaxed);
     if checked_at == i64::MIN || now.saturating_sub(checked_at) >= interval {
         let identity = &entry.identity;
-        let revoked = crate::oauth::revocation::is_revoked_parts(
+        let revoked = crate::revocations::is_revoked(
             &state.store,
             &identity.jti,
             &identity.subject,
@@ -470,7 +521,7 @@ async fn authenticate<A: OwnApi>(state: &AppState, token: &str) -> Result<Arc<En
         .await
         .map_err(|e| CallerError::new(CallerErrorKind::Unavailable, e.to_string()))?;
         if revoked {
-            state.callers.remove(&digest);
+            state.tokens.remove(&digest);
             return Err(CallerError::new(
                 CallerErrorKind::Revoked,
                 "token is revoked",
@@ -481,9 +532,9 @@ async fn authenticate<A: OwnApi>(state: &AppState, token: &str) -> Result<Arc<En
     Ok(entry)
 }
 
-fn verify<A: OwnApi>(state: &AppState, token: &str) -> Result<Entry, CallerError> {
+fn verify<A: OwnApi>(state: &Callers, token: &str) -> Result<Entry, CallerError> {
     let invalid = |e: JwtError| CallerError::new(CallerErrorKind::InvalidToken, e.to_string());
-    let audience = A::audience(&state.config.api_auth);
+    let audience = A::audience(&state.config);
     let validation = Validation::new(state.issuer.clone(), [audience])
         .map_err(|e| CallerError::new(CallerErrorKind::InvalidToken, e.to_string()))?;
     // The configured leeway, when the verifier accepts it (at most 300 s); else its default.

@@ -12,14 +12,14 @@ use gha_auth::keys::{Algorithm, SigningKey};
 use gha_auth::{Clock, ManualClock};
 use tower::ServiceExt;
 
-use super::{BrokerApi, Caller, CallerError, LinkKeysApi};
-use crate::app::{AppState, build_app};
+use super::{BrokerApi, Caller, CallerError, Callers, LinkKeysApi};
 use crate::config::Config;
+use crate::services::Services;
 
 const START: i64 = 1_767_225_600;
 
 struct Fixture {
-    state: Arc<AppState>,
+    state: Arc<Callers>,
     clock: ManualClock,
     _dir: tempfile::TempDir,
 }
@@ -31,9 +31,18 @@ async fn fixture() -> Fixture {
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.data_dir = dir.path().join("data");
     let clock = ManualClock::at_unix(START);
-    let app = build_app(config, clock.shared()).await.unwrap();
+    let services = Services::open(&config, clock.shared(), "test")
+        .await
+        .unwrap();
+    let callers = Callers::new(
+        "http://127.0.0.1:8700".to_owned(),
+        clock.shared(),
+        services.keys,
+        services.store,
+        config.api_auth,
+    );
     Fixture {
-        state: app.state().clone(),
+        state: Arc::new(callers),
         clock,
         _dir: dir,
     }
@@ -48,7 +57,7 @@ async fn link_probe(caller: Caller<LinkKeysApi>) -> String {
     caller.client_id
 }
 
-fn router(state: &Arc<AppState>) -> Router {
+fn router(state: &Arc<Callers>) -> Router {
     Router::new()
         .route("/broker", get(broker_probe))
         .route("/link", get(link_probe))
@@ -58,7 +67,7 @@ fn router(state: &Arc<AppState>) -> Router {
 impl Fixture {
     fn claims(&self, audience: &str, lifetime: i64) -> AccessClaims {
         AccessClaims::new(
-            self.state.issuer(),
+            &self.state.issuer,
             "svc",
             audience,
             "svc",
@@ -70,7 +79,7 @@ impl Fixture {
     }
 
     fn sign(&self, claims: &AccessClaims) -> String {
-        let snapshot = self.state.keys().snapshot();
+        let snapshot = self.state.keys.snapshot();
         let key = snapshot.signing_key(self.clock.now()).unwrap();
         issue(key, claims).unwrap()
     }
@@ -197,7 +206,7 @@ async fn a_missing_scope_is_403_insufficient_scope_naming_it() {
     assert_eq!(body, r#"{"error":"insufficient_scope"}"#);
 }
 
-async fn revoke(state: &AppState, kind: &str, value: &str, not_before: i64) {
+async fn revoke(state: &Callers, kind: &str, value: &str, not_before: i64) {
     sqlx::query(
         "INSERT INTO revocations (kind, value, not_before, expires_at, created_at) \
          VALUES ($1, $2, $3, $4, $3)",
@@ -206,7 +215,7 @@ async fn revoke(state: &AppState, kind: &str, value: &str, not_before: i64) {
     .bind(value)
     .bind(not_before)
     .bind(not_before + 3600)
-    .execute(state.store().pool())
+    .execute(state.store.pool())
     .await
     .unwrap();
 }

@@ -1,25 +1,30 @@
-//! The `gha-auth` command line.
+//! The `gha-auth` command line: the arguments, and the dispatch of admin commands to the
+//! features that own them (each feature's `cli` module implements its subcommand).
 //!
 //! `gha-auth [--config FILE] [--listen ADDR] [--data-dir DIR] [--issuer URL] [--json] <command>`
 //! with `serve` as the default command. Admin commands open the same store as the server (which
 //! may be running) and print JSON with `--json`. Exit status: 0 on success, 1 on any failure
 //! (an invalid configuration, a broken audit chain), 2 for usage errors (from clap).
 
-mod admin;
-mod agent;
-mod output;
+mod config_check;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
+use gha_auth::{SharedClock, SystemClock};
 
-use crate::config::{Config, ConfigError, Duration, Overrides};
-use crate::telemetry::{LogTarget, init_logging};
-
-pub use agent::AgentArgs;
-pub use output::Output;
+use crate::agent::AgentArgs;
+use crate::audit::AuditCommand;
+use crate::broker::SecretsCommand;
+use crate::clients::ClientsCommand;
+use crate::config::{Config, ConfigError, Overrides};
+use crate::keys::KeysCommand;
+use crate::linkkeys::LinkKeysCommand;
+use crate::services::Services;
+use crate::terminal::Output;
+use crate::users::{Users, UsersCommand};
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
@@ -64,7 +69,7 @@ pub enum Command {
     Clients(ClientsCommand),
     /// Manage built-in users (password read from standard input or a prompt, never argv).
     #[command(subcommand)]
-    Users(crate::users::UsersCommand),
+    Users(UsersCommand),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -73,11 +78,11 @@ pub enum Command {
     Audit(AuditCommand),
     /// Rotated link keys (the Epicor key): status, rotate, retire-previous.
     #[command(subcommand)]
-    LinkKeys(crate::linkkeys::LinkKeysCommand),
+    LinkKeys(LinkKeysCommand),
     /// The secrets broker's local store (embedded defaults): put, get, list. Values are read
     /// from files or standard input, never from the command line.
     #[command(subcommand)]
-    Secrets(crate::broker::SecretsCommand),
+    Secrets(SecretsCommand),
     /// Write secrets from the broker to files (0600) and run a reload command when they
     /// change, for programs that cannot use the consumer client. Uses its own configuration
     /// file, not the server's.
@@ -92,96 +97,6 @@ pub enum ConfigCommand {
     Check,
 }
 
-/// `gha-auth clients …`
-#[derive(Debug, Subcommand)]
-#[non_exhaustive]
-pub enum ClientsCommand {
-    /// Register a client; prints its secret once.
-    Add(AddClient),
-    /// List clients.
-    List,
-    /// Show one client.
-    Show {
-        /// Client id.
-        id: String,
-    },
-    /// Issue a new secret; the old one stays valid for the grace period. With --emergency (a
-    /// leaked secret), the old one stops at once and every token issued so far is revoked.
-    RotateSecret {
-        /// Client id.
-        id: String,
-        /// How long the previous secret stays valid.
-        #[arg(long, default_value = "24h", conflicts_with = "emergency")]
-        grace: Duration,
-        /// The secret leaked: no grace, and revoke the client's outstanding tokens.
-        #[arg(long)]
-        emergency: bool,
-    },
-    /// Disable a client: it can no longer authenticate, and the tokens it holds are revoked.
-    Disable {
-        /// Client id.
-        id: String,
-    },
-    /// Legacy static API keys a client may exchange for short-lived tokens (token exchange).
-    #[command(subcommand)]
-    LegacyKey(crate::legacy_keys::LegacyKeyCommand),
-}
-
-/// `gha-auth clients add`.
-#[derive(Debug, Args)]
-#[non_exhaustive]
-pub struct AddClient {
-    /// Client id: 1-128 characters of A-Z a-z 0-9 . _ ~ -
-    pub id: String,
-    /// Allowed grant (client_credentials, password, refresh_token, token-exchange); repeatable.
-    #[arg(long = "grant", required = true, num_args = 1..)]
-    pub grants: Vec<String>,
-    /// Allowed scope; repeatable.
-    #[arg(long = "scope", num_args = 1..)]
-    pub scopes: Vec<String>,
-    /// Allowed audience; repeatable.
-    #[arg(long = "audience", required = true, num_args = 1..)]
-    pub audiences: Vec<String>,
-    /// Tenant (GHA customer).
-    #[arg(long)]
-    pub tenant: Option<String>,
-    /// First-party client (may use the password grant).
-    #[arg(long)]
-    pub first_party: bool,
-    /// Public client: holds no secret.
-    #[arg(long)]
-    pub public: bool,
-    /// Public JWK file for private_key_jwt (no secret is issued then).
-    #[arg(long, value_name = "FILE")]
-    pub jwk: Option<PathBuf>,
-    /// Access-token lifetime (default: tokens.default_lifetime).
-    #[arg(long, value_name = "DURATION")]
-    pub token_lifetime: Option<Duration>,
-}
-
-/// `gha-auth keys …`
-#[derive(Debug, Subcommand)]
-#[non_exhaustive]
-pub enum KeysCommand {
-    /// List signing keys and their states.
-    List,
-    /// Rotate: publish a new key that signs after `publish_ahead`. With --emergency, replace
-    /// every key at once (breaks every outstanding token: for a leaked key).
-    Rotate {
-        /// Drop every key now and sign with a new one immediately.
-        #[arg(long)]
-        emergency: bool,
-    },
-}
-
-/// `gha-auth audit …`
-#[derive(Debug, Subcommand)]
-#[non_exhaustive]
-pub enum AuditCommand {
-    /// Recompute the hash chain; exit 1 if it is broken.
-    Verify,
-}
-
 impl Cli {
     fn overrides(&self) -> Overrides {
         Overrides::new(self.listen, self.data_dir.clone(), self.issuer.clone())
@@ -191,30 +106,119 @@ impl Cli {
     pub fn load_config(&self) -> Result<Config, ConfigError> {
         Config::load(self.config.as_deref(), std::env::vars(), &self.overrides())
     }
+
+    /// Whether this runs the service (no command, or `serve`).
+    pub fn serves(&self) -> bool {
+        matches!(self.command, None | Some(Command::Serve))
+    }
 }
 
-/// Runs the command line; returns the process exit status.
-pub async fn run(cli: Cli) -> ExitCode {
-    let out = Output::new(cli.json);
-    if let Some(Command::Agent(args)) = &cli.command {
-        return agent::run(args, &out).await;
-    }
-    let config = match cli.load_config() {
-        Ok(config) => config,
-        Err(e) => return out.failure(&e.to_string()),
-    };
+/// Runs the commands that work on a configuration's store (not `serve`, which the composition
+/// root runs, nor `agent`, which has a configuration of its own); returns the exit status.
+pub async fn run(cli: &Cli, config: Config, out: &Output) -> ExitCode {
     match &cli.command {
-        None | Some(Command::Serve) => {
-            init_logging(config.log.format, &config.log.level, LogTarget::Stdout);
-            admin::serve(config, &out).await
+        None | Some(Command::Serve | Command::Agent(_)) => {
+            out.failure("not a command on the server's configuration")
         }
-        Some(Command::Config(ConfigCommand::Check)) => admin::config_check(&config, &out),
+        Some(Command::Config(ConfigCommand::Check)) => config_check::run(&config, out),
         Some(command) => {
-            init_logging(config.log.format, "warn", LogTarget::Stderr);
+            crate::telemetry::init_logging(
+                config.log.format,
+                "warn",
+                crate::telemetry::LogTarget::Stderr,
+            );
             if let Err(e) = config.check() {
                 return out.failure(&e.to_string());
             }
-            admin::run(command, config, &out).await
+            admin(command, config, out).await
+        }
+    }
+}
+
+/// Admin commands against the store.
+async fn admin(command: &Command, config: Config, out: &Output) -> ExitCode {
+    let actor = format!(
+        "cli:{}",
+        std::env::var("USER")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "unknown".into())
+    );
+    let clock: SharedClock = SystemClock::shared();
+    let services = match Services::open(&config, clock.clone(), &actor).await {
+        Ok(services) => services,
+        Err(e) => return out.failure(&e.to_string()),
+    };
+    let result = dispatch(command, &config, &services, &actor, out).await;
+    services.store.close().await;
+    match result {
+        Ok(code) => code,
+        Err(message) => out.failure(&message),
+    }
+}
+
+async fn dispatch(
+    command: &Command,
+    config: &Config,
+    services: &Services,
+    actor: &str,
+    out: &Output,
+) -> Result<ExitCode, String> {
+    match command {
+        Command::Clients(command) => {
+            crate::clients::run_cli(
+                command,
+                &services.clients,
+                &services.store,
+                &services.audit,
+                actor,
+                out,
+            )
+            .await
+        }
+        Command::Users(command) => {
+            let users = Users::new(
+                services.store.clone(),
+                services.audit.clone(),
+                services.clock.clone(),
+                config.users.clone(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            crate::users::run_cli(command, &users, actor, out).await
+        }
+        Command::Keys(command) => crate::keys::run_cli(command, &services.keys, out).await,
+        Command::LinkKeys(command) => {
+            crate::linkkeys::run_cli(
+                command,
+                &config.link_keys,
+                &*services.link_key_store,
+                &services.audit,
+                services.clock.now(),
+                actor,
+                out,
+            )
+            .await
+        }
+        Command::Audit(command) => crate::audit::run_cli(command, &services.store, out).await,
+        Command::Secrets(command) => {
+            let vault_mount = config
+                .vault
+                .address
+                .is_some()
+                .then(|| config.broker_kv_mount());
+            crate::broker::run_cli(
+                command,
+                &services.broker_secrets,
+                vault_mount,
+                &services.audit,
+                actor,
+                out,
+            )
+            .await
+        }
+        Command::Serve | Command::Config(_) | Command::Agent(_) => {
+            Err("not an admin command".to_owned())
         }
     }
 }

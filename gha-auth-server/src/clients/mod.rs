@@ -6,9 +6,12 @@
 //! JWK authenticates with `private_key_jwt` and holds no shared secret; a public client holds
 //! nothing and cannot use `client_credentials`.
 
+mod assertion_jtis;
 mod cache;
+mod cli;
 mod config;
 mod jwk;
+pub mod legacy_keys;
 mod model;
 
 use std::fmt;
@@ -22,6 +25,8 @@ use thiserror::Error;
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
 use crate::store::{NewClientRow, SecretRotation, Store, StoreError};
 
+pub use assertion_jtis::{purge_assertion_jtis, record_assertion_jti};
+pub use cli::{AddClient, ClientsCommand, run as run_cli};
 pub use config::ClientsConfig;
 pub use jwk::client_key_from_json;
 pub use model::{
@@ -457,6 +462,11 @@ impl ClientRegistry {
     /// The pepper secrets are hashed under.
     pub fn pepper(&self) -> &Pepper {
         &self.pepper
+    }
+
+    /// The pepper, shared (refresh-token families key their hashes with it too).
+    pub fn pepper_arc(&self) -> Arc<Pepper> {
+        Arc::clone(&self.pepper)
     }
 }
 

@@ -4,8 +4,11 @@
 //! The lifecycle itself is pure and lives in [`gha_auth::keys::KeyRing`]; this module adds
 //! storage with compare-and-set, audit events and the clock-driven task.
 
+mod cli;
 mod config;
+mod health;
 mod manager;
+mod metrics;
 mod scheduler;
 mod store;
 mod vault;
@@ -17,10 +20,13 @@ use gha_auth::keys::{KeySchedule, ScheduleError, SigningKey, is_dev_key};
 
 use crate::settings::Duration;
 
+pub use cli::{KeysCommand, run as run_cli};
 pub use config::{KeyBackend, KeysConfig, SigningAlgorithm};
+pub use health::SigningKeysCheck;
 pub use manager::{
     KeyInfo, KeyManager, KeyManagerError, KeySettings, KeySnapshot, SyncHealth, SyncReport,
 };
+pub use metrics::{describe_metrics, update_gauges};
 pub use scheduler::run_scheduler;
 pub use store::{CasOutcome, KeyDocument, KeyStore, KeyStoreError, LocalKeyStore, Versioned};
 pub use vault::VaultKeyStore;

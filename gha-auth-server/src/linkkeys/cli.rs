@@ -12,13 +12,15 @@ use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
+use super::LinkKeyConfig;
 use super::machine::{self, Stale};
 use super::model::LinkKeyState;
 use super::store::{LinkKeyStore, update};
-use crate::app::Services;
-use crate::audit::{AuditEvent, AuditKind, Outcome};
-use crate::cli::Output;
-use crate::config::Config;
+use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
+use crate::terminal::Output;
+
+/// The configured link keys by name (`[link_keys.<name>]`).
+pub type Configured = std::collections::BTreeMap<String, LinkKeyConfig>;
 
 /// `gha-auth link-keys …`
 #[derive(Debug, Subcommand)]
@@ -53,9 +55,9 @@ fn key_json(key: Option<&super::model::StoredKey>) -> Value {
     })
 }
 
-fn status_json(name: &str, config: &Config, state: Option<&LinkKeyState>) -> Value {
-    let link_key = config.link_keys.get(name);
-    let policy = link_key.map(crate::config::LinkKeyConfig::policy);
+fn status_json(name: &str, configured: &Configured, state: Option<&LinkKeyState>) -> Value {
+    let link_key = configured.get(name);
+    let policy = link_key.map(LinkKeyConfig::policy);
     let Some(state) = state else {
         return json!({"name": name, "initialized": false});
     };
@@ -116,18 +118,13 @@ fn status_text(name: &str, state: Option<&LinkKeyState>) -> String {
     text
 }
 
-fn known<'a>(config: &Config, name: &'a str) -> Result<&'a str, String> {
-    if config.link_keys.contains_key(name) {
+fn known<'a>(configured: &Configured, name: &'a str) -> Result<&'a str, String> {
+    if configured.contains_key(name) {
         Ok(name)
     } else {
         Err(format!(
             "no link key {name:?} is configured (known: {})",
-            config
-                .link_keys
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            configured.keys().cloned().collect::<Vec<_>>().join(", ")
         ))
     }
 }
@@ -135,25 +132,25 @@ fn known<'a>(config: &Config, name: &'a str) -> Result<&'a str, String> {
 /// Runs a `link-keys` command.
 pub async fn run_cli(
     command: &LinkKeysCommand,
-    config: &Config,
-    services: &Services,
+    configured: &Configured,
+    store: &dyn LinkKeyStore,
+    audit: &AuditLog,
+    now: DateTime<Utc>,
     actor: &str,
     out: &Output,
 ) -> Result<ExitCode, String> {
-    let store: &dyn LinkKeyStore = &*services.link_key_store;
-    let now = services.clock.now();
     match command {
         LinkKeysCommand::Status { name } => {
             let names: Vec<String> = match name {
-                Some(name) => vec![known(config, name)?.to_owned()],
-                None => config.link_keys.keys().cloned().collect(),
+                Some(name) => vec![known(configured, name)?.to_owned()],
+                None => configured.keys().cloned().collect(),
             };
             let mut all = Vec::new();
             let mut text = String::new();
             for name in &names {
                 let loaded = store.load(name).await.map_err(|e| e.to_string())?;
                 let state = loaded.as_ref().map(|l| &l.state);
-                all.push(status_json(name, config, state));
+                all.push(status_json(name, configured, state));
                 text.push_str(&status_text(name, state));
             }
             if names.is_empty() {
@@ -163,7 +160,7 @@ pub async fn run_cli(
             Ok(ExitCode::SUCCESS)
         }
         LinkKeysCommand::Rotate { name } => {
-            let name = known(config, name)?;
+            let name = known(configured, name)?;
             let result = update(store, name, |s| {
                 if machine::request(s, actor, now) {
                     Ok(())
@@ -175,8 +172,7 @@ pub async fn run_cli(
             .map_err(|e| e.to_string())?;
             let newly = result.is_ok();
             if newly {
-                services
-                    .audit
+                audit
                     .record_or_log(AuditEvent::new(
                         AuditKind::LinkKeyRotationRequested,
                         actor,
@@ -194,7 +190,7 @@ pub async fn run_cli(
             Ok(ExitCode::SUCCESS)
         }
         LinkKeysCommand::RetirePrevious { name, force } => {
-            let name = known(config, name)?;
+            let name = known(configured, name)?;
             let force = *force;
             let result = update(store, name, |s| {
                 let Some(previous) = &s.previous else {
@@ -224,7 +220,7 @@ pub async fn run_cli(
                 Ok((id, _)) => event = event.detail("key_id", id.clone()),
                 Err(Stale(reason)) => event = event.detail("reason", *reason),
             }
-            services.audit.record_or_log(event).await;
+            audit.record_or_log(event).await;
             match result {
                 Ok((id, _)) => {
                     out.print(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -20,11 +20,39 @@ use serde_json::json;
 
 use super::machine::{self, Stale};
 use super::model::ServedSet;
-use super::registry::LinkKeyEntry;
+use gha_auth::SharedClock;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::registry::{LinkKeyEntry, LinkKeys};
 use super::store::update;
-use crate::app::AppState;
-use crate::audit::{AuditEvent, AuditKind, Outcome};
-use crate::caller::{Caller, CallerError, LinkKeysApi};
+use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
+use crate::caller::{Caller, CallerError, Callers, LinkKeysApi};
+
+/// What the validators' endpoints need: the configured link keys, the audit log for refusals
+/// and the clock.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Validators {
+    /// The configured link keys.
+    pub link_keys: Arc<LinkKeys>,
+    /// Where refusals are audited.
+    pub audit: Arc<AuditLog>,
+    /// The injected clock.
+    pub clock: SharedClock,
+}
+
+/// The validators' routes.
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Validators>: FromRef<S>,
+    Arc<Callers>: FromRef<S>,
+{
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(usage))
+}
 
 /// Path of the digest list.
 pub const LIST_PATH: &str = "/v1/link-keys/{name}";
@@ -84,7 +112,7 @@ fn unavailable() -> Response {
     response
 }
 
-async fn deny(state: &AppState, actor: &str, name: &str, reason: &str) {
+async fn deny(state: &Validators, actor: &str, name: &str, reason: &str) {
     state
         .audit
         .record_or_log(
@@ -101,7 +129,7 @@ async fn deny(state: &AppState, actor: &str, name: &str, reason: &str) {
 
 /// Checks the caller and the name; the refusal is already audited when `Err`.
 async fn authorize<'a>(
-    state: &'a AppState,
+    state: &'a Validators,
     caller: Result<Caller<LinkKeysApi>, CallerError>,
     name: &str,
 ) -> Result<(Caller<LinkKeysApi>, &'a LinkKeyEntry), Response> {
@@ -171,7 +199,7 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
     ),
 )]
 pub(crate) async fn list(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Validators>>,
     Path(name): Path<String>,
     headers: HeaderMap,
     caller: Result<Caller<LinkKeysApi>, CallerError>,
@@ -233,7 +261,7 @@ pub(crate) async fn list(
     ),
 )]
 pub(crate) async fn usage(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Validators>>,
     Path(name): Path<String>,
     caller: Result<Caller<LinkKeysApi>, CallerError>,
     body: Bytes,

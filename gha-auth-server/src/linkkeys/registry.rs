@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use gha_auth::SharedClock;
 use gha_auth::vault::{VaultError, VaultSession};
@@ -17,7 +18,7 @@ use super::store::{LinkKeyStore, LocalLinkKeyStore, VaultLinkKeyStore};
 use super::{AlertsConfig, LinkKeyConfig};
 use crate::atrest::MasterKey;
 use crate::audit::AuditLog;
-use crate::health::HealthStatus;
+use crate::health::{ComponentHealth, HealthCheck, HealthStatus};
 use crate::store::Store;
 use crate::targets::{TargetDeps, TargetError, build_target};
 
@@ -32,9 +33,10 @@ pub struct LinkKeyEntry {
 }
 
 /// Every configured link key.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LinkKeys {
     entries: BTreeMap<String, LinkKeyEntry>,
+    clock: SharedClock,
 }
 
 /// The link keys could not be set up. Separate from rotation-time errors.
@@ -139,7 +141,7 @@ impl LinkKeys {
                 },
             );
         }
-        Ok(Self { entries })
+        Ok(Self { entries, clock })
     }
 
     /// The link key `name`, if configured.
@@ -168,10 +170,18 @@ impl LinkKeys {
             .map(|entry| tokio::spawn(entry.rotator.clone().run(shutdown())))
             .collect()
     }
+}
 
-    /// The `/HealthCheck` component: degraded while a rotation is failing, a driver cannot reach
-    /// its store, a key has no CURRENT, or a rotation is overdue.
-    pub fn health(&self, now: DateTime<Utc>) -> (HealthStatus, Value) {
+/// The `/HealthCheck` component: degraded while a rotation is failing, a driver cannot reach its
+/// store, a key has no CURRENT, or a rotation is overdue.
+#[async_trait]
+impl HealthCheck for LinkKeys {
+    fn name(&self) -> &'static str {
+        "link_keys"
+    }
+
+    async fn check(&self) -> ComponentHealth {
+        let now = self.clock.now();
         let mut worst = HealthStatus::Healthy;
         let mut keys = serde_json::Map::new();
         for (name, entry) in &self.entries {
@@ -179,7 +189,7 @@ impl LinkKeys {
             worst = worst.max(status);
             keys.insert(name.clone(), detail);
         }
-        (worst, json!({ "keys": keys }))
+        ComponentHealth::new(worst, json!({ "keys": keys }))
     }
 }
 

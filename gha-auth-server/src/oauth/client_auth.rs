@@ -17,9 +17,10 @@ use gha_auth::apikey::{ApiKey, SecretKind};
 
 use super::assertion::{self, AssertionRules, JWT_BEARER_ASSERTION_TYPE};
 use super::{OAuthError, TokenForm};
-use crate::app::AppState;
 use crate::audit::{AuditEvent, AuditKind, Outcome};
+use crate::clients::record_assertion_jti;
 use crate::clients::{AuthMethod, Client, client_key_from_json, is_valid_client_id};
+use crate::oauth::OAuth;
 
 /// How the client presented itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +116,7 @@ impl Failure {
 
 /// Authenticates the client of a token request.
 pub async fn authenticate(
-    state: &AppState,
+    state: &OAuth,
     headers: &HeaderMap,
     form: &TokenForm,
     peer: Option<SocketAddr>,
@@ -138,6 +139,28 @@ pub async fn authenticate(
             return Err(OAuthError::invalid_client().with_basic_challenge(true));
         }
     };
+    authenticate_credentials(state, credentials, basic_used, peer).await
+}
+
+/// Authenticates a public client that names itself, as the token endpoint would (the session
+/// endpoints act for their configured client this way).
+pub async fn authenticate_public(
+    state: &OAuth,
+    client_id: &str,
+    peer: Option<SocketAddr>,
+) -> Result<AuthenticatedClient, OAuthError> {
+    let credentials = Credentials::Public {
+        client_id: client_id.to_owned(),
+    };
+    authenticate_credentials(state, credentials, false, peer).await
+}
+
+async fn authenticate_credentials(
+    state: &OAuth,
+    credentials: Credentials,
+    basic_used: bool,
+    peer: Option<SocketAddr>,
+) -> Result<AuthenticatedClient, OAuthError> {
     // Backing off: refused before any lookup or hash, so failures cost the attacker time.
     let named = match &credentials {
         Credentials::Secret { client_id, .. } | Credentials::Public { client_id } => {
@@ -187,7 +210,7 @@ type Attempt = Result<AuthenticatedClient, (Option<String>, PresentedMethod, Fai
 
 /// The client, from the short-lived cache unless `fresh`.
 async fn lookup(
-    state: &AppState,
+    state: &OAuth,
     client_id: &str,
     method: PresentedMethod,
     fresh: bool,
@@ -210,7 +233,7 @@ async fn lookup(
     Ok(client)
 }
 
-async fn public(state: &AppState, client_id: String) -> Attempt {
+async fn public(state: &OAuth, client_id: String) -> Attempt {
     let method = PresentedMethod::None;
     let client = lookup(state, &client_id, method, false).await?;
     if client.auth_method != AuthMethod::None {
@@ -221,7 +244,7 @@ async fn public(state: &AppState, client_id: String) -> Attempt {
 }
 
 async fn with_secret(
-    state: &AppState,
+    state: &OAuth,
     client_id: String,
     secret: &SecretString,
     method: PresentedMethod,
@@ -246,7 +269,7 @@ async fn with_secret(
     Ok(AuthenticatedClient { client, method })
 }
 
-async fn with_assertion(state: &AppState, client_id: Option<String>, token: &str) -> Attempt {
+async fn with_assertion(state: &OAuth, client_id: Option<String>, token: &str) -> Attempt {
     let method = PresentedMethod::PrivateKeyJwt;
     let Some(client_id) = client_id.or_else(|| assertion::claimed_subject(token)) else {
         return Err((None, method, Failure::Assertion("assertion_malformed")));
@@ -268,7 +291,7 @@ async fn with_assertion(state: &AppState, client_id: Option<String>, token: &str
         audiences: [&state.token_endpoint, &state.issuer],
         now: state.clock.unix_seconds(),
         leeway,
-        max_lifetime: state.config.tokens.client_assertion_max_lifetime.as_secs(),
+        max_lifetime: state.tokens.client_assertion_max_lifetime.as_secs(),
     };
     let verified = assertion::verify(token, &key, &rules).map_err(|e| {
         (
@@ -277,10 +300,13 @@ async fn with_assertion(state: &AppState, client_id: Option<String>, token: &str
             Failure::Assertion(e.reason()),
         )
     })?;
-    match state
-        .store
-        .record_assertion_jti(&client.id, &verified.jti, verified.exp + leeway)
-        .await
+    match record_assertion_jti(
+        &state.store,
+        &client.id,
+        &verified.jti,
+        verified.exp + leeway,
+    )
+    .await
     {
         Ok(true) => Ok(AuthenticatedClient { client, method }),
         Ok(false) => {
@@ -423,7 +449,7 @@ fn form_decode(text: &str) -> Option<String> {
 }
 
 async fn audit_failure(
-    state: &AppState,
+    state: &OAuth,
     client_id: Option<&str>,
     method: PresentedMethod,
     failure: Failure,

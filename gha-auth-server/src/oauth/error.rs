@@ -8,6 +8,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::ratelimit::{LIMITED_DESCRIPTION, Limited};
+
 /// The `error` codes of RFC 6749 §5.2, RFC 8707 §2 and a generic server error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -99,10 +101,7 @@ impl OAuthError {
 
     /// `429 Too Many Requests` with `Retry-After: retry_after` seconds (at least 1).
     pub fn rate_limited(retry_after: u64) -> Self {
-        let mut error = Self::new(
-            ErrorCode::RateLimited,
-            "too many requests; retry after the time in Retry-After",
-        );
+        let mut error = Self::new(ErrorCode::RateLimited, LIMITED_DESCRIPTION);
         error.retry_after = Some(retry_after.max(1));
         error
     }
@@ -148,6 +147,13 @@ impl fmt::Display for OAuthError {
 }
 
 impl std::error::Error for OAuthError {}
+
+impl From<Limited> for OAuthError {
+    fn from(limited: Limited) -> Self {
+        limited.count();
+        OAuthError::rate_limited(limited.retry_after)
+    }
+}
 
 #[derive(Serialize)]
 struct Body<'a> {

@@ -81,12 +81,6 @@ impl TokenForm {
         Ok(form)
     }
 
-    /// Sets a single-valued parameter chosen by the server (the session endpoints name the
-    /// grant and the client themselves).
-    pub(crate) fn set(&mut self, name: &str, value: impl Into<String>) {
-        self.single.insert(name.to_owned(), value.into());
-    }
-
     /// A single-valued parameter.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.single.get(name).map(String::as_str)

@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use super::error::no_store;
 use super::{ErrorCode, OAuthError, TokenForm};
-use crate::app::AppState;
 use crate::clients::{Client, is_valid_scope};
+use crate::oauth::OAuth;
 
 /// A successful token response (RFC 6749 §5.1). `Debug` hides the tokens.
 #[derive(Serialize)]
@@ -164,8 +164,8 @@ impl Grant {
 }
 
 /// Signs an access token for `client` with the active key.
-pub fn mint(state: &AppState, client: &Client, grant: Grant) -> Result<TokenResponse, OAuthError> {
-    let tokens = &state.config.tokens;
+pub fn mint(state: &OAuth, client: &Client, grant: Grant) -> Result<TokenResponse, OAuthError> {
+    let tokens = &state.tokens;
     let lifetime = client
         .token_lifetime(tokens.default_lifetime.as_delta())
         .min(tokens.max_lifetime.as_delta())

@@ -11,11 +11,14 @@
 pub mod assertion;
 pub mod client_auth;
 mod config;
+pub mod docs;
 pub mod error;
 pub mod form;
 pub mod grants;
 pub mod issue;
+mod own_tokens;
 pub mod revocation;
+mod state;
 mod token;
 
 pub use config::TokensConfig;
@@ -23,9 +26,40 @@ pub use error::{ErrorCode, OAuthError};
 pub use form::TokenForm;
 pub use issue::TokenResponse;
 pub use revocation::{INTROSPECT_PATH, REVOKE_PATH};
-pub(crate) use revocation::{introspect_endpoint, revoke_endpoint};
+pub use state::OAuth;
 pub use token::Refusal;
-pub(crate) use token::{__path_token_endpoint, read_form, token_endpoint};
+pub(crate) use token::read_form;
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The token, revocation and introspection routes, rate-limited per source.
+pub fn router<S>(state: &S) -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<OAuth>: FromRef<S>,
+{
+    let limits = Arc::<OAuth>::from_ref(state).limits.clone();
+    OpenApiRouter::new()
+        .routes(routes!(token::token_endpoint))
+        .routes(routes!(revocation::revoke_endpoint))
+        .routes(routes!(revocation::introspect_endpoint))
+        .route_layer(axum::middleware::from_fn_with_state(
+            limits,
+            crate::ratelimit::per_source,
+        ))
+}
+
+/// HELP text of the OAuth endpoints' series.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        token::TOKEN_REQUESTS_METRIC,
+        "Token-endpoint outcomes per grant type"
+    );
+}
 
 /// Path of the token endpoint.
 pub const TOKEN_PATH: &str = "/oauth2/token";

@@ -17,15 +17,13 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use gha_auth::apikey::{ApiKey, SecretKind};
-use gha_auth::jwt::dangerous::decode_unverified_claims;
-use gha_auth::jwt::{AccessClaims, Validation, Verifier};
 use serde_json::{Map, Value, json};
 
 use super::client_auth::{self, PresentedMethod};
 use super::error::no_store;
+use super::own_tokens::{is_revoked, verify_own};
 use super::token::read_form;
-use super::{OAuthError, Refusal};
-use crate::app::AppState;
+use super::{OAuth, OAuthError, Refusal};
 use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::refresh;
 use crate::store::StoreError;
@@ -45,18 +43,15 @@ fn internal(e: &StoreError) -> OAuthError {
     post,
     path = "/oauth2/revoke",
     tag = "oauth",
-    request_body(content = crate::openapi::TokenParamDoc, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = crate::oauth::docs::TokenParamDoc, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Revoked, or the token was unknown (RFC 7009 §2.2)"),
-        (status = 400, description = "Bad request", body = crate::openapi::OAuthErrorDoc),
-        (status = 401, description = "Client authentication failed", body = crate::openapi::OAuthErrorDoc),
-        (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::OAuthErrorDoc),
+        (status = 400, description = "Bad request", body = crate::oauth::docs::OAuthErrorDoc),
+        (status = 401, description = "Client authentication failed", body = crate::oauth::docs::OAuthErrorDoc),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::oauth::docs::OAuthErrorDoc),
     ),
 )]
-pub(crate) async fn revoke_endpoint(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-) -> Response {
+pub(crate) async fn revoke_endpoint(State(state): State<Arc<OAuth>>, request: Request) -> Response {
     match revoke(&state, request).await {
         Ok(()) => {
             let mut response = StatusCode::OK.into_response();
@@ -68,7 +63,7 @@ pub(crate) async fn revoke_endpoint(
     }
 }
 
-async fn revoke(state: &AppState, request: Request) -> Result<(), Refusal> {
+async fn revoke(state: &OAuth, request: Request) -> Result<(), Refusal> {
     let (headers, form, peer) = read_form(state, request).await?;
     let client = client_auth::authenticate(state, &headers, &form, peer).await?;
     let token = form
@@ -77,7 +72,7 @@ async fn revoke(state: &AppState, request: Request) -> Result<(), Refusal> {
     let client_id = client.client.id;
     let now = state.clock.unix_seconds();
     if let Ok(key) = ApiKey::parse_kind(token, SecretKind::RefreshToken) {
-        let Some((_, family)) = refresh::lookup(state, &key)
+        let Some((_, family)) = refresh::lookup(&state.families, &key)
             .await
             .map_err(|e| internal(&e))?
         else {
@@ -132,7 +127,7 @@ async fn revoke(state: &AppState, request: Request) -> Result<(), Refusal> {
 
 /// Audits a successful revocation by `client_id` of a token about `target`.
 async fn audit_revoked(
-    state: &AppState,
+    state: &OAuth,
     client_id: &str,
     target: &str,
     token_type: &'static str,
@@ -153,16 +148,16 @@ async fn audit_revoked(
     post,
     path = "/oauth2/introspect",
     tag = "oauth",
-    request_body(content = crate::openapi::TokenParamDoc, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = crate::oauth::docs::TokenParamDoc, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "`{\"active\": bool, …claims}`", body = Object),
-        (status = 400, description = "Bad request", body = crate::openapi::OAuthErrorDoc),
-        (status = 401, description = "Client authentication failed", body = crate::openapi::OAuthErrorDoc),
-        (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::OAuthErrorDoc),
+        (status = 400, description = "Bad request", body = crate::oauth::docs::OAuthErrorDoc),
+        (status = 401, description = "Client authentication failed", body = crate::oauth::docs::OAuthErrorDoc),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::oauth::docs::OAuthErrorDoc),
     ),
 )]
 pub(crate) async fn introspect_endpoint(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<OAuth>>,
     request: Request,
 ) -> Response {
     match introspect(&state, request).await {
@@ -176,7 +171,7 @@ pub(crate) async fn introspect_endpoint(
     }
 }
 
-async fn introspect(state: &AppState, request: Request) -> Result<Value, Refusal> {
+async fn introspect(state: &OAuth, request: Request) -> Result<Value, Refusal> {
     let (headers, form, peer) = read_form(state, request).await?;
     let client = client_auth::authenticate(state, &headers, &form, peer).await?;
     if client.method == PresentedMethod::None {
@@ -189,7 +184,7 @@ async fn introspect(state: &AppState, request: Request) -> Result<Value, Refusal
     let now = state.clock.unix_seconds();
     let inactive = json!({ "active": false });
     if let Ok(key) = ApiKey::parse_kind(token, SecretKind::RefreshToken) {
-        let Some((row, family)) = refresh::lookup(state, &key)
+        let Some((row, family)) = refresh::lookup(&state.families, &key)
             .await
             .map_err(|e| internal(&e))?
         else {
@@ -249,69 +244,4 @@ async fn introspect(state: &AppState, request: Request) -> Result<Value, Refusal
         body.insert("tenant".into(), Value::from(tenant.clone()));
     }
     Ok(Value::Object(body))
-}
-
-/// The claims of an access token this server signed (any of its keys, any audience), if it
-/// verifies and has not expired.
-pub(crate) fn verify_own(state: &AppState, token: &str) -> Option<AccessClaims> {
-    // The audience is read before verification only to build the rules; the signature check
-    // that follows is what decides.
-    let unverified = decode_unverified_claims(token).ok()?;
-    let audiences: Vec<String> = match unverified.get("aud")? {
-        Value::String(one) => vec![one.clone()],
-        Value::Array(many) => many
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-        _ => return None,
-    };
-    let validation = Validation::new(state.issuer.clone(), audiences).ok()?;
-    // The configured leeway, when the verifier accepts it (at most 300 s); else its default.
-    let validation = validation
-        .clone()
-        .with_leeway(state.keys.schedule().leeway)
-        .unwrap_or(validation);
-    let snapshot = state.keys.snapshot();
-    Verifier::new(validation, state.clock.clone())
-        .verify::<AccessClaims>(token, snapshot.ring())
-        .ok()
-        .map(|v| v.claims)
-}
-
-/// Whether the token's `jti` is revoked, or its subject or client has a not-before time after
-/// the token was issued.
-pub(crate) async fn is_revoked(
-    state: &AppState,
-    claims: &AccessClaims,
-) -> Result<bool, StoreError> {
-    is_revoked_parts(
-        &state.store,
-        &claims.jti,
-        &claims.sub,
-        &claims.client_id,
-        claims.iat,
-    )
-    .await
-}
-
-/// [`is_revoked`] on the parts of a token (also used by [`crate::caller`]).
-pub(crate) async fn is_revoked_parts(
-    store: &crate::store::Store,
-    jti: &str,
-    sub: &str,
-    client_id: &str,
-    iat: i64,
-) -> Result<bool, StoreError> {
-    let (count,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM revocations WHERE (kind = 'jti' AND value = $1) \
-         OR (kind = 'sub' AND value = $2 AND not_before > $4) \
-         OR (kind = 'client' AND value = $3 AND not_before > $4)",
-    )
-    .bind(jti)
-    .bind(sub)
-    .bind(client_id)
-    .bind(iat)
-    .fetch_one(store.pool())
-    .await?;
-    Ok(count > 0)
 }

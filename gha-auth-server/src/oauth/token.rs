@@ -9,8 +9,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 
 use super::grants::{self, GrantRequest};
-use super::{OAuthError, TokenForm, client_auth};
-use crate::app::AppState;
+use super::{OAuth, OAuthError, TokenForm, client_auth};
 use crate::clients::GrantType;
 use crate::ratelimit::Limited;
 
@@ -22,34 +21,57 @@ use crate::ratelimit::Limited;
     path = "/oauth2/token",
     tag = "oauth",
     request_body(
-        content = crate::openapi::TokenRequestDoc,
+        content = crate::oauth::docs::TokenRequestDoc,
         content_type = "application/x-www-form-urlencoded",
         description = "Client authentication by HTTP Basic (client_secret_basic), form fields (client_secret_post) or a signed assertion (private_key_jwt)"
     ),
     responses(
-        (status = 200, description = "An access token (RFC 9068)", body = crate::openapi::TokenResponseDoc),
-        (status = 400, description = "RFC 6749 §5.2 error", body = crate::openapi::OAuthErrorDoc),
-        (status = 401, description = "Client authentication by HTTP Basic failed", body = crate::openapi::OAuthErrorDoc),
-        (status = 429, description = "Rate limited or backing off after failed authentication; see Retry-After", body = crate::openapi::OAuthErrorDoc),
-        (status = 500, description = "server_error", body = crate::openapi::OAuthErrorDoc),
+        (status = 200, description = "An access token (RFC 9068)", body = crate::oauth::docs::TokenResponseDoc),
+        (status = 400, description = "RFC 6749 §5.2 error", body = crate::oauth::docs::OAuthErrorDoc),
+        (status = 401, description = "Client authentication by HTTP Basic failed", body = crate::oauth::docs::OAuthErrorDoc),
+        (status = 429, description = "Rate limited or backing off after failed authentication; see Retry-After", body = crate::oauth::docs::OAuthErrorDoc),
+        (status = 500, description = "server_error", body = crate::oauth::docs::OAuthErrorDoc),
     ),
 )]
-pub(crate) async fn token_endpoint(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-) -> Response {
-    let mut grant = "unknown";
-    match handle(&state, request, &mut grant).await {
+pub(crate) async fn token_endpoint(State(state): State<Arc<OAuth>>, request: Request) -> Response {
+    let (headers, form, peer) = match read_form(&state, request).await {
+        Ok(read) => read,
+        Err(error) => return refused("unknown", error),
+    };
+    let grant = match requested_grant(&form) {
+        Ok(grant) => grant,
+        Err(error) => return refused("unknown", error),
+    };
+    match handle(&state, grant, &headers, &form, peer).await {
         Ok(response) => {
-            crate::metrics::token_outcome(grant, "success");
+            count_outcome(grant.as_str(), "success");
             response.into_response()
         }
-        Err(error) => {
-            tracing::debug!(error = %error, "token request refused");
-            crate::metrics::token_outcome(grant, error.code().as_str());
-            error.into_response()
-        }
+        Err(error) => refused(grant.as_str(), error),
     }
+}
+
+fn refused(grant: &'static str, error: OAuthError) -> Response {
+    tracing::debug!(error = %error, "token request refused");
+    count_outcome(grant, error.code().as_str());
+    error.into_response()
+}
+
+/// Series: token-endpoint outcomes per grant (`success`, or the RFC 6749 error code).
+pub(crate) const TOKEN_REQUESTS_METRIC: &str = "gha_auth_token_requests_total";
+
+fn count_outcome(grant: &'static str, outcome: &'static str) {
+    metrics::counter!(TOKEN_REQUESTS_METRIC, "grant" => grant, "outcome" => outcome).increment(1);
+}
+
+/// The grant the request asks for, if this server serves it.
+fn requested_grant(form: &TokenForm) -> Result<GrantType, OAuthError> {
+    let grant_type = form
+        .get("grant_type")
+        .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
+    GrantType::from_wire(grant_type)
+        .filter(|g| grants::is_supported(*g))
+        .ok_or_else(grants::unsupported)
 }
 
 /// Why a request to an OAuth endpoint got no answer: an RFC 6749 error or an abuse limit
@@ -85,36 +107,29 @@ impl IntoResponse for Refusal {
 }
 
 async fn handle(
-    state: &AppState,
-    request: Request,
-    grant_label: &mut &'static str,
+    state: &OAuth,
+    grant: GrantType,
+    headers: &HeaderMap,
+    form: &TokenForm,
+    peer: Option<SocketAddr>,
 ) -> Result<super::TokenResponse, OAuthError> {
-    let (headers, form, peer) = read_form(state, request).await?;
-    let grant_type = form
-        .get("grant_type")
-        .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
-    let grant = GrantType::from_wire(grant_type)
-        .filter(|g| grants::is_supported(*g))
-        .ok_or_else(grants::unsupported)?;
-    *grant_label = grant.as_str();
-    let client = client_auth::authenticate(state, &headers, &form, peer).await?;
+    let client = client_auth::authenticate(state, headers, form, peer).await?;
     state.limits.check_client(&client.client.id)?;
-    let response = grants::handle(
+    grants::handle(
         grant,
         GrantRequest {
             state,
-            form: &form,
+            form,
             client,
             peer,
         },
     )
-    .await?;
-    Ok(response)
+    .await
 }
 
 /// The headers, the parsed form body and the peer of a form-encoded POST.
 pub(crate) async fn read_form(
-    state: &AppState,
+    state: &OAuth,
     request: Request,
 ) -> Result<(HeaderMap, TokenForm, Option<SocketAddr>), OAuthError> {
     let (parts, body) = request.into_parts();
@@ -137,7 +152,7 @@ pub(crate) async fn read_form(
             "the request must be application/x-www-form-urlencoded",
         ));
     }
-    let body = axum::body::to_bytes(body, state.config.http.max_body_bytes)
+    let body = axum::body::to_bytes(body, state.max_body_bytes)
         .await
         .map_err(|_| OAuthError::invalid_request("the request body is too large or unreadable"))?;
     let form = TokenForm::parse(&body)?;

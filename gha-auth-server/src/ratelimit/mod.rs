@@ -17,7 +17,9 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
+use axum::Json;
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::TimeDelta;
@@ -59,18 +61,36 @@ impl LimitReason {
     }
 }
 
-impl IntoResponse for Limited {
-    fn into_response(self) -> Response {
-        crate::oauth::OAuthError::from(self).into_response()
+impl Limited {
+    /// Counts the refusal (every refusal is answered once, so counted once).
+    pub fn count(&self) {
+        metrics::counter!(RATE_LIMITED_METRIC, "reason" => self.reason.as_str()).increment(1);
     }
 }
 
-impl From<Limited> for crate::oauth::OAuthError {
-    fn from(limited: Limited) -> Self {
-        crate::metrics::rate_limited(limited.reason);
-        crate::oauth::OAuthError::rate_limited(limited.retry_after)
+/// 429 with `Retry-After` and an RFC 6749-shaped body (`rate_limited`), which every endpoint the
+/// limits guard answers alike.
+impl IntoResponse for Limited {
+    fn into_response(self) -> Response {
+        self.count();
+        let body = serde_json::json!({
+            "error": "rate_limited",
+            "error_description": LIMITED_DESCRIPTION,
+        });
+        let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(self.retry_after.max(1)),
+        );
+        response
     }
 }
+
+/// What a refused request is told.
+pub const LIMITED_DESCRIPTION: &str = "too many requests; retry after the time in Retry-After";
 
 #[derive(Debug, Clone, Copy)]
 struct FailureState {
@@ -306,7 +326,15 @@ pub(crate) async fn per_source(
         && let Err(limited) = limits.check_source(ip)
     {
         tracing::info!(source = %ip, reason = limited.reason.as_str(), "rate limited");
-        return crate::oauth::OAuthError::from(limited).into_response();
+        return limited.into_response();
     }
     next.run(request).await
+}
+
+/// Series: requests refused by the abuse limits, by reason.
+pub const RATE_LIMITED_METRIC: &str = "gha_auth_rate_limited_total";
+
+/// HELP text of this module's series.
+pub fn describe_metrics() {
+    metrics::describe_counter!(RATE_LIMITED_METRIC, "Requests refused by abuse limits");
 }

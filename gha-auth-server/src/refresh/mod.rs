@@ -1,4 +1,4 @@
-//! Rotating refresh tokens with reuse detection (BRIEF §4), stored in the database so they
+//! Rotating refresh tokens with reuse detection, stored in the database so they
 //! survive restarts and are shared by replicas.
 //!
 //! - A login starts a **family**; each `ghar_` token in it is stored only as a keyed hash
@@ -16,13 +16,65 @@
 
 mod config;
 
-use gha_auth::apikey::{ApiKey, SecretKind};
+use std::fmt;
+use std::sync::Arc;
+
+use gha_auth::SharedClock;
+use gha_auth::apikey::{ApiKey, Pepper, SecretKind};
 use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::app::AppState;
+use crate::audit::AuditLog;
 use crate::revocations::revoke_subject;
 use crate::store::{Backend, Store, StoreError, flag, split_list};
 pub use config::RefreshConfig;
+
+/// Refresh-token families: where they are stored, the pepper their hashes and successors are
+/// keyed with, and the rules of `[refresh]`.
+#[derive(Clone)]
+pub struct Families {
+    store: Store,
+    pepper: Arc<Pepper>,
+    audit: Arc<AuditLog>,
+    clock: SharedClock,
+    config: RefreshConfig,
+}
+
+impl fmt::Debug for Families {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Families")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Families {
+    /// Families in `store`, keyed under `pepper`.
+    pub fn new(
+        store: Store,
+        pepper: Arc<Pepper>,
+        audit: Arc<AuditLog>,
+        clock: SharedClock,
+        config: RefreshConfig,
+    ) -> Self {
+        Self {
+            store,
+            pepper,
+            audit,
+            clock,
+            config,
+        }
+    }
+
+    /// The rules in force.
+    pub fn config(&self) -> &RefreshConfig {
+        &self.config
+    }
+
+    /// The store the families live in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
 
 /// A refresh-token family as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -261,7 +313,7 @@ async fn token_row<'e>(
 
 /// The stored token and its family, for introspection and revocation.
 pub async fn lookup(
-    state: &AppState,
+    state: &Families,
     presented: &ApiKey,
 ) -> Result<Option<(TokenRow, FamilyRow)>, StoreError> {
     let found = presented_row(state.store.pool(), &hash_of(state, presented)).await?;
@@ -280,22 +332,22 @@ fn random_id() -> Result<String, StoreError> {
 }
 
 /// The successor of `presented` in `family_id`: the same for every request presenting it.
-fn successor_of(state: &AppState, family_id: &str, presented: &ApiKey) -> ApiKey {
+fn successor_of(state: &Families, family_id: &str, presented: &ApiKey) -> ApiKey {
     let mut context = Vec::with_capacity(128);
     context.extend_from_slice(b"refresh successor v1\0");
     context.extend_from_slice(family_id.as_bytes());
     context.push(0);
     context.extend_from_slice(presented.expose().as_bytes());
-    ApiKey::derive(SecretKind::RefreshToken, state.clients.pepper(), &context)
+    ApiKey::derive(SecretKind::RefreshToken, &state.pepper, &context)
 }
 
-fn hash_of(state: &AppState, token: &ApiKey) -> String {
-    state.clients.pepper().hash(token).to_hex()
+fn hash_of(state: &Families, token: &ApiKey) -> String {
+    state.pepper.hash(token).to_hex()
 }
 
 /// Starts a family at login; returns its first token.
-pub async fn start_family(state: &AppState, family: NewFamily) -> Result<ApiKey, StoreError> {
-    let settings = &state.config.refresh;
+pub async fn start_family(state: &Families, family: NewFamily) -> Result<ApiKey, StoreError> {
+    let settings = &state.config;
     let now = state.clock.unix_seconds();
     let id = random_id()?;
     let absolute_end = now.saturating_add(settings.absolute_lifetime.as_secs());
@@ -401,11 +453,11 @@ async fn revoke_where(
 /// window revokes the family (the caller audits [`RefreshError::Reused`]); so does a disabled
 /// user.
 pub async fn rotate(
-    state: &AppState,
+    state: &Families,
     presented: &ApiKey,
     client_id: &str,
 ) -> Result<Rotated, RefreshError> {
-    let settings = &state.config.refresh;
+    let settings = &state.config;
     let now = state.clock.unix_seconds();
     let hash = hash_of(state, presented);
     // One connection for the whole rotation: on PostgreSQL every acquisition is a health-check
@@ -494,7 +546,7 @@ pub async fn rotate(
 /// Marks `token` used with a compare-and-set and stores its successor; true if this request
 /// won (exactly one request, on any replica, does).
 async fn mark_used(
-    state: &AppState,
+    state: &Families,
     conn: &mut sqlx::AnyConnection,
     token: &TokenRow,
     family: &FamilyRow,
@@ -502,7 +554,7 @@ async fn mark_used(
     now: i64,
 ) -> Result<bool, StoreError> {
     let successor_expires = now
-        .saturating_add(state.config.refresh.idle_lifetime.as_secs())
+        .saturating_add(state.config.idle_lifetime.as_secs())
         .min(family.expires_at);
     if state.store.backend() == Backend::Postgres {
         // One statement, so one round trip and one commit: the successor is inserted only by

@@ -2,21 +2,22 @@
 //! write order, racing requests and a disabled user. The end-to-end tests in `tests/` cover the
 //! grant over HTTP on SQLite and PostgreSQL.
 
-use std::sync::Arc;
-
 use gha_auth::ManualClock;
 use gha_auth::apikey::ApiKey;
 use gha_auth::secret::SecretString;
 
-use super::{NewFamily, RefreshError, hash_of, insert_token, rotate, start_family, successor_of};
-use crate::app::{AppState, build_app};
+use super::{
+    Families, NewFamily, RefreshError, hash_of, insert_token, rotate, start_family, successor_of,
+};
 use crate::config::Config;
+use crate::services::Services;
+use crate::users::Users;
 
 const START: i64 = 1_767_225_600;
 const CLIENT: &str = "mobile";
 
 struct Fixture {
-    state: Arc<AppState>,
+    state: Families,
     user_id: String,
     _dir: tempfile::TempDir,
 }
@@ -31,11 +32,26 @@ async fn fixture() -> Fixture {
     config.users.argon2_memory_kib = 1024;
     config.users.argon2_iterations = 1;
     let clock = ManualClock::at_unix(START);
-    let app = build_app(config, clock.shared()).await.unwrap();
-    let state = app.state().clone();
+    let services = Services::open(&config, clock.shared(), "test")
+        .await
+        .unwrap();
+    let users = Users::new(
+        services.store.clone(),
+        services.audit.clone(),
+        clock.shared(),
+        config.users.clone(),
+    )
+    .await
+    .unwrap();
+    let state = Families::new(
+        services.store.clone(),
+        services.clients.pepper_arc(),
+        services.audit.clone(),
+        clock.shared(),
+        config.refresh.clone(),
+    );
     let password = SecretString::from("correct horse battery staple");
-    let user = state
-        .users
+    let user = users
         .add("", "alice", &["technician".to_owned()], &password, "test")
         .await
         .unwrap();

@@ -13,18 +13,65 @@ use axum::response::{IntoResponse, Response};
 use gha_auth::revocation::{ClientNotBefore, RevocationFeed, RevokedJti, SubjectNotBefore, sign};
 use serde_json::json;
 
+use axum::extract::FromRef;
+use gha_auth::SharedClock;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::RevocationsConfig;
 use super::store::{RevocationKind, current_seq, live_entries};
-use crate::app::AppState;
-use crate::store::StoreError;
-use crate::wellknown::if_none_match;
+use crate::caching::if_none_match;
+use crate::keys::KeyManager;
+use crate::store::{Store, StoreError};
 
 /// Path of the feed.
 pub const FEED_PATH: &str = "/v1/revocations";
 
-/// The last signed document, per process.
-#[derive(Debug, Default)]
-pub struct FeedCache {
+/// The feed endpoint's state: what signs the document and where its entries are.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Feed {
+    /// `iss` of the document.
+    pub issuer: String,
+    /// The injected clock.
+    pub clock: SharedClock,
+    /// The signing keys (the document is signed like a token).
+    pub keys: Arc<KeyManager>,
+    /// Where the entries are.
+    pub store: Store,
+    /// `[revocations]`.
+    pub config: RevocationsConfig,
+    /// The last signed document, per process.
     last: Mutex<Option<Signed>>,
+}
+
+impl Feed {
+    /// The feed of `store`'s entries, signed with `keys`.
+    pub fn new(
+        issuer: String,
+        clock: SharedClock,
+        keys: Arc<KeyManager>,
+        store: Store,
+        config: RevocationsConfig,
+    ) -> Self {
+        Self {
+            issuer,
+            clock,
+            keys,
+            store,
+            config,
+            last: Mutex::new(None),
+        }
+    }
+}
+
+/// The feed route.
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Feed>: FromRef<S>,
+{
+    OpenApiRouter::new().routes(routes!(revocations_endpoint))
 }
 
 #[derive(Debug, Clone)]
@@ -47,7 +94,7 @@ struct Signed {
     ),
 )]
 pub(crate) async fn revocations_endpoint(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Feed>>,
     headers: HeaderMap,
 ) -> Response {
     match answer(&state, &headers).await {
@@ -67,7 +114,7 @@ pub(crate) async fn revocations_endpoint(
     }
 }
 
-async fn answer(state: &AppState, headers: &HeaderMap) -> Result<Response, FeedFailure> {
+async fn answer(state: &Feed, headers: &HeaderMap) -> Result<Response, FeedFailure> {
     let seq = current_seq(&state.store).await?;
     let etag = format!("\"{seq}\"");
     let mut response = if if_none_match(headers, &etag) {
@@ -81,7 +128,7 @@ async fn answer(state: &AppState, headers: &HeaderMap) -> Result<Response, FeedF
         );
         response
     };
-    let max_age = state.config.revocations.poll_interval.as_secs();
+    let max_age = state.config.poll_interval.as_secs();
     let out = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&format!("max-age={max_age}")) {
         out.insert(header::CACHE_CONTROL, value);
@@ -94,14 +141,10 @@ async fn answer(state: &AppState, headers: &HeaderMap) -> Result<Response, FeedF
 
 /// The signed document for `seq`: the cached one while it is for the same sequence and in the
 /// first half of its lifetime, else a fresh one.
-async fn document(state: &AppState, seq: u64) -> Result<Arc<str>, FeedFailure> {
+async fn document(state: &Feed, seq: u64) -> Result<Arc<str>, FeedFailure> {
     let now = state.clock.unix_seconds();
     {
-        let last = state
-            .revocation_feed
-            .last
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let last = state.last.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(signed) = last.as_ref()
             && signed.seq == seq
             && now < signed.iat + (signed.exp - signed.iat) / 2
@@ -116,7 +159,7 @@ async fn document(state: &AppState, seq: u64) -> Result<Arc<str>, FeedFailure> {
         iss: state.issuer.clone(),
         seq,
         iat: now,
-        exp: now.saturating_add(state.config.revocations.document_lifetime.as_secs()),
+        exp: now.saturating_add(state.config.document_lifetime.as_secs()),
         jtis: Vec::new(),
         subjects: Vec::new(),
         clients: Vec::new(),
@@ -142,11 +185,7 @@ async fn document(state: &AppState, seq: u64) -> Result<Arc<str>, FeedFailure> {
         .signing_key(state.clock.now())
         .ok_or(FeedFailure::NoKey)?;
     let jws: Arc<str> = sign(key, &feed).map_err(FeedFailure::Sign)?.into();
-    *state
-        .revocation_feed
-        .last
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner) = Some(Signed {
+    *state.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(Signed {
         seq,
         iat: feed.iat,
         exp: feed.exp,

@@ -1,5 +1,5 @@
 //! What the authority has revoked, and the signed feed of it (`GET /v1/revocations`) that
-//! offline verifiers poll (BRIEF §4; document format in [`gha_auth::revocation`]).
+//! offline verifiers poll (document format in [`gha_auth::revocation`]).
 //!
 //! Entries live in the `revocations` table:
 //! - `jti`: an access token revoked through RFC 7009, kept until its `exp` (plus leeway);
@@ -13,14 +13,13 @@
 //! task (which bumps the sequence too).
 
 mod config;
-pub(crate) mod feed;
+mod feed;
 mod store;
 
-pub(crate) use feed::revocations_endpoint;
-pub use feed::{FEED_PATH, FeedCache};
+pub use feed::{FEED_PATH, Feed, router};
 pub use store::{
-    NOT_BEFORE_KEPT_SECS, RevocationKind, RevocationRow, current_seq, live_entries, prune_expired,
-    revoke_client_before, revoke_jti, revoke_subject_before,
+    NOT_BEFORE_KEPT_SECS, RevocationKind, RevocationRow, current_seq, is_revoked, live_entries,
+    prune_expired, revoke_client_before, revoke_jti, revoke_subject_before,
 };
 
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};

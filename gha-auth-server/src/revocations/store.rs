@@ -188,3 +188,26 @@ pub async fn prune_expired(store: &Store, now: i64) -> Result<u64, StoreError> {
     tx.commit().await?;
     Ok(removed)
 }
+
+/// Whether a token is revoked: its `jti` is, or its subject or client has a not-before time after
+/// the token was issued (`iat`).
+pub async fn is_revoked(
+    store: &Store,
+    jti: &str,
+    sub: &str,
+    client_id: &str,
+    iat: i64,
+) -> Result<bool, StoreError> {
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM revocations WHERE (kind = 'jti' AND value = $1) \
+         OR (kind = 'sub' AND value = $2 AND not_before > $4) \
+         OR (kind = 'client' AND value = $3 AND not_before > $4)",
+    )
+    .bind(jti)
+    .bind(sub)
+    .bind(client_id)
+    .bind(iat)
+    .fetch_one(store.pool())
+    .await?;
+    Ok(count > 0)
+}

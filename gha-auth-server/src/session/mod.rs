@@ -1,12 +1,12 @@
-//! Browser sessions (BRIEF §4): `POST /session/login`, `/session/refresh`, `/session/logout`.
+//! Browser sessions: `POST /session/login`, `/session/refresh`, `/session/logout`.
 //!
-//! A thin layer over the token endpoint's own code, so a session gets exactly the password
-//! grant's checks (Argon2id, backoff per user and source, audit) and the refresh grant's
-//! rotation (grace window, family revocation on reuse):
-//! - **login** takes a form-encoded `username`, `password` (optional `tenant`, `scope`), runs the
-//!   `password` grant for the configured client (`session.client_id`), puts the refresh token in
-//!   the [`cookie`] and returns only the access token in JSON;
-//! - **refresh** runs the `refresh_token` grant with the cookie's token and sets the successor;
+//! A thin layer over the grants' own functions, so a session gets exactly the password grant's
+//! checks (Argon2id, backoff per user and source, audit) and the refresh grant's rotation (grace
+//! window, family revocation on reuse):
+//! - **login** takes a form-encoded `username`, `password` (optional `tenant`, `scope`), runs
+//!   [`password::login`] for the configured client (`session.client_id`), puts the refresh token
+//!   in the [`cookie`] and returns only the access token in JSON;
+//! - **refresh** runs [`refresh_token::refresh`] with the cookie's token and sets the successor;
 //! - **logout** revokes the cookie's family and deletes the cookie.
 //!
 //! Every request must pass the [`csrf`] check (allowed `Origin` and `X-GHA-CSRF: 1`). With no
@@ -27,18 +27,39 @@ use gha_auth::apikey::{ApiKey, SecretKind};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::audit::{AuditEvent, AuditKind, Outcome};
-use crate::clients::GrantType;
 use crate::oauth::client_auth::{self, AuthenticatedClient};
 use crate::oauth::error::no_store;
-use crate::oauth::grants::{self, GrantRequest};
-use crate::oauth::{ErrorCode, OAuthError, TokenForm, TokenResponse, read_form};
+use crate::oauth::grants::password::{self, Login};
+use crate::oauth::grants::refresh_token::{self, Refreshed};
+use crate::oauth::{ErrorCode, OAuth, OAuthError, TokenResponse, read_form};
 
 pub use config::{SessionConfig, origin_problem};
 pub use cookie::COOKIE_NAME;
 pub use csrf::CSRF_HEADER;
-pub(crate) use csrf::cors_layer;
+
+use axum::extract::FromRef;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The session routes: rate-limited per source, with CORS for the allowed origins outside the
+/// limit (so a 429 still reaches the page).
+pub fn router<S>(state: &S) -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Sessions>: FromRef<S>,
+{
+    let sessions = Arc::<Sessions>::from_ref(state);
+    OpenApiRouter::new()
+        .routes(routes!(login_endpoint))
+        .routes(routes!(refresh_endpoint))
+        .routes(routes!(logout_endpoint))
+        .route_layer(axum::middleware::from_fn_with_state(
+            sessions.oauth.limits.clone(),
+            crate::ratelimit::per_source,
+        ))
+        .route_layer(csrf::cors_layer(&sessions.config))
+}
 
 /// Path of the login endpoint.
 pub const LOGIN_PATH: &str = "/session/login";
@@ -47,7 +68,18 @@ pub const REFRESH_PATH: &str = "/session/refresh";
 /// Path of the logout endpoint.
 pub const LOGOUT_PATH: &str = "/session/logout";
 
-/// Parameters the server sets itself; a login body naming them is refused.
+/// The session endpoints' state: the OAuth state their grants run on, and `[session]`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Sessions {
+    /// What the grants need.
+    pub oauth: Arc<OAuth>,
+    /// `[session]`.
+    pub config: SessionConfig,
+}
+
+/// Parameters a login body may not name: they belong to the token endpoint, and a session acts
+/// for its configured client only.
 const RESERVED: [&str; 6] = [
     "grant_type",
     "client_id",
@@ -149,13 +181,8 @@ pub struct SessionLoginDoc {
 }
 
 /// The session client, or [`SessionError::Off`].
-fn session_client(state: &AppState) -> Result<&str, SessionError> {
-    state
-        .config
-        .session
-        .client_id
-        .as_deref()
-        .ok_or(SessionError::Off)
+fn session_client(state: &Sessions) -> Result<&str, SessionError> {
+    state.config.client_id.as_deref().ok_or(SessionError::Off)
 }
 
 fn peer_of(request: &Request) -> Option<SocketAddr> {
@@ -186,7 +213,7 @@ impl Admitted {
 /// What every session endpoint checks first: sessions are on, and the CSRF defence passes
 /// (allowed `Origin` and the custom header). A refusal is audited.
 async fn admit(
-    state: &AppState,
+    state: &Sessions,
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
     endpoint: &'static str,
@@ -195,7 +222,7 @@ async fn admit(
         client_id: session_client(state)?.to_owned(),
         peer,
     };
-    let Err(failure) = csrf::check(&state.config.session, headers) else {
+    let Err(failure) = csrf::check(&state.config, headers) else {
         return Ok(admitted);
     };
     let origin = csrf::origin_of(headers);
@@ -208,25 +235,29 @@ async fn admit(
     )
     .detail("reason", failure.as_str())
     .detail("origin", origin);
-    state.audit.record_or_log(admitted.with_source(event)).await;
+    state
+        .oauth
+        .audit
+        .record_or_log(admitted.with_source(event))
+        .await;
     Err(SessionError::Forbidden)
 }
 
 /// The session client as the token endpoint would authenticate it (a public client names
 /// itself; disabled or confidential clients are refused there).
 async fn authenticate(
-    state: &AppState,
-    form: &TokenForm,
+    state: &OAuth,
+    client_id: &str,
     peer: Option<SocketAddr>,
 ) -> Result<AuthenticatedClient, SessionError> {
-    let client = client_auth::authenticate(state, &HeaderMap::new(), form, peer).await?;
+    let client = client_auth::authenticate_public(state, client_id, peer).await?;
     state.limits.check_client(&client.client.id)?;
     Ok(client)
 }
 
 /// How long the cookie lives: a refresh token's idle lifetime (never beyond a family's end).
-fn cookie_max_age(state: &AppState) -> i64 {
-    let refresh = &state.config.refresh;
+fn cookie_max_age(state: &OAuth) -> i64 {
+    let refresh = state.families.config();
     refresh
         .idle_lifetime
         .as_secs()
@@ -234,8 +265,7 @@ fn cookie_max_age(state: &AppState) -> i64 {
 }
 
 /// The token response without its refresh token, which goes into the cookie.
-fn with_cookie(state: &AppState, mut tokens: TokenResponse, refresh: &str) -> Response {
-    tokens.refresh_token = None;
+fn with_cookie(state: &OAuth, tokens: TokenResponse, refresh: &str) -> Response {
     let mut response = tokens.into_response();
     cookie::set(response.headers_mut(), refresh, cookie_max_age(state));
     response
@@ -253,14 +283,14 @@ fn with_cookie(state: &AppState, mut tokens: TokenResponse, refresh: &str) -> Re
     ),
     responses(
         (status = 200, description = "Logged in: the access token; the refresh token is set in the __Host-gha-session cookie (HttpOnly, Secure, SameSite=Strict)", body = SessionTokenDoc),
-        (status = 400, description = "RFC 6749 error; a failed login is invalid_grant and never says which half of the credential was wrong", body = crate::openapi::OAuthErrorDoc),
-        (status = 403, description = "access_denied: origin not allowed or X-GHA-CSRF missing", body = crate::openapi::OAuthErrorDoc),
-        (status = 404, description = "Sessions are not configured", body = crate::openapi::OAuthErrorDoc),
-        (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::OAuthErrorDoc),
+        (status = 400, description = "RFC 6749 error; a failed login is invalid_grant and never says which half of the credential was wrong", body = crate::oauth::docs::OAuthErrorDoc),
+        (status = 403, description = "access_denied: origin not allowed or X-GHA-CSRF missing", body = crate::oauth::docs::OAuthErrorDoc),
+        (status = 404, description = "Sessions are not configured", body = crate::oauth::docs::OAuthErrorDoc),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::oauth::docs::OAuthErrorDoc),
     ),
 )]
 pub(crate) async fn login_endpoint(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Sessions>>,
     request: Request,
 ) -> Response {
     login(&state, request)
@@ -268,35 +298,25 @@ pub(crate) async fn login_endpoint(
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn login(state: &AppState, request: Request) -> Result<Response, SessionError> {
+async fn login(state: &Sessions, request: Request) -> Result<Response, SessionError> {
     let admitted = admit(state, request.headers(), peer_of(&request), LOGIN_PATH).await?;
     let (client_id, peer) = (admitted.client_id.as_str(), admitted.peer);
-    let (_, mut form, _) = read_form(state, request).await?;
+    let oauth = &*state.oauth;
+    let (_, form, _) = read_form(oauth, request).await?;
     if let Some(name) = RESERVED.iter().find(|name| form.get(name).is_some()) {
         return Err(OAuthError::invalid_request(format!(
             "parameter {name} is set by the server on session requests"
         ))
         .into());
     }
-    form.set("grant_type", GrantType::Password.as_str());
-    form.set("client_id", client_id);
     let user = format!(
         "{}/{}",
         form.get("tenant").unwrap_or_default(),
         form.get("username").unwrap_or_default()
     );
-    let client = authenticate(state, &form, peer).await?;
-    let mut tokens = grants::handle(
-        GrantType::Password,
-        GrantRequest {
-            state,
-            form: &form,
-            client,
-            peer,
-        },
-    )
-    .await?;
-    let Some(refresh) = tokens.refresh_token.take() else {
+    let client = authenticate(oauth, client_id, peer).await?;
+    let Login { tokens, refresh } = password::login(oauth, client, &form, peer).await?;
+    let Some(refresh) = refresh else {
         tracing::error!(client_id = %client_id, "the session client may not use refresh tokens: register it with --grant refresh_token");
         return Err(OAuthError::unauthorized_client().into());
     };
@@ -306,8 +326,8 @@ async fn login(state: &AppState, request: Request) -> Result<Response, SessionEr
         &user,
         Outcome::Success,
     );
-    state.audit.record_or_log(admitted.with_source(event)).await;
-    Ok(with_cookie(state, tokens, &refresh))
+    oauth.audit.record_or_log(admitted.with_source(event)).await;
+    Ok(with_cookie(oauth, tokens, refresh.expose()))
 }
 
 /// `POST /session/refresh`.
@@ -322,14 +342,14 @@ async fn login(state: &AppState, request: Request) -> Result<Response, SessionEr
     ),
     responses(
         (status = 200, description = "A fresh access token; the cookie now holds the successor (a repeat within refresh.grace_window gets the same one)", body = SessionTokenDoc),
-        (status = 400, description = "invalid_grant: no session, or it ended, was revoked or reused; the cookie is deleted", body = crate::openapi::OAuthErrorDoc),
-        (status = 403, description = "access_denied: origin not allowed or X-GHA-CSRF missing", body = crate::openapi::OAuthErrorDoc),
-        (status = 404, description = "Sessions are not configured", body = crate::openapi::OAuthErrorDoc),
-        (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::OAuthErrorDoc),
+        (status = 400, description = "invalid_grant: no session, or it ended, was revoked or reused; the cookie is deleted", body = crate::oauth::docs::OAuthErrorDoc),
+        (status = 403, description = "access_denied: origin not allowed or X-GHA-CSRF missing", body = crate::oauth::docs::OAuthErrorDoc),
+        (status = 404, description = "Sessions are not configured", body = crate::oauth::docs::OAuthErrorDoc),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::oauth::docs::OAuthErrorDoc),
     ),
 )]
 pub(crate) async fn refresh_endpoint(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Sessions>>,
     request: Request,
 ) -> Response {
     refresh(&state, request)
@@ -347,36 +367,21 @@ fn session_over() -> SessionError {
     }
 }
 
-async fn refresh(state: &AppState, request: Request) -> Result<Response, SessionError> {
+async fn refresh(state: &Sessions, request: Request) -> Result<Response, SessionError> {
     let Admitted { client_id, peer } =
         admit(state, request.headers(), peer_of(&request), REFRESH_PATH).await?;
     let Some(token) = cookie::read(request.headers()) else {
         return Err(session_over());
     };
-    let mut form = TokenForm::default();
-    form.set("grant_type", GrantType::RefreshToken.as_str());
-    form.set("client_id", client_id.as_str());
-    form.set("refresh_token", token.expose());
-    let client = authenticate(state, &form, peer).await?;
-    let result = grants::handle(
-        GrantType::RefreshToken,
-        GrantRequest {
-            state,
-            form: &form,
-            client,
-            peer,
-        },
-    )
-    .await;
-    let mut tokens = match result {
-        Ok(tokens) => tokens,
+    let oauth = &*state.oauth;
+    let client = authenticate(oauth, &client_id, peer).await?;
+    let refreshed = refresh_token::refresh(oauth, &client.client, token.expose(), None, peer).await;
+    let Refreshed { tokens, successor } = match refreshed {
+        Ok(refreshed) => refreshed,
         Err(error) if error.code() == ErrorCode::InvalidGrant => return Err(session_over()),
         Err(error) => return Err(error.into()),
     };
-    let Some(successor) = tokens.refresh_token.take() else {
-        return Err(OAuthError::server_error().into());
-    };
-    Ok(with_cookie(state, tokens, &successor))
+    Ok(with_cookie(oauth, tokens, successor.expose()))
 }
 
 /// `POST /session/logout`.
@@ -391,13 +396,13 @@ async fn refresh(state: &AppState, request: Request) -> Result<Response, Session
     ),
     responses(
         (status = 204, description = "The session's family is revoked (if there was one) and the cookie deleted"),
-        (status = 403, description = "access_denied: origin not allowed or X-GHA-CSRF missing", body = crate::openapi::OAuthErrorDoc),
-        (status = 404, description = "Sessions are not configured", body = crate::openapi::OAuthErrorDoc),
-        (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::OAuthErrorDoc),
+        (status = 403, description = "access_denied: origin not allowed or X-GHA-CSRF missing", body = crate::oauth::docs::OAuthErrorDoc),
+        (status = 404, description = "Sessions are not configured", body = crate::oauth::docs::OAuthErrorDoc),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::oauth::docs::OAuthErrorDoc),
     ),
 )]
 pub(crate) async fn logout_endpoint(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Sessions>>,
     request: Request,
 ) -> Response {
     logout(&state, request)
@@ -405,16 +410,19 @@ pub(crate) async fn logout_endpoint(
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn logout(state: &AppState, request: Request) -> Result<Response, SessionError> {
+async fn logout(state: &Sessions, request: Request) -> Result<Response, SessionError> {
     let admitted = admit(state, request.headers(), peer_of(&request), LOGOUT_PATH).await?;
     let client_id = admitted.client_id.as_str();
+    let state = &*state.oauth;
     let token = cookie::read(request.headers())
         .and_then(|t| ApiKey::parse_kind(t.expose(), SecretKind::RefreshToken).ok());
     if let Some(token) = token {
-        let found = crate::refresh::lookup(state, &token).await.map_err(|e| {
-            tracing::error!(error = %e, "store failed during logout");
-            OAuthError::server_error()
-        })?;
+        let found = crate::refresh::lookup(&state.families, &token)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "store failed during logout");
+                OAuthError::server_error()
+            })?;
         // Only a family of the session client: a cookie cannot end another client's logins.
         if let Some((_, family)) = found.filter(|(_, f)| f.client_id == client_id) {
             let now = state.clock.unix_seconds();

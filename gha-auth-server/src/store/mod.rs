@@ -12,7 +12,7 @@ mod broker_secrets;
 mod clients;
 mod config;
 mod documents;
-mod jti;
+mod health;
 mod key_state;
 mod link_keys;
 mod write;

@@ -115,11 +115,28 @@ async fn exercise(store: &Store) {
     assert_eq!(wins, 1, "{results:?}");
 
     // jti replay
-    assert!(store.record_assertion_jti("svc-a", "j1", 50).await.unwrap());
-    assert!(!store.record_assertion_jti("svc-a", "j1", 50).await.unwrap());
-    assert!(store.record_assertion_jti("svc-b", "j1", 50).await.unwrap());
-    assert_eq!(store.purge_assertion_jtis(60).await.unwrap(), 2);
-    assert!(store.record_assertion_jti("svc-a", "j1", 70).await.unwrap());
+    use crate::clients::{purge_assertion_jtis, record_assertion_jti};
+    assert!(
+        record_assertion_jti(store, "svc-a", "j1", 50)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !record_assertion_jti(store, "svc-a", "j1", 50)
+            .await
+            .unwrap()
+    );
+    assert!(
+        record_assertion_jti(store, "svc-b", "j1", 50)
+            .await
+            .unwrap()
+    );
+    assert_eq!(purge_assertion_jtis(store, 60).await.unwrap(), 2);
+    assert!(
+        record_assertion_jti(store, "svc-a", "j1", 70)
+            .await
+            .unwrap()
+    );
 
     // audit rows: a taken seq is refused
     let row = AuditRow::new(

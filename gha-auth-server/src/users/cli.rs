@@ -1,17 +1,14 @@
 //! `gha-auth users add|set-password|disable|list`. Passwords are read from standard input (one
 //! line) or, on a terminal, from a prompt without echo; never from the command line.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use gha_auth::{SecretString, SystemClock};
+use gha_auth::SecretString;
 use serde_json::json;
 
 use super::{User, Users};
-use crate::app::Services;
-use crate::cli::Output;
-use crate::config::Config;
+use crate::terminal::{Output, read_secret};
 
 /// `gha-auth users …`
 #[derive(Debug, Subcommand)]
@@ -57,55 +54,6 @@ fn read_password(confirm: bool) -> Result<SecretString, String> {
     read_secret("Password: ", confirm)
 }
 
-/// Reads a secret: `label` as a prompt without echo on a terminal, else the first line of stdin.
-pub(crate) fn read_secret(label: &str, confirm: bool) -> Result<SecretString, String> {
-    let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        let first = prompt(label)?;
-        if confirm {
-            let second = prompt(&format!("Repeat {}", label.to_lowercase()))?;
-            if first.expose() != second.expose() {
-                return Err("the two entries differ".into());
-            }
-        }
-        return Ok(first);
-    }
-    let mut line = zeroize::Zeroizing::new(String::new());
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| format!("cannot read the secret from standard input: {e}"))?;
-    Ok(SecretString::new(
-        line.trim_end_matches(['\r', '\n']).to_owned(),
-    ))
-}
-
-fn prompt(text: &str) -> Result<SecretString, String> {
-    let mut stderr = std::io::stderr();
-    let _ = write!(stderr, "{text}");
-    let _ = stderr.flush();
-    let echo_off = set_echo(false);
-    let mut line = zeroize::Zeroizing::new(String::new());
-    let read = std::io::stdin().lock().read_line(&mut line);
-    if echo_off {
-        set_echo(true);
-    }
-    let _ = writeln!(stderr);
-    read.map_err(|e| format!("cannot read the secret: {e}"))?;
-    Ok(SecretString::new(
-        line.trim_end_matches(['\r', '\n']).to_owned(),
-    ))
-}
-
-/// Turns terminal echo off or on with `stty`; false if that is not possible.
-fn set_echo(on: bool) -> bool {
-    std::process::Command::new("stty")
-        .arg(if on { "echo" } else { "-echo" })
-        .stdin(std::process::Stdio::inherit())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn user_text(user: &User) -> String {
     format!(
         "{}/{}  id={}  roles={}  {}",
@@ -121,22 +69,13 @@ fn user_text(user: &User) -> String {
     )
 }
 
-/// Runs a `users` command against the store `services` opened.
-pub(crate) async fn run(
+/// Runs a `users` command on `users`.
+pub async fn run(
     command: &UsersCommand,
-    config: &Config,
-    services: &Services,
+    users: &Users,
     actor: &str,
     out: &Output,
 ) -> Result<ExitCode, String> {
-    let users = Users::new(
-        services.store.clone(),
-        services.audit.clone(),
-        SystemClock::shared(),
-        config.users.clone(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
     match command {
         UsersCommand::Add {
             username,

@@ -28,7 +28,7 @@ use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
 use crate::store::{Store, StoreError};
 
 pub use cli::UsersCommand;
-pub(crate) use cli::{read_secret, run as run_cli};
+pub use cli::run as run_cli;
 pub use config::UsersConfig;
 pub use store::UserRow;
 

@@ -4,7 +4,11 @@
 
 mod config;
 
-use gha_auth::vault::{AuthConfig, CredentialSource, VaultConfig};
+use async_trait::async_trait;
+use gha_auth::vault::{AuthConfig, CredentialSource, VaultConfig, VaultSession};
+use serde_json::json;
+
+use crate::health::{ComponentHealth, HealthCheck, HealthStatus};
 
 pub use config::VaultSection;
 
@@ -52,4 +56,86 @@ impl VaultSection {
             out.push("vault.request_timeout", "must be greater than zero");
         }
     }
+}
+
+/// Series: seconds the Vault token has left.
+const TOKEN_TTL_METRIC: &str = "gha_auth_vault_token_ttl_seconds";
+/// Series: re-logins of the identity loop.
+const RELOGINS_METRIC: &str = "gha_auth_vault_relogins_total";
+
+/// HELP text of the series set here.
+pub fn describe_metrics() {
+    metrics::describe_gauge!(
+        TOKEN_TTL_METRIC,
+        metrics::Unit::Seconds,
+        "Seconds the Vault token has left"
+    );
+    metrics::describe_counter!(
+        RELOGINS_METRIC,
+        "Logins to Vault after the first (renewal failed or the TTL stopped growing)"
+    );
+}
+
+/// What the Vault layer does not count as it goes, read from the identity loop's status at
+/// scrape time: the token's remaining TTL and the re-logins. (`gha_auth::vault` counts logins
+/// and renewals by result itself.)
+pub fn update_gauges(session: &gha_auth::vault::VaultSession) {
+    let status = session.status();
+    metrics::gauge!(TOKEN_TTL_METRIC).set(
+        status
+            .token_ttl_remaining
+            .map_or(0.0, |ttl| ttl.as_secs_f64()),
+    );
+    metrics::counter!(RELOGINS_METRIC).absolute(status.relogins);
+}
+
+/// The Vault identity loop's health check. Unhealthy only when the signing keys depend on it.
+#[derive(Debug)]
+pub struct VaultCheck {
+    /// The session.
+    pub session: VaultSession,
+    /// Whether the signing keys live in Vault.
+    pub holds_signing_keys: bool,
+}
+
+#[async_trait]
+impl HealthCheck for VaultCheck {
+    fn name(&self) -> &'static str {
+        "vault"
+    }
+
+    async fn check(&self) -> ComponentHealth {
+        vault_health(&self.session, self.holds_signing_keys)
+    }
+}
+
+fn vault_health(session: &VaultSession, keys_in_vault: bool) -> ComponentHealth {
+    use gha_auth::vault::VaultHealth;
+    let status = session.status();
+    let level = match status.health {
+        VaultHealth::Healthy => HealthStatus::Healthy,
+        VaultHealth::Unhealthy | VaultHealth::Stopped if keys_in_vault => HealthStatus::Unhealthy,
+        _ => HealthStatus::Degraded,
+    };
+    ComponentHealth::new(
+        level,
+        json!({
+            "address": session.connection().address(),
+            "auth_method": status.method,
+            "health": status.health,
+            "token_ttl_remaining_seconds": status.token_ttl_remaining.map(|d| d.as_secs()),
+            "token_expires_at": status.token_expires_at,
+            "logins": status.logins,
+            "relogins": status.relogins,
+            "renewals": status.renewals,
+            "login_failures": status.login_failures,
+            "renewal_failures": status.renewal_failures,
+            "consecutive_failures": status.consecutive_failures,
+            "last_login_at": status.last_login_at,
+            "last_error": status.last_error,
+            "last_error_at": status.last_error_at,
+            "next_step": status.next_step,
+            "holds_signing_keys": keys_in_vault,
+        }),
+    )
 }

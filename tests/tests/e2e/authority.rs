@@ -9,9 +9,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use gha_auth::jwt::{AccessClaims, Validation, Verifier, encode_jws, parse_header};
 use gha_auth::keys::{Algorithm, JwkSet, SigningKey};
 use gha_auth::{Clock, ManualClock};
-use gha_auth_server::app::Services;
 use gha_auth_server::clients::{ClientRegistration, GrantType};
 use gha_auth_server::config::Config;
+use gha_auth_server::services::Services;
 use gha_auth_server::{RunningApp, build_app};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -76,18 +76,18 @@ impl Authority {
     }
 
     fn issuer(&self) -> String {
-        self.app().state().issuer().to_owned()
+        self.app().authority().issuer().to_owned()
     }
 
     fn token_url(&self) -> String {
-        self.app().state().token_endpoint().to_owned()
+        self.app().authority().token_endpoint().to_owned()
     }
 
     /// Registers a client the way `gha-auth clients add` does; returns its secret, if any.
     async fn register(&self, registration: ClientRegistration) -> Option<String> {
         let (_, secret) = self
             .app()
-            .state()
+            .authority()
             .clients()
             .register(registration, "e2e")
             .await
@@ -224,7 +224,7 @@ where
 async fn audited(authority: &Authority, needle: &str) -> bool {
     let rows = authority
         .app()
-        .state()
+        .authority()
         .store()
         .audit_rows_after(0, 1000)
         .await
@@ -408,7 +408,7 @@ async fn every_client_authentication_method(backend: Backend) {
     }
     let rows = authority
         .app()
-        .state()
+        .authority()
         .store()
         .audit_rows_after(0, 1000)
         .await
@@ -441,7 +441,7 @@ async fn bad_requests_get_rfc6749_errors(backend: Backend) {
     let other_secret = authority.service_client("svc-disabled").await;
     authority
         .app()
-        .state()
+        .authority()
         .clients()
         .disable("svc-disabled", "e2e")
         .await
@@ -696,7 +696,7 @@ async fn bad_requests_get_rfc6749_errors(backend: Backend) {
     // The failures are audited without the secrets, and the chain holds.
     let rows = authority
         .app()
-        .state()
+        .authority()
         .store()
         .audit_rows_after(0, 1000)
         .await
@@ -725,7 +725,7 @@ async fn bad_requests_get_rfc6749_errors(backend: Backend) {
             "audit holds no secret"
         );
     }
-    assert_audit_intact(authority.app().state().store()).await;
+    assert_audit_intact(authority.app().authority().store()).await;
     authority.shutdown().await;
 }
 
@@ -745,7 +745,7 @@ async fn postgres_bad_requests_get_rfc6749_errors_never_500() {
 async fn rotation_with_a_manual_clock(backend: Backend) {
     let authority = Authority::start(backend).await;
     let secret = authority.service_client("svc").await;
-    let schedule = *authority.app().state().keys().schedule();
+    let schedule = *authority.app().authority().keys().schedule();
     let kid_of = |token: &str| parse_header(token).unwrap().kid;
 
     let first_token = authority.access_token("svc", &secret).await;
@@ -810,7 +810,7 @@ async fn rotation_with_a_manual_clock(backend: Backend) {
     assert!(
         authority
             .app()
-            .state()
+            .authority()
             .keys()
             .list()
             .iter()
@@ -847,7 +847,7 @@ async fn rotation_with_a_manual_clock(backend: Backend) {
     .await;
     let rows = authority
         .app()
-        .state()
+        .authority()
         .store()
         .audit_rows_after(0, 1000)
         .await
@@ -857,7 +857,7 @@ async fn rotation_with_a_manual_clock(backend: Backend) {
         key_events, 5,
         "two generations, activation, retirement, removal"
     );
-    assert_audit_intact(authority.app().state().store()).await;
+    assert_audit_intact(authority.app().authority().store()).await;
     authority.shutdown().await;
 }
 
@@ -878,12 +878,12 @@ async fn restart_loses_nothing(backend: Backend) {
     let mut authority = Authority::start(backend).await;
     let secret = authority.service_client("svc").await;
     let token = authority.access_token("svc", &secret).await;
-    authority.app().state().keys().rotate().await.unwrap();
+    authority.app().authority().keys().rotate().await.unwrap();
     let kids = authority.jwks_kids().await;
     assert_eq!(kids.len(), 2);
     let rows_before = authority
         .app()
-        .state()
+        .authority()
         .store()
         .audit_rows_after(0, 10_000)
         .await
@@ -943,7 +943,7 @@ async fn restart_loses_nothing(backend: Backend) {
         "the old secret expires with its grace period"
     );
 
-    let report = assert_audit_intact(authority.app().state().store()).await;
+    let report = assert_audit_intact(authority.app().authority().store()).await;
     assert!(
         report.rows as usize > rows_before,
         "audit survives and grows"

@@ -53,12 +53,12 @@ async fn two_replicas_on_one_postgres_and_one_openbao_rotate_exactly_once() {
         start(config_b, clock_b.shared())
     );
     for app in [&a, &b] {
-        let described = app.state().key_store_description();
+        let described = app.authority().key_store_description();
         assert!(described.starts_with("vault"), "{described}");
     }
     let kids = |app: &App| -> Vec<String> {
         let mut kids: Vec<String> = app
-            .state()
+            .authority()
             .keys()
             .list()
             .into_iter()
@@ -72,13 +72,13 @@ async fn two_replicas_on_one_postgres_and_one_openbao_rotate_exactly_once() {
 
     // The pepper is shared too: a client registered through one replica authenticates on the
     // other (they share the database and Vault, nothing else).
-    let secret = register_service_client(a.state().clients(), "svc", "e2e").await;
+    let secret = register_service_client(a.authority().clients(), "svc", "e2e").await;
 
     // The same scheduled instant on both: the next key is due.
     let due = TimeDelta::seconds(rotation.num_seconds() - ahead.num_seconds() + 1);
     clock_a.advance(due);
     clock_b.advance(due);
-    let (ra, rb) = tokio::join!(a.state().keys().sync(), b.state().keys().sync());
+    let (ra, rb) = tokio::join!(a.authority().keys().sync(), b.authority().keys().sync());
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
     let generated = [&ra, &rb].iter().filter(|r| r.generated.is_some()).count();
     assert_eq!(
@@ -86,8 +86,8 @@ async fn two_replicas_on_one_postgres_and_one_openbao_rotate_exactly_once() {
         "exactly one replica generates the key: {ra:?} {rb:?}"
     );
     // Both see the same two keys once they re-read.
-    a.state().keys().sync().await.unwrap();
-    b.state().keys().sync().await.unwrap();
+    a.authority().keys().sync().await.unwrap();
+    b.authority().keys().sync().await.unwrap();
     assert_eq!(kids(&a).len(), 2);
     assert_eq!(kids(&a), kids(&b));
 
@@ -117,7 +117,7 @@ async fn two_replicas_on_one_postgres_and_one_openbao_rotate_exactly_once() {
         assert_eq!(health["checks"]["vault"]["status"], "Healthy", "{health}");
         assert_eq!(health["checks"]["vault"]["holds_signing_keys"], true);
         let response = http
-            .post(app.state().token_endpoint())
+            .post(app.authority().token_endpoint())
             .basic_auth("svc", Some(&secret))
             .form(&[("grant_type", "client_credentials")])
             .send()
@@ -140,7 +140,7 @@ async fn openbao_jwt_auth_accepts_a_token_this_service_issued() {
     config.vault.token_file = None;
     let app = start(config, SystemClock::shared()).await.spawn();
     let (_, secret) = app
-        .state()
+        .authority()
         .clients()
         .register(
             ClientRegistration::new("field-sync")
@@ -161,7 +161,7 @@ async fn openbao_jwt_auth_accepts_a_token_this_service_issued() {
         "auth/jwt/config",
         Some(json!({
             "jwks_url": format!("{}/.well-known/jwks.json", app.base_url()),
-            "bound_issuer": app.state().issuer(),
+            "bound_issuer": app.authority().issuer(),
         })),
     )
     .await
@@ -183,7 +183,7 @@ async fn openbao_jwt_auth_accepts_a_token_this_service_issued() {
 
     let http = reqwest::Client::new();
     let token: Value = http
-        .post(app.state().token_endpoint())
+        .post(app.authority().token_endpoint())
         .basic_auth("field-sync", Some(&secret))
         .form(&[("grant_type", "client_credentials")])
         .send()

@@ -61,14 +61,14 @@ impl Server {
     }
 
     fn store(&self) -> &Store {
-        self.app.state().store()
+        self.app.authority().store()
     }
 
     /// Registers a client-credentials client for `audience`; returns its secret.
     async fn client(&self, id: &str, audience: &str) -> String {
         let (_, secret) = self
             .app
-            .state()
+            .authority()
             .clients()
             .register(
                 ClientRegistration::new(id)
@@ -84,7 +84,7 @@ impl Server {
     async fn token(&self, id: &str, secret: &str) -> String {
         let response: Value = self
             .http
-            .post(self.app.state().token_endpoint())
+            .post(self.app.authority().token_endpoint())
             .basic_auth(id, Some(secret))
             .form(&[("grant_type", "client_credentials")])
             .send()
@@ -282,7 +282,7 @@ async fn vault_kv_reads_carry_version_and_max_age_and_everything_else_is_refused
 
     // Allowed reads are audited in aggregate: a row per client and path per interval (the
     // clock moved 30 s, so the background flush may have written some already), with counts.
-    server.app.state().broker().flush_audit().await;
+    server.app.authority().broker().flush_audit().await;
     let reads = server.audit_rows("broker.read").await;
     let db_reads: Vec<_> = reads
         .iter()
@@ -330,7 +330,7 @@ async fn cli(config_file: &Path, data: &Path, args: &[&str]) -> std::process::Ex
         data.display().to_string(),
     ];
     argv.extend(args.iter().map(|a| (*a).to_owned()));
-    gha_auth_server::cli::run(gha_auth_server::cli::Cli::parse_from(argv)).await
+    gha_auth_server::run(gha_auth_server::cli::Cli::parse_from(argv)).await
 }
 
 async fn local_store_round_trip(store_url: Option<&str>) {
@@ -739,7 +739,7 @@ async fn no_secret_reaches_the_debug_log_of_a_whole_scenario() {
         assert!(Instant::now() < deadline, "no recovery");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    server.app.state().broker().flush_audit().await;
+    server.app.authority().broker().flush_audit().await;
     server.app.shutdown().await.unwrap();
 
     let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();

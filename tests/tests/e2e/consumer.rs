@@ -45,7 +45,7 @@ async fn register(
         registration = registration.jwk(jwk);
     }
     let (_, secret) = authority
-        .state()
+        .authority()
         .clients()
         .register(registration, "e2e")
         .await
@@ -185,7 +185,7 @@ async fn consumer_token_keeper_private_key_jwt() {
         ClientAuth::private_key_file("signer", &key_file),
     )
     .audience(BROKER_AUDIENCE)
-    .assertion_audience(authority.state().token_endpoint())
+    .assertion_audience(authority.authority().token_endpoint())
     .build()
     .unwrap();
     let token = keeper.token().await.unwrap();
@@ -197,7 +197,7 @@ async fn consumer_token_keeper_private_key_jwt() {
         ClientAuth::private_key("signer", other),
     )
     .audience(BROKER_AUDIENCE)
-    .assertion_audience(authority.state().token_endpoint())
+    .assertion_audience(authority.authority().token_endpoint())
     .build()
     .unwrap();
     let error = wrong.token().await.unwrap_err();

@@ -132,7 +132,7 @@ impl World {
             .expect("authority with broker starts")
             .spawn();
         let (_, secret) = authority
-            .state()
+            .authority()
             .clients()
             .register(
                 ClientRegistration::new(CLIENT)

@@ -92,7 +92,7 @@ impl Link {
             .spawn();
 
         let (_, secret) = app
-            .state()
+            .authority()
             .clients()
             .register(
                 ClientRegistration::new("field-service-validator")
@@ -118,7 +118,7 @@ impl Link {
         settings.accept_plain_http = true;
         let source = settings.start(clock.shared()).unwrap();
         let auth = AuthLayer::builder()
-            .issuer(app.state().issuer())
+            .issuer(app.authority().issuer())
             .audience("field-service")
             .jwks_url(format!("{}/.well-known/jwks.json", app.base_url()))
             .clock(clock.shared())
@@ -298,7 +298,7 @@ async fn fifty_rotations_under_continuous_epicor_traffic_reject_no_call() {
         link.health().await["checks"]["link_keys"]["status"],
         "Healthy"
     );
-    let store = link.app.state().store().clone();
+    let store = link.app.authority().store().clone();
     assert_eq!(
         count_audit(&store, "link_keys.rotated", "epicor").await,
         usize::try_from(ROTATIONS + 1).unwrap()
@@ -395,7 +395,7 @@ async fn epicor_down_then_refusing_keeps_current_alerts_and_recovers_by_itself()
     .await;
     let counts = directive.stop().await;
     assert_eq!(counts.rejected, 0, "no call rejected: {counts:?}");
-    let store = link.app.state().store().clone();
+    let store = link.app.authority().store().clone();
     assert!(count_audit(&store, "link_keys.step_failed", "epicor").await >= 4);
     link.app.shutdown().await.unwrap();
 }

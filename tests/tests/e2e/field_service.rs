@@ -35,7 +35,7 @@ async fn register(authority: &RunningApp, id: &str, scopes: &[&str], audience: &
         registration = registration.scope(*scope);
     }
     let (_, secret) = authority
-        .state()
+        .authority()
         .clients()
         .register(registration, "e2e")
         .await
@@ -45,7 +45,7 @@ async fn register(authority: &RunningApp, id: &str, scopes: &[&str], audience: &
 
 async fn token(http: &reqwest::Client, authority: &RunningApp, id: &str, secret: &str) -> String {
     let response = http
-        .post(authority.state().token_endpoint())
+        .post(authority.authority().token_endpoint())
         .basic_auth(id, Some(secret))
         .form(&[("grant_type", "client_credentials")])
         .send()
@@ -58,7 +58,7 @@ async fn token(http: &reqwest::Client, authority: &RunningApp, id: &str, secret:
 
 async fn start_field_service(authority: &RunningApp) -> String {
     let auth = AuthLayer::builder()
-        .issuer(authority.state().issuer())
+        .issuer(authority.authority().issuer())
         .audience(AUDIENCE)
         .jwks_url(format!("{}/.well-known/jwks.json", authority.base_url()))
         .build()

@@ -406,7 +406,7 @@ fn with_vault(mut config: Config, bao: &OpenBao, prefix: &str) -> Config {
 
 /// The stored state of the `epicor` link key, if there is one yet.
 pub(crate) async fn stored(app: &gha_auth_server::RunningApp) -> Option<LinkKeyState> {
-    let entry = app.state().link_keys().get("epicor").unwrap();
+    let entry = app.authority().link_keys().get("epicor").unwrap();
     let loaded = entry.rotator.store().load("epicor").await.unwrap();
     loaded.map(|loaded| loaded.state)
 }
@@ -468,7 +468,7 @@ async fn two_replicas_on_one_postgres_and_one_openbao_rotate_once_per_tick() {
     );
     let (a, b) = (a.unwrap().spawn(), b.unwrap().spawn());
     let described = a
-        .state()
+        .authority()
         .link_keys()
         .get("epicor")
         .unwrap()
@@ -682,7 +682,7 @@ async fn validators_get_digests_only_and_bad_callers_are_refused_and_audited() {
         .unwrap()
         .spawn();
     let (_, secret) = app
-        .state()
+        .authority()
         .clients()
         .register(
             ClientRegistration::new("fs-validator")
@@ -694,7 +694,7 @@ async fn validators_get_digests_only_and_bad_callers_are_refused_and_audited() {
         .unwrap();
     let http = reqwest::Client::new();
     let token: Value = http
-        .post(app.state().token_endpoint())
+        .post(app.authority().token_endpoint())
         .basic_auth("fs-validator", Some(secret.unwrap().expose()))
         .form(&[("grant_type", "client_credentials")])
         .send()
@@ -763,7 +763,7 @@ async fn validators_get_digests_only_and_bad_callers_are_refused_and_audited() {
         .unwrap();
     assert!(source.wait_loaded(Duration::from_secs(30)).await);
     let auth = AuthLayer::builder()
-        .issuer(app.state().issuer())
+        .issuer(app.authority().issuer())
         .audience("field-service")
         .jwks_url(format!("{}/.well-known/jwks.json", app.base_url()))
         .link_key(
@@ -808,7 +808,7 @@ async fn validators_get_digests_only_and_bad_callers_are_refused_and_audited() {
     assert!(seen.last_seen.is_some(), "usage recorded");
 
     // Refusals are audited.
-    let store = app.state().store().clone();
+    let store = app.authority().store().clone();
     assert!(count_audit(&store, "link_keys.access_denied", "epicor").await >= 1);
     assert!(count_audit(&store, "link_keys.access_denied", "nope").await >= 1);
     crate::support::assert_audit_intact(&store).await;

@@ -53,7 +53,7 @@ impl Stack {
             .await
             .unwrap()
             .spawn();
-        let state = authority.state();
+        let state = authority.authority();
         state
             .clients()
             .register(
@@ -146,7 +146,7 @@ impl Stack {
     /// Audit events as (kind, detail).
     pub(crate) async fn audit(&self) -> Vec<(String, String)> {
         self.authority
-            .state()
+            .authority()
             .store()
             .audit_rows_after(0, 10_000)
             .await

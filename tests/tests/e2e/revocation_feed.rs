@@ -37,7 +37,7 @@ async fn register(authority: &RunningApp, id: &str) -> String {
         .scope("jobs:read")
         .tenant("acme");
     let (_, secret) = authority
-        .state()
+        .authority()
         .clients()
         .register(registration, "e2e")
         .await
@@ -47,7 +47,7 @@ async fn register(authority: &RunningApp, id: &str) -> String {
 
 async fn token(http: &reqwest::Client, authority: &RunningApp, id: &str, secret: &str) -> String {
     let response = http
-        .post(authority.state().token_endpoint())
+        .post(authority.authority().token_endpoint())
         .basic_auth(id, Some(secret))
         .form(&[("grant_type", "client_credentials")])
         .send()
@@ -86,7 +86,7 @@ async fn a_revoked_token_is_refused_by_the_field_service_within_the_poll_interva
     // The example's layer, as its main.rs builds it: JWKS plus the feed of the same authority.
     let base = authority.base_url();
     let auth = AuthLayer::builder()
-        .issuer(authority.state().issuer())
+        .issuer(authority.authority().issuer())
         .audience(AUDIENCE)
         .jwks_url(format!("{base}/.well-known/jwks.json"))
         .revocation_feed(RevocationFeed::for_authority(&base).poll_interval_bounds(POLL, POLL * 2))
@@ -181,7 +181,7 @@ async fn a_revoked_token_is_refused_by_the_field_service_within_the_poll_interva
 
     // Disabling a client revokes the tokens it holds, through the same feed.
     authority
-        .state()
+        .authority()
         .clients()
         .disable("dashboard", "e2e")
         .await
@@ -228,8 +228,10 @@ async fn the_feed_is_signed_etagged_and_served_from_the_shared_sequence() {
         .await
         .unwrap();
     let keys = gha_auth::keys::JwkSet::parse_lenient(&jwks).unwrap();
-    let verifier =
-        gha_auth::revocation::FeedVerifier::new(authority.state().issuer(), SystemClock::shared());
+    let verifier = gha_auth::revocation::FeedVerifier::new(
+        authority.authority().issuer(),
+        SystemClock::shared(),
+    );
     let feed = verifier.verify(&jws, &keys).unwrap();
     assert_eq!(etag, format!("\"{}\"", feed.seq));
     assert!(feed.is_empty());
@@ -285,7 +287,7 @@ async fn the_feed_is_signed_etagged_and_served_from_the_shared_sequence() {
     assert_eq!(same.status(), StatusCode::NOT_MODIFIED);
 
     // The revocation is audited, once, and the chain is intact.
-    let store = authority.state().store();
+    let store = authority.authority().store();
     let rows = store.audit_rows_after(0, 10_000).await.unwrap();
     let revoked = rows.iter().filter(|r| r.kind == "token.revoked").count();
     assert_eq!(revoked, 1);

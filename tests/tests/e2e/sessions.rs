@@ -135,7 +135,7 @@ async fn configured(backend: Backend) -> Cluster {
     cluster.setup().await;
     cluster
         .app(0)
-        .state()
+        .authority()
         .clients()
         .register(
             ClientRegistration::new(PORTAL)

@@ -6,9 +6,9 @@
 use gha_auth::jwt::{AccessClaims, Validation, Verifier};
 use gha_auth::keys::JwkSet;
 use gha_auth::{ManualClock, SecretString};
+use gha_auth_server::clients::legacy_keys::{self, LEGACY_API_KEY_TOKEN_TYPE, NewLegacyKey};
 use gha_auth_server::clients::{ClientRegistration, GrantType};
 use gha_auth_server::config::Config;
-use gha_auth_server::legacy_keys::{self, LEGACY_API_KEY_TOKEN_TYPE, NewLegacyKey};
 use gha_auth_server::{RunningApp, build_app};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -46,7 +46,7 @@ impl Authority {
     async fn register(&self, registration: ClientRegistration) -> String {
         let (_, secret) = self
             .app
-            .state()
+            .authority()
             .clients()
             .register(registration, "e2e")
             .await
@@ -56,7 +56,7 @@ impl Authority {
 
     async fn token(&self, id: &str, secret: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.http
-            .post(self.app.state().token_endpoint())
+            .post(self.app.authority().token_endpoint())
             .basic_auth(id, Some(secret))
             .form(form)
             .send()
@@ -95,7 +95,7 @@ impl Authority {
             .await
             .unwrap();
         let keys = JwkSet::parse_lenient(&jwks).unwrap();
-        let validation = Validation::new(self.app.state().issuer(), [audience]).unwrap();
+        let validation = Validation::new(self.app.authority().issuer(), [audience]).unwrap();
         Verifier::new(validation, self.clock.shared())
             .verify::<AccessClaims>(token, &keys)
             .unwrap()
@@ -119,7 +119,7 @@ async fn error_of(response: reqwest::Response) -> (StatusCode, String, String) {
 #[tokio::test]
 async fn legacy_keys_and_access_tokens_are_exchanged_for_narrowed_tokens() {
     let authority = Authority::start().await;
-    let state = authority.app.state();
+    let state = authority.app.authority();
     // The integration that used to send a static key, now a registered client.
     let bridge = authority
         .register(

@@ -95,7 +95,7 @@ impl Cluster {
     }
 
     pub(crate) async fn users(&self) -> Users {
-        let state = self.app(0).state();
+        let state = self.app(0).authority();
         Users::new(
             state.store().clone(),
             state.audit().clone(),
@@ -107,7 +107,7 @@ impl Cluster {
     }
 
     pub(crate) async fn setup(&self) -> String {
-        let clients = self.app(0).state().clients();
+        let clients = self.app(0).authority().clients();
         clients
             .register(
                 ClientRegistration::new(MOBILE)
@@ -212,7 +212,7 @@ impl Cluster {
             .await
             .unwrap();
         let keys = JwkSet::parse_lenient(&body).unwrap();
-        let issuer = self.app(0).state().issuer().to_owned();
+        let issuer = self.app(0).authority().issuer().to_owned();
         Verifier::new(
             Validation::new(issuer, [AUDIENCE]).unwrap(),
             self.clock.shared(),
@@ -238,7 +238,7 @@ impl Cluster {
 
     pub(crate) async fn audit_kinds(&self) -> Vec<(String, String)> {
         self.app(0)
-            .state()
+            .authority()
             .store()
             .audit_rows_after(0, 10_000)
             .await
@@ -372,14 +372,14 @@ async fn login_and_rotate(backend: Backend) {
 
     // Housekeeping (also run by the server's maintenance task as the clock moves) drops
     // families after their absolute end, and nothing live.
-    let state = cluster.app(0).state();
+    let state = cluster.app(0).authority();
     let store = state.store();
     gha_auth_server::refresh::purge_expired(store, cluster.clock.unix_seconds())
         .await
         .unwrap();
     let first = ApiKey::parse_kind(&r0, SecretKind::RefreshToken).unwrap();
     assert!(
-        gha_auth_server::refresh::lookup(state, &first)
+        gha_auth_server::refresh::lookup(state.families(), &first)
             .await
             .unwrap()
             .is_none(),
@@ -391,7 +391,7 @@ async fn login_and_rotate(backend: Backend) {
         .unwrap();
     tokens(cluster.refresh(1, &live).await).await;
 
-    assert_audit_intact(cluster.app(0).state().store()).await;
+    assert_audit_intact(cluster.app(0).authority().store()).await;
     cluster.shutdown().await;
 }
 

@@ -1,12 +1,13 @@
 //! One module per grant type. Each takes the authenticated client and the form and returns a
 //! [`TokenResponse`] or an [`OAuthError`]; [`handle`] dispatches on `grant_type`.
 //!
-//! To add a grant, add a module here and
-//! an arm in [`handle`]; client authentication, error mapping and token minting are shared.
+//! To add a grant, add a module here and an arm in [`handle`]; client authentication, error
+//! mapping and token minting are shared. A grant that another endpoint also runs (the session
+//! endpoints log in and refresh) exposes a typed function beside its `handle`.
 
 mod client_credentials;
-mod password;
-mod refresh_token;
+pub mod password;
+pub mod refresh_token;
 pub mod token_exchange;
 
 use std::net::SocketAddr;
@@ -14,15 +15,15 @@ use std::net::SocketAddr;
 use super::client_auth::AuthenticatedClient;
 use super::issue::TokenResponse;
 use super::{ErrorCode, OAuthError, TokenForm};
-use crate::app::AppState;
 use crate::clients::GrantType;
+use crate::oauth::OAuth;
 
 /// Everything a grant needs to decide.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct GrantRequest<'a> {
     /// Shared state.
-    pub state: &'a AppState,
+    pub state: &'a OAuth,
     /// The request parameters.
     pub form: &'a TokenForm,
     /// The authenticated client.

@@ -1,19 +1,31 @@
 //! `password` (RFC 6749 §4.3): first-party public clients only (the MFS mobile app) exchange a
 //! user's credentials for an access token and a rotating `ghar_` refresh token.
 
+use std::net::SocketAddr;
+
 use gha_auth::SecretString;
+use gha_auth::apikey::ApiKey;
 
 use super::GrantRequest;
 use crate::audit::clean;
 use crate::clients::GrantType;
-use crate::oauth::client_auth::PresentedMethod;
+use crate::oauth::client_auth::{AuthenticatedClient, PresentedMethod};
 use crate::oauth::issue::{Grant, TokenResponse, mint, narrow_scopes, resolve_audience};
-use crate::oauth::{ErrorCode, OAuthError};
+use crate::oauth::{ErrorCode, OAuth, OAuthError, TokenForm};
 use crate::refresh::{NewFamily, start_family};
 use crate::users::{LoginError, MAX_PASSWORD_LEN};
 
-/// Checks the user and issues tokens. The tenant is the client's, or the `tenant` parameter
-/// for a client that serves several.
+/// A successful login: the access token, and the first refresh token of a new family when the
+/// client may refresh.
+#[derive(Debug)]
+pub struct Login {
+    /// The token response, without a refresh token.
+    pub tokens: TokenResponse,
+    /// The new family's first refresh token.
+    pub refresh: Option<ApiKey>,
+}
+
+/// The token endpoint's `password` grant.
 pub(super) async fn handle(request: GrantRequest<'_>) -> Result<TokenResponse, OAuthError> {
     let GrantRequest {
         state,
@@ -21,6 +33,23 @@ pub(super) async fn handle(request: GrantRequest<'_>) -> Result<TokenResponse, O
         client,
         peer,
     } = request;
+    let Login {
+        mut tokens,
+        refresh,
+    } = login(state, client, form, peer).await?;
+    tokens.refresh_token = refresh.map(|token| token.expose().to_owned());
+    Ok(tokens)
+}
+
+/// Checks the user named by `form` (`username`, `password`, optional `tenant`, `scope`,
+/// `audience`/`resource`) for `client` and issues tokens. The tenant is the client's, or the
+/// `tenant` parameter for a client that serves several.
+pub async fn login(
+    state: &OAuth,
+    client: AuthenticatedClient,
+    form: &TokenForm,
+    peer: Option<SocketAddr>,
+) -> Result<Login, OAuthError> {
     let method = client.method;
     let client = client.client;
     let allowed = client.first_party
@@ -84,10 +113,11 @@ pub(super) async fn handle(request: GrantRequest<'_>) -> Result<TokenResponse, O
     let mut grant = Grant::new(user.id.clone(), audience.clone(), scopes.clone());
     grant.roles.clone_from(&user.roles);
     grant.tenant.clone_from(&tenant);
-    let mut response = mint(state, &client, grant)?;
+    let tokens = mint(state, &client, grant)?;
+    let mut refresh = None;
     if client.allows_grant(GrantType::RefreshToken) {
         let token = start_family(
-            state,
+            &state.families,
             NewFamily {
                 client_id: client.id.clone(),
                 user_id: user.id,
@@ -101,7 +131,7 @@ pub(super) async fn handle(request: GrantRequest<'_>) -> Result<TokenResponse, O
             tracing::error!(error = %e, "could not start a refresh-token family");
             OAuthError::server_error()
         })?;
-        response.refresh_token = Some(token.expose().to_owned());
+        refresh = Some(token);
     }
-    Ok(response)
+    Ok(Login { tokens, refresh })
 }

@@ -1,13 +1,24 @@
 //! `refresh_token` (RFC 6749 §6) with rotation and reuse detection (see [`crate::refresh`]).
 
+use std::net::SocketAddr;
+
 use gha_auth::apikey::{ApiKey, SecretKind};
 
 use super::GrantRequest;
 use crate::audit::{AuditEvent, AuditKind, Outcome};
-use crate::clients::GrantType;
+use crate::clients::{Client, GrantType};
 use crate::oauth::issue::{Grant, TokenResponse, mint, narrow_scopes};
-use crate::oauth::{ErrorCode, OAuthError};
+use crate::oauth::{ErrorCode, OAuth, OAuthError};
 use crate::refresh::{RefreshError, rotate};
+
+/// A successful refresh: a fresh access token and the successor refresh token.
+#[derive(Debug)]
+pub struct Refreshed {
+    /// The token response, without a refresh token.
+    pub tokens: TokenResponse,
+    /// The successor to hand out instead of the presented token.
+    pub successor: ApiKey,
+}
 
 fn invalid_grant() -> OAuthError {
     OAuthError::new(
@@ -16,7 +27,7 @@ fn invalid_grant() -> OAuthError {
     )
 }
 
-/// Rotates the presented token and issues a fresh access token with the user's current roles.
+/// The token endpoint's `refresh_token` grant.
 pub(super) async fn handle(request: GrantRequest<'_>) -> Result<TokenResponse, OAuthError> {
     let GrantRequest {
         state,
@@ -24,18 +35,34 @@ pub(super) async fn handle(request: GrantRequest<'_>) -> Result<TokenResponse, O
         client,
         peer,
     } = request;
-    let client = client.client;
-    if !client.allows_grant(GrantType::RefreshToken) {
-        return Err(OAuthError::unauthorized_client());
-    }
     let presented = form
         .get("refresh_token")
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+    let Refreshed {
+        mut tokens,
+        successor,
+    } = refresh(state, &client.client, presented, form.get("scope"), peer).await?;
+    tokens.refresh_token = Some(successor.expose().to_owned());
+    Ok(tokens)
+}
+
+/// Rotates `presented` (a refresh token of `client`) and issues a fresh access token with the
+/// user's current roles, narrowed to `scope` when given.
+pub async fn refresh(
+    state: &OAuth,
+    client: &Client,
+    presented: &str,
+    scope: Option<&str>,
+    peer: Option<SocketAddr>,
+) -> Result<Refreshed, OAuthError> {
+    if !client.allows_grant(GrantType::RefreshToken) {
+        return Err(OAuthError::unauthorized_client());
+    }
     // Format and checksum first: a typo or a forged value costs no database round trip.
     let Ok(presented) = ApiKey::parse_kind(presented, SecretKind::RefreshToken) else {
         return Err(invalid_grant());
     };
-    let rotated = match rotate(state, &presented, &client.id).await {
+    let rotated = match rotate(&state.families, &presented, &client.id).await {
         Ok(rotated) => rotated,
         Err(RefreshError::Invalid(reason)) => {
             tracing::info!(client_id = %client.id, reason, "refresh refused");
@@ -67,11 +94,13 @@ pub(super) async fn handle(request: GrantRequest<'_>) -> Result<TokenResponse, O
     let family = rotated.family;
     // Current roles; `rotate` already refused a disabled user and ended the family.
     let user = rotated.user;
-    let scopes = narrow_scopes(&family.scopes(), form.get("scope"))?;
+    let scopes = narrow_scopes(&family.scopes(), scope)?;
     let mut grant = Grant::new(user.id, family.audiences(), scopes);
     grant.roles = user.roles;
     grant.tenant.clone_from(&family.tenant);
-    let mut response = mint(state, &client, grant)?;
-    response.refresh_token = Some(rotated.successor.expose().to_owned());
-    Ok(response)
+    let tokens = mint(state, client, grant)?;
+    Ok(Refreshed {
+        tokens,
+        successor: rotated.successor,
+    })
 }

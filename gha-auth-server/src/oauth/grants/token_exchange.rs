@@ -21,10 +21,10 @@ use serde_json::{Value, json};
 use super::GrantRequest;
 use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::clients::GrantType;
-use crate::legacy_keys::{self, LEGACY_API_KEY_TOKEN_TYPE};
+use crate::clients::legacy_keys::{self, LEGACY_API_KEY_TOKEN_TYPE};
 use crate::oauth::client_auth::PresentedMethod;
 use crate::oauth::issue::{Grant, TokenResponse, mint, resolve_audience};
-use crate::oauth::revocation::{is_revoked, verify_own};
+use crate::oauth::own_tokens::{is_revoked, verify_own};
 use crate::oauth::{ErrorCode, OAuthError};
 
 /// RFC 8693 §3: an OAuth access token.

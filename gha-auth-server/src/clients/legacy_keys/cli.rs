@@ -10,9 +10,10 @@ use gha_auth::{Clock as _, SecretString};
 use serde_json::json;
 
 use super::{LEGACY_API_KEY_TOKEN_TYPE, LegacyKey, NewLegacyKey};
-use crate::app::Services;
-use crate::cli::Output;
-use crate::clients::GrantType;
+use crate::audit::AuditLog;
+use crate::clients::{ClientRegistry, GrantType};
+use crate::store::Store;
+use crate::terminal::{Output, read_secret};
 
 /// `gha-auth clients legacy-key …`
 #[derive(Debug, Subcommand)]
@@ -65,10 +66,12 @@ fn describe(key: &LegacyKey) -> String {
     )
 }
 
-/// Runs a `legacy-key` command against the store `services` opened.
+/// Runs a `legacy-key` command on `store`.
 pub(crate) async fn run(
     command: &LegacyKeyCommand,
-    services: &Services,
+    clients: &ClientRegistry,
+    store: &Store,
+    audit: &AuditLog,
     actor: &str,
     out: &Output,
 ) -> Result<ExitCode, String> {
@@ -81,11 +84,7 @@ pub(crate) async fn run(
             scopes,
             id,
         } => {
-            let client = services
-                .clients
-                .get(client_id)
-                .await
-                .map_err(|e| e.to_string())?;
+            let client = clients.get(client_id).await.map_err(|e| e.to_string())?;
             if !client.allows_grant(GrantType::TokenExchange) {
                 return Err(format!(
                     "client {client_id:?} does not have the token-exchange grant"
@@ -96,17 +95,9 @@ pub(crate) async fn run(
             spec.tenant = tenant.clone().or(client.tenant.clone());
             spec.scopes.clone_from(scopes);
             spec.id.clone_from(id);
-            let added = super::add(
-                &services.store,
-                services.clients.pepper(),
-                &services.audit,
-                now,
-                spec,
-                &key,
-                actor,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            let added = super::add(store, clients.pepper(), audit, now, spec, &key, actor)
+                .await
+                .map_err(|e| e.to_string())?;
             let text = format!(
                 "Imported legacy key {}.\nThe holder exchanges it at the token endpoint with \
                  grant_type=urn:ietf:params:oauth:grant-type:token-exchange, \
@@ -117,7 +108,7 @@ pub(crate) async fn run(
             out.print(&added, &text);
         }
         LegacyKeyCommand::List { client_id } => {
-            let keys = super::list(&services.store, client_id.as_deref())
+            let keys = super::list(store, client_id.as_deref())
                 .await
                 .map_err(|e| e.to_string())?;
             let mut text = String::new();
@@ -130,7 +121,7 @@ pub(crate) async fn run(
             out.print(&keys, &text);
         }
         LegacyKeyCommand::Revoke { id } => {
-            super::revoke(&services.store, &services.audit, now, id, actor)
+            super::revoke(store, audit, now, id, actor)
                 .await
                 .map_err(|e| e.to_string())?;
             out.print(
@@ -143,7 +134,7 @@ pub(crate) async fn run(
 }
 
 fn read_key() -> Result<SecretString, String> {
-    let key = crate::users::read_secret("Legacy API key: ", false)?;
+    let key = read_secret("Legacy API key: ", false)?;
     if key.expose().is_empty() {
         return Err("no key on standard input".into());
     }

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use clap::Args;
 use gha_auth::SystemClock;
 
-use super::Output;
-use crate::agent::{self, AgentConfig};
-use crate::telemetry::{LogTarget, init_logging};
+use super::AgentConfig;
+use crate::telemetry::{LogFormat, LogTarget, init_logging};
+use crate::terminal::Output;
 
 /// `gha-auth agent`.
 #[derive(Debug, Args)]
@@ -28,11 +28,11 @@ pub struct AgentArgs {
 }
 
 /// Runs `gha-auth agent`.
-pub(crate) async fn run(args: &AgentArgs, out: &Output) -> ExitCode {
+pub async fn run_cli(args: &AgentArgs, out: &Output) -> ExitCode {
     let format = if out.is_json() {
-        crate::config::LogFormat::Json
+        LogFormat::Json
     } else {
-        crate::config::LogFormat::Text
+        LogFormat::Text
     };
     init_logging(format, "info", LogTarget::Stderr);
     let config = match AgentConfig::load(&args.agent_config) {
@@ -46,7 +46,7 @@ pub(crate) async fn run(args: &AgentArgs, out: &Output) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    match agent::run(config, SystemClock::shared(), args.once, shutdown_signal()).await {
+    match super::run(config, SystemClock::shared(), args.once, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => out.failure(&e.to_string()),
     }
