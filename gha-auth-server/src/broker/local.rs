@@ -13,8 +13,21 @@ use thiserror::Error;
 use zeroize::Zeroizing;
 
 use super::source::{SecretSource, SourceError, SourcedSecret};
-use crate::atrest::{AtRestError, MasterKey};
-use crate::store::{SaveOutcome, Store, StoreError};
+use crate::atrest::MasterKey;
+use crate::store::{
+    CasOutcome, Change, DocumentTable, SealedDocuments, SealedError, Store, StoreError, Versioned,
+    read_modify_write,
+};
+
+/// The `broker_secrets` table: one sealed document per secret path.
+const BROKER_SECRETS: DocumentTable = DocumentTable {
+    sealed_as: "broker-secret/",
+    select: "SELECT version, document, updated_at FROM broker_secrets WHERE path = $1",
+    insert: "INSERT INTO broker_secrets (path, version, document, updated_at, updated_by) \
+             VALUES ($1, 1, $2, $3, $4) ON CONFLICT (path) DO NOTHING",
+    update: "UPDATE broker_secrets SET version = $1, document = $2, updated_at = $3, \
+             updated_by = $4 WHERE path = $5 AND version = $6",
+};
 
 const FORMAT: u32 = 1;
 
@@ -45,9 +58,9 @@ pub enum LocalSecretsError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Sealing or opening failed (another master key, a corrupt row).
+    /// The sealed row failed (database, another master key, a row moved from another path).
     #[error(transparent)]
-    AtRest(#[from] AtRestError),
+    Sealed(#[from] SealedError),
     /// The document cannot be read by this version, or belongs to another path.
     #[error("secret {path}: {message}")]
     Corrupt {
@@ -64,44 +77,35 @@ pub enum LocalSecretsError {
 /// The local secrets.
 #[derive(Debug, Clone)]
 pub struct LocalSecrets {
-    store: Store,
-    master: Arc<MasterKey>,
-    clock: SharedClock,
-}
-
-fn sealed_name(path: &str) -> String {
-    format!("broker-secret/{path}")
+    documents: SealedDocuments,
 }
 
 impl LocalSecrets {
     /// Secrets in `store`, sealed with `master`.
     pub fn new(store: Store, master: Arc<MasterKey>, clock: SharedClock) -> Self {
         Self {
-            store,
-            master,
-            clock,
+            documents: SealedDocuments::new(store, master, clock, &BROKER_SECRETS),
         }
     }
 
     /// The secret at `path`, if any.
     pub async fn get(&self, path: &str) -> Result<Option<LocalSecret>, LocalSecretsError> {
-        let Some(row) = self.store.broker_secret(path).await? else {
+        let Some(loaded) = self.documents.load(path).await? else {
             return Ok(None);
         };
         let corrupt = |message: &str| LocalSecretsError::Corrupt {
             path: path.to_owned(),
             message: message.to_owned(),
         };
-        let plain = self.master.open(&sealed_name(path), &row.document)?;
-        let document: Document = serde_json::from_slice(plain.expose())
+        let document: Document = serde_json::from_slice(loaded.plain.expose())
             .map_err(|_| corrupt("the document is not readable"))?;
         if document.format != FORMAT || document.path != path {
             return Err(corrupt("the document belongs to another path or format"));
         }
         Ok(Some(LocalSecret {
-            version: u64::try_from(row.version).map_err(|_| corrupt("negative version"))?,
+            version: loaded.version,
             data: document.fields,
-            updated_at: row.updated_at,
+            updated_at: loaded.updated_at,
         }))
     }
 
@@ -123,31 +127,63 @@ impl LocalSecrets {
                 message: "cannot encode the document".into(),
             }
         })?);
-        for _ in 0..16 {
-            let expected = self.store.broker_secret(path).await?.map(|row| row.version);
-            // A fresh nonce for every attempt.
-            let sealed = self.master.seal(&sealed_name(path), &json)?;
-            match self
-                .store
-                .save_broker_secret(path, expected, &sealed, self.clock.unix_seconds(), writer)
-                .await?
-            {
-                SaveOutcome::Saved(version) => return Ok(u64::try_from(version).unwrap_or(0)),
-                _ => tracing::debug!(path, "broker secret changed concurrently; retrying"),
-            }
-        }
-        Err(LocalSecretsError::Contended(path.to_owned()))
+        let write = SecretWrite {
+            documents: &self.documents,
+            path,
+            json: &json,
+            writer,
+        };
+        let written = read_modify_write(
+            &write,
+            |()| Ok(Change::Save(())),
+            || LocalSecretsError::Contended(path.to_owned()),
+        )
+        .await?;
+        Ok(written.version.unwrap_or(0))
     }
 
     /// Every path with its version and write time.
     pub async fn list(&self) -> Result<Vec<(String, u64, i64)>, LocalSecretsError> {
-        Ok(self
-            .store
-            .broker_secret_paths()
-            .await?
+        let rows: Vec<(String, i64, i64)> =
+            sqlx::query_as("SELECT path, version, updated_at FROM broker_secrets ORDER BY path")
+                .fetch_all(self.documents.store().pool())
+                .await
+                .map_err(StoreError::from)?;
+        Ok(rows
             .into_iter()
             .map(|(path, version, at)| (path, u64::try_from(version).unwrap_or(0), at))
             .collect())
+    }
+}
+
+/// A write of one path: the new document replaces whatever version is there (so only the
+/// version is read), sealed afresh for every attempt.
+struct SecretWrite<'a> {
+    documents: &'a SealedDocuments,
+    path: &'a str,
+    json: &'a [u8],
+    writer: &'a str,
+}
+
+#[async_trait]
+impl Versioned for SecretWrite<'_> {
+    type Document = ();
+    type Error = LocalSecretsError;
+
+    async fn load(&self) -> Result<(Option<u64>, ()), LocalSecretsError> {
+        let version = self
+            .documents
+            .raw(self.path)
+            .await?
+            .map(|(version, ..)| version);
+        Ok((version.map(|v| u64::try_from(v).unwrap_or(0)), ()))
+    }
+
+    async fn save(&self, expected: Option<u64>, (): &()) -> Result<CasOutcome, LocalSecretsError> {
+        Ok(self
+            .documents
+            .save(self.path, expected, self.json, self.writer)
+            .await?)
     }
 }
 
@@ -165,7 +201,7 @@ impl SecretSource for LocalSecrets {
     }
 
     fn describe(&self) -> String {
-        format!("local ({})", self.store.backend().name())
+        format!("local ({})", self.documents.store().backend().name())
     }
 }
 
@@ -204,8 +240,8 @@ mod tests {
             vec![("apps/a".to_owned(), 2, 1_767_225_600)]
         );
         // The row holds no plain text.
-        let row = local.store.broker_secret("apps/a").await.unwrap().unwrap();
-        assert!(!row.document.contains("local-pw"), "{}", row.document);
+        let (_, document, _) = local.documents.raw("apps/a").await.unwrap().unwrap();
+        assert!(!document.contains("local-pw"), "{document}");
     }
 
     #[tokio::test]
@@ -215,10 +251,13 @@ mod tests {
         let mut data = SecretData::new();
         data.insert("k", SecretString::from("v"));
         local.put("apps/a", &data, "test").await.unwrap();
-        let row = local.store.broker_secret("apps/a").await.unwrap().unwrap();
-        local
-            .store
-            .save_broker_secret("apps/b", None, &row.document, 0, "attacker")
+        let (_, document, _) = local.documents.raw("apps/a").await.unwrap().unwrap();
+        sqlx::query(BROKER_SECRETS.insert)
+            .bind("apps/b")
+            .bind(document)
+            .bind(0_i64)
+            .bind("attacker")
+            .execute(local.documents.store().pool())
             .await
             .unwrap();
         assert!(local.get("apps/b").await.is_err());

@@ -20,8 +20,7 @@ use tokio::sync::Mutex;
 
 use super::store::{CasOutcome, KeyDocument, KeyStore, KeyStoreError};
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
-
-const MAX_ATTEMPTS: u32 = 10;
+use crate::store::{Change, MAX_ATTEMPTS, Versioned, read_modify_write};
 
 /// A key-management operation failed.
 #[derive(Debug, Error)]
@@ -293,81 +292,80 @@ impl KeyManager {
 
     async fn sync_inner(&self) -> Result<SyncReport, KeyManagerError> {
         let _guard = self.write.lock().await;
-        for _ in 0..MAX_ATTEMPTS {
-            let (version, mut ring) = load(&*self.store)
-                .await?
-                .ok_or(KeyManagerError::NotInitialized)?;
-            let now = self.clock.now();
-            let schedule = &self.settings.schedule;
-            let transitions = ring.advance(now, schedule);
-            let mut generated = None;
-            if ring.needs_new_next(now, schedule) {
-                let key = SigningKey::generate(self.settings.algorithm)?;
-                let kid = key.kid().to_owned();
-                let activates_at = ring.add_next(key, now, schedule)?;
-                generated = Some((kid, activates_at));
-            }
-            if transitions.is_empty() && generated.is_none() {
-                self.publish(version, ring)?;
-                return Ok(SyncReport::default());
-            }
-            if self.save_and_publish(version, ring).await? {
+        let schedule = &self.settings.schedule;
+        let written = self
+            .change_ring(|ring| {
+                let now = self.clock.now();
+                let transitions = ring.advance(now, schedule);
+                let mut generated = None;
+                if ring.needs_new_next(now, schedule) {
+                    let key = SigningKey::generate(self.settings.algorithm)?;
+                    let kid = key.kid().to_owned();
+                    let activates_at = ring.add_next(key, now, schedule)?;
+                    generated = Some((kid, activates_at));
+                }
                 let report = SyncReport {
                     transitions,
                     generated,
                 };
-                self.audit_sync(&report).await;
-                return Ok(report);
-            }
-            tracing::debug!("key ring changed concurrently; reloading");
+                Ok(
+                    if report.transitions.is_empty() && report.generated.is_none() {
+                        Change::Keep(report)
+                    } else {
+                        Change::Save(report)
+                    },
+                )
+            })
+            .await?;
+        let (report, saved) = written;
+        if saved {
+            self.audit_sync(&report).await;
         }
-        Err(KeyManagerError::Contended(MAX_ATTEMPTS))
+        Ok(report)
     }
 
     /// On-demand rotation: publishes a new next key that starts signing `publish_ahead` from
     /// now, so cached key sets have it in time. Refused while a next key is pending.
     pub async fn rotate(&self) -> Result<(String, DateTime<Utc>), KeyManagerError> {
         let _guard = self.write.lock().await;
-        for _ in 0..MAX_ATTEMPTS {
-            let (version, mut ring) = load(&*self.store)
-                .await?
-                .ok_or(KeyManagerError::NotInitialized)?;
-            let now = self.clock.now();
-            let schedule = &self.settings.schedule;
-            let transitions = ring.advance(now, schedule);
-            if let Some(pending) = ring.keys().iter().find(|k| k.state == KeyState::Next) {
-                return Err(KeyManagerError::NextPending {
-                    kid: pending.kid().to_owned(),
-                    activates_at: pending.activates_at,
-                });
-            }
-            let key = SigningKey::generate(self.settings.algorithm)?;
-            let kid = key.kid().to_owned();
-            let activates_at = now + schedule.publish_ahead;
-            ring.add_next_at(key, now, activates_at, schedule)?;
-            if self.save_and_publish(version, ring).await? {
-                self.audit_sync(&SyncReport {
-                    transitions,
-                    generated: None,
-                })
-                .await;
-                count_rotation("on_demand");
-                self.audit
-                    .record_or_log(
-                        AuditEvent::new(
-                            AuditKind::KeyRotationRequested,
-                            &self.actor,
-                            &kid,
-                            Outcome::Success,
-                        )
-                        .detail("alg", self.settings.algorithm.name())
-                        .detail("activates_at", activates_at.to_rfc3339()),
-                    )
-                    .await;
-                return Ok((kid, activates_at));
-            }
-        }
-        Err(KeyManagerError::Contended(MAX_ATTEMPTS))
+        let schedule = &self.settings.schedule;
+        let written = self
+            .change_ring(|ring| {
+                let now = self.clock.now();
+                let transitions = ring.advance(now, schedule);
+                if let Some(pending) = ring.keys().iter().find(|k| k.state == KeyState::Next) {
+                    return Err(KeyManagerError::NextPending {
+                        kid: pending.kid().to_owned(),
+                        activates_at: pending.activates_at,
+                    });
+                }
+                let key = SigningKey::generate(self.settings.algorithm)?;
+                let kid = key.kid().to_owned();
+                let activates_at = now + schedule.publish_ahead;
+                ring.add_next_at(key, now, activates_at, schedule)?;
+                Ok(Change::Save((transitions, kid, activates_at)))
+            })
+            .await?;
+        let ((transitions, kid, activates_at), _) = written;
+        self.audit_sync(&SyncReport {
+            transitions,
+            generated: None,
+        })
+        .await;
+        count_rotation("on_demand");
+        self.audit
+            .record_or_log(
+                AuditEvent::new(
+                    AuditKind::KeyRotationRequested,
+                    &self.actor,
+                    &kid,
+                    Outcome::Success,
+                )
+                .detail("alg", self.settings.algorithm.name())
+                .detail("activates_at", activates_at.to_rfc3339()),
+            )
+            .await;
+        Ok((kid, activates_at))
     }
 
     /// Emergency rotation for a leaked key: every key is dropped from the ring and the JWKS at
@@ -375,38 +373,49 @@ impl KeyManager {
     /// as verifiers refetch the JWKS. Returns the new key id and the removed ones.
     pub async fn emergency_rotate(&self) -> Result<(String, Vec<String>), KeyManagerError> {
         let _guard = self.write.lock().await;
-        for _ in 0..MAX_ATTEMPTS {
-            let (version, mut ring) = load(&*self.store)
-                .await?
-                .ok_or(KeyManagerError::NotInitialized)?;
-            let now = self.clock.now();
-            let key = SigningKey::generate(self.settings.algorithm)?;
-            let kid = key.kid().to_owned();
-            let removed: Vec<String> = ring
-                .emergency_rotate(key, now)
-                .into_iter()
-                .filter_map(|t| match t {
-                    Transition::Removed { kid, .. } => Some(kid),
-                    _ => None,
-                })
-                .collect();
-            if self.save_and_publish(version, ring).await? {
-                count_rotation("emergency");
-                self.audit
-                    .record_or_log(
-                        AuditEvent::new(
-                            AuditKind::KeyEmergencyRotation,
-                            &self.actor,
-                            &kid,
-                            Outcome::Success,
-                        )
-                        .detail("removed", removed.join(" ")),
-                    )
-                    .await;
-                return Ok((kid, removed));
-            }
-        }
-        Err(KeyManagerError::Contended(MAX_ATTEMPTS))
+        let written = self
+            .change_ring(|ring| {
+                let key = SigningKey::generate(self.settings.algorithm)?;
+                let kid = key.kid().to_owned();
+                let removed: Vec<String> = ring
+                    .emergency_rotate(key, self.clock.now())
+                    .into_iter()
+                    .filter_map(|t| match t {
+                        Transition::Removed { kid, .. } => Some(kid),
+                        _ => None,
+                    })
+                    .collect();
+                Ok(Change::Save((kid, removed)))
+            })
+            .await?;
+        let ((kid, removed), _) = written;
+        count_rotation("emergency");
+        self.audit
+            .record_or_log(
+                AuditEvent::new(
+                    AuditKind::KeyEmergencyRotation,
+                    &self.actor,
+                    &kid,
+                    Outcome::Success,
+                )
+                .detail("removed", removed.join(" ")),
+            )
+            .await;
+        Ok((kid, removed))
+    }
+
+    /// Applies `change` to the stored ring with compare-and-set (reloading on a conflict) and
+    /// publishes the ring that results, saved or not.
+    async fn change_ring<T: Send>(
+        &self,
+        change: impl FnMut(&mut KeyRing) -> Result<Change<T>, KeyManagerError> + Send,
+    ) -> Result<(T, bool), KeyManagerError> {
+        let written = read_modify_write(&StoredRing(&*self.store), change, || {
+            KeyManagerError::Contended(MAX_ATTEMPTS)
+        })
+        .await?;
+        self.publish(written.version.unwrap_or(0), written.document)?;
+        Ok((written.value, written.saved))
     }
 
     /// The keys of the current snapshot, newest first, with their states as of now.
@@ -459,22 +468,6 @@ impl KeyManager {
         events.into_iter().min()
     }
 
-    /// Saves `ring` over `version` (compare-and-set) and publishes it; false if another writer
-    /// saved first.
-    async fn save_and_publish(&self, version: u64, ring: KeyRing) -> Result<bool, KeyManagerError> {
-        match self
-            .store
-            .save(KeyDocument::SigningKeys, Some(version), &ring.to_stored()?)
-            .await?
-        {
-            CasOutcome::Saved(new_version) => {
-                self.publish(new_version, ring)?;
-                Ok(true)
-            }
-            CasOutcome::Conflict => Ok(false),
-        }
-    }
-
     fn publish(&self, version: u64, ring: KeyRing) -> Result<(), KeyManagerError> {
         check_dev_keys(&ring, self.settings.dev_mode)?;
         let snapshot = KeySnapshot::new(version, ring, self.clock.now())?;
@@ -514,6 +507,31 @@ impl KeyManager {
                 )
                 .await;
         }
+    }
+}
+
+/// The signing-key ring in its key store, as one versioned document.
+struct StoredRing<'a>(&'a dyn KeyStore);
+
+#[async_trait::async_trait]
+impl Versioned for StoredRing<'_> {
+    type Document = KeyRing;
+    type Error = KeyManagerError;
+
+    async fn load(&self) -> Result<(Option<u64>, KeyRing), KeyManagerError> {
+        let (version, ring) = load(self.0).await?.ok_or(KeyManagerError::NotInitialized)?;
+        Ok((Some(version), ring))
+    }
+
+    async fn save(
+        &self,
+        expected: Option<u64>,
+        ring: &KeyRing,
+    ) -> Result<CasOutcome, KeyManagerError> {
+        Ok(self
+            .0
+            .save(KeyDocument::SigningKeys, expected, &ring.to_stored()?)
+            .await?)
     }
 }
 

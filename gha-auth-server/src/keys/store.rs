@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use gha_auth::{SecretBytes, SharedClock};
 use thiserror::Error;
 
-use crate::atrest::{AtRestError, MasterKey};
-use crate::store::{SaveOutcome, Store, StoreError};
+use crate::atrest::MasterKey;
+pub use crate::store::CasOutcome;
+use crate::store::{DocumentTable, SealedDocuments, SealedError, Store};
 
 /// A document kept in a [`KeyStore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,26 +41,13 @@ pub struct Versioned {
     pub document: SecretBytes,
 }
 
-/// What a compare-and-set save did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CasOutcome {
-    /// Saved at this new version.
-    Saved(u64),
-    /// Another writer saved first; reload and decide again.
-    Conflict,
-}
-
 /// A key store failed (not a conflict: that is [`CasOutcome::Conflict`]).
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum KeyStoreError {
-    /// The underlying database failed.
+    /// The sealed documents in the store failed (database, wrong master key, corrupt document).
     #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Sealing or opening failed (wrong master key, corrupt document).
-    #[error(transparent)]
-    AtRest(#[from] AtRestError),
+    Local(#[from] SealedError),
     /// Another backend (e.g. Vault) failed; the message carries no secret.
     #[error("key store backend: {0}")]
     Backend(String),
@@ -89,15 +77,23 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     fn describe(&self) -> String;
 }
 
+/// The `key_state` table: one sealed document per [`KeyDocument`].
+const KEY_STATE: DocumentTable = DocumentTable {
+    sealed_as: "",
+    select: "SELECT version, document, updated_at FROM key_state WHERE name = $1",
+    insert: "INSERT INTO key_state (name, version, document, updated_at, updated_by) \
+             VALUES ($1, 1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+    update: "UPDATE key_state SET version = $1, document = $2, updated_at = $3, updated_by = $4 \
+             WHERE name = $5 AND version = $6",
+};
+
 /// Key documents sealed (AES-256-GCM) with the master key, in the store's `key_state` table.
 ///
 /// On embedded defaults the store is the SQLite file in the data directory, next to the master
 /// key. Replicas on one PostgreSQL share the documents; they must share the master key file too.
 #[derive(Debug, Clone)]
 pub struct LocalKeyStore {
-    store: Store,
-    master: Arc<MasterKey>,
-    clock: SharedClock,
+    documents: SealedDocuments,
     node: String,
 }
 
@@ -105,28 +101,28 @@ impl LocalKeyStore {
     /// A key store over `store`, sealing with `master`; `node` names this process in the rows.
     pub fn new(store: Store, master: Arc<MasterKey>, clock: SharedClock, node: String) -> Self {
         Self {
-            store,
-            master,
-            clock,
+            documents: SealedDocuments::new(store, master, clock, &KEY_STATE),
             node,
         }
+    }
+
+    /// The sealed rows, for checks that the documents are sealed at rest.
+    pub fn documents(&self) -> &SealedDocuments {
+        &self.documents
     }
 }
 
 #[async_trait]
 impl KeyStore for LocalKeyStore {
     async fn load(&self, doc: KeyDocument) -> Result<Option<Versioned>, KeyStoreError> {
-        let Some(row) = self.store.key_state(doc.name()).await? else {
-            return Ok(None);
-        };
-        let document = self.master.open(doc.name(), &row.document)?;
-        let version = u64::try_from(row.version).map_err(|_| {
-            KeyStoreError::Store(StoreError::Corrupt {
-                table: "key_state",
-                message: "negative version".into(),
-            })
-        })?;
-        Ok(Some(Versioned { version, document }))
+        Ok(self
+            .documents
+            .load(doc.name())
+            .await?
+            .map(|loaded| Versioned {
+                version: loaded.version,
+                document: loaded.plain,
+            }))
     }
 
     async fn save(
@@ -135,25 +131,13 @@ impl KeyStore for LocalKeyStore {
         expected: Option<u64>,
         document: &SecretBytes,
     ) -> Result<CasOutcome, KeyStoreError> {
-        let sealed = self.master.seal(doc.name(), document.expose())?;
-        let expected = expected.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
-        let outcome = self
-            .store
-            .save_key_state(
-                doc.name(),
-                expected,
-                &sealed,
-                self.clock.unix_seconds(),
-                &self.node,
-            )
-            .await?;
-        Ok(match outcome {
-            SaveOutcome::Saved(version) => CasOutcome::Saved(u64::try_from(version).unwrap_or(0)),
-            _ => CasOutcome::Conflict,
-        })
+        Ok(self
+            .documents
+            .save(doc.name(), expected, document.expose(), &self.node)
+            .await?)
     }
 
     fn describe(&self) -> String {
-        format!("local ({})", self.store.backend().name())
+        format!("local ({})", self.documents.store().backend().name())
     }
 }

@@ -301,8 +301,14 @@ async fn the_pepper_is_created_once_and_shared() {
     let b = load_or_create_pepper(&*f.key_store("b")).await.unwrap();
     assert_eq!(a.expose(), b.expose());
     // Sealed at rest: the row does not contain the pepper bytes.
-    let row = f.store.key_state("pepper").await.unwrap().unwrap();
-    assert!(!row.document.contains(&hex::encode(a.expose())));
+    let local = LocalKeyStore::new(
+        f.store.clone(),
+        f.master.clone(),
+        f.clock.shared(),
+        "a".into(),
+    );
+    let (_, document, _) = local.documents().raw("pepper").await.unwrap().unwrap();
+    assert!(!document.contains(&hex::encode(a.expose())));
     // Another master key cannot open it.
     let wrong = LocalKeyStore::new(
         f.store.clone(),

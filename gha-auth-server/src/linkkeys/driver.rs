@@ -294,7 +294,7 @@ impl Rotator {
         Ok(Some(self.clock.now()))
     }
 
-    async fn save<T>(
+    async fn save<T: Send>(
         &self,
         change: impl FnMut(&mut LinkKeyState) -> Result<T, Stale> + Send,
     ) -> Result<Option<(T, VersionedState)>, DriveError> {

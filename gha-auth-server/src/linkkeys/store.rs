@@ -19,9 +19,11 @@ use thiserror::Error;
 
 use super::machine::Stale;
 use super::model::{DOCUMENT_VERSION, LinkKeyState};
-use crate::atrest::{AtRestError, MasterKey};
-use crate::keys::CasOutcome;
-use crate::store::{SaveOutcome, Store, StoreError};
+use crate::atrest::MasterKey;
+use crate::store::{
+    CasOutcome, Change, DocumentTable, SealedDocuments, SealedError, Store, Versioned,
+    read_modify_write,
+};
 
 /// A link-key document and the version it was read at.
 #[derive(Debug, Clone)]
@@ -38,12 +40,9 @@ pub struct VersionedState {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum LinkKeyStoreError {
-    /// The database failed.
+    /// The sealed documents in the store failed (database, wrong master key, corrupt document).
     #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Sealing or opening failed (wrong master key, corrupt document).
-    #[error(transparent)]
-    AtRest(#[from] AtRestError),
+    Local(#[from] SealedError),
     /// Vault failed.
     #[error("vault: {0}")]
     Vault(String),
@@ -81,28 +80,56 @@ pub trait LinkKeyStore: Send + Sync + fmt::Debug {
 /// Read-modify-write of `name` with compare-and-set: applies `change` to the latest state (an
 /// empty one if none is stored) and saves it; on a conflict starts over (up to 16 times). A
 /// guard failure (`Err(Stale)`) writes nothing and is returned as `Ok(Err(..))`.
-pub async fn update<T>(
+pub async fn update<T: Send>(
     store: &dyn LinkKeyStore,
     name: &str,
     mut change: impl FnMut(&mut LinkKeyState) -> Result<T, Stale> + Send,
 ) -> Result<Result<(T, VersionedState), Stale>, LinkKeyStoreError> {
-    for _ in 0..16 {
-        let (expected, mut state) = match store.load(name).await? {
+    let written = read_modify_write(
+        &OneLinkKey { store, name },
+        |state| {
+            Ok(match change(state) {
+                Ok(value) => Change::Save(Ok(value)),
+                Err(stale) => Change::Keep(Err(stale)),
+            })
+        },
+        || LinkKeyStoreError::Contended(name.to_owned()),
+    )
+    .await?;
+    Ok(written.value.map(|value| {
+        let state = VersionedState {
+            version: written.version.unwrap_or(0),
+            state: written.document,
+        };
+        (value, state)
+    }))
+}
+
+/// One link key's document in a [`LinkKeyStore`] (an empty state until first saved).
+struct OneLinkKey<'a> {
+    store: &'a dyn LinkKeyStore,
+    name: &'a str,
+}
+
+#[async_trait]
+impl Versioned for OneLinkKey<'_> {
+    type Document = LinkKeyState;
+    type Error = LinkKeyStoreError;
+
+    async fn load(&self) -> Result<(Option<u64>, LinkKeyState), LinkKeyStoreError> {
+        Ok(match self.store.load(self.name).await? {
             Some(loaded) => (Some(loaded.version), loaded.state),
-            None => (None, LinkKeyState::empty(name)),
-        };
-        let value = match change(&mut state) {
-            Ok(value) => value,
-            Err(stale) => return Ok(Err(stale)),
-        };
-        match store.save(name, expected, &state).await? {
-            CasOutcome::Saved(version) => {
-                return Ok(Ok((value, VersionedState { version, state })));
-            }
-            _ => tracing::debug!(name, "link-key state changed concurrently; reloading"),
-        }
+            None => (None, LinkKeyState::empty(self.name)),
+        })
     }
-    Err(LinkKeyStoreError::Contended(name.to_owned()))
+
+    async fn save(
+        &self,
+        expected: Option<u64>,
+        state: &LinkKeyState,
+    ) -> Result<CasOutcome, LinkKeyStoreError> {
+        self.store.save(self.name, expected, state).await
+    }
 }
 
 fn check_loaded(name: &str, state: LinkKeyState) -> Result<LinkKeyState, LinkKeyStoreError> {
@@ -118,14 +145,22 @@ fn check_loaded(name: &str, state: LinkKeyState) -> Result<LinkKeyState, LinkKey
     Ok(state)
 }
 
+/// The `link_key_state` table: one sealed document per link key.
+const LINK_KEY_STATE: DocumentTable = DocumentTable {
+    sealed_as: "link-key/",
+    select: "SELECT version, document, updated_at FROM link_key_state WHERE name = $1",
+    insert: "INSERT INTO link_key_state (name, version, document, updated_at, updated_by) \
+             VALUES ($1, 1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+    update: "UPDATE link_key_state SET version = $1, document = $2, updated_at = $3, \
+             updated_by = $4 WHERE name = $5 AND version = $6",
+};
+
 /// Link-key documents sealed with the master key in the store's `link_key_state` table.
 ///
 /// Replicas on one PostgreSQL share the documents; they must share the master key file too.
 #[derive(Debug, Clone)]
 pub struct LocalLinkKeyStore {
-    store: Store,
-    master: Arc<MasterKey>,
-    clock: SharedClock,
+    documents: SealedDocuments,
     node: String,
 }
 
@@ -133,38 +168,31 @@ impl LocalLinkKeyStore {
     /// A link-key store over `store`, sealing with `master`; `node` names the writer in rows.
     pub fn new(store: Store, master: Arc<MasterKey>, clock: SharedClock, node: String) -> Self {
         Self {
-            store,
-            master,
-            clock,
+            documents: SealedDocuments::new(store, master, clock, &LINK_KEY_STATE),
             node,
         }
     }
 
-    /// The associated data the document is sealed under: binds the row to its name.
-    fn sealed_name(name: &str) -> String {
-        format!("link-key/{name}")
+    /// The sealed rows, for checks that the documents are sealed at rest.
+    pub fn documents(&self) -> &SealedDocuments {
+        &self.documents
     }
 }
 
 #[async_trait]
 impl LinkKeyStore for LocalLinkKeyStore {
     async fn load(&self, name: &str) -> Result<Option<VersionedState>, LinkKeyStoreError> {
-        let Some(row) = self.store.link_key_state(name).await? else {
+        let Some(loaded) = self.documents.load(name).await? else {
             return Ok(None);
         };
-        let plain = self.master.open(&Self::sealed_name(name), &row.document)?;
-        let state = LinkKeyState::from_json(plain.expose()).map_err(|message| {
+        let state = LinkKeyState::from_json(loaded.plain.expose()).map_err(|message| {
             LinkKeyStoreError::Corrupt {
                 name: name.to_owned(),
                 message,
             }
         })?;
-        let version = u64::try_from(row.version).map_err(|_| LinkKeyStoreError::Corrupt {
-            name: name.to_owned(),
-            message: "negative version".into(),
-        })?;
         Ok(Some(VersionedState {
-            version,
+            version: loaded.version,
             state: check_loaded(name, state)?,
         }))
     }
@@ -179,26 +207,14 @@ impl LinkKeyStore for LocalLinkKeyStore {
             name: name.to_owned(),
             message: e.to_string(),
         })?;
-        let sealed = self.master.seal(&Self::sealed_name(name), &json)?;
-        let expected = expected.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
-        let outcome = self
-            .store
-            .save_link_key_state(
-                name,
-                expected,
-                &sealed,
-                self.clock.unix_seconds(),
-                &self.node,
-            )
-            .await?;
-        Ok(match outcome {
-            SaveOutcome::Saved(version) => CasOutcome::Saved(u64::try_from(version).unwrap_or(0)),
-            _ => CasOutcome::Conflict,
-        })
+        Ok(self
+            .documents
+            .save(name, expected, &json, &self.node)
+            .await?)
     }
 
     fn describe(&self) -> String {
-        format!("local ({})", self.store.backend().name())
+        format!("local ({})", self.documents.store().backend().name())
     }
 }
 

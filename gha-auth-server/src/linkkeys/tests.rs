@@ -11,8 +11,7 @@ use gha_auth_testkit::{OpenBao, PgDatabase};
 use super::machine::{self, Stale};
 use super::*;
 use crate::atrest::MasterKey;
-use crate::keys::CasOutcome;
-use crate::store::Store;
+use crate::store::{CasOutcome, SealedError, Store};
 
 fn local(store: &Store, node: &str) -> LocalLinkKeyStore {
     LocalLinkKeyStore::new(
@@ -137,7 +136,12 @@ async fn local_store_on_postgres_seals_the_document() {
     let store = Store::open(db.url(), 4).await.unwrap();
     exercise(&local(&store, "a"), &local(&store, "b")).await;
     // At rest the key text is nowhere in the row; another master key cannot open it.
-    let row = store.link_key_state("epicor").await.unwrap().unwrap();
+    let (_, document, _) = local(&store, "a")
+        .documents()
+        .raw("epicor")
+        .await
+        .unwrap()
+        .unwrap();
     let state = local(&store, "a")
         .load("epicor")
         .await
@@ -145,8 +149,8 @@ async fn local_store_on_postgres_seals_the_document() {
         .unwrap()
         .state;
     let key = state.current.unwrap().key;
-    assert!(!row.document.contains(key.expose()));
-    assert!(!row.document.contains("ghal_"));
+    assert!(!document.contains(key.expose()));
+    assert!(!document.contains("ghal_"));
     let wrong = LocalLinkKeyStore::new(
         store.clone(),
         Arc::new(MasterKey::from_bytes(&[8; 32]).unwrap()),
@@ -155,7 +159,7 @@ async fn local_store_on_postgres_seals_the_document() {
     );
     assert!(matches!(
         wrong.load("epicor").await,
-        Err(LinkKeyStoreError::AtRest(_))
+        Err(LinkKeyStoreError::Local(SealedError::AtRest(_)))
     ));
     store.close().await;
 }

@@ -8,13 +8,11 @@
 //! `INSERT … ON CONFLICT DO NOTHING`) whose affected-row count says who won.
 
 mod audit;
-mod broker_secrets;
+mod cas;
 mod clients;
 mod config;
-mod documents;
 mod health;
-mod key_state;
-mod link_keys;
+mod sealed;
 mod write;
 
 use std::fmt;
@@ -27,12 +25,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use thiserror::Error;
 
 pub use audit::AuditRow;
-pub use broker_secrets::BrokerSecretRow;
+pub use cas::{Change, MAX_ATTEMPTS, Versioned, Written, read_modify_write};
 pub use clients::{ClientRow, NewClientRow, SecretRotation};
 pub use config::{StoreConfig, redact_url};
-pub use documents::SaveOutcome;
-pub use key_state::KeyStateRow;
-pub use link_keys::LinkKeyRow;
+pub use sealed::{CasOutcome, DocumentTable, SealedDocument, SealedDocuments, SealedError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

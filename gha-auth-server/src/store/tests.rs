@@ -16,6 +16,16 @@ fn new_client(id: &str, now: i64) -> NewClientRow {
     }
 }
 
+/// A document table for the generic checks (the `key_state` table's statements).
+const TEST_DOCUMENTS: DocumentTable = DocumentTable {
+    sealed_as: "test/",
+    select: "SELECT version, document, updated_at FROM key_state WHERE name = $1",
+    insert: "INSERT INTO key_state (name, version, document, updated_at, updated_by) \
+             VALUES ($1, 1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+    update: "UPDATE key_state SET version = $1, document = $2, updated_at = $3, updated_by = $4 \
+             WHERE name = $5 AND version = $6",
+};
+
 /// The same checks on every backend.
 async fn exercise(store: &Store) {
     store.ping().await.unwrap();
@@ -58,61 +68,58 @@ async fn exercise(store: &Store) {
     store.set_client_disabled("svc-a", true, 300).await.unwrap();
     assert!(store.client("svc-a").await.unwrap().unwrap().disabled);
 
-    // key state compare-and-set
-    assert!(store.key_state("signing-keys").await.unwrap().is_none());
-    assert_eq!(
-        store
-            .save_key_state("signing-keys", None, "doc1", 1, "n1")
-            .await
-            .unwrap(),
-        SaveOutcome::Saved(1)
+    // sealed documents: compare-and-set, one winner among racers, sealed and bound to the row
+    let documents = SealedDocuments::new(
+        store.clone(),
+        std::sync::Arc::new(crate::atrest::MasterKey::from_bytes(&[7; 32]).unwrap()),
+        gha_auth::ManualClock::at_unix(1).shared(),
+        &TEST_DOCUMENTS,
     );
-    assert_eq!(
-        store
-            .save_key_state("signing-keys", None, "doc1b", 1, "n2")
-            .await
-            .unwrap(),
-        SaveOutcome::Conflict
-    );
-    assert_eq!(
-        store
-            .save_key_state("signing-keys", Some(1), "doc2", 2, "n1")
-            .await
-            .unwrap(),
-        SaveOutcome::Saved(2)
-    );
-    assert_eq!(
-        store
-            .save_key_state("signing-keys", Some(1), "doc2b", 2, "n2")
-            .await
-            .unwrap(),
-        SaveOutcome::Conflict
-    );
-    let state = store.key_state("signing-keys").await.unwrap().unwrap();
-    assert_eq!(
-        (
-            state.version,
-            state.document.as_str(),
-            state.updated_by.as_str()
-        ),
-        (2, "doc2", "n1")
-    );
-
-    // concurrent CAS: exactly one winner
-    let attempts = (0..8).map(|i| {
-        let store = store.clone();
+    assert!(documents.load("signing-keys").await.unwrap().is_none());
+    let save = |expected, plain: &'static str, writer: &'static str| {
+        let documents = documents.clone();
         async move {
-            store
-                .save_key_state("signing-keys", Some(2), &format!("c{i}"), 3, "x")
+            documents
+                .save("signing-keys", expected, plain.as_bytes(), writer)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(save(None, "doc1", "n1").await, CasOutcome::Saved(1));
+    assert_eq!(save(None, "doc1b", "n2").await, CasOutcome::Conflict);
+    assert_eq!(save(Some(1), "doc2", "n1").await, CasOutcome::Saved(2));
+    assert_eq!(save(Some(1), "doc2b", "n2").await, CasOutcome::Conflict);
+    let loaded = documents.load("signing-keys").await.unwrap().unwrap();
+    assert_eq!((loaded.version, loaded.plain.expose()), (2, &b"doc2"[..]));
+    let (_, sealed, _) = documents.raw("signing-keys").await.unwrap().unwrap();
+    assert!(!sealed.contains("doc2"), "{sealed}");
+    let racers = (0..8).map(|i| {
+        let documents = documents.clone();
+        async move {
+            documents
+                .save("signing-keys", Some(2), format!("c{i}").as_bytes(), "x")
                 .await
         }
     });
-    let results = futures_join_all(attempts).await;
+    let results = futures_join_all(racers).await;
     let wins = results
         .iter()
-        .filter(|r| matches!(r, Ok(SaveOutcome::Saved(3))))
+        .filter(|r| matches!(r, Ok(CasOutcome::Saved(3))))
         .count();
     assert_eq!(wins, 1, "{results:?}");
+    // A sealed document copied to another row does not open there.
+    sqlx::query(TEST_DOCUMENTS.insert)
+        .bind("pepper")
+        .bind(&sealed)
+        .bind(1_i64)
+        .bind("attacker")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert!(matches!(
+        documents.load("pepper").await,
+        Err(SealedError::AtRest(_))
+    ));
 
     // jti replay
     use crate::clients::{purge_assertion_jtis, record_assertion_jti};
