@@ -230,14 +230,15 @@ fn client_key_and_audit_commands_work_on_one_store() {
     let db = data.join("gha-auth.db");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let store = gha_auth_server::store::Store::open(&format!("sqlite://{}", db.display()), 1)
+        // Behind the server's back, as someone with the database file could.
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
             .await
             .unwrap();
-        store
-            .execute_raw_for_tests("UPDATE audit_events SET actor = 'someone-else' WHERE seq = 2")
+        sqlx::query("UPDATE audit_events SET actor = 'someone-else' WHERE seq = 2")
+            .execute(&pool)
             .await
             .unwrap();
-        store.close().await;
+        pool.close().await;
     });
     let broken = gha_auth(&data, &["audit", "verify"]);
     assert_eq!(broken.status.code(), Some(1));

@@ -11,6 +11,7 @@
 //! (a client id from a request) is cleaned and truncated by [`clean`].
 
 mod cli;
+mod store;
 mod verify;
 
 use std::fmt;
@@ -21,9 +22,10 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 use tokio::sync::Mutex;
 
-use crate::store::{AuditRow, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 pub use cli::{AuditCommand, run as run_cli};
+pub use store::AuditRow;
 pub use verify::{ChainProblem, VerifyReport, verify};
 
 /// Hash that precedes the first row.

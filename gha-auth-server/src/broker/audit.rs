@@ -204,7 +204,8 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::store::{AuditRow, Store};
+    use crate::audit::AuditRow;
+    use crate::store::Store;
 
     const START: i64 = 1_767_225_600;
 

@@ -13,6 +13,7 @@ mod config;
 mod jwk;
 pub mod legacy_keys;
 mod model;
+mod store;
 
 use std::fmt;
 use std::sync::Arc;
@@ -23,7 +24,8 @@ use gha_auth::apikey::{ApiKey, Pepper, SecretKind};
 use thiserror::Error;
 
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
-use crate::store::{NewClientRow, SecretRotation, Store, StoreError};
+use crate::store::{Store, StoreError};
+use store::{NewClientRow, SecretRotation};
 
 pub use assertion_jtis::{purge_assertion_jtis, record_assertion_jti};
 pub use cli::{AddClient, ClientsCommand, run as run_cli};

@@ -8,7 +8,7 @@ use gha_auth::apikey::{ApiKey, KeyedHash, Pepper};
 use serde::Serialize;
 
 use super::ClientError;
-use crate::store::ClientRow;
+use super::store::ClientRow;
 
 /// Longest client id.
 pub const MAX_CLIENT_ID_LEN: usize = 128;

@@ -7,9 +7,7 @@
 //! compare-and-set written as single conditional statements (`UPDATE … WHERE version = $n`,
 //! `INSERT … ON CONFLICT DO NOTHING`) whose affected-row count says who won.
 
-mod audit;
 mod cas;
-mod clients;
 mod config;
 mod health;
 mod sealed;
@@ -24,9 +22,7 @@ use sqlx::AnyPool;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use thiserror::Error;
 
-pub use audit::AuditRow;
 pub use cas::{Change, MAX_ATTEMPTS, Versioned, Written, read_modify_write};
-pub use clients::{ClientRow, NewClientRow, SecretRotation};
 pub use config::{StoreConfig, redact_url};
 pub use sealed::{CasOutcome, DocumentTable, SealedDocument, SealedDocuments, SealedError};
 
@@ -265,3 +261,30 @@ pub(crate) fn split_list(value: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests;
+
+/// Throwaway stores for the features' own SQL tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Store;
+
+    /// A SQLite store in a temporary directory (dropped with it).
+    pub(crate) async fn sqlite() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let url = format!("sqlite://{}", dir.path().join("gha-auth.db").display());
+        let store = Store::open(&url, 4)
+            .await
+            .unwrap_or_else(|e| panic!("sqlite store: {e}"));
+        (store, dir)
+    }
+
+    /// A store on a throwaway PostgreSQL database (dropped with it).
+    pub(crate) async fn postgres() -> (Store, gha_auth_testkit::PgDatabase) {
+        let db = gha_auth_testkit::PgDatabase::create()
+            .await
+            .unwrap_or_else(|e| panic!("postgres database: {e}"));
+        let store = Store::open(db.url(), 4)
+            .await
+            .unwrap_or_else(|e| panic!("postgres store: {e}"));
+        (store, db)
+    }
+}

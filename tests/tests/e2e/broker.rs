@@ -131,7 +131,7 @@ impl Server {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    async fn audit_rows(&self, kind: &str) -> Vec<gha_auth_server::store::AuditRow> {
+    async fn audit_rows(&self, kind: &str) -> Vec<gha_auth_server::audit::AuditRow> {
         self.store()
             .audit_rows_after(0, 1_000_000)
             .await

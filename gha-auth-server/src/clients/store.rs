@@ -1,6 +1,6 @@
 //! Rows of the `clients` table.
 
-use super::{Store, StoreError, flag, split_list};
+use crate::store::{Store, StoreError, flag, split_list};
 
 /// A client as stored. Holds keyed hashes of secrets, never secrets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,5 +223,103 @@ impl Store {
             return Err(StoreError::NotFound(format!("client {id:?}")));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clients::{purge_assertion_jtis, record_assertion_jti};
+
+    fn new_client(id: &str, now: i64) -> NewClientRow {
+        NewClientRow {
+            id: id.to_owned(),
+            tenant: Some("acme".to_owned()),
+            grants: vec!["client_credentials".to_owned()],
+            scopes: vec!["orders:read".to_owned(), "orders:write".to_owned()],
+            audiences: vec!["mfs.api".to_owned()],
+            token_lifetime_secs: Some(300),
+            first_party: false,
+            public_client: false,
+            jwk: None,
+            secret_hash: Some("aa".repeat(32)),
+            now,
+        }
+    }
+
+    /// The same checks on every backend.
+    async fn exercise(store: &Store) {
+        // clients
+        store
+            .insert_client(&new_client("svc-a", 100))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.insert_client(&new_client("svc-a", 100)).await,
+            Err(StoreError::AlreadyExists(_))
+        ));
+        store
+            .insert_client(&new_client("svc-b", 100))
+            .await
+            .unwrap();
+        let row = store.client("svc-a").await.unwrap().unwrap();
+        assert_eq!(row.scopes, vec!["orders:read", "orders:write"]);
+        assert_eq!(row.tenant.as_deref(), Some("acme"));
+        assert_eq!(row.token_lifetime_secs, Some(300));
+        assert!(!row.disabled && !row.public_client && !row.first_party);
+        assert_eq!(store.clients().await.unwrap().len(), 2);
+        assert!(store.client("nope").await.unwrap().is_none());
+
+        store
+            .rotate_client_secret("svc-a", &SecretRotation::new("bb".repeat(32), 500, 200))
+            .await
+            .unwrap();
+        let row = store.client("svc-a").await.unwrap().unwrap();
+        assert_eq!(row.secret_hash, Some("bb".repeat(32)));
+        assert_eq!(row.prev_secret_hash, Some("aa".repeat(32)));
+        assert_eq!(row.prev_secret_expires_at, Some(500));
+        assert!(matches!(
+            store
+                .rotate_client_secret("nope", &SecretRotation::new("cc".repeat(32), 1, 1))
+                .await,
+            Err(StoreError::NotFound(_))
+        ));
+        store.set_client_disabled("svc-a", true, 300).await.unwrap();
+        assert!(store.client("svc-a").await.unwrap().unwrap().disabled);
+
+        // jti replay
+        assert!(
+            record_assertion_jti(store, "svc-a", "j1", 50)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !record_assertion_jti(store, "svc-a", "j1", 50)
+                .await
+                .unwrap()
+        );
+        assert!(
+            record_assertion_jti(store, "svc-b", "j1", 50)
+                .await
+                .unwrap()
+        );
+        assert_eq!(purge_assertion_jtis(store, 60).await.unwrap(), 2);
+        assert!(
+            record_assertion_jti(store, "svc-a", "j1", 70)
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn on_sqlite() {
+        let (store, _dir) = crate::store::testing::sqlite().await;
+        exercise(&store).await;
+    }
+
+    #[tokio::test]
+    async fn on_postgres() {
+        let (store, _db) = crate::store::testing::postgres().await;
+        exercise(&store).await;
     }
 }
