@@ -2,7 +2,7 @@
 //! untrusted input to the link-key rotation.
 #![no_main]
 
-use gha_auth_server::targets::epicor::wire;
+use gha_auth_server::testing::wire;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

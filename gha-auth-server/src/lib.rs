@@ -1,52 +1,49 @@
 //! gha-auth-server: the token authority behind the `gha-auth` binary.
 //!
+//! Its public surface is small: [`build_app`] and [`run`] with [`config`] and [`cli::Cli`], for
+//! the binary, embedding programs and tests; everything else is the crate's own.
+//!
 //! The server is organised by feature; each owns its state (an axum `FromRef` sub-state), its
 //! configuration section and its checks, its SQL, its router and OpenAPI paths, and its CLI
-//! subcommand. `app` assembles them and nothing imports it. See `docs/architecture.md`.
-//!
-//! Features: [`oauth`] (the token endpoint, one module per grant, introspection, revocation),
-//! [`session`] (browser sessions), [`clients`], [`users`], [`refresh`] (rotating refresh-token
-//! families), [`keys`] (signing keys and their rotation), [`revocations`] (and the signed feed),
-//! [`wellknown`] (JWKS and metadata), [`caller`] (bearer tokens on the authority's own APIs),
-//! [`broker`] (the secrets broker), [`linkkeys`] (rotated link keys) with [`targets`] (where they
-//! are installed), [`agent`] (`gha-auth agent`), [`health`] and [`metrics`].
-//!
-//! Shared ground they build on: [`settings`] (section building blocks), [`store`] (SQLite or
-//! PostgreSQL), [`atrest`] (the master key), [`audit`], [`ratelimit`], [`vault`], [`transport`]
-//! (HTTP and TLS), [`telemetry`], [`terminal`] (CLI output), [`caching`], [`openapi`].
-//! [`config`] aggregates the sections; [`services`] opens what the server and the CLI share;
-//! [`cli`] parses arguments and dispatches to the features.
+//! subcommand. `app` assembles them and nothing imports it. See `docs/architecture.md` in the
+//! repository for the features, what each owns, and the path of a request through them.
 
-pub mod agent;
+// Without `test-util`, the items `testing` re-exports are public in private modules.
+#![cfg_attr(not(feature = "test-util"), allow(unreachable_pub))]
+
+mod agent;
 mod app;
-pub mod atrest;
-pub mod audit;
-pub mod broker;
-pub mod caching;
-pub mod caller;
+mod atrest;
+mod audit;
+mod broker;
+mod caching;
+mod caller;
 pub mod cli;
-pub mod clients;
+mod clients;
 pub mod config;
-pub mod health;
-pub mod keys;
-pub mod linkkeys;
-pub mod metrics;
-pub mod oauth;
-pub mod openapi;
-pub mod ratelimit;
-pub mod refresh;
-pub mod revocations;
-pub mod services;
-pub mod session;
-pub mod settings;
-pub mod store;
-pub mod targets;
-pub mod telemetry;
-pub mod terminal;
-pub mod transport;
-pub mod users;
-pub mod vault;
-pub mod wellknown;
+mod health;
+mod keys;
+mod linkkeys;
+mod metrics;
+mod oauth;
+mod openapi;
+mod ratelimit;
+mod refresh;
+mod revocations;
+mod services;
+mod session;
+mod settings;
+mod store;
+mod targets;
+mod telemetry;
+mod terminal;
+#[cfg(feature = "test-util")]
+#[doc(hidden)]
+pub mod testing;
+mod transport;
+mod users;
+mod vault;
+mod wellknown;
 
 use std::process::ExitCode;
 

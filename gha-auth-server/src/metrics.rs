@@ -33,9 +33,6 @@ use axum::extract::FromRef;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// Path of the metrics endpoint.
-pub const METRICS_PATH: &str = "/metrics";
-
 const LATENCY_BUCKETS: &[f64] = &[
     0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -43,7 +40,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the process-wide recorder (once) and `describe`s every series the features export.
-pub fn install(describe_features: fn()) {
+pub(crate) fn install(describe_features: fn()) {
     if handle().is_some() {
         describe_features();
     }
@@ -116,11 +113,11 @@ pub(crate) async fn track(request: Request, next: Next) -> Response {
 }
 
 /// Work done just before each scrape (gauges computed from state, e.g. key ages).
-pub type Collector = Arc<dyn Fn() + Send + Sync>;
+pub(crate) type Collector = Arc<dyn Fn() + Send + Sync>;
 
 /// The metrics endpoint's state: the collectors the features registered.
 #[derive(Clone, Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     collectors: Arc<[Collector]>,
 }
 
@@ -134,7 +131,7 @@ impl std::fmt::Debug for Metrics {
 
 impl Metrics {
     /// Runs `collectors` before every scrape.
-    pub fn new(collectors: Vec<Collector>) -> Self {
+    pub(crate) fn new(collectors: Vec<Collector>) -> Self {
         Self {
             collectors: collectors.into(),
         }
@@ -168,7 +165,7 @@ pub(crate) async fn metrics_endpoint(State(metrics): State<Metrics>) -> Response
 }
 
 /// The metrics route.
-pub fn router<S>() -> OpenApiRouter<S>
+pub(crate) fn router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Metrics: FromRef<S>,

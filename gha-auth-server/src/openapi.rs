@@ -15,7 +15,7 @@ use axum::routing::get;
 use utoipa::OpenApi;
 
 /// Path of the document.
-pub const OPENAPI_PATH: &str = "/openapi.json";
+pub(crate) const OPENAPI_PATH: &str = "/openapi.json";
 
 /// The document's title, description and tags, and its own path.
 #[derive(Debug, OpenApi)]
@@ -34,10 +34,12 @@ pub const OPENAPI_PATH: &str = "/openapi.json";
         (name = "link-keys", description = "Rotated link keys: digests for validators, usage reports"),
     )
 )]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 /// The route serving `document`, the whole assembled description.
-pub fn router<S: Clone + Send + Sync + 'static>(document: &utoipa::openapi::OpenApi) -> Router<S> {
+pub(crate) fn router<S: Clone + Send + Sync + 'static>(
+    document: &utoipa::openapi::OpenApi,
+) -> Router<S> {
     let json: Arc<str> = document.to_json().unwrap_or_default().into();
     Router::new()
         .route(OPENAPI_PATH, get(openapi_json))

@@ -63,8 +63,6 @@ pub enum OpenError {
 pub struct Services {
     /// The store.
     pub store: Store,
-    /// The master key (sealing at rest).
-    pub master: Arc<MasterKey>,
     /// The audit log.
     pub audit: Arc<AuditLog>,
     /// Where key documents live.
@@ -165,7 +163,6 @@ impl Services {
         .with_cache_ttl(config.clients.cache_ttl.as_delta());
         Ok(Self {
             store,
-            master,
             audit,
             key_store,
             clients,

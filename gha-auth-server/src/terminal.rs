@@ -49,7 +49,7 @@ impl Output {
 }
 
 /// Reads a secret: `label` as a prompt without echo on a terminal, else the first line of stdin.
-pub fn read_secret(label: &str, confirm: bool) -> Result<SecretString, String> {
+pub(crate) fn read_secret(label: &str, confirm: bool) -> Result<SecretString, String> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         let first = prompt(label)?;

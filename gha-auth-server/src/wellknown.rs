@@ -24,17 +24,17 @@ use crate::oauth::client_auth::PresentedMethod;
 /// its keys.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct Discovery {
+pub(crate) struct Discovery {
     /// The issuer URL.
-    pub issuer: String,
+    pub(crate) issuer: String,
     /// The token endpoint's URL.
-    pub token_endpoint: String,
+    pub(crate) token_endpoint: String,
     /// The signing keys.
-    pub keys: Arc<KeyManager>,
+    pub(crate) keys: Arc<KeyManager>,
 }
 
 /// The discovery routes.
-pub fn router<S>() -> OpenApiRouter<S>
+pub(crate) fn router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<Discovery>: FromRef<S>,
@@ -45,10 +45,7 @@ where
 }
 
 /// Path of the key set.
-pub const JWKS_PATH: &str = "/.well-known/jwks.json";
-
-/// Path of the authorization-server metadata.
-pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+pub(crate) const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 /// The key set, pre-rendered, with `Cache-Control: max-age` from the schedule and a strong
 /// `ETag`; `304 Not Modified` when `If-None-Match` names it.
@@ -142,7 +139,7 @@ pub(crate) async fn metadata(State(state): State<Arc<Discovery>>) -> Response {
 
 /// An RFC 7517 key set.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct JwksDoc {
+pub(crate) struct JwksDoc {
     /// The published keys (`next`, `active` and `retired`).
-    pub keys: Vec<BTreeMap<String, String>>,
+    pub(crate) keys: Vec<BTreeMap<String, String>>,
 }

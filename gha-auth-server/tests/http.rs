@@ -7,8 +7,8 @@
 
 use chrono::TimeDelta;
 use gha_auth::ManualClock;
-use gha_auth_server::clients::{ClientRegistration, GrantType};
 use gha_auth_server::config::Config;
+use gha_auth_server::testing::{ClientRegistration, GrantType};
 use gha_auth_server::{RunningApp, build_app};
 use reqwest::StatusCode;
 use serde_json::Value;

@@ -28,7 +28,7 @@ pub struct AgentArgs {
 }
 
 /// Runs `gha-auth agent`.
-pub async fn run_cli(args: &AgentArgs, out: &Output) -> ExitCode {
+pub(crate) async fn run_cli(args: &AgentArgs, out: &Output) -> ExitCode {
     let format = if out.is_json() {
         LogFormat::Json
     } else {

@@ -9,7 +9,7 @@
 //! fields, versions and serials).
 
 mod cli;
-pub mod config;
+pub(crate) mod config;
 mod reload;
 mod render;
 mod write;
@@ -24,10 +24,9 @@ use gha_auth::consumer::{
 use gha_auth::{SharedClock, schedule::RenewalPolicy};
 use tokio::sync::mpsc;
 
-pub use cli::{AgentArgs, run_cli};
-pub use config::{AgentConfig, AgentConfigError};
-pub use reload::ReloadError;
-pub use render::RenderError;
+pub(crate) use cli::{AgentArgs, run_cli};
+pub(crate) use config::{AgentConfig, AgentConfigError};
+pub(crate) use render::RenderError;
 
 use config::{Content, Source};
 

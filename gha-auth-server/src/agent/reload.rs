@@ -11,7 +11,7 @@ const PASSED_ON: [&str; 5] = ["PATH", "HOME", "LANG", "LC_ALL", "TZ"];
 /// Why the reload command did not succeed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ReloadError {
+pub(crate) enum ReloadError {
     /// It could not be started.
     #[error("cannot start the reload command {program}: {message}")]
     Start {

@@ -4,25 +4,16 @@
 use std::fmt;
 use std::sync::Arc;
 
-use gha_auth::vault::VaultSession;
-
 use super::state::AppState;
-use crate::audit::AuditLog;
 use crate::broker::Broker;
 use crate::caller::Callers;
-use crate::clients::ClientRegistry;
 use crate::config::Config;
 use crate::health::Health;
-use crate::keys::KeyManager;
-use crate::linkkeys::LinkKeys;
 use crate::linkkeys::http::Validators;
 use crate::metrics::Metrics;
 use crate::oauth::OAuth;
-use crate::refresh::Families;
 use crate::revocations::Feed;
 use crate::session::Sessions;
-use crate::store::Store;
-use crate::users::Users;
 use crate::wellknown::Discovery;
 
 /// Every feature's state of one authority, and what it was configured with.
@@ -37,7 +28,6 @@ pub struct Authority {
     pub(super) validators: Arc<Validators>,
     pub(super) health: Health,
     pub(super) metrics: Metrics,
-    pub(super) vault: Option<VaultSession>,
     pub(super) key_store_description: String,
 }
 
@@ -76,36 +66,6 @@ impl Authority {
         &self.oauth.token_endpoint
     }
 
-    /// The client registry (what `gha-auth clients …` uses).
-    pub fn clients(&self) -> &ClientRegistry {
-        &self.oauth.clients
-    }
-
-    /// The built-in user store.
-    pub fn users(&self) -> &Users {
-        &self.oauth.users
-    }
-
-    /// Refresh-token families.
-    pub fn families(&self) -> &Families {
-        &self.oauth.families
-    }
-
-    /// The key manager.
-    pub fn keys(&self) -> &Arc<KeyManager> {
-        &self.oauth.keys
-    }
-
-    /// The store.
-    pub fn store(&self) -> &Store {
-        &self.oauth.store
-    }
-
-    /// The audit log.
-    pub fn audit(&self) -> &Arc<AuditLog> {
-        &self.oauth.audit
-    }
-
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
@@ -115,19 +75,63 @@ impl Authority {
     pub fn key_store_description(&self) -> &str {
         &self.key_store_description
     }
+}
 
-    /// The secrets broker.
-    pub fn broker(&self) -> &Arc<Broker> {
-        &self.broker
-    }
+/// The parts the workspace's end-to-end tests reach into (register a client, read the store,
+/// rotate a key) without going through HTTP.
+#[cfg(feature = "test-util")]
+mod parts {
+    use std::sync::Arc;
 
-    /// The configured link keys and their rotation drivers.
-    pub fn link_keys(&self) -> &Arc<LinkKeys> {
-        &self.validators.link_keys
-    }
+    use super::Authority;
+    use crate::audit::AuditLog;
+    use crate::broker::Broker;
+    use crate::clients::ClientRegistry;
+    use crate::keys::KeyManager;
+    use crate::linkkeys::LinkKeys;
+    use crate::refresh::Families;
+    use crate::store::Store;
+    use crate::users::Users;
 
-    /// The Vault session, when Vault is configured.
-    pub fn vault(&self) -> Option<&VaultSession> {
-        self.vault.as_ref()
+    impl Authority {
+        /// The client registry (what `gha-auth clients …` uses).
+        pub fn clients(&self) -> &ClientRegistry {
+            &self.oauth.clients
+        }
+
+        /// The built-in user store.
+        pub fn users(&self) -> &Users {
+            &self.oauth.users
+        }
+
+        /// Refresh-token families.
+        pub fn families(&self) -> &Families {
+            &self.oauth.families
+        }
+
+        /// The key manager.
+        pub fn keys(&self) -> &Arc<KeyManager> {
+            &self.oauth.keys
+        }
+
+        /// The store.
+        pub fn store(&self) -> &Store {
+            &self.oauth.store
+        }
+
+        /// The audit log.
+        pub fn audit(&self) -> &Arc<AuditLog> {
+            &self.oauth.audit
+        }
+
+        /// The secrets broker.
+        pub fn broker(&self) -> &Arc<Broker> {
+            &self.broker
+        }
+
+        /// The configured link keys and their rotation drivers.
+        pub fn link_keys(&self) -> &Arc<LinkKeys> {
+            &self.validators.link_keys
+        }
     }
 }

@@ -126,7 +126,8 @@ pub async fn build_app(config: Config, clock: SharedClock) -> Result<App, StartE
     let authority = Arc::new(assemble(config, services, &actor, issuer, token_endpoint).await?);
     let state = authority.app_state();
     authority
-        .audit()
+        .oauth
+        .audit
         .record_or_log(
             AuditEvent::new(
                 AuditKind::ServerStarted,
@@ -135,7 +136,7 @@ pub async fn build_app(config: Config, clock: SharedClock) -> Result<App, StartE
                 Outcome::Success,
             )
             .detail("listen", local_addr.to_string())
-            .detail("store", authority.store().backend().name()),
+            .detail("store", authority.oauth.store.backend().name()),
         )
         .await;
     Ok(App {
@@ -283,7 +284,6 @@ async fn assemble(
         health: Health::new(checks, clock),
         metrics: Metrics::new(collectors),
         key_store_description: key_store.describe(),
-        vault,
         oauth,
         broker,
         config,

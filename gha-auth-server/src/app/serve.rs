@@ -78,7 +78,12 @@ impl App {
             ),
         ];
         // Each link key's driver ticks at once: a rotation missed while down runs now.
-        tasks.extend(authority.link_keys().spawn(|| wait_for(stop_rx.clone())));
+        tasks.extend(
+            authority
+                .validators
+                .link_keys
+                .spawn(|| wait_for(stop_rx.clone())),
+        );
         tracing::info!(listen = %self.local_addr, issuer = %oauth.issuer, store = oauth.store.backend().name(), "gha-auth ready");
 
         let stop_signal = stop_tx.clone();
@@ -196,7 +201,7 @@ async fn wait_for(mut rx: watch::Receiver<bool>) {
 /// Housekeeping: forget expired assertion ids, refresh families, revocations and login failures.
 async fn maintenance(authority: Arc<Authority>, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
-    let store = authority.store();
+    let store = &authority.oauth.store;
     let clock = &authority.oauth.clock;
     loop {
         let now = clock.unix_seconds();

@@ -17,7 +17,11 @@ pub enum AuditCommand {
 }
 
 /// Runs an `audit` command on `store`.
-pub async fn run(command: &AuditCommand, store: &Store, out: &Output) -> Result<ExitCode, String> {
+pub(crate) async fn run(
+    command: &AuditCommand,
+    store: &Store,
+    out: &Output,
+) -> Result<ExitCode, String> {
     let AuditCommand::Verify = command;
     let report = super::verify(store).await.map_err(|e| e.to_string())?;
     let mut text = String::new();

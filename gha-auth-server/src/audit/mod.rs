@@ -11,8 +11,8 @@
 //! (a client id from a request) is cleaned and truncated by [`clean`].
 
 mod cli;
-mod store;
-mod verify;
+pub(crate) mod store;
+pub(crate) mod verify;
 
 use std::fmt;
 
@@ -24,12 +24,13 @@ use tokio::sync::Mutex;
 
 use crate::store::{Store, StoreError};
 
-pub use cli::{AuditCommand, run as run_cli};
-pub use store::AuditRow;
-pub use verify::{ChainProblem, VerifyReport, verify};
+pub(crate) use cli::{AuditCommand, run as run_cli};
+pub(crate) use store::AuditRow;
+pub(crate) use verify::verify;
 
 /// Hash that precedes the first row.
-pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS_HASH: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,7 +214,7 @@ impl AuditEvent {
 }
 
 /// Untrusted text made safe for the log: control characters replaced, at most 128 characters.
-pub fn clean(text: &str) -> String {
+pub(crate) fn clean(text: &str) -> String {
     text.chars()
         .take(128)
         .map(|c| if c.is_control() { '?' } else { c })
@@ -309,7 +310,7 @@ impl AuditLog {
 }
 
 /// The canonical form of a row that its hash covers.
-pub fn canonical_row(row: &AuditRow) -> String {
+pub(crate) fn canonical_row(row: &AuditRow) -> String {
     Value::Array(vec![
         Value::from(row.seq),
         Value::from(row.at),
@@ -323,7 +324,7 @@ pub fn canonical_row(row: &AuditRow) -> String {
 }
 
 /// SHA-256 (hex) over the row's `prev_hash` and its canonical form.
-pub fn row_hash(row: &AuditRow) -> String {
+pub(crate) fn row_hash(row: &AuditRow) -> String {
     let mut context = digest::Context::new(&digest::SHA256);
     context.update(row.prev_hash.as_bytes());
     context.update(canonical_row(row).as_bytes());

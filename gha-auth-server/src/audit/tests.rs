@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use gha_auth::ManualClock;
 
+use super::verify::ChainProblem;
 use super::*;
 
 async fn store_with_events(n: usize) -> (tempfile::TempDir, Store) {

@@ -45,7 +45,7 @@ fn kind_index(target: Target<'_>) -> usize {
 const KINDS: [&str; 2] = ["secret", "database"];
 
 /// Denials per client per interval written as they happen; the rest are aggregated.
-pub const DENIALS_WRITTEN_AT_ONCE: u32 = 20;
+pub(crate) const DENIALS_WRITTEN_AT_ONCE: u32 = 20;
 
 /// Distinct (client, kind, path, reason) keys held for aggregation; past this, further paths
 /// are counted under [`MANY_PATHS`], so a client naming ever new paths cannot grow the map.
@@ -67,7 +67,7 @@ struct Denials {
 /// What [`ReadAudit::denied`] did with a denial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum DenialRecord {
+pub(crate) enum DenialRecord {
     /// Written to the audit log now.
     Written,
     /// Counted, to be written at the next flush with the others of its client and path.
@@ -76,7 +76,7 @@ pub enum DenialRecord {
 
 /// Counts allowed reads and writes them as aggregated audit events.
 #[derive(Debug)]
-pub struct ReadAudit {
+pub(crate) struct ReadAudit {
     log: Arc<AuditLog>,
     interval: TimeDelta,
     pending: Mutex<[Pending; 2]>,
@@ -85,7 +85,7 @@ pub struct ReadAudit {
 
 impl ReadAudit {
     /// Aggregates into `log`, one event per client and path per `interval`.
-    pub fn new(log: Arc<AuditLog>, interval: TimeDelta) -> Self {
+    pub(crate) fn new(log: Arc<AuditLog>, interval: TimeDelta) -> Self {
         Self {
             log,
             interval,
@@ -95,12 +95,12 @@ impl ReadAudit {
     }
 
     /// The flush interval.
-    pub fn interval(&self) -> TimeDelta {
+    pub(crate) fn interval(&self) -> TimeDelta {
         self.interval
     }
 
     /// Counts one allowed read. No I/O.
-    pub fn note(&self, client_id: &str, target: Target<'_>) {
+    pub(crate) fn note(&self, client_id: &str, target: Target<'_>) {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         let per_kind = &mut pending[kind_index(target)];
         if let Some(count) = lookup(per_kind, client_id).and_then(|c| lookup(c, target.name())) {
@@ -110,7 +110,7 @@ impl ReadAudit {
 
     /// Writes one `broker.read` event per client and path counted since the last flush, and
     /// the aggregated denials.
-    pub async fn flush(&self) {
+    pub(crate) async fn flush(&self) {
         let drained =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
         for (kind, per_kind) in KINDS.into_iter().zip(drained) {
@@ -150,7 +150,7 @@ impl ReadAudit {
 
     /// Records a denial: written now, unless `client_id` already had
     /// [`DENIALS_WRITTEN_AT_ONCE`] written in this interval.
-    pub async fn denied(
+    pub(crate) async fn denied(
         &self,
         client_id: &str,
         target: Target<'_>,

@@ -28,18 +28,18 @@ const MAX_ENTRIES: usize = 10_000;
 
 /// How long values are served, and how long stale values are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CachePolicy {
+pub(crate) struct CachePolicy {
     /// Fresh for this long after a successful read.
-    pub ttl: TimeDelta,
+    pub(crate) ttl: TimeDelta,
     /// Served stale until this long after the last successful read.
-    pub stale_window: TimeDelta,
+    pub(crate) stale_window: TimeDelta,
     /// After a failed read, the source is not asked again for this long.
-    pub retry: TimeDelta,
+    pub(crate) retry: TimeDelta,
 }
 
 impl CachePolicy {
     /// `ttl` and `stale_window`; retries every `min(ttl, 5s)`.
-    pub fn new(ttl: TimeDelta, stale_window: TimeDelta) -> Self {
+    pub(crate) fn new(ttl: TimeDelta, stale_window: TimeDelta) -> Self {
         Self {
             ttl,
             stale_window,
@@ -50,7 +50,7 @@ impl CachePolicy {
 
 /// The state of a cached value at some instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Freshness {
+pub(crate) enum Freshness {
     /// Serve it; no need to ask the source.
     Fresh,
     /// Ask the source; serve it if the source fails.
@@ -60,7 +60,11 @@ pub enum Freshness {
 }
 
 /// The freshness of a value read successfully at `fetched_at`, at `now`.
-pub fn freshness(now: DateTime<Utc>, fetched_at: DateTime<Utc>, policy: &CachePolicy) -> Freshness {
+pub(crate) fn freshness(
+    now: DateTime<Utc>,
+    fetched_at: DateTime<Utc>,
+    policy: &CachePolicy,
+) -> Freshness {
     let age = now - fetched_at;
     if age < policy.ttl {
         Freshness::Fresh
@@ -74,18 +78,18 @@ pub fn freshness(now: DateTime<Utc>, fetched_at: DateTime<Utc>, policy: &CachePo
 /// A value read from the source.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct CachedSecret {
+pub(crate) struct CachedSecret {
     /// Its version.
-    pub version: u64,
+    pub(crate) version: u64,
     /// Its fields.
-    pub data: SecretData,
+    pub(crate) data: SecretData,
     /// When the successful read started.
-    pub fetched_at: DateTime<Utc>,
+    pub(crate) fetched_at: DateTime<Utc>,
 }
 
 /// How a read was served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadOutcome {
+pub(crate) enum ReadOutcome {
     /// From memory, fresh.
     Hit,
     /// Read from the source just now.
@@ -96,7 +100,7 @@ pub enum ReadOutcome {
 
 impl ReadOutcome {
     /// The metric label.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ReadOutcome::Hit => "hit",
             ReadOutcome::Miss => "miss",
@@ -107,18 +111,18 @@ impl ReadOutcome {
 
 /// A served value.
 #[derive(Debug, Clone)]
-pub struct CacheRead {
+pub(crate) struct CacheRead {
     /// The value.
-    pub secret: Arc<CachedSecret>,
+    pub(crate) secret: Arc<CachedSecret>,
     /// How it was served.
-    pub outcome: ReadOutcome,
+    pub(crate) outcome: ReadOutcome,
     /// When the caller should ask again (at least 1 s).
-    pub max_age_seconds: u64,
+    pub(crate) max_age_seconds: u64,
 }
 
 /// A read that could not be served.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CacheError {
+pub(crate) enum CacheError {
     /// No such secret.
     NotFound,
     /// The source fails and no value young enough is cached: try again after this many seconds.
@@ -156,7 +160,7 @@ enum Plan {
 }
 
 /// The cache in front of one [`SecretSource`].
-pub struct SecretCache {
+pub(crate) struct SecretCache {
     source: Arc<dyn SecretSource>,
     clock: SharedClock,
     policy: CachePolicy,
@@ -178,7 +182,11 @@ fn whole_seconds(delta: TimeDelta) -> u64 {
 
 impl SecretCache {
     /// A cache over `source`.
-    pub fn new(source: Arc<dyn SecretSource>, clock: SharedClock, policy: CachePolicy) -> Self {
+    pub(crate) fn new(
+        source: Arc<dyn SecretSource>,
+        clock: SharedClock,
+        policy: CachePolicy,
+    ) -> Self {
         Self {
             source,
             clock,
@@ -188,7 +196,7 @@ impl SecretCache {
     }
 
     /// The source's description.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         self.source.describe()
     }
 
@@ -268,7 +276,7 @@ impl SecretCache {
     }
 
     /// The secret at `path` (a valid, authorized path).
-    pub async fn get(&self, path: &str) -> Result<CacheRead, CacheError> {
+    pub(crate) async fn get(&self, path: &str) -> Result<CacheRead, CacheError> {
         let Some(entry) = self.entry(path) else {
             return self.read_uncached(path).await;
         };
@@ -352,7 +360,7 @@ impl SecretCache {
     }
 
     /// Number of cached paths and the age of the oldest cached value, for metrics.
-    pub fn ages(&self) -> (usize, Option<TimeDelta>) {
+    pub(crate) fn ages(&self) -> (usize, Option<TimeDelta>) {
         let now = self.clock.now();
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         let oldest = entries

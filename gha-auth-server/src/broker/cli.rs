@@ -161,7 +161,7 @@ fn checked_path(path: &str) -> Result<&str, String> {
 ///
 /// `vault_mount` is the broker's KV v2 mount when Vault is configured: the secrets are managed
 /// there, not here.
-pub async fn run_cli(
+pub(crate) async fn run_cli(
     command: &SecretsCommand,
     local: &LocalSecrets,
     vault_mount: Option<&str>,

@@ -29,7 +29,7 @@ enum RoleLoop {
 
 /// Why credentials could not be handed out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CredsError {
+pub(crate) enum CredsError {
     /// Vault has no such role.
     NotFound,
     /// Vault failed; the message names no secret.
@@ -37,7 +37,7 @@ pub enum CredsError {
 }
 
 /// The credentials loops, by role.
-pub struct DatabaseBroker {
+pub(crate) struct DatabaseBroker {
     db: Database,
     static_roles: HashSet<String>,
     poll_interval: Duration,
@@ -54,7 +54,7 @@ impl fmt::Debug for DatabaseBroker {
 }
 
 /// When to ask again: 2/3 of the way from `now` to `expires_at`, at least a second ahead.
-pub fn refresh_at(now: DateTime<Utc>, expires_at: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn refresh_at(now: DateTime<Utc>, expires_at: DateTime<Utc>) -> DateTime<Utc> {
     let left = (expires_at - now).max(TimeDelta::zero());
     now + (left * 2 / 3).max(TimeDelta::seconds(1))
 }
@@ -68,7 +68,7 @@ fn is_unknown_role(error: &VaultError) -> bool {
 
 impl DatabaseBroker {
     /// Loops on `db`; roles in `static_roles` are static roles.
-    pub fn new(db: Database, static_roles: &[String], poll_interval: Duration) -> Self {
+    pub(crate) fn new(db: Database, static_roles: &[String], poll_interval: Duration) -> Self {
         Self {
             db,
             static_roles: static_roles.iter().cloned().collect(),
@@ -96,7 +96,10 @@ impl DatabaseBroker {
 
     /// The current credentials of `role` (a valid, authorized role), starting its loop if this
     /// is the first request. A failed start is retried by the next request.
-    pub async fn credentials(&self, role: &str) -> Result<DatabaseCredsResponse, CredsError> {
+    pub(crate) async fn credentials(
+        &self,
+        role: &str,
+    ) -> Result<DatabaseCredsResponse, CredsError> {
         let cell = self.cell(role);
         let running = cell
             .get_or_try_init(|| self.start(role))
@@ -155,7 +158,7 @@ impl DatabaseBroker {
     }
 
     /// How many role loops run.
-    pub fn running(&self) -> usize {
+    pub(crate) fn running(&self) -> usize {
         self.roles
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -12,16 +12,16 @@
 //!
 //! Wire format: [`gha_auth::broker`].
 
-pub mod audit;
-pub mod cache;
-pub mod cli;
-mod config;
-pub mod database;
-pub mod error;
-pub mod local;
-pub mod policy;
-pub mod routes;
-pub mod source;
+pub(crate) mod audit;
+pub(crate) mod cache;
+pub(crate) mod cli;
+pub(crate) mod config;
+pub(crate) mod database;
+pub(crate) mod error;
+pub(crate) mod local;
+pub(crate) mod policy;
+pub(crate) mod routes;
+pub(crate) mod source;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -34,19 +34,19 @@ use serde_json::json;
 use self::audit::{DenialRecord, ReadAudit};
 use self::cache::{CacheError, CachePolicy, SecretCache};
 use self::database::{CredsError, DatabaseBroker};
-pub use self::error::BrokerError;
+pub(crate) use self::error::BrokerError;
 use self::local::LocalSecrets;
 use self::policy::{Decision, Policy, Target, is_valid_role, is_valid_secret_path};
 use self::source::{SecretSource, VaultKvSource};
 use crate::audit::AuditLog;
 use crate::health::{ComponentHealth, HealthCheck, HealthStatus};
 
-pub use cli::{SecretsCommand, run_cli};
-pub use config::{BrokerConfig, BrokerGrant};
+pub(crate) use cli::{SecretsCommand, run_cli};
+pub(crate) use config::{BrokerConfig, BrokerGrant};
 
 /// Series: broker requests by kind (`secret`, `database`) and outcome (`hit`, `miss`, `stale`,
 /// `issued`, `denied`, `not_found`, `unavailable`, `invalid`).
-pub const READS_METRIC: &str = "gha_auth_broker_reads_total";
+pub(crate) const READS_METRIC: &str = "gha_auth_broker_reads_total";
 
 fn count(kind: &'static str, outcome: &'static str) {
     metrics::counter!(READS_METRIC, "kind" => kind, "outcome" => outcome).increment(1);
@@ -230,7 +230,7 @@ const OLDEST_SECRET_METRIC: &str = "gha_auth_broker_oldest_secret_age_seconds";
 const DATABASE_ROLES_METRIC: &str = "gha_auth_broker_database_roles";
 
 /// HELP text of the broker's series.
-pub fn describe_metrics() {
+pub(crate) fn describe_metrics() {
     metrics::describe_counter!(READS_METRIC, "Secrets-broker requests by kind and outcome");
     metrics::describe_gauge!(CACHED_SECRETS_METRIC, "Secrets held in the broker's cache");
     metrics::describe_gauge!(

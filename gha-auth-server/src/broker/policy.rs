@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use super::BrokerGrant;
 
 /// Longest secret path accepted.
-pub const MAX_SECRET_PATH_LEN: usize = 512;
+pub(crate) const MAX_SECRET_PATH_LEN: usize = 512;
 /// Longest database role name accepted.
-pub const MAX_ROLE_LEN: usize = 128;
+pub(crate) const MAX_ROLE_LEN: usize = 128;
 
 fn is_valid_segment(segment: &str) -> bool {
     !segment.is_empty()
@@ -24,12 +24,12 @@ fn is_valid_segment(segment: &str) -> bool {
 
 /// Whether `path` is a secret path: `/`-separated segments of `A-Z a-z 0-9 . _ -`, none empty,
 /// `.` or `..`, at most [`MAX_SECRET_PATH_LEN`] bytes.
-pub fn is_valid_secret_path(path: &str) -> bool {
+pub(crate) fn is_valid_secret_path(path: &str) -> bool {
     path.len() <= MAX_SECRET_PATH_LEN && path.split('/').all(is_valid_segment)
 }
 
 /// Whether `role` is a database role name: one segment of at most [`MAX_ROLE_LEN`] bytes.
-pub fn is_valid_role(role: &str) -> bool {
+pub(crate) fn is_valid_role(role: &str) -> bool {
     role.len() <= MAX_ROLE_LEN && is_valid_segment(role)
 }
 
@@ -41,7 +41,7 @@ fn at_or_below(path: &str, prefix: &str) -> bool {
 
 /// A path pattern of a grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathPattern {
+pub(crate) enum PathPattern {
     /// Exactly this path.
     Exact(String),
     /// Every path below this prefix (`apps/billing/*` → prefix `apps/billing`); the empty prefix
@@ -51,7 +51,7 @@ pub enum PathPattern {
 
 impl PathPattern {
     /// Parses `apps/billing/db`, `apps/billing/*` or `*`; `None` for anything else.
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         if text == "*" {
             return Some(Self::Below(String::new()));
         }
@@ -64,7 +64,7 @@ impl PathPattern {
     }
 
     /// Whether `path` (a valid secret path) matches.
-    pub fn matches(&self, path: &str) -> bool {
+    pub(crate) fn matches(&self, path: &str) -> bool {
         match self {
             Self::Exact(exact) => exact == path,
             Self::Below(prefix) if prefix.is_empty() => true,
@@ -75,7 +75,7 @@ impl PathPattern {
     }
 
     /// Whether some path this pattern matches is `prefix` or lies below it.
-    pub fn may_reach(&self, prefix: &str) -> bool {
+    pub(crate) fn may_reach(&self, prefix: &str) -> bool {
         match self {
             Self::Exact(exact) => at_or_below(exact, prefix),
             Self::Below(mine) => {
@@ -94,7 +94,7 @@ struct Grant {
 
 /// What is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target<'a> {
+pub(crate) enum Target<'a> {
     /// A secret at this path.
     Secret(&'a str),
     /// Credentials of this database role.
@@ -103,7 +103,7 @@ pub enum Target<'a> {
 
 impl Target<'_> {
     /// `secret` or `database`, for audit events and metrics.
-    pub fn kind(self) -> &'static str {
+    pub(crate) fn kind(self) -> &'static str {
         match self {
             Target::Secret(_) => "secret",
             Target::DatabaseRole(_) => "database",
@@ -111,7 +111,7 @@ impl Target<'_> {
     }
 
     /// The path or role.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         match self {
             Target::Secret(path) => path,
             Target::DatabaseRole(role) => role,
@@ -121,7 +121,7 @@ impl Target<'_> {
 
 /// The decision, with the reason for a refusal (audited, never shown to the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Allowed.
     Allow,
     /// Refused, and why.
@@ -130,7 +130,7 @@ pub enum Decision {
 
 /// The compiled grants.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Policy {
+pub(crate) struct Policy {
     grants: HashMap<String, Grant>,
     reserved: Vec<String>,
 }
@@ -138,7 +138,7 @@ pub struct Policy {
 impl Policy {
     /// Compiles `grants`; paths under any of `reserved` are always refused. Invalid patterns
     /// are dropped (the configuration check reports them before the server starts).
-    pub fn new(grants: &[BrokerGrant], reserved: Vec<String>) -> Self {
+    pub(crate) fn new(grants: &[BrokerGrant], reserved: Vec<String>) -> Self {
         let mut compiled: HashMap<String, Grant> = HashMap::new();
         for grant in grants {
             let entry = compiled.entry(grant.client_id.clone()).or_default();
@@ -154,7 +154,7 @@ impl Policy {
     }
 
     /// May `client_id` read `target`? `target` must already be a valid path or role name.
-    pub fn decide(&self, client_id: &str, target: Target<'_>) -> Decision {
+    pub(crate) fn decide(&self, client_id: &str, target: Target<'_>) -> Decision {
         let Some(grant) = self.grants.get(client_id) else {
             return Decision::Deny("no grant for this client");
         };

@@ -27,7 +27,7 @@ const SECRETS_ROUTE: &str = "/v1/secrets/{*path}";
 struct SecretsDoc;
 
 /// The broker's routes.
-pub fn router<S>() -> OpenApiRouter<S>
+pub(crate) fn router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<Broker>: FromRef<S>,

@@ -13,17 +13,17 @@ use thiserror::Error;
 /// One secret as its source holds it.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct SourcedSecret {
+pub(crate) struct SourcedSecret {
     /// Its version (KV v2 version, or the local store's), increasing on every write.
-    pub version: u64,
+    pub(crate) version: u64,
     /// Its fields (values never print).
-    pub data: SecretData,
+    pub(crate) data: SecretData,
 }
 
 /// A read failed. Messages never hold a value.
 #[derive(Debug, Clone, Error)]
 #[non_exhaustive]
-pub enum SourceError {
+pub(crate) enum SourceError {
     /// No such secret (or its latest version is deleted).
     #[error("no such secret")]
     NotFound,
@@ -34,7 +34,7 @@ pub enum SourceError {
 
 /// A source of secrets.
 #[async_trait]
-pub trait SecretSource: Send + Sync + fmt::Debug {
+pub(crate) trait SecretSource: Send + Sync + fmt::Debug {
     /// Reads the latest version of `path` (a valid secret path).
     async fn read(&self, path: &str) -> Result<SourcedSecret, SourceError>;
 
@@ -44,13 +44,13 @@ pub trait SecretSource: Send + Sync + fmt::Debug {
 
 /// KV v2 in Vault, read with the authority's Vault session.
 #[derive(Debug, Clone)]
-pub struct VaultKvSource {
+pub(crate) struct VaultKvSource {
     kv: Kv2,
 }
 
 impl VaultKvSource {
     /// Reads from `kv`.
-    pub fn new(kv: Kv2) -> Self {
+    pub(crate) fn new(kv: Kv2) -> Self {
         Self { kv }
     }
 }

@@ -6,7 +6,6 @@
 //!
 //! ```ignore
 //! async fn handler(State(state): State<Arc<MyState>>, caller: Caller<LinkKeysApi>) -> Response {
-//!     caller.require_scope("link-keys:read")?; // optional: 403 insufficient_scope
 //!     // caller.client_id, caller.subject, caller.scopes, caller.tenant, caller.jti
 //! }
 //! ```
@@ -19,10 +18,10 @@
 //! write it) is asked at the first use and again after `api_auth.revocation_check_interval`.
 //!
 //! Every refusal is a [`CallerError`], the one place that answers RFC 6750: 401 `invalid_token`
-//! (or a bare `Bearer` challenge when no token was sent), 400 `invalid_request`, 403
-//! `insufficient_scope`. Bodies are generic; the reason goes to the log and a metric.
+//! (or a bare `Bearer` challenge when no token was sent) or 400 `invalid_request`. Bodies are
+//! generic; the reason goes to the log and a metric.
 
-mod config;
+pub(crate) mod config;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -45,23 +44,23 @@ use crate::store::Store;
 /// store to ask about revocations, `[api_auth]`, and the cache of verified tokens.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct Callers {
+pub(crate) struct Callers {
     /// `iss` a token must carry.
-    pub issuer: String,
+    pub(crate) issuer: String,
     /// The injected clock.
-    pub clock: SharedClock,
+    pub(crate) clock: SharedClock,
     /// The signing keys (verification is local, no HTTP round trip).
-    pub keys: Arc<KeyManager>,
+    pub(crate) keys: Arc<KeyManager>,
     /// Where revocations are.
-    pub store: Store,
+    pub(crate) store: Store,
     /// `[api_auth]`.
-    pub config: ApiAuthConfig,
+    pub(crate) config: ApiAuthConfig,
     tokens: TokenCache,
 }
 
 impl Callers {
     /// Callers of the authority's own APIs, verified against `keys`.
-    pub fn new(
+    pub(crate) fn new(
         issuer: String,
         clock: SharedClock,
         keys: Arc<KeyManager>,
@@ -79,13 +78,13 @@ impl Callers {
         }
     }
 }
-pub use config::ApiAuthConfig;
+pub(crate) use config::ApiAuthConfig;
 
 /// Series: refusals by API and reason.
-pub const REJECTIONS_METRIC: &str = "gha_auth_api_auth_rejections_total";
+pub(crate) const REJECTIONS_METRIC: &str = "gha_auth_api_auth_rejections_total";
 
 /// HELP text of the callers' series.
-pub fn describe_metrics() {
+pub(crate) fn describe_metrics() {
     metrics::describe_counter!(
         REJECTIONS_METRIC,
         "Calls to the authority's own APIs refused, by reason"
@@ -93,7 +92,7 @@ pub fn describe_metrics() {
 }
 
 /// One of the authority's own APIs: names it and picks its audience from the configuration.
-pub trait OwnApi: Send + Sync + 'static {
+pub(crate) trait OwnApi: Send + Sync + 'static {
     /// Short name for logs, metrics and the cache key (`broker`, `link_keys`).
     const NAME: &'static str;
     /// The audience a token must name to call this API.
@@ -102,7 +101,7 @@ pub trait OwnApi: Send + Sync + 'static {
 
 /// The secrets broker (`/v1/secrets`, `/v1/database/creds`): `api_auth.broker_audience`.
 #[derive(Debug, Clone, Copy)]
-pub struct BrokerApi;
+pub(crate) struct BrokerApi;
 
 impl OwnApi for BrokerApi {
     const NAME: &'static str = "broker";
@@ -113,7 +112,7 @@ impl OwnApi for BrokerApi {
 
 /// The link-key endpoints (`/v1/link-keys`): `api_auth.link_keys_audience`.
 #[derive(Debug, Clone, Copy)]
-pub struct LinkKeysApi;
+pub(crate) struct LinkKeysApi;
 
 impl OwnApi for LinkKeysApi {
     const NAME: &'static str = "link_keys";
@@ -125,19 +124,17 @@ impl OwnApi for LinkKeysApi {
 /// The verified caller of API `A`.
 #[derive(Clone)]
 #[non_exhaustive]
-pub struct Caller<A> {
+pub(crate) struct Caller<A> {
     /// The OAuth client the token was issued to.
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// `sub`: the user, or the client itself for client_credentials.
-    pub subject: String,
+    pub(crate) subject: String,
     /// Granted scopes.
-    pub scopes: Vec<String>,
+    pub(crate) scopes: Vec<String>,
     /// The GHA customer the token is bound to.
-    pub tenant: Option<String>,
+    pub(crate) tenant: Option<String>,
     /// The token's id.
-    pub jti: String,
-    /// `exp`, Unix seconds.
-    pub expires_at: i64,
+    pub(crate) jti: String,
     api: PhantomData<fn() -> A>,
 }
 
@@ -154,20 +151,6 @@ impl<A> fmt::Debug for Caller<A> {
 }
 
 impl<A: OwnApi> Caller<A> {
-    /// Whether the token grants `scope`.
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope)
-    }
-
-    /// `Ok` when the token grants `scope`; else 403 `insufficient_scope` naming it.
-    pub fn require_scope(&self, scope: &str) -> Result<(), CallerError> {
-        if self.has_scope(scope) {
-            Ok(())
-        } else {
-            Err(CallerError::insufficient_scope(scope))
-        }
-    }
-
     fn from_identity(identity: &Identity) -> Self {
         Self {
             client_id: identity.client_id.clone(),
@@ -175,7 +158,6 @@ impl<A: OwnApi> Caller<A> {
             scopes: identity.scopes.clone(),
             tenant: identity.tenant.clone(),
             jti: identity.jti.clone(),
-            expires_at: identity.expires_at,
             api: PhantomData,
         }
     }
@@ -200,16 +182,15 @@ where
 /// Why a call was refused. The one place that turns refusals into RFC 6750 responses.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{kind:?}: {reason}")]
-pub struct CallerError {
+pub(crate) struct CallerError {
     kind: CallerErrorKind,
     reason: String,
-    scope: Option<String>,
 }
 
 /// The kind of refusal: decides the status and the challenge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum CallerErrorKind {
+pub(crate) enum CallerErrorKind {
     /// No `Authorization: Bearer` header: 401 with a bare `Bearer` challenge.
     MissingToken,
     /// Several `Authorization` headers or an unreadable one: 400 `invalid_request`.
@@ -218,8 +199,6 @@ pub enum CallerErrorKind {
     InvalidToken,
     /// Revoked (jti, subject or client not-before): 401 `invalid_token`.
     Revoked,
-    /// A scope the route needs is missing: 403 `insufficient_scope`.
-    InsufficientScope,
     /// The revocation list could not be read: 503, fail closed.
     Unavailable,
 }
@@ -231,7 +210,6 @@ impl CallerErrorKind {
             CallerErrorKind::InvalidRequest => "invalid_request",
             CallerErrorKind::InvalidToken => "invalid_token",
             CallerErrorKind::Revoked => "revoked",
-            CallerErrorKind::InsufficientScope => "insufficient_scope",
             CallerErrorKind::Unavailable => "unavailable",
         }
     }
@@ -242,37 +220,21 @@ impl CallerError {
         Self {
             kind,
             reason: reason.into(),
-            scope: None,
         }
-    }
-
-    /// 403 `insufficient_scope`, with `scope="…"` in the challenge.
-    pub fn insufficient_scope(scope: &str) -> Self {
-        Self {
-            kind: CallerErrorKind::InsufficientScope,
-            reason: format!("scope {scope} is required"),
-            scope: Some(scope.to_owned()),
-        }
-    }
-
-    /// What kind of refusal this is.
-    pub fn kind(&self) -> CallerErrorKind {
-        self.kind
     }
 
     /// Why, for the log; never contains the token.
-    pub fn reason(&self) -> &str {
+    pub(crate) fn reason(&self) -> &str {
         &self.reason
     }
 
     /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self.kind {
             CallerErrorKind::MissingToken
             | CallerErrorKind::InvalidToken
             | CallerErrorKind::Revoked => StatusCode::UNAUTHORIZED,
             CallerErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
-            CallerErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
             CallerErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -282,7 +244,6 @@ impl CallerError {
             CallerErrorKind::MissingToken => None,
             CallerErrorKind::InvalidRequest => Some("invalid_request"),
             CallerErrorKind::InvalidToken | CallerErrorKind::Revoked => Some("invalid_token"),
-            CallerErrorKind::InsufficientScope => Some("insufficient_scope"),
             CallerErrorKind::Unavailable => Some("temporarily_unavailable"),
         }
     }
@@ -291,19 +252,6 @@ impl CallerError {
         match (self.kind, self.error_code()) {
             (CallerErrorKind::Unavailable, _) => None,
             (_, None) => Some(HeaderValue::from_static("Bearer")),
-            (CallerErrorKind::InsufficientScope, Some(code)) => {
-                // A scope with a quote or backslash would break the header: leave it out.
-                let scope = self
-                    .scope
-                    .as_deref()
-                    .filter(|s| s.bytes().all(|b| (b' '..=b'~').contains(&b)))
-                    .filter(|s| !s.contains(['"', '\\']));
-                let text = match scope {
-                    Some(scope) => format!(r#"Bearer error="{code}", scope="{scope}""#),
-                    None => format!(r#"Bearer error="{code}""#),
-                };
-                HeaderValue::from_str(&text).ok()
-            }
             (_, Some(code)) => HeaderValue::from_str(&format!(r#"Bearer error="{code}""#)).ok(),
         }
     }

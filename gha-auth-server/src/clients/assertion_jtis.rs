@@ -4,7 +4,7 @@ use crate::store::{Store, StoreError};
 
 /// Records that `client_id` used assertion `jti`, valid until `expires_at`. `false` when it was
 /// already recorded: a replay.
-pub async fn record_assertion_jti(
+pub(crate) async fn record_assertion_jti(
     store: &Store,
     client_id: &str,
     jti: &str,
@@ -23,7 +23,7 @@ pub async fn record_assertion_jti(
 }
 
 /// Forgets assertion ids that expired before `now`; returns how many.
-pub async fn purge_assertion_jtis(store: &Store, now: i64) -> Result<u64, StoreError> {
+pub(crate) async fn purge_assertion_jtis(store: &Store, now: i64) -> Result<u64, StoreError> {
     Ok(
         sqlx::query("DELETE FROM client_assertion_jtis WHERE expires_at < $1")
             .bind(now)

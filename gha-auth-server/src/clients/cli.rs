@@ -81,7 +81,7 @@ pub struct AddClient {
 }
 
 /// Runs a `clients` command on `registry` (legacy keys live in `store`).
-pub async fn run(
+pub(crate) async fn run(
     command: &ClientsCommand,
     registry: &ClientRegistry,
     store: &Store,

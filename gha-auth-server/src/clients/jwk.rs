@@ -8,7 +8,7 @@ const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
 /// Parses and checks a registered JWK: public only, EC P-256 (ES256), Ed25519 (EdDSA) or RSA of
 /// 2048–8192 bits (RS256), with a matching `alg` if it names one. The returned key is bound to
 /// that one algorithm: an assertion never chooses it.
-pub fn client_key_from_json(value: &serde_json::Value) -> Result<VerifyingKey, String> {
+pub(crate) fn client_key_from_json(value: &serde_json::Value) -> Result<VerifyingKey, String> {
     let object = value.as_object().ok_or("a JWK must be a JSON object")?;
     if let Some(member) = PRIVATE_MEMBERS.iter().find(|m| object.contains_key(**m)) {
         return Err(format!(

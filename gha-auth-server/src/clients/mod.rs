@@ -9,10 +9,10 @@
 mod assertion_jtis;
 mod cache;
 mod cli;
-mod config;
+pub(crate) mod config;
 mod jwk;
 pub mod legacy_keys;
-mod model;
+pub(crate) mod model;
 mod store;
 
 use std::fmt;
@@ -27,17 +27,13 @@ use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
 use crate::store::{Store, StoreError};
 use store::{NewClientRow, SecretRotation};
 
-pub use assertion_jtis::{purge_assertion_jtis, record_assertion_jti};
-pub use cli::{AddClient, ClientsCommand, run as run_cli};
-pub use config::ClientsConfig;
-pub use jwk::client_key_from_json;
-pub use model::{
+pub(crate) use assertion_jtis::{purge_assertion_jtis, record_assertion_jti};
+pub(crate) use cli::{ClientsCommand, run as run_cli};
+pub(crate) use jwk::client_key_from_json;
+pub(crate) use model::{
     AuthMethod, Client, GrantType, MAX_CLIENT_ID_LEN, is_valid_audience, is_valid_client_id,
     is_valid_scope,
 };
-
-/// Default grace period of the previous secret after `rotate-secret`.
-pub const DEFAULT_SECRET_GRACE: TimeDelta = TimeDelta::hours(24);
 
 /// A client operation failed.
 #[derive(Debug, Error)]

@@ -11,11 +11,11 @@ use super::ClientError;
 use super::store::ClientRow;
 
 /// Longest client id.
-pub const MAX_CLIENT_ID_LEN: usize = 128;
+pub(crate) const MAX_CLIENT_ID_LEN: usize = 128;
 
 /// Whether `id` is an acceptable client id: 1–128 of `A-Z a-z 0-9 . _ ~ -`. The restriction
 /// keeps ids safe in URLs, logs and HTTP Basic credentials.
-pub fn is_valid_client_id(id: &str) -> bool {
+pub(crate) fn is_valid_client_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_CLIENT_ID_LEN
         && id
@@ -24,7 +24,7 @@ pub fn is_valid_client_id(id: &str) -> bool {
 }
 
 /// Whether `scope` is a valid RFC 6749 §3.3 scope token.
-pub fn is_valid_scope(scope: &str) -> bool {
+pub(crate) fn is_valid_scope(scope: &str) -> bool {
     !scope.is_empty()
         && scope.len() <= 128
         && scope
@@ -33,7 +33,7 @@ pub fn is_valid_scope(scope: &str) -> bool {
 }
 
 /// Whether `audience` is acceptable: printable ASCII without spaces, at most 256 bytes.
-pub fn is_valid_audience(audience: &str) -> bool {
+pub(crate) fn is_valid_audience(audience: &str) -> bool {
     !audience.is_empty() && audience.len() <= 256 && audience.bytes().all(|b| b.is_ascii_graphic())
 }
 
@@ -188,7 +188,7 @@ impl Client {
         self.token_lifetime_secs.map_or(default, TimeDelta::seconds)
     }
 
-    pub(crate) fn from_row(row: ClientRow) -> Result<Self, ClientError> {
+    pub fn from_row(row: ClientRow) -> Result<Self, ClientError> {
         let corrupt = |what: &str| ClientError::Corrupt(format!("client {:?}: {what}", row.id));
         let grants = row
             .grants

@@ -131,9 +131,14 @@ async fn disable_and_audit() {
         "{}",
         revocation.detail
     );
-    let live = crate::revocations::live_entries(&f.store, 0).await.unwrap();
+    let live = crate::revocations::store::live_entries(&f.store, 0)
+        .await
+        .unwrap();
     assert_eq!(live.len(), 1);
-    assert_eq!(live[0].kind, crate::revocations::RevocationKind::Client);
+    assert_eq!(
+        live[0].kind,
+        crate::revocations::store::RevocationKind::Client
+    );
     assert_eq!(live[0].value, "svc");
 }
 

@@ -14,7 +14,7 @@
 //! `keys/`, `[broker]` to `broker/`, …); this module only aggregates them, loads the file and the
 //! environment, and collects every section's problems.
 
-mod env;
+pub(crate) mod env;
 mod validate;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -23,32 +23,35 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
-pub use crate::broker::{BrokerConfig, BrokerGrant};
-pub use crate::caller::ApiAuthConfig;
-pub use crate::clients::ClientsConfig;
-pub use crate::keys::{KeyBackend, KeysConfig, SigningAlgorithm};
-pub use crate::linkkeys::{AlertsConfig, LinkKeyConfig};
-pub use crate::oauth::TokensConfig;
-pub use crate::ratelimit::RateLimitConfig;
-pub use crate::refresh::RefreshConfig;
-pub use crate::revocations::RevocationsConfig;
-pub use crate::session::SessionConfig;
-pub use crate::settings::{ConfigProblem, Duration, DurationParseError};
-pub use crate::store::{StoreConfig, redact_url};
-pub use crate::telemetry::{LogConfig, LogFormat};
-pub use crate::transport::{HttpConfig, TlsConfig};
-pub use crate::users::UsersConfig;
-pub use crate::vault::VaultSection;
+pub use crate::broker::config::{BrokerConfig, BrokerGrant};
+pub use crate::caller::config::ApiAuthConfig;
+pub use crate::clients::config::ClientsConfig;
+pub use crate::keys::config::{KeyBackend, KeysConfig, SigningAlgorithm};
+pub use crate::linkkeys::config::{AlertsConfig, LinkKeyConfig};
+pub use crate::oauth::config::TokensConfig;
+pub use crate::ratelimit::config::RateLimitConfig;
+pub use crate::refresh::config::RefreshConfig;
+pub use crate::revocations::config::RevocationsConfig;
+pub use crate::session::config::SessionConfig;
+pub use crate::settings::duration::{Duration, DurationParseError};
+pub use crate::settings::problem::ConfigProblem;
+pub use crate::store::config::{StoreConfig, redact_url};
+pub use crate::targets::{EpicorTargetConfig, TargetConfig, WebhookTargetConfig};
+pub use crate::telemetry::config::{LogConfig, LogFormat};
+pub use crate::transport::config::{HttpConfig, TlsConfig};
+pub use crate::users::config::UsersConfig;
+pub use crate::vault::config::VaultSection;
 pub use env::{ENV_PREFIX, EnvVar, env_vars};
 
 /// Default listen address: loopback only.
-pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8700);
+pub(crate) const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8700);
 
 /// File name of the SQLite database inside the data directory.
-pub const SQLITE_FILE: &str = "gha-auth.db";
+pub(crate) const SQLITE_FILE: &str = "gha-auth.db";
 
 /// File name of the master key inside the data directory.
-pub const MASTER_KEY_FILE: &str = "master.key";
+pub(crate) const MASTER_KEY_FILE: &str = "master.key";
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

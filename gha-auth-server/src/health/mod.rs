@@ -20,13 +20,10 @@ use serde_json::{Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// Path of the health endpoint.
-pub const HEALTH_PATH: &str = "/HealthCheck";
-
 /// How healthy a component (or the whole service) is. Ordered from best to worst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[non_exhaustive]
-pub enum HealthStatus {
+pub(crate) enum HealthStatus {
     /// Working.
     Healthy,
     /// Working, but something needs attention.
@@ -38,17 +35,17 @@ pub enum HealthStatus {
 /// One component's result.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
-pub struct ComponentHealth {
+pub(crate) struct ComponentHealth {
     /// Its status.
-    pub status: HealthStatus,
+    pub(crate) status: HealthStatus,
     /// Details (never secrets).
     #[serde(flatten)]
-    pub details: Map<String, Value>,
+    pub(crate) details: Map<String, Value>,
 }
 
 impl ComponentHealth {
     /// A component with `status` and the members of `details` (an object) beside it.
-    pub fn new(status: HealthStatus, details: Value) -> Self {
+    pub(crate) fn new(status: HealthStatus, details: Value) -> Self {
         let details = match details {
             Value::Object(map) => map,
             _ => Map::new(),
@@ -60,21 +57,21 @@ impl ComponentHealth {
 /// The whole report.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[non_exhaustive]
-pub struct HealthReport {
+pub(crate) struct HealthReport {
     /// The worst component status.
     #[schema(value_type = String, example = "Healthy")]
-    pub status: HealthStatus,
+    pub(crate) status: HealthStatus,
     /// When it was taken.
     #[schema(value_type = String)]
-    pub checked_at: DateTime<Utc>,
+    pub(crate) checked_at: DateTime<Utc>,
     /// Per component: `status` plus details.
     #[schema(value_type = Object)]
-    pub checks: Map<String, Value>,
+    pub(crate) checks: Map<String, Value>,
 }
 
 /// One component's check. Keep it quick: it runs on every `/HealthCheck` request.
 #[async_trait]
-pub trait HealthCheck: Send + Sync + fmt::Debug {
+pub(crate) trait HealthCheck: Send + Sync + fmt::Debug {
     /// The component's name in the report (`store`, `signing_keys`, …).
     fn name(&self) -> &'static str;
     /// Its state now.
@@ -83,14 +80,14 @@ pub trait HealthCheck: Send + Sync + fmt::Debug {
 
 /// The health endpoint's state: the checks, in report order.
 #[derive(Debug, Clone)]
-pub struct Health {
+pub(crate) struct Health {
     checks: Arc<[Arc<dyn HealthCheck>]>,
     clock: SharedClock,
 }
 
 impl Health {
     /// Runs `checks` on each request; `clock` dates the report.
-    pub fn new(checks: Vec<Arc<dyn HealthCheck>>, clock: SharedClock) -> Self {
+    pub(crate) fn new(checks: Vec<Arc<dyn HealthCheck>>, clock: SharedClock) -> Self {
         Self {
             checks: checks.into(),
             clock,
@@ -98,7 +95,7 @@ impl Health {
     }
 
     /// Runs every check.
-    pub async fn report(&self) -> HealthReport {
+    pub(crate) async fn report(&self) -> HealthReport {
         let results = futures_util::future::join_all(self.checks.iter().map(|c| c.check())).await;
         let status = results
             .iter()
@@ -125,7 +122,7 @@ impl Health {
 }
 
 /// The health route.
-pub fn router<S>() -> OpenApiRouter<S>
+pub(crate) fn router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Health: FromRef<S>,

@@ -25,7 +25,7 @@ pub enum KeysCommand {
 }
 
 /// Runs a `keys` command on `manager`.
-pub async fn run(
+pub(crate) async fn run(
     command: &KeysCommand,
     manager: &KeyManager,
     out: &Output,

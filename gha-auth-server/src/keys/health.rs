@@ -12,15 +12,15 @@ use crate::health::{ComponentHealth, HealthCheck, HealthStatus};
 
 /// The signing keys' `/HealthCheck` component.
 #[derive(Debug)]
-pub struct SigningKeysCheck {
+pub(crate) struct SigningKeysCheck {
     /// The key manager.
-    pub keys: Arc<KeyManager>,
+    pub(crate) keys: Arc<KeyManager>,
     /// The injected clock.
-    pub clock: SharedClock,
+    pub(crate) clock: SharedClock,
     /// How often the scheduler syncs (`keys.refresh_interval`).
-    pub refresh_interval: TimeDelta,
+    pub(crate) refresh_interval: TimeDelta,
     /// Where the keys live, for the report.
-    pub key_store: String,
+    pub(crate) key_store: String,
 }
 
 #[async_trait]

@@ -13,7 +13,7 @@ const KEY_AGE_METRIC: &str = "gha_auth_signing_key_age_seconds";
 const JWKS_AGE_METRIC: &str = "gha_auth_jwks_age_seconds";
 
 /// HELP text of the keys' series.
-pub fn describe_metrics() {
+pub(crate) fn describe_metrics() {
     metrics::describe_gauge!(
         KEY_AGE_METRIC,
         metrics::Unit::Seconds,
@@ -29,7 +29,7 @@ pub fn describe_metrics() {
 }
 
 /// Sets the key-set gauges as of `now` (called at scrape time).
-pub fn update_gauges(keys: &KeyManager, now: DateTime<Utc>) {
+pub(crate) fn update_gauges(keys: &KeyManager, now: DateTime<Utc>) {
     let list = keys.list();
     for wanted in ["next", "active", "retired"] {
         let matching: Vec<_> = list

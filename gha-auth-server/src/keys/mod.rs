@@ -5,7 +5,7 @@
 //! storage with compare-and-set, audit events and the clock-driven task.
 
 mod cli;
-mod config;
+pub(crate) mod config;
 mod health;
 mod manager;
 mod metrics;
@@ -20,23 +20,21 @@ use gha_auth::keys::{KeySchedule, ScheduleError, SigningKey, is_dev_key};
 
 use crate::settings::Duration;
 
-pub use cli::{KeysCommand, run as run_cli};
-pub use config::{KeyBackend, KeysConfig, SigningAlgorithm};
-pub use health::SigningKeysCheck;
-pub use manager::{
-    KeyInfo, KeyManager, KeyManagerError, KeySettings, KeySnapshot, SyncHealth, SyncReport,
-};
-pub use metrics::{describe_metrics, update_gauges};
-pub use scheduler::run_scheduler;
-pub use store::{CasOutcome, KeyDocument, KeyStore, KeyStoreError, LocalKeyStore, Versioned};
-pub use vault::VaultKeyStore;
+pub(crate) use cli::{KeysCommand, run as run_cli};
+pub(crate) use config::KeysConfig;
+pub(crate) use health::SigningKeysCheck;
+pub(crate) use manager::{KeyManager, KeyManagerError, KeySettings};
+pub(crate) use metrics::{describe_metrics, update_gauges};
+pub(crate) use scheduler::run_scheduler;
+pub(crate) use store::{CasOutcome, KeyDocument, KeyStore, KeyStoreError, LocalKeyStore};
+pub(crate) use vault::VaultKeyStore;
 
 /// The key schedule the configuration describes, validated.
 ///
 /// Retired keys stay published for `tokens.max_lifetime + keys.leeway + keys.jwks_max_age`: the
 /// shortest time that keeps every token verifiable until it expires, even by a verifier whose
 /// cached JWKS is as old as allowed.
-pub fn schedule_from(
+pub(crate) fn schedule_from(
     keys: &KeysConfig,
     max_token_lifetime: Duration,
 ) -> Result<KeySchedule, ScheduleError> {
@@ -54,7 +52,7 @@ pub fn schedule_from(
 }
 
 /// Reads `keys.import_pem`, refusing a development key outside dev mode.
-pub fn load_import_pem(path: &Path, dev_mode: bool) -> Result<SigningKey, String> {
+pub(crate) fn load_import_pem(path: &Path, dev_mode: bool) -> Result<SigningKey, String> {
     let pem = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read keys.import_pem {}: {e}", path.display()))?;
     let key = SigningKey::from_pkcs8_pem(&pem)
@@ -70,7 +68,7 @@ pub fn load_import_pem(path: &Path, dev_mode: bool) -> Result<SigningKey, String
 
 /// Loads the pepper from `store`, creating it on first start. Concurrent first starts agree on
 /// one pepper (compare-and-set).
-pub async fn load_or_create_pepper(store: &dyn KeyStore) -> Result<Pepper, KeyStoreError> {
+pub(crate) async fn load_or_create_pepper(store: &dyn KeyStore) -> Result<Pepper, KeyStoreError> {
     let corrupt = |_| KeyStoreError::Backend("stored pepper is unusable".into());
     for _ in 0..3 {
         if let Some(doc) = store.load(KeyDocument::Pepper).await? {
@@ -86,7 +84,7 @@ pub async fn load_or_create_pepper(store: &dyn KeyStore) -> Result<Pepper, KeySt
 }
 
 /// A name for this process in key-state rows and audit events: host and process id.
-pub fn node_name() -> String {
+pub(crate) fn node_name() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())

@@ -19,7 +19,7 @@ use super::KeyManager;
 const RETRY_AFTER_ERROR: TimeDelta = TimeDelta::seconds(5);
 
 /// Runs until `shutdown` completes.
-pub async fn run_scheduler(
+pub(crate) async fn run_scheduler(
     manager: Arc<KeyManager>,
     clock: SharedClock,
     refresh_interval: TimeDelta,

@@ -8,7 +8,7 @@ use gha_auth::{SecretBytes, SharedClock};
 use thiserror::Error;
 
 use crate::atrest::MasterKey;
-pub use crate::store::CasOutcome;
+pub(crate) use crate::store::CasOutcome;
 use crate::store::{DocumentTable, SealedDocuments, SealedError, Store};
 
 /// A document kept in a [`KeyStore`].
@@ -92,14 +92,19 @@ const KEY_STATE: DocumentTable = DocumentTable {
 /// On embedded defaults the store is the SQLite file in the data directory, next to the master
 /// key. Replicas on one PostgreSQL share the documents; they must share the master key file too.
 #[derive(Debug, Clone)]
-pub struct LocalKeyStore {
+pub(crate) struct LocalKeyStore {
     documents: SealedDocuments,
     node: String,
 }
 
 impl LocalKeyStore {
     /// A key store over `store`, sealing with `master`; `node` names this process in the rows.
-    pub fn new(store: Store, master: Arc<MasterKey>, clock: SharedClock, node: String) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        master: Arc<MasterKey>,
+        clock: SharedClock,
+        node: String,
+    ) -> Self {
         Self {
             documents: SealedDocuments::new(store, master, clock, &KEY_STATE),
             node,
@@ -107,7 +112,8 @@ impl LocalKeyStore {
     }
 
     /// The sealed rows, for checks that the documents are sealed at rest.
-    pub fn documents(&self) -> &SealedDocuments {
+    #[cfg(test)]
+    pub(crate) fn documents(&self) -> &SealedDocuments {
         &self.documents
     }
 }

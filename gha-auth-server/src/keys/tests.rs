@@ -4,6 +4,7 @@ use chrono::TimeDelta;
 use gha_auth::keys::{Algorithm, KeySchedule, KeyState, Transition};
 use gha_auth::{Clock, ManualClock};
 
+use super::manager::SyncReport;
 use super::*;
 use crate::atrest::MasterKey;
 use crate::audit::AuditLog;

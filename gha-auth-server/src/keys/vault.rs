@@ -19,14 +19,14 @@ const FIELD: &str = "document";
 
 /// Key documents in Vault KV v2.
 #[derive(Debug, Clone)]
-pub struct VaultKeyStore {
+pub(crate) struct VaultKeyStore {
     kv: Kv2,
     prefix: String,
 }
 
 impl VaultKeyStore {
     /// A key store on `kv` under `prefix`.
-    pub fn new(kv: Kv2, prefix: &str) -> Self {
+    pub(crate) fn new(kv: Kv2, prefix: &str) -> Self {
         Self {
             kv,
             prefix: prefix.trim_matches('/').to_owned(),

@@ -6,6 +6,7 @@
 //! so it needs no Epicor credentials). `retire-previous` drops PREVIOUS at once; it refuses while
 //! the new key has never been seen in use unless `--force`. `status` never prints a key.
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
@@ -20,7 +21,7 @@ use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
 use crate::terminal::Output;
 
 /// The configured link keys by name (`[link_keys.<name>]`).
-pub type Configured = std::collections::BTreeMap<String, LinkKeyConfig>;
+pub(crate) type Configured = std::collections::BTreeMap<String, LinkKeyConfig>;
 
 /// `gha-auth link-keys …`
 #[derive(Debug, Subcommand)]
@@ -130,7 +131,7 @@ fn known<'a>(configured: &Configured, name: &'a str) -> Result<&'a str, String> 
 }
 
 /// Runs a `link-keys` command.
-pub async fn run_cli(
+pub(crate) async fn run_cli(
     command: &LinkKeysCommand,
     configured: &Configured,
     store: &dyn LinkKeyStore,
@@ -156,7 +157,11 @@ pub async fn run_cli(
             if names.is_empty() {
                 text.push_str("no link keys are configured\n");
             }
-            out.print(&json!({ "link_keys": all }), &text);
+            let _ = writeln!(text, "state kept in: {}", store.describe());
+            out.print(
+                &json!({ "link_keys": all, "store": store.describe() }),
+                &text,
+            );
             Ok(ExitCode::SUCCESS)
         }
         LinkKeysCommand::Rotate { name } => {

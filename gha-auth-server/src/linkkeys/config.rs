@@ -229,7 +229,7 @@ impl AlertsConfig {
 }
 
 /// Reports every problem of `[link_keys]` and `[alerts]`.
-pub fn check_sections(
+pub(crate) fn check_sections(
     link_keys: &BTreeMap<String, LinkKeyConfig>,
     alerts: &AlertsConfig,
     out: &mut Problems,

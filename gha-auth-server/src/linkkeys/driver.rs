@@ -50,7 +50,7 @@ pub trait FaultHook: Send + Sync + fmt::Debug + 'static {
 
 /// Never stops.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct NoFaults;
+pub(crate) struct NoFaults;
 
 impl FaultHook for NoFaults {
     fn should_stop(&self, _: FaultPoint) -> bool {
@@ -59,11 +59,13 @@ impl FaultHook for NoFaults {
 }
 
 /// Stops once, at one point (for crash tests).
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Debug, Default)]
 pub struct FaultPlan {
     stop_at: Mutex<Option<FaultPoint>>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl FaultPlan {
     /// Stops the first time `point` is reached.
     pub fn stop_at(point: FaultPoint) -> Self {
@@ -81,6 +83,7 @@ impl FaultPlan {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl FaultHook for FaultPlan {
     fn should_stop(&self, point: FaultPoint) -> bool {
         let mut plan = self.stop_at.lock().unwrap_or_else(PoisonError::into_inner);
@@ -201,12 +204,14 @@ impl Rotator {
     }
 
     /// Installs a fault hook (tests).
+    #[cfg(any(test, feature = "test-util"))]
     pub fn with_faults(mut self, faults: Arc<dyn FaultHook>) -> Self {
         self.faults = faults;
         self
     }
 
     /// The link key's name.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -582,7 +587,7 @@ fn publish_gauges(name: &str, state: &LinkKeyState, now: DateTime<Utc>) {
 }
 
 /// A fresh rotation id: time for humans, randomness for uniqueness across replicas.
-pub fn new_rotation_id(now: DateTime<Utc>) -> Result<String, String> {
+pub(crate) fn new_rotation_id(now: DateTime<Utc>) -> Result<String, String> {
     use ring::rand::SecureRandom;
     let mut random = [0u8; 4];
     ring::rand::SystemRandom::new()

@@ -33,17 +33,17 @@ use crate::caller::{Caller, CallerError, Callers, LinkKeysApi};
 /// and the clock.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct Validators {
+pub(crate) struct Validators {
     /// The configured link keys.
-    pub link_keys: Arc<LinkKeys>,
+    pub(crate) link_keys: Arc<LinkKeys>,
     /// Where refusals are audited.
-    pub audit: Arc<AuditLog>,
+    pub(crate) audit: Arc<AuditLog>,
     /// The injected clock.
-    pub clock: SharedClock,
+    pub(crate) clock: SharedClock,
 }
 
 /// The validators' routes.
-pub fn router<S>() -> OpenApiRouter<S>
+pub(crate) fn router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<Validators>: FromRef<S>,
@@ -54,38 +54,33 @@ where
         .routes(routes!(usage))
 }
 
-/// Path of the digest list.
-pub const LIST_PATH: &str = "/v1/link-keys/{name}";
-/// Path of usage reports.
-pub const USAGE_PATH: &str = "/v1/link-keys/{name}/usage";
-
 /// Most keys one usage report may name (there are at most three valid keys).
 const MAX_REPORTED_KEYS: usize = 16;
 
 /// A usage report (`POST /v1/link-keys/{name}/usage`).
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct UsageReport {
+pub(crate) struct UsageReport {
     /// The link key's name (must match the path).
-    pub name: String,
+    pub(crate) name: String,
     /// Which validator reports.
-    pub validator: String,
+    pub(crate) validator: String,
     /// Last use per key id.
-    pub keys: Vec<KeyUseReport>,
+    pub(crate) keys: Vec<KeyUseReport>,
 }
 
 /// The last use of one key, as a validator saw it.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct KeyUseReport {
+pub(crate) struct KeyUseReport {
     /// The key id from the list.
-    pub id: String,
+    pub(crate) id: String,
     /// When it was last accepted (RFC 3339).
     #[schema(value_type = String)]
-    pub last_seen: DateTime<Utc>,
+    pub(crate) last_seen: DateTime<Utc>,
     /// Acceptances since the validator started.
     #[serde(default)]
-    pub uses: u64,
+    pub(crate) uses: u64,
 }
 
 fn error(status: StatusCode, code: &str, description: &str) -> Response {

@@ -62,22 +62,19 @@ impl Policy {
 /// Why PREVIOUS is retired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum RetireReason {
+pub(crate) enum RetireReason {
     /// Its overlap window ended.
     Expired,
     /// CURRENT is in use and PREVIOUS went quiet.
     Quiet,
-    /// An operator asked (`gha-auth link-keys retire-previous`).
-    Requested,
 }
 
 impl RetireReason {
     /// The stable name (metrics, audit).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RetireReason::Expired => "expired",
             RetireReason::Quiet => "quiet",
-            RetireReason::Requested => "requested",
         }
     }
 }
@@ -85,7 +82,7 @@ impl RetireReason {
 /// What the driver should do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Action {
+pub(crate) enum Action {
     /// Nothing now; look again at `until` (`None`: nothing is scheduled).
     Wait {
         /// The next time something is due.
@@ -104,14 +101,14 @@ pub enum Action {
 }
 
 /// When the next scheduled rotation is due (now if there is no CURRENT key).
-pub fn rotation_due(state: &LinkKeyState, policy: &Policy) -> Option<DateTime<Utc>> {
+pub(crate) fn rotation_due(state: &LinkKeyState, policy: &Policy) -> Option<DateTime<Utc>> {
     let current = state.current.as_ref()?;
     let since = state.last_rotated_at.unwrap_or(current.created_at);
     since.checked_add_signed(policy.rotation_period)
 }
 
 /// When PREVIOUS will be retired if nothing changes, and why.
-pub fn retirement_at(
+pub(crate) fn retirement_at(
     state: &LinkKeyState,
     policy: &Policy,
 ) -> Option<(DateTime<Utc>, RetireReason)> {
@@ -135,7 +132,7 @@ pub fn retirement_at(
 }
 
 /// The next thing to do for `state` at `now`.
-pub fn next_action(state: &LinkKeyState, now: DateTime<Utc>, policy: &Policy) -> Action {
+pub(crate) fn next_action(state: &LinkKeyState, now: DateTime<Utc>, policy: &Policy) -> Action {
     let retirement = retirement_at(state, policy);
     if let Some((at, reason)) = retirement
         && at <= now
@@ -178,23 +175,23 @@ pub fn next_action(state: &LinkKeyState, now: DateTime<Utc>, policy: &Policy) ->
 /// A transition's guard did not hold: the state moved under us (another replica, an operator).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("the link-key state changed: {0}")]
-pub struct Stale(pub &'static str);
+pub(crate) struct Stale(pub &'static str);
 
 /// Identifies the attempt a replica works on, so its result is recorded only if nobody else
 /// moved the rotation meanwhile.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attempt {
+pub(crate) struct Attempt {
     /// The rotation.
-    pub rotation_id: String,
+    pub(crate) rotation_id: String,
     /// The step.
-    pub step: Step,
+    pub(crate) step: Step,
     /// The attempt number the rotation showed (after a claim: the claimed one).
-    pub attempts: u32,
+    pub(crate) attempts: u32,
 }
 
 impl Attempt {
     /// The attempt `rotation` is at.
-    pub fn of(rotation: &Rotation) -> Self {
+    pub(crate) fn of(rotation: &Rotation) -> Self {
         Self {
             rotation_id: rotation.id.clone(),
             step: rotation.step,
@@ -214,7 +211,7 @@ fn rotation_at<'a>(state: &'a mut LinkKeyState, at: &Attempt) -> Result<&'a mut 
 }
 
 /// Starts rotation `id`. Guard: no rotation in progress.
-pub fn begin(
+pub(crate) fn begin(
     state: &mut LinkKeyState,
     id: &str,
     reason: RotationReason,
@@ -243,7 +240,7 @@ pub fn begin(
 /// Records the generated key as PENDING; the target is told to send it no earlier than
 /// `publish_ahead` from now. Guard: the rotation is at `Create`. A retried create after a crash
 /// generates again, since nothing was stored: one PENDING key per rotation id.
-pub fn created(
+pub(crate) fn created(
     state: &mut LinkKeyState,
     at: &Attempt,
     key: StoredKey,
@@ -264,7 +261,7 @@ pub fn created(
 
 /// Claims the next attempt at `at.step` for `by`: other replicas keep off until `claim_timeout`
 /// passes (if this one crashes, another takes over then). Returns the claimed attempt.
-pub fn claim(
+pub(crate) fn claim(
     state: &mut LinkKeyState,
     at: &Attempt,
     by: &str,
@@ -282,7 +279,11 @@ pub fn claim(
 }
 
 /// Records that the claimed attempt succeeded: on to the next step.
-pub fn succeeded(state: &mut LinkKeyState, at: &Attempt, now: DateTime<Utc>) -> Result<(), Stale> {
+pub(crate) fn succeeded(
+    state: &mut LinkKeyState,
+    at: &Attempt,
+    now: DateTime<Utc>,
+) -> Result<(), Stale> {
     let rotation = rotation_at(state, at)?;
     rotation.step = match at.step {
         Step::Create => Step::Set,
@@ -298,7 +299,7 @@ pub fn succeeded(state: &mut LinkKeyState, at: &Attempt, now: DateTime<Utc>) -> 
 
 /// Records that the claimed attempt failed: retry after a backoff. CURRENT is not touched; a
 /// failed test goes back to set, so the key is installed again before it is tested again.
-pub fn failed(
+pub(crate) fn failed(
     state: &mut LinkKeyState,
     at: &Attempt,
     error: &str,
@@ -320,19 +321,19 @@ pub fn failed(
 
 /// What a promotion replaced.
 #[derive(Debug)]
-pub struct Promoted {
+pub(crate) struct Promoted {
     /// The id of the new CURRENT key.
-    pub current: String,
+    pub(crate) current: String,
     /// The id of the new PREVIOUS key, if there was a CURRENT before.
-    pub previous: Option<String>,
+    pub(crate) previous: Option<String>,
     /// The id of a PREVIOUS key dropped early because a new rotation finished within its
     /// overlap (a requested rotation; the schedule never does this).
-    pub dropped: Option<String>,
+    pub(crate) dropped: Option<String>,
 }
 
 /// CURRENT = PENDING; PREVIOUS = the old CURRENT, valid for `overlap`. Guard: the rotation is at
 /// `Promote` with a PENDING key.
-pub fn promote(
+pub(crate) fn promote(
     state: &mut LinkKeyState,
     at: &Attempt,
     now: DateTime<Utc>,
@@ -369,7 +370,7 @@ pub fn promote(
 }
 
 /// Drops PREVIOUS if it is still `key_id`.
-pub fn retire(state: &mut LinkKeyState, key_id: &str) -> Result<(), Stale> {
+pub(crate) fn retire(state: &mut LinkKeyState, key_id: &str) -> Result<(), Stale> {
     match &state.previous {
         Some(previous) if previous.id == key_id => {
             state.previous = None;
@@ -381,7 +382,7 @@ pub fn retire(state: &mut LinkKeyState, key_id: &str) -> Result<(), Stale> {
 
 /// Records that a validator accepted key `id` at `seen` (clamped to `now`: a validator's clock
 /// running ahead must not make a key look used in the future). `true` if anything changed.
-pub fn record_use(
+pub(crate) fn record_use(
     state: &mut LinkKeyState,
     id: &str,
     seen: DateTime<Utc>,
@@ -398,7 +399,7 @@ pub fn record_use(
 }
 
 /// Asks for a rotation (kept until the scheduler begins it). `false` if one is already asked for.
-pub fn request(state: &mut LinkKeyState, by: &str, now: DateTime<Utc>) -> bool {
+pub(crate) fn request(state: &mut LinkKeyState, by: &str, now: DateTime<Utc>) -> bool {
     if state.requested.is_some() {
         return false;
     }

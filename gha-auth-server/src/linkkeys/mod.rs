@@ -12,27 +12,21 @@
 //! - [`alert`]: the alert webhook;
 //! - [`cli`]: `gha-auth link-keys status|rotate|retire-previous`.
 
-pub mod alert;
-pub mod cli;
-pub mod config;
-pub mod driver;
-pub mod http;
-pub mod machine;
-pub mod model;
-pub mod registry;
-pub mod store;
+pub(crate) mod alert;
+pub(crate) mod cli;
+pub(crate) mod config;
+pub(crate) mod driver;
+pub(crate) mod http;
+pub(crate) mod machine;
+pub(crate) mod model;
+pub(crate) mod registry;
+pub(crate) mod store;
 
-pub use cli::{LinkKeysCommand, run_cli};
-pub use config::{AlertsConfig, LinkKeyConfig, check_sections};
-pub use driver::{
-    DriveError, DriverSettings, DriverStatus, FaultHook, FaultPlan, FaultPoint, NoFaults, Rotator,
-};
-pub use machine::{Action, Policy, RetireReason};
-pub use model::{LinkKeyState, RotationReason, ServedSet, Step, StoredKey};
-pub use registry::{LinkKeyEntry, LinkKeys, LinkKeysError, link_key_store};
-pub use store::{
-    LinkKeyStore, LinkKeyStoreError, LocalLinkKeyStore, VaultLinkKeyStore, VersionedState, update,
-};
+pub(crate) use cli::{LinkKeysCommand, run_cli};
+pub(crate) use config::{AlertsConfig, LinkKeyConfig, check_sections};
+pub(crate) use machine::Policy;
+pub(crate) use registry::{LinkKeys, LinkKeysError, link_key_store};
+pub(crate) use store::LinkKeyStore;
 
 #[cfg(test)]
 mod tests;

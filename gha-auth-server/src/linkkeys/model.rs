@@ -13,7 +13,7 @@ use gha_auth::apikey::{ApiKey, FormatError, SecretKind};
 use serde::{Deserialize, Serialize, Serializer};
 
 /// Version of the stored document; bumped on incompatible changes.
-pub const DOCUMENT_VERSION: u32 = 1;
+pub(crate) const DOCUMENT_VERSION: u32 = 1;
 
 /// One link key as the authority keeps it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,7 +78,7 @@ pub fn digest_hex(key: &str) -> String {
 }
 
 /// The key id a rotation's key gets: stable per rotation, so a retried create names the same key.
-pub fn key_id_for(rotation_id: &str) -> String {
+pub(crate) fn key_id_for(rotation_id: &str) -> String {
     format!(
         "lk-{}",
         rotation_id.strip_prefix("rot-").unwrap_or(rotation_id)
@@ -323,7 +323,7 @@ impl LinkKeyState {
 }
 
 /// A valid link-key name: what the middleware accepts (`[A-Za-z0-9_-]`, 1..=64).
-pub fn is_valid_name(name: &str) -> bool {
+pub(crate) fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name

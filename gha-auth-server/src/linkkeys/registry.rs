@@ -61,7 +61,7 @@ pub enum LinkKeysError {
 
 /// Where link-key state lives: Vault KV v2 (`kv_mount`, under `prefix`) when Vault is
 /// configured, else sealed in the store.
-pub fn link_key_store(
+pub(crate) fn link_key_store(
     vault: Option<(&VaultSession, &str, &str)>,
     store: &Store,
     master: Arc<MasterKey>,
@@ -84,7 +84,7 @@ pub fn link_key_store(
 
 /// A name for one process's link-key driver: the node plus randomness, so two in-process
 /// servers (tests) or a restarted process never pass for each other.
-pub fn driver_node(node: &str) -> String {
+pub(crate) fn driver_node(node: &str) -> String {
     use ring::rand::SecureRandom;
     let mut random = [0u8; 3];
     let _ = ring::rand::SystemRandom::new().fill(&mut random);
@@ -147,11 +147,6 @@ impl LinkKeys {
     /// The link key `name`, if configured.
     pub fn get(&self, name: &str) -> Option<&LinkKeyEntry> {
         self.entries.get(name)
-    }
-
-    /// Every configured link key by name.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &LinkKeyEntry)> {
-        self.entries.iter()
     }
 
     /// Whether none is configured.

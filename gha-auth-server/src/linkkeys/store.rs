@@ -80,7 +80,7 @@ pub trait LinkKeyStore: Send + Sync + fmt::Debug {
 /// Read-modify-write of `name` with compare-and-set: applies `change` to the latest state (an
 /// empty one if none is stored) and saves it; on a conflict starts over (up to 16 times). A
 /// guard failure (`Err(Stale)`) writes nothing and is returned as `Ok(Err(..))`.
-pub async fn update<T: Send>(
+pub(crate) async fn update<T: Send>(
     store: &dyn LinkKeyStore,
     name: &str,
     mut change: impl FnMut(&mut LinkKeyState) -> Result<T, Stale> + Send,
@@ -174,7 +174,8 @@ impl LocalLinkKeyStore {
     }
 
     /// The sealed rows, for checks that the documents are sealed at rest.
-    pub fn documents(&self) -> &SealedDocuments {
+    #[cfg(test)]
+    pub(crate) fn documents(&self) -> &SealedDocuments {
         &self.documents
     }
 }

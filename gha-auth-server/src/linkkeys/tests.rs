@@ -9,6 +9,8 @@ use gha_auth::{ManualClock, SystemClock};
 use gha_auth_testkit::{OpenBao, PgDatabase};
 
 use super::machine::{self, Stale};
+use super::model::{LinkKeyState, StoredKey};
+use super::store::{LinkKeyStoreError, LocalLinkKeyStore, VaultLinkKeyStore, update};
 use super::*;
 use crate::atrest::MasterKey;
 use crate::store::{CasOutcome, SealedError, Store};

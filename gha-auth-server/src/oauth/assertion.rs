@@ -13,7 +13,7 @@ use gha_auth::keys::VerifyingKey;
 use serde::Deserialize;
 
 /// The one `client_assertion_type` of RFC 7523.
-pub const JWT_BEARER_ASSERTION_TYPE: &str =
+pub(crate) const JWT_BEARER_ASSERTION_TYPE: &str =
     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Longest accepted assertion, in bytes.
@@ -26,7 +26,7 @@ const MAX_JTI_LEN: usize = 256;
 /// `invalid_client`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum AssertionError {
+pub(crate) enum AssertionError {
     /// Not a compact JWS of acceptable size and shape.
     Malformed,
     /// The header names another algorithm than the key's, or has `crit`.
@@ -49,7 +49,7 @@ pub enum AssertionError {
 
 impl AssertionError {
     /// A stable reason for the audit log.
-    pub fn reason(self) -> &'static str {
+    pub(crate) fn reason(self) -> &'static str {
         match self {
             AssertionError::Malformed => "assertion_malformed",
             AssertionError::BadHeader => "assertion_bad_header",
@@ -66,26 +66,26 @@ impl AssertionError {
 
 /// What an accepted assertion says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifiedAssertion {
+pub(crate) struct VerifiedAssertion {
     /// Its unique id, to record against replay.
-    pub jti: String,
+    pub(crate) jti: String,
     /// Its expiry (Unix seconds).
-    pub exp: i64,
+    pub(crate) exp: i64,
 }
 
 /// The rules an assertion must meet.
 #[derive(Debug, Clone)]
-pub struct AssertionRules<'a> {
+pub(crate) struct AssertionRules<'a> {
     /// The client id `iss` and `sub` must equal.
-    pub client_id: &'a str,
+    pub(crate) client_id: &'a str,
     /// Accepted `aud` values: the token endpoint URL and the issuer.
-    pub audiences: [&'a str; 2],
+    pub(crate) audiences: [&'a str; 2],
     /// Now (Unix seconds).
-    pub now: i64,
+    pub(crate) now: i64,
     /// Clock leeway (seconds).
-    pub leeway: i64,
+    pub(crate) leeway: i64,
     /// Longest `exp - now` accepted (seconds).
-    pub max_lifetime: i64,
+    pub(crate) max_lifetime: i64,
 }
 
 #[derive(Deserialize)]
@@ -150,7 +150,7 @@ fn json_object<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, AssertionEr
 
 /// The `sub` an assertion claims, read **without** verification: only to find which client's
 /// key to verify it with, when the request has no `client_id`.
-pub fn claimed_subject(assertion: &str) -> Option<String> {
+pub(crate) fn claimed_subject(assertion: &str) -> Option<String> {
     let parts = split(assertion).ok()?;
     let payload = decode(parts.payload).ok()?;
     let claims: Claims = json_object(&payload).ok()?;
@@ -159,7 +159,7 @@ pub fn claimed_subject(assertion: &str) -> Option<String> {
 
 /// Verifies `assertion` with `key` under `rules`. Does not record the `jti`: the caller does,
 /// so replay is checked against the shared store.
-pub fn verify(
+pub(crate) fn verify(
     assertion: &str,
     key: &VerifyingKey,
     rules: &AssertionRules<'_>,

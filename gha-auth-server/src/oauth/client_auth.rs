@@ -25,7 +25,7 @@ use crate::oauth::OAuth;
 /// How the client presented itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum PresentedMethod {
+pub(crate) enum PresentedMethod {
     /// `client_secret_basic`.
     Basic,
     /// `client_secret_post`.
@@ -38,7 +38,7 @@ pub enum PresentedMethod {
 
 impl PresentedMethod {
     /// The RFC 8414 name of the method.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             PresentedMethod::Basic => "client_secret_basic",
             PresentedMethod::Post => "client_secret_post",
@@ -51,11 +51,11 @@ impl PresentedMethod {
 /// A client that proved who it is (or, for [`PresentedMethod::None`], a public client that
 /// named itself: grants decide whether that is enough).
 #[derive(Debug, Clone)]
-pub struct AuthenticatedClient {
+pub(crate) struct AuthenticatedClient {
     /// The client.
-    pub client: Client,
+    pub(crate) client: Client,
     /// How it authenticated.
-    pub method: PresentedMethod,
+    pub(crate) method: PresentedMethod,
 }
 
 /// The credentials found in a request, before any lookup.
@@ -115,7 +115,7 @@ impl Failure {
 }
 
 /// Authenticates the client of a token request.
-pub async fn authenticate(
+pub(crate) async fn authenticate(
     state: &OAuth,
     headers: &HeaderMap,
     form: &TokenForm,
@@ -144,7 +144,7 @@ pub async fn authenticate(
 
 /// Authenticates a public client that names itself, as the token endpoint would (the session
 /// endpoints act for their configured client this way).
-pub async fn authenticate_public(
+pub(crate) async fn authenticate_public(
     state: &OAuth,
     client_id: &str,
     peer: Option<SocketAddr>,

@@ -6,68 +6,68 @@ use utoipa::ToSchema;
 
 /// A token request (RFC 6749 §4.4, RFC 7523 §2.2, RFC 8693, RFC 8707), form-encoded.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct TokenRequestDoc {
+pub(crate) struct TokenRequestDoc {
     /// `client_credentials`, `password`, `refresh_token` or
     /// `urn:ietf:params:oauth:grant-type:token-exchange`.
-    pub grant_type: String,
+    pub(crate) grant_type: String,
     /// Space-separated scopes; narrowed to what the client may have.
-    pub scope: Option<String>,
+    pub(crate) scope: Option<String>,
     /// The audience (RFC 8693); a client with a single audience gets it by default.
-    pub audience: Option<String>,
+    pub(crate) audience: Option<String>,
     /// The resource (RFC 8707), an alternative to `audience`.
-    pub resource: Option<String>,
+    pub(crate) resource: Option<String>,
     /// The client id (`client_secret_post`, public clients).
-    pub client_id: Option<String>,
+    pub(crate) client_id: Option<String>,
     /// The client secret (`client_secret_post`); prefer HTTP Basic.
-    pub client_secret: Option<String>,
+    pub(crate) client_secret: Option<String>,
     /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer` (`private_key_jwt`).
-    pub client_assertion_type: Option<String>,
+    pub(crate) client_assertion_type: Option<String>,
     /// The signed client assertion (`private_key_jwt`).
-    pub client_assertion: Option<String>,
+    pub(crate) client_assertion: Option<String>,
     /// Token exchange: the subject token (an access token of this authority, or a legacy
     /// static API key imported with `gha-auth clients legacy-key add`).
-    pub subject_token: Option<String>,
+    pub(crate) subject_token: Option<String>,
     /// Token exchange: `urn:ietf:params:oauth:token-type:access_token` or
     /// `urn:gha:params:oauth:token-type:legacy-api-key`.
-    pub subject_token_type: Option<String>,
+    pub(crate) subject_token_type: Option<String>,
     /// Token exchange: `urn:ietf:params:oauth:token-type:access_token` (the default).
-    pub requested_token_type: Option<String>,
+    pub(crate) requested_token_type: Option<String>,
 }
 
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct TokenResponseDoc {
+pub(crate) struct TokenResponseDoc {
     /// An RFC 9068 JWT (`typ: at+jwt`).
-    pub access_token: String,
+    pub(crate) access_token: String,
     /// `Bearer`.
-    pub token_type: String,
+    pub(crate) token_type: String,
     /// Lifetime in seconds.
-    pub expires_in: u64,
+    pub(crate) expires_in: u64,
     /// The granted scopes.
-    pub scope: Option<String>,
+    pub(crate) scope: Option<String>,
     /// A rotating refresh token (grants that issue one).
-    pub refresh_token: Option<String>,
+    pub(crate) refresh_token: Option<String>,
     /// Token exchange: `urn:ietf:params:oauth:token-type:access_token`.
-    pub issued_token_type: Option<String>,
+    pub(crate) issued_token_type: Option<String>,
 }
 
 /// An error (RFC 6749 §5.2); `rate_limited` comes with `429` and `Retry-After`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct OAuthErrorDoc {
+pub(crate) struct OAuthErrorDoc {
     /// `invalid_request`, `invalid_client`, `invalid_grant`, `unauthorized_client`,
     /// `unsupported_grant_type`, `invalid_scope`, `invalid_target`, `server_error`,
     /// `rate_limited`.
-    pub error: String,
+    pub(crate) error: String,
     /// A human-readable description; never says which half of a credential was wrong.
-    pub error_description: String,
+    pub(crate) error_description: String,
 }
 
 /// A token-introspection or revocation request (RFC 7662, RFC 7009), form-encoded; the caller
 /// authenticates as a client.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct TokenParamDoc {
+pub(crate) struct TokenParamDoc {
     /// The token.
-    pub token: String,
+    pub(crate) token: String,
     /// `access_token` or `refresh_token`.
-    pub token_type_hint: Option<String>,
+    pub(crate) token_type_hint: Option<String>,
 }

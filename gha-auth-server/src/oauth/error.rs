@@ -13,7 +13,7 @@ use crate::ratelimit::{LIMITED_DESCRIPTION, Limited};
 /// The `error` codes of RFC 6749 §5.2, RFC 8707 §2 and a generic server error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum ErrorCode {
+pub(crate) enum ErrorCode {
     /// Missing, repeated or malformed parameter; unsupported content type; more than one client
     /// authentication method.
     InvalidRequest,
@@ -37,7 +37,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// The `error` value on the wire.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::InvalidClient => "invalid_client",
@@ -55,7 +55,7 @@ impl ErrorCode {
 /// A token-endpoint error: what the client is told. Descriptions are fixed texts or name the
 /// offending parameter; they never repeat a credential.
 #[derive(Debug, Clone)]
-pub struct OAuthError {
+pub(crate) struct OAuthError {
     code: ErrorCode,
     description: Cow<'static, str>,
     basic_challenge: bool,
@@ -64,7 +64,7 @@ pub struct OAuthError {
 
 impl OAuthError {
     /// An error with a description (shown to the client as `error_description`).
-    pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
         Self {
             code,
             description: description.into(),
@@ -74,17 +74,17 @@ impl OAuthError {
     }
 
     /// `invalid_request`.
-    pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::InvalidRequest, description)
     }
 
     /// `invalid_client` with the one description every client-authentication failure shares.
-    pub fn invalid_client() -> Self {
+    pub(crate) fn invalid_client() -> Self {
         Self::new(ErrorCode::InvalidClient, "client authentication failed")
     }
 
     /// `unauthorized_client`: the client may not use the requested grant type.
-    pub fn unauthorized_client() -> Self {
+    pub(crate) fn unauthorized_client() -> Self {
         Self::new(
             ErrorCode::UnauthorizedClient,
             "the client is not allowed to use this grant type",
@@ -92,7 +92,7 @@ impl OAuthError {
     }
 
     /// `server_error`: logged by the caller, opaque to the client.
-    pub fn server_error() -> Self {
+    pub(crate) fn server_error() -> Self {
         Self::new(
             ErrorCode::ServerError,
             "the server could not complete the request",
@@ -100,37 +100,33 @@ impl OAuthError {
     }
 
     /// `429 Too Many Requests` with `Retry-After: retry_after` seconds (at least 1).
-    pub fn rate_limited(retry_after: u64) -> Self {
+    pub(crate) fn rate_limited(retry_after: u64) -> Self {
         let mut error = Self::new(ErrorCode::RateLimited, LIMITED_DESCRIPTION);
         error.retry_after = Some(retry_after.max(1));
         error
     }
 
-    /// Seconds to wait, for [`ErrorCode::RateLimited`].
-    pub fn retry_after(&self) -> Option<u64> {
-        self.retry_after
-    }
-
     /// Marks the error as a failed HTTP Basic authentication: 401 with
     /// `WWW-Authenticate: Basic` (RFC 6749 §5.2).
     #[must_use]
-    pub fn with_basic_challenge(mut self, basic: bool) -> Self {
+    pub(crate) fn with_basic_challenge(mut self, basic: bool) -> Self {
         self.basic_challenge = basic;
         self
     }
 
     /// The error code.
-    pub fn code(&self) -> ErrorCode {
+    pub(crate) fn code(&self) -> ErrorCode {
         self.code
     }
 
     /// The description.
-    pub fn description(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn description(&self) -> &str {
         &self.description
     }
 
     /// The HTTP status for this error.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self.code {
             ErrorCode::InvalidClient if self.basic_challenge => StatusCode::UNAUTHORIZED,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,

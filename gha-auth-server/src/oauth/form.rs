@@ -28,7 +28,7 @@ const MAX_VALUE_LEN: usize = 8 * 1024;
 /// `resource` may appear only once; unknown parameters are ignored. `Debug` hides credential
 /// values.
 #[derive(Default)]
-pub struct TokenForm {
+pub(crate) struct TokenForm {
     single: HashMap<String, String>,
     multi: HashMap<&'static str, Vec<String>>,
 }
@@ -52,7 +52,7 @@ impl fmt::Debug for TokenForm {
 
 impl TokenForm {
     /// Parses an `application/x-www-form-urlencoded` body.
-    pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+    pub(crate) fn parse(body: &[u8]) -> Result<Self, OAuthError> {
         let mut form = Self::default();
         for (key, value) in url::form_urlencoded::parse(body) {
             if value.is_empty() {
@@ -82,12 +82,12 @@ impl TokenForm {
     }
 
     /// A single-valued parameter.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.single.get(name).map(String::as_str)
     }
 
     /// Every value of a multi-valued parameter (`audience`, `resource`).
-    pub fn all(&self, name: &str) -> &[String] {
+    pub(crate) fn all(&self, name: &str) -> &[String] {
         self.multi.get(name).map_or(&[], Vec::as_slice)
     }
 }

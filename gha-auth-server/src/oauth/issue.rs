@@ -17,22 +17,22 @@ use crate::oauth::OAuth;
 /// A successful token response (RFC 6749 §5.1). `Debug` hides the tokens.
 #[derive(Serialize)]
 #[non_exhaustive]
-pub struct TokenResponse {
+pub(crate) struct TokenResponse {
     /// The access token (a JWT).
-    pub access_token: String,
+    pub(crate) access_token: String,
     /// Always `Bearer`.
-    pub token_type: &'static str,
+    pub(crate) token_type: &'static str,
     /// Lifetime in seconds.
-    pub expires_in: i64,
+    pub(crate) expires_in: i64,
     /// The granted scopes, space-separated.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
+    pub(crate) scope: Option<String>,
     /// A refresh token, for grants that issue one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
+    pub(crate) refresh_token: Option<String>,
     /// What `access_token` is (token exchange, RFC 8693 §2.2.1).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub issued_token_type: Option<&'static str>,
+    pub(crate) issued_token_type: Option<&'static str>,
 }
 
 impl fmt::Debug for TokenResponse {
@@ -59,7 +59,7 @@ impl IntoResponse for TokenResponse {
 
 /// The scopes to grant: all the client may have when none are requested, else exactly the
 /// requested ones, each of which the client must be allowed (`invalid_scope` otherwise).
-pub fn narrow_scopes(
+pub(crate) fn narrow_scopes(
     allowed: &[String],
     requested: Option<&str>,
 ) -> Result<Vec<String>, OAuthError> {
@@ -90,7 +90,10 @@ pub fn narrow_scopes(
 /// The audiences to put in the token, from `audience` (RFC 8693) and `resource` (RFC 8707)
 /// parameters; each must be allowed. With none requested, a client registered for exactly one
 /// audience gets it; otherwise the request must name one (`invalid_target`).
-pub fn resolve_audience(allowed: &[String], form: &TokenForm) -> Result<Vec<String>, OAuthError> {
+pub(crate) fn resolve_audience(
+    allowed: &[String],
+    form: &TokenForm,
+) -> Result<Vec<String>, OAuthError> {
     let mut requested: Vec<&String> = form
         .all("audience")
         .iter()
@@ -130,27 +133,31 @@ pub fn resolve_audience(allowed: &[String], form: &TokenForm) -> Result<Vec<Stri
 /// What goes into an access token besides the issuer and times.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct Grant {
+pub(crate) struct Grant {
     /// `sub`: the user, or the client itself.
-    pub subject: String,
+    pub(crate) subject: String,
     /// `aud`.
-    pub audience: Vec<String>,
+    pub(crate) audience: Vec<String>,
     /// `scope`.
-    pub scopes: Vec<String>,
+    pub(crate) scopes: Vec<String>,
     /// `roles`.
-    pub roles: Vec<String>,
+    pub(crate) roles: Vec<String>,
     /// `tenant`.
-    pub tenant: Option<String>,
+    pub(crate) tenant: Option<String>,
     /// `act` (token exchange: who acts for the subject).
-    pub act: Option<serde_json::Value>,
+    pub(crate) act: Option<serde_json::Value>,
     /// A lifetime shorter than the client's, if any (token exchange: never outlive the subject
     /// token).
-    pub max_lifetime: Option<TimeDelta>,
+    pub(crate) max_lifetime: Option<TimeDelta>,
 }
 
 impl Grant {
     /// A grant for `subject`.
-    pub fn new(subject: impl Into<String>, audience: Vec<String>, scopes: Vec<String>) -> Self {
+    pub(crate) fn new(
+        subject: impl Into<String>,
+        audience: Vec<String>,
+        scopes: Vec<String>,
+    ) -> Self {
         Self {
             subject: subject.into(),
             audience,
@@ -164,7 +171,11 @@ impl Grant {
 }
 
 /// Signs an access token for `client` with the active key.
-pub fn mint(state: &OAuth, client: &Client, grant: Grant) -> Result<TokenResponse, OAuthError> {
+pub(crate) fn mint(
+    state: &OAuth,
+    client: &Client,
+    grant: Grant,
+) -> Result<TokenResponse, OAuthError> {
     let tokens = &state.tokens;
     let lifetime = client
         .token_lifetime(tokens.default_lifetime.as_delta())

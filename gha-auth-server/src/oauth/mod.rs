@@ -8,26 +8,26 @@
 //! - [`issue`]: audience and scope narrowing and minting the RFC 9068 access token;
 //! - [`error`]: RFC 6749 §5.2 errors, the only place errors become HTTP responses.
 
-pub mod assertion;
-pub mod client_auth;
-mod config;
-pub mod docs;
-pub mod error;
-pub mod form;
-pub mod grants;
-pub mod issue;
+pub(crate) mod assertion;
+pub(crate) mod client_auth;
+pub(crate) mod config;
+pub(crate) mod docs;
+pub(crate) mod error;
+pub(crate) mod form;
+pub(crate) mod grants;
+pub(crate) mod issue;
 mod own_tokens;
-pub mod revocation;
+pub(crate) mod revocation;
 mod state;
 mod token;
 
-pub use config::TokensConfig;
-pub use error::{ErrorCode, OAuthError};
-pub use form::TokenForm;
-pub use issue::TokenResponse;
-pub use revocation::{INTROSPECT_PATH, REVOKE_PATH};
-pub use state::OAuth;
-pub use token::Refusal;
+pub(crate) use config::TokensConfig;
+pub(crate) use error::{ErrorCode, OAuthError};
+pub(crate) use form::TokenForm;
+pub(crate) use issue::TokenResponse;
+pub(crate) use revocation::{INTROSPECT_PATH, REVOKE_PATH};
+pub(crate) use state::OAuth;
+pub(crate) use token::Refusal;
 pub(crate) use token::read_form;
 
 use std::sync::Arc;
@@ -37,7 +37,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// The token, revocation and introspection routes, rate-limited per source.
-pub fn router<S>(state: &S) -> OpenApiRouter<S>
+pub(crate) fn router<S>(state: &S) -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<OAuth>: FromRef<S>,
@@ -54,7 +54,7 @@ where
 }
 
 /// HELP text of the OAuth endpoints' series.
-pub fn describe_metrics() {
+pub(crate) fn describe_metrics() {
     metrics::describe_counter!(
         token::TOKEN_REQUESTS_METRIC,
         "Token-endpoint outcomes per grant type"
@@ -62,4 +62,4 @@ pub fn describe_metrics() {
 }
 
 /// Path of the token endpoint.
-pub const TOKEN_PATH: &str = "/oauth2/token";
+pub(crate) const TOKEN_PATH: &str = "/oauth2/token";

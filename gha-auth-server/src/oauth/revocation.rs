@@ -29,9 +29,9 @@ use crate::refresh;
 use crate::store::StoreError;
 
 /// Path of the revocation endpoint.
-pub const REVOKE_PATH: &str = "/oauth2/revoke";
+pub(crate) const REVOKE_PATH: &str = "/oauth2/revoke";
 /// Path of the introspection endpoint.
-pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
+pub(crate) const INTROSPECT_PATH: &str = "/oauth2/introspect";
 
 fn internal(e: &StoreError) -> OAuthError {
     tracing::error!(error = %e, "store failed");

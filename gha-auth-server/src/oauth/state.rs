@@ -17,31 +17,31 @@ use crate::users::Users;
 
 /// The token, introspection and revocation endpoints' state.
 #[non_exhaustive]
-pub struct OAuth {
+pub(crate) struct OAuth {
     /// `iss` of every token.
-    pub issuer: String,
+    pub(crate) issuer: String,
     /// The token endpoint's URL (an audience `private_key_jwt` assertions may name).
-    pub token_endpoint: String,
+    pub(crate) token_endpoint: String,
     /// The injected clock.
-    pub clock: SharedClock,
+    pub(crate) clock: SharedClock,
     /// The signing keys.
-    pub keys: Arc<KeyManager>,
+    pub(crate) keys: Arc<KeyManager>,
     /// The store (revocations, legacy keys).
-    pub store: Store,
+    pub(crate) store: Store,
     /// Registered clients.
-    pub clients: ClientRegistry,
+    pub(crate) clients: ClientRegistry,
     /// The built-in user store (password grant).
-    pub users: Users,
+    pub(crate) users: Users,
     /// Refresh-token families (password and refresh grants).
-    pub families: Families,
+    pub(crate) families: Families,
     /// The audit log.
-    pub audit: Arc<AuditLog>,
+    pub(crate) audit: Arc<AuditLog>,
     /// Abuse limits.
-    pub limits: Arc<RateLimits>,
+    pub(crate) limits: Arc<RateLimits>,
     /// `[tokens]`.
-    pub tokens: TokensConfig,
+    pub(crate) tokens: TokensConfig,
     /// Largest form body read, in bytes (`http.max_body_bytes`).
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
 }
 
 impl fmt::Debug for OAuth {

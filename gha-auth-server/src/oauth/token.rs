@@ -78,7 +78,7 @@ fn requested_grant(form: &TokenForm) -> Result<GrantType, OAuthError> {
 /// (both render as responses; a limit is also an [`OAuthError`] with code `rate_limited`).
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// An RFC 6749 error.
     OAuth(OAuthError),
     /// An abuse limit (429 with `Retry-After`).

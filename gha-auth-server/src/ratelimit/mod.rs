@@ -9,7 +9,7 @@
 //! clock, so tests drive it with a manual clock.
 //!
 //! Every refusal is `429 Too Many Requests` with `Retry-After` (whole seconds, at least 1).
-mod config;
+pub(crate) mod config;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -22,26 +22,25 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use chrono::TimeDelta;
 use gha_auth::SharedClock;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-pub use config::RateLimitConfig;
+pub(crate) use config::RateLimitConfig;
 
 /// A refusal: how long the caller should wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limited {
+pub(crate) struct Limited {
     /// Seconds until a retry may succeed (at least 1).
-    pub retry_after: u64,
+    pub(crate) retry_after: u64,
     /// Which limit refused.
-    pub reason: LimitReason,
+    pub(crate) reason: LimitReason,
 }
 
 /// Which limit refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum LimitReason {
+pub(crate) enum LimitReason {
     /// Too many requests from the source address.
     SourceRate,
     /// Too many requests from the client.
@@ -52,7 +51,7 @@ pub enum LimitReason {
 
 impl LimitReason {
     /// A stable label for logs and metrics.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             LimitReason::SourceRate => "source_rate",
             LimitReason::ClientRate => "client_rate",
@@ -63,7 +62,7 @@ impl LimitReason {
 
 impl Limited {
     /// Counts the refusal (every refusal is answered once, so counted once).
-    pub fn count(&self) {
+    pub(crate) fn count(&self) {
         metrics::counter!(RATE_LIMITED_METRIC, "reason" => self.reason.as_str()).increment(1);
     }
 }
@@ -90,7 +89,8 @@ impl IntoResponse for Limited {
 }
 
 /// What a refused request is told.
-pub const LIMITED_DESCRIPTION: &str = "too many requests; retry after the time in Retry-After";
+pub(crate) const LIMITED_DESCRIPTION: &str =
+    "too many requests; retry after the time in Retry-After";
 
 #[derive(Debug, Clone, Copy)]
 struct FailureState {
@@ -158,7 +158,7 @@ impl Backoff {
 }
 
 /// The limits of one server.
-pub struct RateLimits {
+pub(crate) struct RateLimits {
     config: RateLimitConfig,
     clock: SharedClock,
     per_source: Option<DefaultKeyedRateLimiter<IpAddr>>,
@@ -183,7 +183,7 @@ fn quota(per_second: u32, burst: u32) -> Option<Quota> {
 
 impl RateLimits {
     /// Limits as configured; a rate of 0 disables that limit.
-    pub fn new(config: &RateLimitConfig, clock: SharedClock) -> Self {
+    pub(crate) fn new(config: &RateLimitConfig, clock: SharedClock) -> Self {
         let (per_source, per_client) = if config.enabled {
             (
                 quota(config.per_source_per_second, config.per_source_burst)
@@ -210,7 +210,7 @@ impl RateLimits {
     }
 
     /// Counts a request from `source`.
-    pub fn check_source(&self, source: IpAddr) -> Result<(), Limited> {
+    pub(crate) fn check_source(&self, source: IpAddr) -> Result<(), Limited> {
         let Some(limiter) = &self.per_source else {
             return Ok(());
         };
@@ -224,7 +224,7 @@ impl RateLimits {
     }
 
     /// Counts a request by the authenticated client `client_id`.
-    pub fn check_client(&self, client_id: &str) -> Result<(), Limited> {
+    pub(crate) fn check_client(&self, client_id: &str) -> Result<(), Limited> {
         let Some(limiter) = &self.per_client else {
             return Ok(());
         };
@@ -252,7 +252,7 @@ impl RateLimits {
     }
 
     /// Refuses while `source` (or `client_id` from `source`) is backing off after failures.
-    pub fn check_backoff(
+    pub(crate) fn check_backoff(
         &self,
         client_id: Option<&str>,
         source: Option<SocketAddr>,
@@ -277,7 +277,11 @@ impl RateLimits {
     }
 
     /// Records a failed client authentication.
-    pub fn authentication_failed(&self, client_id: Option<&str>, source: Option<SocketAddr>) {
+    pub(crate) fn authentication_failed(
+        &self,
+        client_id: Option<&str>,
+        source: Option<SocketAddr>,
+    ) {
         if !self.config.enabled {
             return;
         }
@@ -300,15 +304,10 @@ impl RateLimits {
 
     /// Records a successful client authentication: the pair's failures are forgotten (the
     /// source's are not, so one valid client does not unlock spraying from its address).
-    pub fn authentication_succeeded(&self, client_id: &str, source: Option<SocketAddr>) {
+    pub(crate) fn authentication_succeeded(&self, client_id: &str, source: Option<SocketAddr>) {
         if self.config.enabled {
             self.backoff.clear(&Self::pair_key(client_id, source));
         }
-    }
-
-    /// The longest backoff, for documentation and tests.
-    pub fn max_backoff(&self) -> TimeDelta {
-        self.config.backoff_max.as_delta()
     }
 }
 
@@ -332,9 +331,9 @@ pub(crate) async fn per_source(
 }
 
 /// Series: requests refused by the abuse limits, by reason.
-pub const RATE_LIMITED_METRIC: &str = "gha_auth_rate_limited_total";
+pub(crate) const RATE_LIMITED_METRIC: &str = "gha_auth_rate_limited_total";
 
 /// HELP text of this module's series.
-pub fn describe_metrics() {
+pub(crate) fn describe_metrics() {
     metrics::describe_counter!(RATE_LIMITED_METRIC, "Requests refused by abuse limits");
 }

@@ -14,7 +14,7 @@
 //! - Each token expires `refresh.idle_lifetime` after it was issued (sliding), never after the
 //!   family's absolute end (`refresh.absolute_lifetime` after login).
 
-mod config;
+pub(crate) mod config;
 
 use std::fmt;
 use std::sync::Arc;
@@ -26,7 +26,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use crate::audit::AuditLog;
 use crate::revocations::revoke_subject;
 use crate::store::{Backend, Store, StoreError, flag, split_list};
-pub use config::RefreshConfig;
+pub(crate) use config::RefreshConfig;
 
 /// Refresh-token families: where they are stored, the pepper their hashes and successors are
 /// keyed with, and the rules of `[refresh]`.
@@ -68,11 +68,6 @@ impl Families {
     /// The rules in force.
     pub fn config(&self) -> &RefreshConfig {
         &self.config
-    }
-
-    /// The store the families live in.
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 }
 
@@ -142,23 +137,23 @@ pub struct TokenRow {
 /// What a new family holds.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct NewFamily {
+pub(crate) struct NewFamily {
     /// Client id.
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// User id.
-    pub user_id: String,
+    pub(crate) user_id: String,
     /// Tenant.
-    pub tenant: Option<String>,
+    pub(crate) tenant: Option<String>,
     /// Scopes.
-    pub scopes: Vec<String>,
+    pub(crate) scopes: Vec<String>,
     /// Audiences.
-    pub audiences: Vec<String>,
+    pub(crate) audiences: Vec<String>,
 }
 
 /// Why a refresh was refused. All but `Internal` are `invalid_grant` to the client.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum RefreshError {
+pub(crate) enum RefreshError {
     /// Unknown, expired, revoked, or another client's token.
     Invalid(&'static str),
     /// Reuse outside the grace window: the family has been revoked.
@@ -187,26 +182,26 @@ impl From<sqlx::Error> for RefreshError {
 /// A successful rotation.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct Rotated {
+pub(crate) struct Rotated {
     /// The successor to hand out.
-    pub successor: ApiKey,
+    pub(crate) successor: ApiKey,
     /// The family.
-    pub family: FamilyRow,
+    pub(crate) family: FamilyRow,
     /// The family's user as they are now.
-    pub user: CurrentUser,
+    pub(crate) user: CurrentUser,
     /// Whether this was a repeat inside the grace window.
-    pub repeated: bool,
+    pub(crate) repeated: bool,
 }
 
 /// A family's user as stored now, and not disabled: refresh issues tokens with the current
 /// roles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct CurrentUser {
+pub(crate) struct CurrentUser {
     /// User id (the tokens' `sub`).
-    pub id: String,
+    pub(crate) id: String,
     /// Roles now.
-    pub roles: Vec<String>,
+    pub(crate) roles: Vec<String>,
 }
 
 const TOKEN_COLUMNS: &str =
@@ -346,7 +341,10 @@ fn hash_of(state: &Families, token: &ApiKey) -> String {
 }
 
 /// Starts a family at login; returns its first token.
-pub async fn start_family(state: &Families, family: NewFamily) -> Result<ApiKey, StoreError> {
+pub(crate) async fn start_family(
+    state: &Families,
+    family: NewFamily,
+) -> Result<ApiKey, StoreError> {
     let settings = &state.config;
     let now = state.clock.unix_seconds();
     let id = random_id()?;
@@ -408,7 +406,7 @@ async fn insert_token<'e>(
 }
 
 /// Revokes a family (idempotent); true if this call revoked it.
-pub async fn revoke_family(
+pub(crate) async fn revoke_family(
     store: &Store,
     family_id: &str,
     now: i64,
@@ -418,7 +416,7 @@ pub async fn revoke_family(
 }
 
 /// Revokes every live family of a user; returns how many.
-pub async fn revoke_user_families(
+pub(crate) async fn revoke_user_families(
     store: &Store,
     user_id: &str,
     now: i64,
@@ -452,7 +450,7 @@ async fn revoke_where(
 /// Rotates `presented` for `client_id`: the successor, or why not. Reuse outside the grace
 /// window revokes the family (the caller audits [`RefreshError::Reused`]); so does a disabled
 /// user.
-pub async fn rotate(
+pub(crate) async fn rotate(
     state: &Families,
     presented: &ApiKey,
     client_id: &str,

@@ -25,29 +25,29 @@ use crate::keys::KeyManager;
 use crate::store::{Store, StoreError};
 
 /// Path of the feed.
-pub const FEED_PATH: &str = "/v1/revocations";
+pub(crate) const FEED_PATH: &str = "/v1/revocations";
 
 /// The feed endpoint's state: what signs the document and where its entries are.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct Feed {
+pub(crate) struct Feed {
     /// `iss` of the document.
-    pub issuer: String,
+    pub(crate) issuer: String,
     /// The injected clock.
-    pub clock: SharedClock,
+    pub(crate) clock: SharedClock,
     /// The signing keys (the document is signed like a token).
-    pub keys: Arc<KeyManager>,
+    pub(crate) keys: Arc<KeyManager>,
     /// Where the entries are.
-    pub store: Store,
+    pub(crate) store: Store,
     /// `[revocations]`.
-    pub config: RevocationsConfig,
+    pub(crate) config: RevocationsConfig,
     /// The last signed document, per process.
     last: Mutex<Option<Signed>>,
 }
 
 impl Feed {
     /// The feed of `store`'s entries, signed with `keys`.
-    pub fn new(
+    pub(crate) fn new(
         issuer: String,
         clock: SharedClock,
         keys: Arc<KeyManager>,
@@ -66,7 +66,7 @@ impl Feed {
 }
 
 /// The feed route.
-pub fn router<S>() -> OpenApiRouter<S>
+pub(crate) fn router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<Feed>: FromRef<S>,

@@ -12,24 +12,23 @@
 //! 304 from any of them until something changes. Expired entries are pruned by the maintenance
 //! task (which bumps the sequence too).
 
-mod config;
+pub(crate) mod config;
 mod feed;
-mod store;
+pub(crate) mod store;
 
-pub use feed::{FEED_PATH, Feed, router};
-pub use store::{
-    NOT_BEFORE_KEPT_SECS, RevocationKind, RevocationRow, current_seq, is_revoked, live_entries,
-    prune_expired, revoke_client_before, revoke_jti, revoke_subject_before,
+pub(crate) use feed::{FEED_PATH, Feed, router};
+pub(crate) use store::{
+    is_revoked, prune_expired, revoke_client_before, revoke_jti, revoke_subject_before,
 };
 
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
 use crate::store::{Store, StoreError};
-pub use config::RevocationsConfig;
+pub(crate) use config::RevocationsConfig;
 
 /// Records a not-before time for `subject` (tokens it holds with `iat < not_before` are revoked
 /// everywhere once verifiers poll) and audits it. `not_before` is `now + 1`: a token issued in the
 /// same second as the event is treated as issued before it.
-pub async fn revoke_subject(
+pub(crate) async fn revoke_subject(
     store: &Store,
     audit: &AuditLog,
     now: i64,
@@ -44,7 +43,7 @@ pub async fn revoke_subject(
 }
 
 /// As [`revoke_subject`], for every token issued to a client.
-pub async fn revoke_client(
+pub(crate) async fn revoke_client(
     store: &Store,
     audit: &AuditLog,
     now: i64,

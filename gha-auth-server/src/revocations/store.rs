@@ -9,12 +9,12 @@ use crate::store::{Store, StoreError};
 
 /// How long a subject or client not-before entry is kept: past it, every token issued before it
 /// has expired (`tokens.max_lifetime` is at most 24 h) even with the largest leeway (300 s).
-pub const NOT_BEFORE_KEPT_SECS: i64 = 24 * 3600 + 300;
+pub(crate) const NOT_BEFORE_KEPT_SECS: i64 = 24 * 3600 + 300;
 
 /// What an entry revokes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum RevocationKind {
+pub(crate) enum RevocationKind {
     /// One access token, by `jti`.
     Jti,
     /// Tokens of a subject issued before `not_before`.
@@ -25,7 +25,7 @@ pub enum RevocationKind {
 
 impl RevocationKind {
     /// The stored `kind`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RevocationKind::Jti => "jti",
             RevocationKind::Subject => "sub",
@@ -46,15 +46,15 @@ impl RevocationKind {
 /// One live entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct RevocationRow {
+pub(crate) struct RevocationRow {
     /// What it revokes.
-    pub kind: RevocationKind,
+    pub(crate) kind: RevocationKind,
     /// The `jti`, subject or client id.
-    pub value: String,
+    pub(crate) value: String,
     /// For subjects and clients: tokens with `iat` before this are revoked.
-    pub not_before: i64,
+    pub(crate) not_before: i64,
     /// When the entry can be forgotten (for a `jti`: the token's `exp` plus leeway).
-    pub expires_at: i64,
+    pub(crate) expires_at: i64,
 }
 
 const INSERT_JTI: &str = "INSERT INTO revocations (kind, value, not_before, expires_at, created_at) \
@@ -70,7 +70,7 @@ const UPSERT_NOT_BEFORE: &str = "INSERT INTO revocations (kind, value, not_befor
 const BUMP_SEQ: &str = "UPDATE revocation_seq SET seq = seq + 1 WHERE id = 1";
 
 /// Revokes the access token `jti` until `expires_at`; `false` if it already was.
-pub async fn revoke_jti(
+pub(crate) async fn revoke_jti(
     store: &Store,
     jti: &str,
     now: i64,
@@ -94,7 +94,7 @@ pub async fn revoke_jti(
 
 /// Revokes every token of `subject` issued before `not_before`; `false` if an equal or later
 /// not-before was already in force.
-pub async fn revoke_subject_before(
+pub(crate) async fn revoke_subject_before(
     store: &Store,
     subject: &str,
     not_before: i64,
@@ -104,7 +104,7 @@ pub async fn revoke_subject_before(
 }
 
 /// Revokes every token issued to `client_id` before `not_before`.
-pub async fn revoke_client_before(
+pub(crate) async fn revoke_client_before(
     store: &Store,
     client_id: &str,
     not_before: i64,
@@ -139,7 +139,7 @@ async fn upsert_not_before(
 }
 
 /// The feed's current sequence number.
-pub async fn current_seq(store: &Store) -> Result<u64, StoreError> {
+pub(crate) async fn current_seq(store: &Store) -> Result<u64, StoreError> {
     let (seq,): (i64,) = sqlx::query_as("SELECT seq FROM revocation_seq WHERE id = 1")
         .fetch_one(store.pool())
         .await?;
@@ -150,7 +150,10 @@ pub async fn current_seq(store: &Store) -> Result<u64, StoreError> {
 }
 
 /// Entries that still matter at `now`, oldest first.
-pub async fn live_entries(store: &Store, now: i64) -> Result<Vec<RevocationRow>, StoreError> {
+pub(crate) async fn live_entries(
+    store: &Store,
+    now: i64,
+) -> Result<Vec<RevocationRow>, StoreError> {
     let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
         "SELECT kind, value, not_before, expires_at FROM revocations WHERE expires_at >= $1 \
          ORDER BY created_at, kind, value",
@@ -175,7 +178,7 @@ pub async fn live_entries(store: &Store, now: i64) -> Result<Vec<RevocationRow>,
 }
 
 /// Forgets entries that expired before `now`; returns how many (the sequence moves if any did).
-pub async fn prune_expired(store: &Store, now: i64) -> Result<u64, StoreError> {
+pub(crate) async fn prune_expired(store: &Store, now: i64) -> Result<u64, StoreError> {
     let mut tx = store.pool().begin().await?;
     let removed = sqlx::query("DELETE FROM revocations WHERE expires_at < $1")
         .bind(now)
@@ -191,7 +194,7 @@ pub async fn prune_expired(store: &Store, now: i64) -> Result<u64, StoreError> {
 
 /// Whether a token is revoked: its `jti` is, or its subject or client has a not-before time after
 /// the token was issued (`iat`).
-pub async fn is_revoked(
+pub(crate) async fn is_revoked(
     store: &Store,
     jti: &str,
     sub: &str,

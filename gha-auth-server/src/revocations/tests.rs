@@ -1,3 +1,4 @@
+use super::store::{NOT_BEFORE_KEPT_SECS, RevocationKind, current_seq, live_entries};
 use super::*;
 
 /// The same checks on every backend.

@@ -57,7 +57,7 @@ impl SessionConfig {
 /// Why `origin` is not usable in `session.allowed_origins`, if it is not. It must be written
 /// exactly as browsers send `Origin` (`scheme://host[:port]`, lower case, no default port), so
 /// that the runtime check can be an exact comparison.
-pub fn origin_problem(origin: &str) -> Option<String> {
+pub(crate) fn origin_problem(origin: &str) -> Option<String> {
     let url = match url::Url::parse(origin) {
         Ok(url) => url,
         Err(e) => return Some(format!("{origin:?} is not an origin: {e}")),

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use gha_auth::SecretString;
 
 /// The cookie's name.
-pub const COOKIE_NAME: &str = "__Host-gha-session";
+pub(crate) const COOKIE_NAME: &str = "__Host-gha-session";
 
 const ATTRIBUTES: &str = "Path=/; HttpOnly; Secure; SameSite=Strict";
 

@@ -18,7 +18,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use super::SessionConfig;
 
 /// The custom request header every session request must carry, with value `1`.
-pub const CSRF_HEADER: &str = "x-gha-csrf";
+pub(crate) const CSRF_HEADER: &str = "x-gha-csrf";
 
 /// Why a request failed the CSRF defence (audited; the client sees one message).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,9 +12,9 @@
 //! Every request must pass the [`csrf`] check (allowed `Origin` and `X-GHA-CSRF: 1`). With no
 //! `session.client_id` sessions are off: every endpoint answers 404.
 
-mod config;
-pub mod cookie;
-pub mod csrf;
+pub(crate) mod config;
+pub(crate) mod cookie;
+pub(crate) mod csrf;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,9 +34,7 @@ use crate::oauth::grants::password::{self, Login};
 use crate::oauth::grants::refresh_token::{self, Refreshed};
 use crate::oauth::{ErrorCode, OAuth, OAuthError, TokenResponse, read_form};
 
-pub use config::{SessionConfig, origin_problem};
-pub use cookie::COOKIE_NAME;
-pub use csrf::CSRF_HEADER;
+pub(crate) use config::SessionConfig;
 
 use axum::extract::FromRef;
 use utoipa_axum::router::OpenApiRouter;
@@ -44,7 +42,7 @@ use utoipa_axum::routes;
 
 /// The session routes: rate-limited per source, with CORS for the allowed origins outside the
 /// limit (so a 429 still reaches the page).
-pub fn router<S>(state: &S) -> OpenApiRouter<S>
+pub(crate) fn router<S>(state: &S) -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<Sessions>: FromRef<S>,
@@ -62,20 +60,20 @@ where
 }
 
 /// Path of the login endpoint.
-pub const LOGIN_PATH: &str = "/session/login";
+pub(crate) const LOGIN_PATH: &str = "/session/login";
 /// Path of the refresh endpoint.
-pub const REFRESH_PATH: &str = "/session/refresh";
+pub(crate) const REFRESH_PATH: &str = "/session/refresh";
 /// Path of the logout endpoint.
-pub const LOGOUT_PATH: &str = "/session/logout";
+pub(crate) const LOGOUT_PATH: &str = "/session/logout";
 
 /// The session endpoints' state: the OAuth state their grants run on, and `[session]`.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct Sessions {
+pub(crate) struct Sessions {
     /// What the grants need.
-    pub oauth: Arc<OAuth>,
+    pub(crate) oauth: Arc<OAuth>,
     /// `[session]`.
-    pub config: SessionConfig,
+    pub(crate) config: SessionConfig,
 }
 
 /// Parameters a login body may not name: they belong to the token endpoint, and a session acts
@@ -156,28 +154,28 @@ impl IntoResponse for SessionError {
 
 /// A session's access token (the refresh token is in the cookie, never in the body).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SessionTokenDoc {
+pub(crate) struct SessionTokenDoc {
     /// An RFC 9068 JWT; keep it in memory only.
-    pub access_token: String,
+    pub(crate) access_token: String,
     /// `Bearer`.
-    pub token_type: String,
+    pub(crate) token_type: String,
     /// Lifetime in seconds.
-    pub expires_in: u64,
+    pub(crate) expires_in: u64,
     /// The granted scopes.
-    pub scope: Option<String>,
+    pub(crate) scope: Option<String>,
 }
 
 /// A session login, form-encoded.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SessionLoginDoc {
+pub(crate) struct SessionLoginDoc {
     /// The user's login name.
-    pub username: String,
+    pub(crate) username: String,
     /// The user's password.
-    pub password: String,
+    pub(crate) password: String,
     /// The user's tenant, when the session client serves several.
-    pub tenant: Option<String>,
+    pub(crate) tenant: Option<String>,
     /// Space-separated scopes; narrowed to what the session client may have.
-    pub scope: Option<String>,
+    pub(crate) scope: Option<String>,
 }
 
 /// The session client, or [`SessionError::Off`].

@@ -4,14 +4,14 @@
 //! A leaf module: features import it, it imports no feature, so a feature can own its section
 //! without importing the aggregate in `config/`.
 
-mod duration;
-mod problem;
+pub(crate) mod duration;
+pub(crate) mod problem;
 
-pub use duration::{Duration, DurationParseError};
-pub use problem::{ConfigProblem, Problems};
+pub(crate) use duration::Duration;
+pub(crate) use problem::{ConfigProblem, Problems};
 
 /// Whether `host` is loopback (`localhost`, 127.0.0.0/8, `::1`).
-pub fn is_loopback_host(host: Option<url::Host<&str>>) -> bool {
+pub(crate) fn is_loopback_host(host: Option<url::Host<&str>>) -> bool {
     match host {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

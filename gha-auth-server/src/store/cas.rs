@@ -8,11 +8,11 @@ use async_trait::async_trait;
 use super::sealed::CasOutcome;
 
 /// Most attempts of one read-modify-write before [`read_modify_write`] gives up.
-pub const MAX_ATTEMPTS: u32 = 16;
+pub(crate) const MAX_ATTEMPTS: u32 = 16;
 
 /// One versioned document, wherever it is kept.
 #[async_trait]
-pub trait Versioned: Send + Sync {
+pub(crate) trait Versioned: Send + Sync {
     /// The document's type.
     type Document: Send;
     /// What reading or saving fails with.
@@ -33,7 +33,7 @@ pub trait Versioned: Send + Sync {
 /// What a change decided.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum Change<T> {
+pub(crate) enum Change<T> {
     /// Save the changed document, then return the value.
     Save(T),
     /// Save nothing and return the value (nothing to do, or a guard failed).
@@ -44,21 +44,21 @@ pub enum Change<T> {
 /// is now and its version (`None` if it is still not saved).
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct Written<D, T> {
+pub(crate) struct Written<D, T> {
     /// What `change` returned.
-    pub value: T,
+    pub(crate) value: T,
     /// The document now.
-    pub document: D,
+    pub(crate) document: D,
     /// Its version now.
-    pub version: Option<u64>,
+    pub(crate) version: Option<u64>,
     /// Whether this call saved it.
-    pub saved: bool,
+    pub(crate) saved: bool,
 }
 
 /// Applies `change` to the latest document and saves it with compare-and-set; when another
 /// writer saved first, reloads and applies `change` again (so `change` must decide from the
 /// document alone). After [`MAX_ATTEMPTS`] conflicts in a row it gives up with `contended()`.
-pub async fn read_modify_write<V, T>(
+pub(crate) async fn read_modify_write<V, T>(
     documents: &V,
     mut change: impl FnMut(&mut V::Document) -> Result<Change<T>, V::Error> + Send,
     contended: impl FnOnce() -> V::Error + Send,

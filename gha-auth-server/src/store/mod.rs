@@ -8,7 +8,7 @@
 //! `INSERT … ON CONFLICT DO NOTHING`) whose affected-row count says who won.
 
 mod cas;
-mod config;
+pub(crate) mod config;
 mod health;
 mod sealed;
 mod write;
@@ -22,9 +22,8 @@ use sqlx::AnyPool;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use thiserror::Error;
 
-pub use cas::{Change, MAX_ATTEMPTS, Versioned, Written, read_modify_write};
-pub use config::{StoreConfig, redact_url};
-pub use sealed::{CasOutcome, DocumentTable, SealedDocument, SealedDocuments, SealedError};
+pub(crate) use cas::{Change, MAX_ATTEMPTS, Versioned, read_modify_write};
+pub(crate) use sealed::{CasOutcome, DocumentTable, SealedDocuments, SealedError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -172,7 +171,7 @@ impl Store {
         self.pool.close().await;
     }
 
-    pub(crate) fn pool(&self) -> &AnyPool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 }

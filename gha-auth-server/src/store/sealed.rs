@@ -17,7 +17,7 @@ use crate::atrest::{AtRestError, MasterKey};
 /// The statements of one document table. Table names cannot be bound, so each table spells its
 /// own; every table has a name column, `version`, `document`, `updated_at` and `updated_by`.
 #[derive(Debug)]
-pub struct DocumentTable {
+pub(crate) struct DocumentTable {
     /// Prefix of the associated data a document is sealed under (`<prefix><name>`).
     pub sealed_as: &'static str,
     /// Binds the name; selects version, document, updated_at.
@@ -41,7 +41,7 @@ pub enum CasOutcome {
 /// A document as read: its version and plain text.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct SealedDocument {
+pub(crate) struct SealedDocument {
     /// Increases by one with every save; pass it back to [`SealedDocuments::save`].
     pub version: u64,
     /// The opened document. Secret.
@@ -64,7 +64,7 @@ pub enum SealedError {
 
 /// Sealed documents of one table.
 #[derive(Clone)]
-pub struct SealedDocuments {
+pub(crate) struct SealedDocuments {
     store: Store,
     master: Arc<MasterKey>,
     clock: SharedClock,
@@ -81,7 +81,7 @@ impl fmt::Debug for SealedDocuments {
 
 impl SealedDocuments {
     /// Documents of `table` in `store`, sealed with `master`.
-    pub fn new(
+    pub(crate) fn new(
         store: Store,
         master: Arc<MasterKey>,
         clock: SharedClock,
@@ -96,7 +96,7 @@ impl SealedDocuments {
     }
 
     /// The store the table is in.
-    pub fn store(&self) -> &Store {
+    pub(crate) fn store(&self) -> &Store {
         &self.store
     }
 
@@ -105,7 +105,7 @@ impl SealedDocuments {
     }
 
     /// The document called `name`, opened, or `None` if it was never saved.
-    pub async fn load(&self, name: &str) -> Result<Option<SealedDocument>, SealedError> {
+    pub(crate) async fn load(&self, name: &str) -> Result<Option<SealedDocument>, SealedError> {
         let Some((version, document, updated_at)) = self.raw(name).await? else {
             return Ok(None);
         };
@@ -124,7 +124,7 @@ impl SealedDocuments {
     /// Seals `plain` and saves it as `name` if the stored version is still `expected` (`None`:
     /// the document must not exist yet); `writer` names who saved it. Exactly one of several
     /// concurrent savers wins.
-    pub async fn save(
+    pub(crate) async fn save(
         &self,
         name: &str,
         expected: Option<u64>,
@@ -169,7 +169,7 @@ impl SealedDocuments {
 
     /// The row as stored (version, sealed document, updated_at): for checks that a document
     /// is sealed at rest.
-    pub async fn raw(&self, name: &str) -> Result<Option<(i64, String, i64)>, StoreError> {
+    pub(crate) async fn raw(&self, name: &str) -> Result<Option<(i64, String, i64)>, StoreError> {
         Ok(sqlx::query_as(self.table.select)
             .bind(name)
             .fetch_optional(self.store.pool())

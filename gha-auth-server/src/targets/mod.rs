@@ -25,13 +25,10 @@ use thiserror::Error;
 
 use crate::settings::Duration;
 
-pub mod epicor;
+pub(crate) mod epicor;
 mod http;
 mod secrets;
-pub mod webhook;
-
-pub use epicor::{EpicorClient, EpicorTarget};
-pub use webhook::WebhookTarget;
+pub(crate) mod webhook;
 
 /// Where a link key must be installed so the integration presents it (Epicor's User Code, …).
 pub trait LinkKeyTarget: Send + Sync + fmt::Debug + 'static {

@@ -33,7 +33,7 @@ struct KeyBody {
 }
 
 /// A link key pushed to, and read back from, an HTTPS endpoint.
-pub struct WebhookTarget {
+pub(crate) struct WebhookTarget {
     url: Url,
     auth: WebhookAuth,
     secret: SecretSource,
@@ -113,7 +113,7 @@ impl WebhookTarget {
 }
 
 /// `sha256=<hex HMAC-SHA256(secret, "{timestamp}\n{METHOD}\n{path}\n{body}")>`.
-pub fn sign(
+pub(crate) fn sign(
     secret: &SecretString,
     timestamp: i64,
     method: &str,

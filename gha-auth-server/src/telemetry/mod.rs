@@ -1,14 +1,14 @@
 //! Structured logging: JSON lines (default) or text, filtered by `log.level` (or `RUST_LOG`).
-mod config;
+pub(crate) mod config;
 
 use tracing_subscriber::EnvFilter;
 
-pub use config::{LogConfig, LogFormat};
+pub(crate) use config::LogFormat;
 
 /// Where log lines go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum LogTarget {
+pub(crate) enum LogTarget {
     /// Standard output: the server.
     Stdout,
     /// Standard error: admin commands, whose standard output is their result.
@@ -16,7 +16,7 @@ pub enum LogTarget {
 }
 
 /// Installs the global subscriber. A second call (tests) is a no-op.
-pub fn init_logging(format: LogFormat, level: &str, target: LogTarget) {
+pub(crate) fn init_logging(format: LogFormat, level: &str, target: LogTarget) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));

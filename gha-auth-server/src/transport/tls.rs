@@ -56,7 +56,10 @@ fn file_error(path: &Path, message: impl fmt::Display) -> TlsError {
 }
 
 /// Loads a certificate chain and its private key from PEM files.
-pub fn load_certified_key(cert_file: &Path, key_file: &Path) -> Result<CertifiedKey, TlsError> {
+pub(crate) fn load_certified_key(
+    cert_file: &Path,
+    key_file: &Path,
+) -> Result<CertifiedKey, TlsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
         .map_err(|e| file_error(cert_file, e))?
         .collect::<Result<_, _>>()
@@ -71,7 +74,7 @@ pub fn load_certified_key(cert_file: &Path, key_file: &Path) -> Result<Certified
 
 /// Serves the current certificate; [`CertReloader::reload_if_changed`] swaps it.
 #[derive(Debug)]
-pub struct CertReloader {
+pub(crate) struct CertReloader {
     cert_file: PathBuf,
     key_file: PathBuf,
     current: RwLock<Arc<CertifiedKey>>,
@@ -84,7 +87,7 @@ fn modified(path: &Path) -> Option<SystemTime> {
 
 impl CertReloader {
     /// Loads the files once; an error here stops the start.
-    pub fn new(cert_file: &Path, key_file: &Path) -> Result<Self, TlsError> {
+    pub(crate) fn new(cert_file: &Path, key_file: &Path) -> Result<Self, TlsError> {
         let stamps = (modified(cert_file), modified(key_file));
         let key = load_certified_key(cert_file, key_file)?;
         Ok(Self {
@@ -98,7 +101,7 @@ impl CertReloader {
     /// Reloads when either file's modification time changed. Returns whether a new certificate
     /// is now served. A broken new pair is logged and the old one kept (the files may be written
     /// one after the other: the next poll retries).
-    pub fn reload_if_changed(&self) -> bool {
+    pub(crate) fn reload_if_changed(&self) -> bool {
         let stamps = (modified(&self.cert_file), modified(&self.key_file));
         if *self.stamps.read().unwrap_or_else(PoisonError::into_inner) == stamps {
             return false;
@@ -118,7 +121,7 @@ impl CertReloader {
     }
 
     /// Polls the files every `interval` until `shutdown`.
-    pub async fn watch(
+    pub(crate) async fn watch(
         self: Arc<Self>,
         interval: Duration,
         shutdown: impl std::future::Future<Output = ()>,
@@ -149,7 +152,7 @@ impl ResolvesServerCert for CertReloader {
 }
 
 /// The rustls server configuration over `reloader` (TLS 1.2 and 1.3, HTTP/1.1).
-pub fn server_config(reloader: Arc<CertReloader>) -> Result<Arc<ServerConfig>, TlsError> {
+pub(crate) fn server_config(reloader: Arc<CertReloader>) -> Result<Arc<ServerConfig>, TlsError> {
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Rustls(e.to_string()))?
@@ -160,7 +163,7 @@ pub fn server_config(reloader: Arc<CertReloader>) -> Result<Arc<ServerConfig>, T
 }
 
 /// A listener that yields finished TLS connections.
-pub struct TlsListener {
+pub(crate) struct TlsListener {
     incoming: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     local_addr: SocketAddr,
     acceptor_task: tokio::task::JoinHandle<()>,
@@ -182,7 +185,7 @@ impl Drop for TlsListener {
 
 impl TlsListener {
     /// Accepts on `tcp`, handshaking with `config`.
-    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> std::io::Result<Self> {
+    pub(crate) fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> std::io::Result<Self> {
         let local_addr = tcp.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
         let (tx, incoming) = mpsc::channel(256);

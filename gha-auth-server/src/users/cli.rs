@@ -70,7 +70,7 @@ fn user_text(user: &User) -> String {
 }
 
 /// Runs a `users` command on `users`.
-pub async fn run(
+pub(crate) async fn run(
     command: &UsersCommand,
     users: &Users,
     actor: &str,

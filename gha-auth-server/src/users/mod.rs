@@ -10,7 +10,7 @@
 //!   source address, in the store so every replica sees them; failures and lockouts are audited.
 
 mod cli;
-mod config;
+pub(crate) mod config;
 mod store;
 
 use std::fmt;
@@ -27,15 +27,15 @@ use thiserror::Error;
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
 use crate::store::{Store, StoreError};
 
-pub use cli::UsersCommand;
-pub use cli::run as run_cli;
-pub use config::UsersConfig;
-pub use store::UserRow;
+pub(crate) use cli::UsersCommand;
+pub(crate) use cli::run as run_cli;
+pub(crate) use config::UsersConfig;
+pub(crate) use store::UserRow;
 
 /// Longest accepted password, in bytes (Argon2 cost must not be an amplifier).
-pub const MAX_PASSWORD_LEN: usize = 1024;
+pub(crate) const MAX_PASSWORD_LEN: usize = 1024;
 /// Shortest password `users add` and `users set-password` accept.
-pub const MIN_PASSWORD_LEN: usize = 8;
+pub(crate) const MIN_PASSWORD_LEN: usize = 8;
 
 /// A user-store operation failed. Never contains a password.
 #[derive(Debug, Error)]
@@ -103,7 +103,7 @@ pub enum LoginError {
 
 /// Whether `name` is an acceptable username: 1–128 characters, no whitespace, control
 /// characters or `/`.
-pub fn is_valid_username(name: &str) -> bool {
+pub(crate) fn is_valid_username(name: &str) -> bool {
     !name.is_empty()
         && name.chars().count() <= 128
         && !name
@@ -112,12 +112,12 @@ pub fn is_valid_username(name: &str) -> bool {
 }
 
 /// Whether `tenant` is acceptable: empty (no tenant) or 1–128 of `A-Z a-z 0-9 . _ ~ -`.
-pub fn is_valid_tenant(tenant: &str) -> bool {
+pub(crate) fn is_valid_tenant(tenant: &str) -> bool {
     tenant.is_empty() || crate::clients::is_valid_client_id(tenant)
 }
 
 /// Whether `role` is acceptable: a scope-like token.
-pub fn is_valid_role(role: &str) -> bool {
+pub(crate) fn is_valid_role(role: &str) -> bool {
     crate::clients::is_valid_scope(role)
 }
 
@@ -150,7 +150,7 @@ fn params_from(settings: &UsersConfig) -> Result<Params, UserError> {
 }
 
 /// Hashes `password` with Argon2id at `params` and a fresh 16-byte salt; a PHC string.
-pub fn hash_password(params: &Params, password: &[u8]) -> Result<String, UserError> {
+pub(crate) fn hash_password(params: &Params, password: &[u8]) -> Result<String, UserError> {
     let mut salt = [0u8; 16];
     SystemRandom::new()
         .fill(&mut salt)
@@ -164,7 +164,7 @@ pub fn hash_password(params: &Params, password: &[u8]) -> Result<String, UserErr
 
 /// Checks `password` against a PHC string (its own parameters apply). False for anything
 /// unparseable.
-pub fn verify_password(hash: &str, password: &[u8]) -> bool {
+pub(crate) fn verify_password(hash: &str, password: &[u8]) -> bool {
     PasswordHash::new(hash)
         .is_ok_and(|parsed| Argon2::default().verify_password(password, &parsed).is_ok())
 }
@@ -177,7 +177,7 @@ async fn verify_blocking(hash: String, password: SecretString) -> bool {
 }
 
 /// Checks the password policy.
-pub fn check_password_policy(password: &str) -> Result<(), UserError> {
+pub(crate) fn check_password_policy(password: &str) -> Result<(), UserError> {
     if password.len() < MIN_PASSWORD_LEN {
         return Err(UserError::Invalid(format!(
             "the password must be at least {MIN_PASSWORD_LEN} bytes"
@@ -519,7 +519,7 @@ impl Users {
 
 /// Housekeeping: drops login-failure counters that no longer matter (older than
 /// `users.backoff_max` and not backing off).
-pub async fn purge_login_failures(
+pub(crate) async fn purge_login_failures(
     store: &Store,
     settings: &UsersConfig,
     now: i64,

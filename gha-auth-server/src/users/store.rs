@@ -7,23 +7,23 @@ use crate::store::{Store, StoreError, flag, split_list};
 /// A user as stored: the Argon2id PHC string, never a password.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct UserRow {
+pub(crate) struct UserRow {
     /// Stable id.
-    pub id: String,
+    pub(crate) id: String,
     /// Tenant (empty for none).
-    pub tenant: String,
+    pub(crate) tenant: String,
     /// Login name.
-    pub username: String,
+    pub(crate) username: String,
     /// Roles.
-    pub roles: Vec<String>,
+    pub(crate) roles: Vec<String>,
     /// Argon2id PHC string.
-    pub password_hash: String,
+    pub(crate) password_hash: String,
     /// Disabled flag.
-    pub disabled: bool,
+    pub(crate) disabled: bool,
     /// Creation time (Unix seconds).
-    pub created_at: i64,
+    pub(crate) created_at: i64,
     /// Last change (Unix seconds).
-    pub updated_at: i64,
+    pub(crate) updated_at: i64,
 }
 
 impl fmt::Debug for UserRow {

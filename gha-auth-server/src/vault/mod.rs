@@ -2,7 +2,7 @@
 //! itself (login, renewal, re-login) is the core library's [`gha_auth::vault::VaultSession`];
 //! signing keys, link keys and the broker each read through it.
 
-mod config;
+pub(crate) mod config;
 
 use async_trait::async_trait;
 use gha_auth::vault::{AuthConfig, CredentialSource, VaultConfig, VaultSession};
@@ -10,10 +10,10 @@ use serde_json::json;
 
 use crate::health::{ComponentHealth, HealthCheck, HealthStatus};
 
-pub use config::VaultSection;
+pub(crate) use config::VaultSection;
 
 /// The Vault client configuration `[vault]` describes, or `None` when Vault is not configured.
-pub fn vault_config(vault: &VaultSection) -> Result<Option<VaultConfig>, String> {
+pub(crate) fn vault_config(vault: &VaultSection) -> Result<Option<VaultConfig>, String> {
     let Some(address) = &vault.address else {
         return Ok(None);
     };
@@ -64,7 +64,7 @@ const TOKEN_TTL_METRIC: &str = "gha_auth_vault_token_ttl_seconds";
 const RELOGINS_METRIC: &str = "gha_auth_vault_relogins_total";
 
 /// HELP text of the series set here.
-pub fn describe_metrics() {
+pub(crate) fn describe_metrics() {
     metrics::describe_gauge!(
         TOKEN_TTL_METRIC,
         metrics::Unit::Seconds,
@@ -79,7 +79,7 @@ pub fn describe_metrics() {
 /// What the Vault layer does not count as it goes, read from the identity loop's status at
 /// scrape time: the token's remaining TTL and the re-logins. (`gha_auth::vault` counts logins
 /// and renewals by result itself.)
-pub fn update_gauges(session: &gha_auth::vault::VaultSession) {
+pub(crate) fn update_gauges(session: &gha_auth::vault::VaultSession) {
     let status = session.status();
     metrics::gauge!(TOKEN_TTL_METRIC).set(
         status
@@ -91,11 +91,11 @@ pub fn update_gauges(session: &gha_auth::vault::VaultSession) {
 
 /// The Vault identity loop's health check. Unhealthy only when the signing keys depend on it.
 #[derive(Debug)]
-pub struct VaultCheck {
+pub(crate) struct VaultCheck {
     /// The session.
-    pub session: VaultSession,
+    pub(crate) session: VaultSession,
     /// Whether the signing keys live in Vault.
-    pub holds_signing_keys: bool,
+    pub(crate) holds_signing_keys: bool,
 }
 
 #[async_trait]

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use chrono::TimeDelta;
 use gha_auth::{ManualClock, SharedClock, SystemClock};
-use gha_auth_server::clients::{ClientRegistration, GrantType};
 use gha_auth_server::config::Config;
+use gha_auth_server::testing::{ClientRegistration, GrantType};
 use gha_auth_server::{App, build_app};
 use gha_auth_testkit::{Method, OpenBao, PgDatabase, random_hex};
 use serde_json::{Value, json};

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use chrono::TimeDelta;
 use clap::Parser;
 use gha_auth::{ManualClock, SharedClock, SystemClock};
-use gha_auth_server::clients::{ClientRegistration, GrantType};
 use gha_auth_server::config::Config;
-use gha_auth_server::store::Store;
+use gha_auth_server::testing::Store;
+use gha_auth_server::testing::{ClientRegistration, GrantType};
 use gha_auth_server::{RunningApp, build_app};
 use gha_auth_testkit::{Method, OpenBao, PgDatabase, PrivatePostgres};
 use serde_json::{Value, json};
@@ -131,7 +131,7 @@ impl Server {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    async fn audit_rows(&self, kind: &str) -> Vec<gha_auth_server::audit::AuditRow> {
+    async fn audit_rows(&self, kind: &str) -> Vec<gha_auth_server::testing::AuditRow> {
         self.store()
             .audit_rows_after(0, 1_000_000)
             .await

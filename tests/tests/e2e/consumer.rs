@@ -9,8 +9,8 @@ use chrono::TimeDelta;
 use gha_auth::consumer::{ClientAuth, ConsumerError, TokenKeeper};
 use gha_auth::keys::{Algorithm, SigningKey};
 use gha_auth::{Clock, ManualClock, SecretString, SystemClock};
-use gha_auth_server::clients::{ClientRegistration, GrantType};
 use gha_auth_server::config::Config;
+use gha_auth_server::testing::{ClientRegistration, GrantType};
 use gha_auth_server::{RunningApp, build_app};
 use serde_json::Value;
 

@@ -14,8 +14,8 @@ use gha_auth::broker::DEFAULT_BROKER_AUDIENCE;
 use gha_auth::consumer::{ClientAuth, Freshness, SecretsClient, TokenKeeper};
 use gha_auth::schedule::RenewalPolicy;
 use gha_auth::{Clock, ManualClock, SharedClock, SystemClock};
-use gha_auth_server::clients::{ClientRegistration, GrantType};
 use gha_auth_server::config::{BrokerGrant, Config};
+use gha_auth_server::testing::{ClientRegistration, GrantType};
 use gha_auth_server::{RunningApp, build_app};
 use gha_auth_testkit::{Method, OpenBao, PrivatePostgres, random_hex};
 use serde_json::{Value, json};
@@ -681,9 +681,9 @@ async fn consumer_agent_writes_files_and_reloads_without_leaking() {
     );
     let config_file = world.dir.path().join("agent.toml");
     std::fs::write(&config_file, config).unwrap();
-    let config = gha_auth_server::agent::AgentConfig::load(&config_file).unwrap();
+    let config = gha_auth_server::testing::AgentConfig::load(&config_file).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent = tokio::spawn(gha_auth_server::agent::run(
+    let agent = tokio::spawn(gha_auth_server::testing::run_agent(
         config,
         SystemClock::shared(),
         false,

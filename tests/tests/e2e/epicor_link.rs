@@ -16,9 +16,9 @@ use gha_auth::{Clock as _, ManualClock, SecretString};
 use gha_auth_middleware::linkkey::{HttpLinkKeySource, LinkKeyIntegration, LinkKeySource as _};
 use gha_auth_middleware::{AuthLayer, HealthStatus, RefreshPolicy};
 use gha_auth_server::RunningApp;
-use gha_auth_server::clients::{ClientRegistration, GrantType};
 use gha_auth_server::config::Config;
-use gha_auth_server::linkkeys::LinkKeyState;
+use gha_auth_server::testing::LinkKeyState;
+use gha_auth_server::testing::{ClientRegistration, GrantType};
 use gha_auth_testkit::{DataDirective, EpicorMode, FakeEpicor, FakeEpicorConfig, PgDatabase};
 use serde_json::{Value, json};
 

@@ -16,14 +16,14 @@ use axum::routing::post;
 use chrono::TimeDelta;
 use gha_auth::ManualClock;
 use gha_auth::vault::{AuthConfig, CredentialSource, VaultConfig, VaultSession};
-use gha_auth_server::audit::AuditLog;
 use gha_auth_server::config::Config;
-use gha_auth_server::linkkeys::{
+use gha_auth_server::testing::AuditLog;
+use gha_auth_server::testing::Store;
+use gha_auth_server::testing::{
     DriverSettings, FaultPlan, FaultPoint, LinkKeyState, LinkKeyStore, LocalLinkKeyStore, Policy,
     Rotator, Step, VaultLinkKeyStore,
 };
-use gha_auth_server::store::Store;
-use gha_auth_server::targets::{TargetConfig, TargetDeps, build_target};
+use gha_auth_server::testing::{TargetConfig, TargetDeps, build_target};
 use gha_auth_testkit::{OpenBao, PgDatabase, random_hex};
 use serde_json::{Value, json};
 
@@ -321,7 +321,7 @@ async fn crash_and_resume(rig: &Rig, name: &str) {
         let currents = served
             .keys
             .iter()
-            .filter(|k| k.state == gha_auth_server::linkkeys::model::ServedState::Current)
+            .filter(|k| k.state == gha_auth_server::testing::ServedState::Current)
             .count();
         assert_eq!(currents, 1, "{point:?}: exactly one CURRENT");
         assert_eq!(served.keys.len(), 2, "{point:?}: CURRENT and PREVIOUS");
@@ -352,7 +352,7 @@ async fn a_crash_after_each_step_resumes_and_completes_on_openbao_and_postgres()
     let local = Rig {
         store: Arc::new(LocalLinkKeyStore::new(
             db.clone(),
-            Arc::new(gha_auth_server::atrest::MasterKey::from_bytes(&[9; 32]).unwrap()),
+            Arc::new(gha_auth_server::testing::MasterKey::from_bytes(&[9; 32]).unwrap()),
             clock.shared(),
             "e2e".into(),
         )),
@@ -664,14 +664,14 @@ async fn a_refusing_target_keeps_current_retries_alerts_degrades_and_recovers() 
 
 /// SHA-256 hex of a key text, as validators compare.
 fn digest(key: &str) -> String {
-    gha_auth_server::linkkeys::model::digest_hex(key)
+    gha_auth_server::testing::digest_hex(key)
 }
 
 #[tokio::test]
 async fn validators_get_digests_only_and_bad_callers_are_refused_and_audited() {
     use gha_auth_middleware::AuthLayer;
     use gha_auth_middleware::linkkey::{HttpLinkKeySource, LinkKeyIntegration, StaticToken};
-    use gha_auth_server::clients::{ClientRegistration, GrantType};
+    use gha_auth_server::testing::{ClientRegistration, GrantType};
 
     let dir = tempfile::tempdir().unwrap();
     let holder = KeyHolder::start().await;

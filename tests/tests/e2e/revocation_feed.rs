@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use field_service::{JobStore, app};
 use gha_auth::SystemClock;
 use gha_auth_middleware::{AuthLayer, RevocationFeed};
-use gha_auth_server::clients::{ClientRegistration, GrantType};
 use gha_auth_server::config::{Config, Duration as ConfigDuration};
+use gha_auth_server::testing::{ClientRegistration, GrantType};
 use gha_auth_server::{RunningApp, build_app};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -291,7 +291,7 @@ async fn the_feed_is_signed_etagged_and_served_from_the_shared_sequence() {
     let rows = store.audit_rows_after(0, 10_000).await.unwrap();
     let revoked = rows.iter().filter(|r| r.kind == "token.revoked").count();
     assert_eq!(revoked, 1);
-    assert!(gha_auth_server::audit::verify(store).await.unwrap().ok());
+    assert!(gha_auth_server::testing::verify(store).await.unwrap().ok());
 
     authority.shutdown().await.unwrap();
 }

@@ -4,7 +4,7 @@
 //! the browser itself drives the page in `web_portal.rs`.
 
 use chrono::TimeDelta;
-use gha_auth_server::clients::{ClientRegistration, GrantType};
+use gha_auth_server::testing::{ClientRegistration, GrantType};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::Value;

@@ -1,8 +1,8 @@
 //! Setup shared by the areas that run the authority in-process on a manual clock.
 
-use gha_auth_server::audit::VerifyReport;
-use gha_auth_server::clients::{ClientRegistration, ClientRegistry, GrantType};
-use gha_auth_server::store::Store;
+use gha_auth_server::testing::Store;
+use gha_auth_server::testing::VerifyReport;
+use gha_auth_server::testing::{ClientRegistration, ClientRegistry, GrantType};
 use std::time::{Duration, Instant};
 
 use gha_auth_testkit::PgDatabase;
@@ -50,7 +50,7 @@ pub(crate) async fn register_service_client(
 
 /// Verifies the audit hash chain of `store`, failing the test on any problem; returns the report.
 pub(crate) async fn assert_audit_intact(store: &Store) -> VerifyReport {
-    let report = gha_auth_server::audit::verify(store).await.unwrap();
+    let report = gha_auth_server::testing::verify(store).await.unwrap();
     assert!(report.ok(), "{:?}", report.problems);
     report
 }

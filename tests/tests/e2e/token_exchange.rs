@@ -6,9 +6,9 @@
 use gha_auth::jwt::{AccessClaims, Validation, Verifier};
 use gha_auth::keys::JwkSet;
 use gha_auth::{ManualClock, SecretString};
-use gha_auth_server::clients::legacy_keys::{self, LEGACY_API_KEY_TOKEN_TYPE, NewLegacyKey};
-use gha_auth_server::clients::{ClientRegistration, GrantType};
 use gha_auth_server::config::Config;
+use gha_auth_server::testing::legacy_keys::{self, LEGACY_API_KEY_TOKEN_TYPE, NewLegacyKey};
+use gha_auth_server::testing::{ClientRegistration, GrantType};
 use gha_auth_server::{RunningApp, build_app};
 use reqwest::StatusCode;
 use serde_json::Value;

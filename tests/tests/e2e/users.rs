@@ -7,9 +7,9 @@ use gha_auth::apikey::{ApiKey, SecretKind};
 use gha_auth::jwt::{AccessClaims, Validation, Verifier};
 use gha_auth::keys::JwkSet;
 use gha_auth::{Clock, ManualClock, SecretString};
-use gha_auth_server::clients::{ClientRegistration, GrantType};
 use gha_auth_server::config::Config;
-use gha_auth_server::users::Users;
+use gha_auth_server::testing::Users;
+use gha_auth_server::testing::{ClientRegistration, GrantType};
 use gha_auth_server::{RunningApp, build_app};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -374,19 +374,19 @@ async fn login_and_rotate(backend: Backend) {
     // families after their absolute end, and nothing live.
     let state = cluster.app(0).authority();
     let store = state.store();
-    gha_auth_server::refresh::purge_expired(store, cluster.clock.unix_seconds())
+    gha_auth_server::testing::purge_expired(store, cluster.clock.unix_seconds())
         .await
         .unwrap();
     let first = ApiKey::parse_kind(&r0, SecretKind::RefreshToken).unwrap();
     assert!(
-        gha_auth_server::refresh::lookup(state.families(), &first)
+        gha_auth_server::testing::lookup(state.families(), &first)
             .await
             .unwrap()
             .is_none(),
         "the first family has ended and is gone"
     );
     let (_, live) = tokens(cluster.login(0, "alice", PASSWORD).await).await;
-    gha_auth_server::refresh::purge_expired(store, cluster.clock.unix_seconds())
+    gha_auth_server::testing::purge_expired(store, cluster.clock.unix_seconds())
         .await
         .unwrap();
     tokens(cluster.refresh(1, &live).await).await;

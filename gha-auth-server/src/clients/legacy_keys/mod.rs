@@ -16,7 +16,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::Serialize;
 use thiserror::Error;
 
-pub use cli::LegacyKeyCommand;
+pub(crate) use cli::LegacyKeyCommand;
 pub(crate) use cli::run as run_cli;
 
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
@@ -221,7 +221,7 @@ pub async fn add(
 }
 
 /// The live key matching `presented`, if any (one indexed lookup by keyed hash).
-pub async fn find(
+pub(crate) async fn find(
     store: &Store,
     pepper: &Pepper,
     presented: &SecretString,

@@ -6,9 +6,9 @@
 //! endpoints log in and refresh) exposes a typed function beside its `handle`.
 
 mod client_credentials;
-pub mod password;
-pub mod refresh_token;
-pub mod token_exchange;
+pub(crate) mod password;
+pub(crate) mod refresh_token;
+pub(crate) mod token_exchange;
 
 use std::net::SocketAddr;
 
@@ -21,19 +21,19 @@ use crate::oauth::OAuth;
 /// Everything a grant needs to decide.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct GrantRequest<'a> {
+pub(crate) struct GrantRequest<'a> {
     /// Shared state.
-    pub state: &'a OAuth,
+    pub(crate) state: &'a OAuth,
     /// The request parameters.
-    pub form: &'a TokenForm,
+    pub(crate) form: &'a TokenForm,
     /// The authenticated client.
-    pub client: AuthenticatedClient,
+    pub(crate) client: AuthenticatedClient,
     /// The peer address, for audit and rate limits.
-    pub peer: Option<SocketAddr>,
+    pub(crate) peer: Option<SocketAddr>,
 }
 
 /// Runs `grant`.
-pub async fn handle(
+pub(crate) async fn handle(
     grant: GrantType,
     request: GrantRequest<'_>,
 ) -> Result<TokenResponse, OAuthError> {
@@ -54,12 +54,12 @@ const SUPPORTED: [GrantType; 4] = [
 ];
 
 /// The grant types [`handle`] serves, for the metadata document.
-pub fn supported() -> Vec<&'static str> {
+pub(crate) fn supported() -> Vec<&'static str> {
     SUPPORTED.iter().map(|g| g.as_str()).collect()
 }
 
 /// Whether [`handle`] serves `grant` (no allocation: called on every token request).
-pub fn is_supported(grant: GrantType) -> bool {
+pub(crate) fn is_supported(grant: GrantType) -> bool {
     SUPPORTED.contains(&grant)
 }
 

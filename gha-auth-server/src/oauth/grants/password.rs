@@ -18,11 +18,11 @@ use crate::users::{LoginError, MAX_PASSWORD_LEN};
 /// A successful login: the access token, and the first refresh token of a new family when the
 /// client may refresh.
 #[derive(Debug)]
-pub struct Login {
+pub(crate) struct Login {
     /// The token response, without a refresh token.
-    pub tokens: TokenResponse,
+    pub(crate) tokens: TokenResponse,
     /// The new family's first refresh token.
-    pub refresh: Option<ApiKey>,
+    pub(crate) refresh: Option<ApiKey>,
 }
 
 /// The token endpoint's `password` grant.
@@ -44,7 +44,7 @@ pub(super) async fn handle(request: GrantRequest<'_>) -> Result<TokenResponse, O
 /// Checks the user named by `form` (`username`, `password`, optional `tenant`, `scope`,
 /// `audience`/`resource`) for `client` and issues tokens. The tenant is the client's, or the
 /// `tenant` parameter for a client that serves several.
-pub async fn login(
+pub(crate) async fn login(
     state: &OAuth,
     client: AuthenticatedClient,
     form: &TokenForm,

@@ -13,11 +13,11 @@ use crate::refresh::{RefreshError, rotate};
 
 /// A successful refresh: a fresh access token and the successor refresh token.
 #[derive(Debug)]
-pub struct Refreshed {
+pub(crate) struct Refreshed {
     /// The token response, without a refresh token.
-    pub tokens: TokenResponse,
+    pub(crate) tokens: TokenResponse,
     /// The successor to hand out instead of the presented token.
-    pub successor: ApiKey,
+    pub(crate) successor: ApiKey,
 }
 
 fn invalid_grant() -> OAuthError {
@@ -48,7 +48,7 @@ pub(super) async fn handle(request: GrantRequest<'_>) -> Result<TokenResponse, O
 
 /// Rotates `presented` (a refresh token of `client`) and issues a fresh access token with the
 /// user's current roles, narrowed to `scope` when given.
-pub async fn refresh(
+pub(crate) async fn refresh(
     state: &OAuth,
     client: &Client,
     presented: &str,
@@ -92,6 +92,10 @@ pub async fn refresh(
         }
     };
     let family = rotated.family;
+    if rotated.repeated {
+        // A lost response on a flaky network, most likely: the client gets the same successor.
+        tracing::debug!(client_id = %client.id, family_id = %family.id, "refresh repeated within the grace window");
+    }
     // Current roles; `rotate` already refused a disabled user and ended the family.
     let user = rotated.user;
     let scopes = narrow_scopes(&family.scopes(), scope)?;

@@ -28,12 +28,12 @@ use crate::oauth::own_tokens::{is_revoked, verify_own};
 use crate::oauth::{ErrorCode, OAuthError};
 
 /// RFC 8693 §3: an OAuth access token.
-pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+pub(crate) const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// RFC 8693 §3: a JWT (what our access tokens are), accepted as `requested_token_type`.
 const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 /// The subject token types this grant accepts, for the metadata document.
-pub const SUBJECT_TOKEN_TYPES: [&str; 2] = [ACCESS_TOKEN_TYPE, LEGACY_API_KEY_TOKEN_TYPE];
+pub(crate) const SUBJECT_TOKEN_TYPES: [&str; 2] = [ACCESS_TOKEN_TYPE, LEGACY_API_KEY_TOKEN_TYPE];
 
 fn invalid_grant() -> OAuthError {
     OAuthError::new(

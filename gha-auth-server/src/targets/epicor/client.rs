@@ -37,7 +37,7 @@ struct CachedToken {
 }
 
 /// A small Epicor REST v2 client for one company.
-pub struct EpicorClient {
+pub(crate) struct EpicorClient {
     base: Url,
     company: String,
     auth: EpicorAuthMode,
@@ -82,12 +82,12 @@ impl EpicorClient {
     }
 
     /// The base URL (for descriptions).
-    pub fn base(&self) -> &Url {
+    pub(crate) fn base(&self) -> &Url {
         &self.base
     }
 
     /// `POST …/Ice.BO.UserCodesSvc/GetByID {"codeTypeID":…}`: the code type and its codes.
-    pub async fn get_user_codes(
+    pub(crate) async fn get_user_codes(
         &self,
         code_type_id: &str,
     ) -> Result<UserCodesTableset, TargetError> {
@@ -98,7 +98,7 @@ impl EpicorClient {
 
     /// `POST …/Ice.BO.UserCodesSvc/UpdateExt`: writes `value` into `column` of one code
     /// (`add`: create it). Row errors in a 200 answer are a rejection.
-    pub async fn update_user_code(
+    pub(crate) async fn update_user_code(
         &self,
         code_type_id: &str,
         code_id: &str,

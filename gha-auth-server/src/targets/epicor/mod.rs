@@ -56,12 +56,12 @@ use futures_util::future::BoxFuture;
 use gha_auth::SecretString;
 use gha_auth::secret::constant_time_eq;
 
-pub use client::EpicorClient;
+pub(crate) use client::EpicorClient;
 
 use super::{LinkKeyTarget, TargetError, UserCodeField};
 
 /// A link key kept in an Epicor User Code.
-pub struct EpicorTarget {
+pub(crate) struct EpicorTarget {
     client: EpicorClient,
     company: String,
     code_type_id: String,

@@ -7,72 +7,72 @@ use serde_json::{Map, Value};
 
 /// Input of `Ice.BO.UserCodesSvc/GetByID`.
 #[derive(Debug, Serialize)]
-pub struct GetByIdInput<'a> {
+pub(crate) struct GetByIdInput<'a> {
     /// The User Code type to read, with all its codes.
     #[serde(rename = "codeTypeID")]
-    pub code_type_id: &'a str,
+    pub(crate) code_type_id: &'a str,
 }
 
 /// Output of `GetByID`: `{"returnObj": <UserCodesTableset>}`.
 #[derive(Debug, Deserialize)]
-pub struct GetByIdOutput {
+pub(crate) struct GetByIdOutput {
     /// The tableset.
     #[serde(rename = "returnObj")]
-    pub return_obj: UserCodesTableset,
+    pub(crate) return_obj: UserCodesTableset,
 }
 
 /// `Ice.Tablesets.UserCodesTableset`: the code type row and its codes.
 #[derive(Debug, Default, Deserialize, Serialize)]
-pub struct UserCodesTableset {
+pub(crate) struct UserCodesTableset {
     /// `UDCodeType` rows (one for GetByID).
     #[serde(rename = "UDCodeType", default)]
-    pub code_types: Vec<UdCodeTypeRow>,
+    pub(crate) code_types: Vec<UdCodeTypeRow>,
     /// `UDCodes` rows of that type.
     #[serde(rename = "UDCodes", default)]
-    pub codes: Vec<UdCodesRow>,
+    pub(crate) codes: Vec<UdCodesRow>,
 }
 
 /// `Ice.Tablesets.UDCodeTypeRow` (the columns the client reads).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-pub struct UdCodeTypeRow {
+pub(crate) struct UdCodeTypeRow {
     /// Company id.
     #[serde(rename = "Company", default)]
-    pub company: String,
+    pub(crate) company: String,
     /// User Code type id.
     #[serde(rename = "CodeTypeID", default)]
-    pub code_type_id: String,
+    pub(crate) code_type_id: String,
     /// Description of the type.
     #[serde(rename = "CodeTypeDesc", default)]
-    pub code_type_desc: String,
+    pub(crate) code_type_desc: String,
 }
 
 /// `Ice.Tablesets.UDCodesRow`. `Debug` hides the descriptions: one of them holds the key.
 #[derive(Clone, Default, Deserialize, Serialize)]
-pub struct UdCodesRow {
+pub(crate) struct UdCodesRow {
     /// Company id.
     #[serde(rename = "Company", default)]
-    pub company: String,
+    pub(crate) company: String,
     /// User Code type id.
     #[serde(rename = "CodeTypeID", default)]
-    pub code_type_id: String,
+    pub(crate) code_type_id: String,
     /// User Code id.
     #[serde(rename = "CodeID", default)]
-    pub code_id: String,
+    pub(crate) code_id: String,
     /// Active flag.
     #[serde(rename = "IsActive", default)]
-    pub is_active: bool,
+    pub(crate) is_active: bool,
     /// Short description.
     #[serde(rename = "CodeDesc", default, deserialize_with = "null_string")]
-    pub code_desc: String,
+    pub(crate) code_desc: String,
     /// Long description.
     #[serde(rename = "LongDesc", default, deserialize_with = "null_string")]
-    pub long_desc: String,
+    pub(crate) long_desc: String,
     /// Row revision, incremented at each write.
     #[serde(rename = "SysRevID", default)]
-    pub sys_rev_id: i64,
+    pub(crate) sys_rev_id: i64,
     /// `""`, `"A"` (add), `"U"` (update), `"D"` (delete).
     #[serde(rename = "RowMod", default)]
-    pub row_mod: String,
+    pub(crate) row_mod: String,
 }
 
 impl std::fmt::Debug for UdCodesRow {
@@ -94,43 +94,40 @@ fn null_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Erro
 
 /// Output of `UpdateExt`: `{"returnObj":{"BOUpdError":[…]},"parameters":{"errorsOccurred":…}}`.
 #[derive(Debug, Deserialize)]
-pub struct UpdateExtOutput {
+pub(crate) struct UpdateExtOutput {
     /// The errors table.
     #[serde(rename = "returnObj", default)]
-    pub return_obj: BoUpdErrorTableset,
+    pub(crate) return_obj: BoUpdErrorTableset,
     /// Output parameters.
     #[serde(default)]
-    pub parameters: UpdateExtParameters,
+    pub(crate) parameters: UpdateExtParameters,
 }
 
 /// `Ice.BOUpdErrorTableset`.
 #[derive(Debug, Default, Deserialize)]
-pub struct BoUpdErrorTableset {
+pub(crate) struct BoUpdErrorTableset {
     /// One row per failed row.
     #[serde(rename = "BOUpdError", default)]
-    pub errors: Vec<BoUpdErrorRow>,
+    pub(crate) errors: Vec<BoUpdErrorRow>,
 }
 
 /// `Ice.BOUpdErrorRow` (the columns the client reads).
 #[derive(Debug, Default, Deserialize)]
-pub struct BoUpdErrorRow {
+pub(crate) struct BoUpdErrorRow {
     /// Table of the failed row.
     #[serde(rename = "TableName", default)]
-    pub table_name: String,
-    /// `Error`, `Warning`, …
-    #[serde(rename = "ErrorLevel", default)]
-    pub error_level: String,
+    pub(crate) table_name: String,
     /// Why.
     #[serde(rename = "ErrorText", default)]
-    pub error_text: String,
+    pub(crate) error_text: String,
 }
 
 /// `UpdateExt` output parameters.
 #[derive(Debug, Default, Deserialize)]
-pub struct UpdateExtParameters {
+pub(crate) struct UpdateExtParameters {
     /// Whether any row failed.
     #[serde(rename = "errorsOccurred", default)]
-    pub errors_occurred: bool,
+    pub(crate) errors_occurred: bool,
 }
 
 /// The error body Epicor's REST service answers with on 4xx/5xx:
@@ -138,53 +135,53 @@ pub struct UpdateExtParameters {
 ///   "ErrorType":"Ice.BLException","ErrorDetails":[{"Message":"…","Type":"Error",…}],
 ///   "CorrelationId":"…"}`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// The HTTP status, repeated.
     #[serde(rename = "HttpStatus", default)]
-    pub http_status: u16,
+    pub(crate) http_status: u16,
     /// `"REST API Exception"`, `"Unauthorized"`, …
     #[serde(rename = "ReasonPhrase", default)]
-    pub reason_phrase: String,
+    pub(crate) reason_phrase: String,
     /// The message.
     #[serde(rename = "ErrorMessage", default)]
-    pub error_message: String,
+    pub(crate) error_message: String,
     /// The .NET exception type.
     #[serde(rename = "ErrorType", default)]
-    pub error_type: String,
+    pub(crate) error_type: String,
     /// Details per row or table.
     #[serde(rename = "ErrorDetails", default)]
-    pub error_details: Vec<ErrorDetail>,
+    pub(crate) error_details: Vec<ErrorDetail>,
     /// Correlation id for Epicor's server log.
     #[serde(rename = "CorrelationId", default)]
-    pub correlation_id: String,
+    pub(crate) correlation_id: String,
 }
 
 /// One entry of [`ErrorBody::error_details`].
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-pub struct ErrorDetail {
+pub(crate) struct ErrorDetail {
     /// The message.
     #[serde(rename = "Message", default)]
-    pub message: String,
+    pub(crate) message: String,
     /// `Error`, `Warning`, …
     #[serde(rename = "Type", default)]
-    pub kind: String,
+    pub(crate) kind: String,
     /// The table concerned, if any.
     #[serde(rename = "Table", default, skip_serializing_if = "String::is_empty")]
-    pub table: String,
+    pub(crate) table: String,
 }
 
 /// Answer of the token endpoint (`POST /TokenResource.svc/`).
 #[derive(Deserialize)]
-pub struct TokenOutput {
+pub(crate) struct TokenOutput {
     /// The bearer token.
     #[serde(rename = "AccessToken", alias = "access_token")]
-    pub access_token: gha_auth::SecretString,
+    pub(crate) access_token: gha_auth::SecretString,
     /// Lifetime in seconds.
     #[serde(rename = "ExpiresIn", alias = "expires_in", default)]
-    pub expires_in: Option<i64>,
+    pub(crate) expires_in: Option<i64>,
     /// `Bearer`.
     #[serde(rename = "TokenType", alias = "token_type", default)]
-    pub token_type: Option<String>,
+    pub(crate) token_type: Option<String>,
 }
 
 impl std::fmt::Debug for TokenOutput {
@@ -198,7 +195,7 @@ impl std::fmt::Debug for TokenOutput {
 }
 
 /// Parses a `GetByID` answer.
-pub fn parse_get_by_id(body: &[u8]) -> Result<UserCodesTableset, String> {
+pub(crate) fn parse_get_by_id(body: &[u8]) -> Result<UserCodesTableset, String> {
     serde_json::from_slice::<GetByIdOutput>(body)
         .map(|out| out.return_obj)
         .map_err(|e| {
@@ -211,7 +208,7 @@ pub fn parse_get_by_id(body: &[u8]) -> Result<UserCodesTableset, String> {
 
 /// Parses an `UpdateExt` answer; an answer reporting row errors is an error, with the rows'
 /// texts.
-pub fn parse_update_ext(body: &[u8]) -> Result<(), UpdateRefused> {
+pub(crate) fn parse_update_ext(body: &[u8]) -> Result<(), UpdateRefused> {
     // Some versions answer 200 with an empty body when there is nothing to report.
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(());
@@ -240,7 +237,7 @@ pub fn parse_update_ext(body: &[u8]) -> Result<(), UpdateRefused> {
 
 /// Why an `UpdateExt` answer is not a success.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UpdateRefused {
+pub(crate) enum UpdateRefused {
     /// Not the documented shape.
     Malformed(String),
     /// Epicor refused rows (`BOUpdError`).
@@ -248,7 +245,7 @@ pub enum UpdateRefused {
 }
 
 /// Parses a token endpoint answer.
-pub fn parse_token(body: &[u8]) -> Result<TokenOutput, String> {
+pub(crate) fn parse_token(body: &[u8]) -> Result<TokenOutput, String> {
     let token: TokenOutput = serde_json::from_slice(body)
         .map_err(|e| format!("token answer is not a token: {}", category(&e)))?;
     if token.access_token.is_empty() {
@@ -264,7 +261,7 @@ pub fn parse_token(body: &[u8]) -> Result<TokenOutput, String> {
 
 /// The message of an Epicor error body (`ErrorMessage`, else the first detail, else the
 /// reason), or `None` when the body is not one.
-pub fn error_message(body: &[u8]) -> Option<String> {
+pub(crate) fn error_message(body: &[u8]) -> Option<String> {
     let error: ErrorBody = serde_json::from_slice(body).ok()?;
     let message = [
         error.error_message.as_str(),
@@ -295,7 +292,7 @@ fn category(error: &serde_json::Error) -> String {
 /// Builds the `UpdateExt` input that writes `value` into `column` of one User Code:
 /// `{"ds":{"UDCodeType":[],"UDCodes":[{"Company":…,"CodeTypeID":…,"CodeID":…,"<column>":…,
 /// "RowMod":"U"|"A"}]},"continueProcessingOnError":false,"rollbackParentOnChildError":true}`.
-pub fn update_ext_input(
+pub(crate) fn update_ext_input(
     company: &str,
     code_type_id: &str,
     code_id: &str,
