@@ -8,6 +8,7 @@
 //! - [`apikey`]: the scanner-friendly secret format (`ghac_`, `ghar_`, `ghal_`) and keyed hashing;
 //! - [`schedule`]: when to renew and how long to back off, shared by the Vault and consumer loops;
 //! - [`broker`]: the secrets broker's wire format, shared by the broker and its consumers;
+//! - [`outbound`] (feature `outbound`): which URLs may be called, and the one HTTP client setup;
 //! - [`vault`] (feature `vault`): the Vault / OpenBao client layer;
 //! - [`consumer`] (feature `consumer`): the clients of the authority's token endpoint and broker.
 //!
@@ -20,6 +21,8 @@ pub mod clock;
 pub mod consumer;
 pub mod jwt;
 pub mod keys;
+#[cfg(feature = "outbound")]
+pub mod outbound;
 pub mod revocation;
 pub mod schedule;
 pub mod secret;

@@ -19,7 +19,9 @@ use url::Url;
 
 use super::credentials::{ClientAuth, JWT_BEARER, Presented};
 use super::error::ConsumerError;
-use super::http::{self, add, backoff, random_unit};
+use super::http::{self, backoff};
+use crate::outbound::{UrlPolicy, join_path};
+use crate::schedule::{add, random_unit};
 use crate::{SecretString, SharedClock, SystemClock};
 
 /// An access token and when to replace it.
@@ -176,8 +178,10 @@ impl TokenKeeperBuilder {
                 "timeout and backoff must be positive".into(),
             ));
         }
-        let base = http::check_url(&self.authority, self.accept_plain_http)?;
-        let token_url = http::join(&base, "oauth2/token");
+        let base = UrlPolicy::new()
+            .allow_plain_http(self.accept_plain_http)
+            .check(&self.authority)?;
+        let token_url = join_path(&base, "oauth2/token");
         let assertion_audience = self
             .assertion_audience
             .unwrap_or_else(|| token_url.to_string());
