@@ -3,6 +3,7 @@
 //! - [`secret`]: secret-holding types that never print, wipe on drop and compare in constant time;
 //! - [`clock`]: injectable time, so rotation and expiry are testable with compressed time;
 //! - [`keys`]: signing keys (ES256, EdDSA, RS256), RFC 7638 key ids, key lifecycle and JWKS;
+//! - [`health`]: the `/HealthCheck` wire format the authority and every API answer with;
 //! - [`jwt`]: RFC 9068 access tokens, issued and verified strictly;
 //! - [`revocation`]: the signed revocation feed verifiers poll instead of calling the authority;
 //! - [`apikey`]: the scanner-friendly secret format (`ghac_`, `ghar_`, `ghal_`) and keyed hashing;
@@ -19,6 +20,7 @@ pub mod broker;
 pub mod clock;
 #[cfg(feature = "consumer")]
 pub mod consumer;
+pub mod health;
 pub mod jwt;
 pub mod keys;
 #[cfg(feature = "outbound")]
