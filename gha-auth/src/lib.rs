@@ -4,7 +4,7 @@
 //! - [`clock`]: injectable time, so rotation and expiry are testable with compressed time;
 //! - [`keys`]: signing keys (ES256, EdDSA, RS256), RFC 7638 key ids, key lifecycle and JWKS;
 //! - [`health`]: the `/HealthCheck` wire format the authority and every API answer with;
-//! - [`jwt`]: RFC 9068 access tokens, issued and verified strictly;
+//! - [`jwt`]: RFC 9068 access tokens, issued and verified strictly, and the verified-token cache;
 //! - [`revocation`]: the signed revocation feed verifiers poll instead of calling the authority;
 //! - [`apikey`]: the scanner-friendly secret format (`ghac_`, `ghar_`, `ghal_`) and keyed hashing;
 //! - [`schedule`]: when to renew and how long to back off, shared by the Vault and consumer loops;
