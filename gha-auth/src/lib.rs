@@ -10,6 +10,7 @@
 //! - [`schedule`]: when to renew and how long to back off, shared by the Vault and consumer loops;
 //! - [`broker`]: the secrets broker's wire format, shared by the broker and its consumers;
 //! - [`outbound`] (feature `outbound`): which URLs may be called, and the one HTTP client setup;
+//! - [`prometheus`] (feature `prometheus`): the Prometheus recorder with its upkeep running;
 //! - [`vault`] (feature `vault`): the Vault / OpenBao client layer;
 //! - [`consumer`] (feature `consumer`): the clients of the authority's token endpoint and broker.
 //!
@@ -25,6 +26,8 @@ pub mod jwt;
 pub mod keys;
 #[cfg(feature = "outbound")]
 pub mod outbound;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 pub mod revocation;
 pub mod schedule;
 pub mod secret;
