@@ -57,8 +57,9 @@
 //! - **Errors** ([`AuthError`]): RFC 6750 challenges, generic bodies, reasons in the log and in the
 //!   response extensions, never a 500 for a bad token or a key-source outage (the one 500 is an
 //!   extractor or guard used without the layer: a wiring bug, logged loudly).
-//! - **Operations**: [`health_check_route`] for `/HealthCheck` and [`metrics`] through the
-//!   `metrics` facade.
+//! - **Operations**: [`health_check_route`] for `/HealthCheck` (readiness, in the authority's
+//!   wire format) and `/HealthCheck/live` (liveness, no checks): see [`health`]; [`metrics`]
+//!   through the `metrics` facade.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -5,7 +5,8 @@
 //! | `GET /jobs` | a token with `jobs:read`; lists the caller's tenant's jobs |
 //! | `POST /jobs` | a token with `jobs:write`; creates a job in the caller's tenant |
 //! | `POST /epicor/job-updates` | the Epicor link key (`x-api-key`), or a token with `jobs:epicor-update`; upserts a job by its Epicor job number |
-//! | `GET /HealthCheck` | anyone; key-set and link-key freshness |
+//! | `GET /HealthCheck` | anyone; readiness: key-set, revocation-feed and link-key freshness |
+//! | `GET /HealthCheck/live` | anyone; liveness: 200 whenever the process serves |
 //! | `GET /metrics` | anyone (bind to an internal interface); Prometheus text |
 //!
 //! Everything is tenant-scoped: the tenant comes from the principal (the token's `tenant`

@@ -95,7 +95,7 @@ async fn the_binary_serves_the_api_with_keys_from_the_authority() {
     let health = health.expect("the binary started");
     assert_eq!(health.status(), 200);
     let body: serde_json::Value = health.json().await.unwrap();
-    assert_eq!(body["checks"]["jwks"]["status"], "healthy", "{body}");
+    assert_eq!(body["checks"]["jwks"]["status"], "Healthy", "{body}");
 
     let mut claims = AccessClaims::new(
         &authority_url,
