@@ -47,9 +47,10 @@
 //! - **Validation** by the core library (`gha_auth::jwt`), strict by default: the algorithm from
 //!   the key, `typ` `at+jwt`, `iss` and `aud` required, bounded leeway, `crit` refused, a size cap,
 //!   embedded keys ignored.
-//! - **Verified-token cache**: a token is verified once, then found by its SHA-256 digest until
-//!   its `exp`; revocation ([`Revocations`]) applies at once to cached tokens too, fed by polling
-//!   the authority's signed feed ([`revocation`], [`AuthLayerBuilder::revocation_feed`]).
+//! - **Verified-token cache** (`gha_auth::jwt::VerifiedTokenCache`): a token is verified once,
+//!   then found by the SHA-256 digest of its signature until its `exp`; revocation
+//!   ([`Revocations`]) applies at once to cached tokens too, fed by polling the authority's
+//!   signed feed ([`revocation`], [`AuthLayerBuilder::revocation_feed`]).
 //! - **Link keys** ([`linkkey`]): `x-api-key` against the digests of the currently valid keys, in
 //!   constant time, mapped to a configured principal; last use recorded and reported.
 //! - **Token sources**: `Authorization: Bearer`; a cookie with a CSRF check ([`CookieSource`]);
