@@ -60,7 +60,7 @@
 //!   extractor or guard used without the layer: a wiring bug, logged loudly).
 //! - **Operations**: [`health_check_route`] for `/HealthCheck` (readiness, in the authority's
 //!   wire format) and `/HealthCheck/live` (liveness, no checks): see [`health`]; [`metrics`]
-//!   through the `metrics` facade.
+//!   through the `metrics` facade, with the Prometheus recorder and `/metrics` one call away.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -28,6 +28,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use gha_auth::SharedClock;
+use gha_auth_middleware::metrics::metrics_route;
 use gha_auth_middleware::{AuthLayer, Principal, Requirement, Tenant, health_check_route};
 use serde::{Deserialize, Serialize};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -278,7 +279,7 @@ pub fn app(
         .with_state(store);
     let mut router = api.merge(health_check_route(auth.health()));
     if let Some(handle) = metrics {
-        router = router.route("/metrics", get(move || std::future::ready(handle.render())));
+        router = router.merge(metrics_route(handle));
     }
     router
         .layer(TraceLayer::new_for_http())

@@ -150,4 +150,16 @@ async fn the_binary_serves_the_api_with_keys_from_the_authority() {
         .await
         .unwrap();
     assert!(metrics.contains("gha_auth_requests_total"), "{metrics}");
+    // Every family has HELP text (what `promtool check metrics` insists on).
+    let families: Vec<&str> = metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE ")?.split(' ').next())
+        .collect();
+    assert!(families.len() >= 5, "{metrics}");
+    for family in families {
+        assert!(
+            metrics.contains(&format!("# HELP {family} ")),
+            "{family} has no HELP line: {metrics}"
+        );
+    }
 }
