@@ -541,6 +541,7 @@ fn truncate(text: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use crate::ManualClock;
+    use crate::outbound::UrlError;
 
     fn at(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_000_000 + s, 0).unwrap()
@@ -639,6 +640,16 @@ mod tests {
                 .build()
                 .is_ok()
         );
+        // Any credentials in the URL, even a bare password: refused by the outbound policy,
+        // without repeating it.
+        let error = TokenKeeper::builder("https://:pw-123@a.example", auth())
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(error, ConsumerError::Url(UrlError::Credentials { .. })),
+            "{error}"
+        );
+        assert!(!error.to_string().contains("pw-123"), "{error}");
         assert!(
             TokenKeeper::builder("https://a.example", auth())
                 .timeout(Duration::ZERO)
