@@ -29,6 +29,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use axum::response::{IntoResponse, Response};
+use gha_auth::outbound::{ClientError, UrlError};
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, StatusCode};
 
@@ -283,23 +284,12 @@ pub enum ConfigError {
     /// Neither a key source nor a link-key integration was configured.
     #[error("no credentials can ever be accepted: configure a key source or a link key")]
     NothingToAccept,
-    /// A URL that cannot be used.
-    #[error("invalid URL {url:?}: {reason}")]
-    InvalidUrl {
-        /// The URL as given.
-        url: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A plain-HTTP URL to a non-loopback host without the explicit opt-in.
-    #[error(
-        "refusing plain-HTTP URL {url:?} to a non-loopback host: use https, or opt in with \
-         danger_accept_plain_http(true) behind a TLS-terminating proxy you trust"
-    )]
-    InsecureUrl {
-        /// The URL as given.
-        url: String,
-    },
+    /// A URL refused by the outbound-URL policy (`gha_auth::outbound`): not https (plain HTTP
+    /// only to loopback, unless `danger_accept_plain_http(true)` behind a TLS-terminating proxy
+    /// you trust), credentials, a query or a fragment in it. The message never shows a password
+    /// or a query.
+    #[error("URL refused: {0}")]
+    Url(#[from] UrlError),
     /// An origin for the cookie CSRF allow-list that is not `scheme://host[:port]`.
     #[error("invalid origin {origin:?}: {reason}")]
     InvalidOrigin {
@@ -340,7 +330,7 @@ pub enum ConfigError {
     },
     /// The HTTP client could not be built.
     #[error("HTTP client: {0}")]
-    HttpClient(String),
+    HttpClient(#[from] ClientError),
     /// Building a source spawns its refresh task, which needs a Tokio runtime.
     #[error("must be built inside a Tokio runtime (it spawns a background refresh task)")]
     NoRuntime,

@@ -1,91 +1,40 @@
-//! What the remote sources share: URL checks, a bounded GET, `Cache-Control` and the refresh
-//! schedule with stale-if-error.
+//! What the remote sources share: URL checks and the HTTP client (both from
+//! `gha_auth::outbound`), a bounded GET, `Cache-Control` and the refresh schedule with
+//! stale-if-error.
 
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, TimeDelta, Utc};
+use gha_auth::outbound::{HttpClientBuilder, UrlPolicy};
 use http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use url::Url;
 
 use crate::error::ConfigError;
 
-/// Checks a source URL: http(s) only, and plain HTTP only to a loopback host unless the caller
-/// opted in.
+/// Checks a source URL against the outbound-URL policy (`gha_auth::outbound::UrlPolicy`):
+/// https, or plain HTTP to loopback unless the caller opted in; no credentials, query or
+/// fragment.
 pub(crate) fn check_url(url: &str, accept_plain_http: bool) -> Result<Url, ConfigError> {
-    let parsed = Url::parse(url).map_err(|e| ConfigError::InvalidUrl {
-        // Unparsed, it may still hold credentials: only say that it did not parse.
-        url: if url.contains('@') {
-            "<redacted>".to_owned()
-        } else {
-            url.to_owned()
-        },
-        reason: e.to_string(),
-    })?;
-    // Errors name the URL, and errors get logged: never with the credentials refused below.
-    let shown = redacted(&parsed);
-    let invalid = |reason: &str| ConfigError::InvalidUrl {
-        url: shown.clone(),
-        reason: reason.into(),
-    };
-    match parsed.scheme() {
-        "https" => {}
-        "http" => {
-            let loopback = match parsed.host() {
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-                None => false,
-            };
-            if !loopback && !accept_plain_http {
-                return Err(ConfigError::InsecureUrl { url: shown });
-            }
-        }
-        _ => return Err(invalid("scheme must be https (or http to loopback)")),
-    }
-    if parsed.host().is_none() {
-        return Err(invalid("no host"));
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(invalid(
-            "credentials in URLs end up in logs: use a token provider",
-        ));
-    }
-    Ok(parsed)
+    Ok(UrlPolicy::new()
+        .allow_plain_http(accept_plain_http)
+        .check(url)?)
 }
 
-/// `url` with any user name and password replaced, for error messages.
-fn redacted(url: &Url) -> String {
-    if url.username().is_empty() && url.password().is_none() {
-        return url.as_str().to_owned();
-    }
-    let mut shown = url.clone();
-    // Only fails for URLs without a host, which have no credentials either.
-    let _ = shown.set_username("redacted");
-    let _ = shown.set_password(None);
-    shown.into()
-}
-
-/// The given HTTP client, or else [`default_client`] with `timeout`.
+/// The given HTTP client, or else the workspace's default one with `timeout`
+/// ([`HttpClientBuilder`]: rustls, no redirects, since a redirect to another host would move
+/// trust).
 pub(crate) fn client_or_default(
     client: Option<reqwest::Client>,
     timeout: Duration,
 ) -> Result<reqwest::Client, ConfigError> {
-    client.map_or_else(|| default_client(timeout), Ok)
-}
-
-/// The HTTP client used when none is given: rustls, short timeouts, no redirects (a redirect to
-/// another host would move trust).
-fn default_client(timeout: Duration) -> Result<reqwest::Client, ConfigError> {
-    reqwest::Client::builder()
-        .use_rustls_tls()
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("gha-auth-middleware/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| ConfigError::HttpClient(e.to_string()))
+    match client {
+        Some(client) => Ok(client),
+        None => Ok(HttpClientBuilder::new("gha-auth-middleware")
+            .timeout(timeout)
+            .build()?),
+    }
 }
 
 /// The answer to a GET.
@@ -356,6 +305,8 @@ impl Freshness {
 
 #[cfg(test)]
 mod tests {
+    use gha_auth::outbound::UrlError;
+
     use super::*;
 
     #[test]
@@ -404,29 +355,19 @@ mod tests {
     }
 
     #[test]
-    fn url_checks() {
+    fn url_checks_use_the_outbound_policy() {
         assert!(check_url("https://auth.example/.well-known/jwks.json", false).is_ok());
         assert!(check_url("http://127.0.0.1:8700/x", false).is_ok());
-        assert!(check_url("http://[::1]:8700/x", false).is_ok());
-        assert!(check_url("http://localhost:8700/x", false).is_ok());
         assert!(matches!(
             check_url("http://auth.example/x", false),
-            Err(ConfigError::InsecureUrl { .. })
+            Err(ConfigError::Url(UrlError::PlainHttp { .. }))
         ));
         assert!(check_url("http://auth.example/x", true).is_ok());
-        assert!(check_url("ftp://auth.example/x", true).is_err());
-        assert!(check_url("https://user:pw@auth.example/x", true).is_err());
-        for url in [
-            "https://user:pw@auth.example/x",
-            "http://user:pw@auth.example/x",
-            "https://user:pw@[bad/x",
-        ] {
-            let error = check_url(url, false).err().map(|e| e.to_string());
-            assert!(
-                error.as_deref().is_some_and(|e| !e.contains("pw")),
-                "{error:?}"
-            );
-        }
-        assert!(check_url("not a url", true).is_err());
+        let error = check_url("https://:pw@auth.example/x", true).unwrap_err();
+        assert!(matches!(
+            error,
+            ConfigError::Url(UrlError::Credentials { .. })
+        ));
+        assert!(!error.to_string().contains("pw"), "{error}");
     }
 }

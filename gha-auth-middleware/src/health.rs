@@ -12,63 +12,32 @@
 //! # }
 //! ```
 //!
-//! The answer is JSON: `{"status":"healthy|degraded|unhealthy","checks":{"<name>":{"status":…,
-//! …details}}}`, with 200 for healthy or degraded and 503 for unhealthy. The auth layer brings
-//! its own checks (key-set freshness and each link-key source); add the service's own (database,
-//! queue) with [`Health::with_check`].
+//! Two routes, for two kinds of probe:
+//!
+//! - **Readiness**, `GET /HealthCheck`: runs every check and answers the report the authority
+//!   answers too (`gha_auth::health`): `{"status":"Healthy|Degraded|Unhealthy","checked_at":…,
+//!   "checks":{"<name>":{"status":…, …details}}}`, with 200 for `Healthy` or `Degraded` and 503
+//!   for `Unhealthy`. Point load balancers and Kubernetes readiness probes here: a replica that
+//!   cannot verify tokens (no usable key set) is taken out of rotation, one riding out an
+//!   authority outage on cached keys (`Degraded`) stays in.
+//! - **Liveness**, `GET /HealthCheck/live`: answers 200 `{"status":"Healthy"}` without running
+//!   any check. Point Kubernetes liveness probes here: restarting a process does not bring back
+//!   a dependency that is down, so a dependency outage must never fail liveness.
+//!
+//! The auth layer brings its own checks (key-set freshness, the revocation feed, each link-key
+//! source); add the service's own (database, queue) with [`Health::with_check`].
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::future::BoxFuture;
-use serde::Serialize;
-
-/// The path the route is served on.
-pub const HEALTH_CHECK_PATH: &str = "/HealthCheck";
-
-/// How well a component (or the whole service) is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum HealthStatus {
-    /// Working normally.
-    Healthy,
-    /// Working, but on borrowed time (e.g. serving stale keys while the authority is down).
-    Degraded,
-    /// Not working: requests that need it fail.
-    Unhealthy,
-}
-
-/// One component's state, with details for the JSON answer.
-#[derive(Debug, Clone, Serialize)]
-pub struct ComponentHealth {
-    /// The component's status.
-    pub status: HealthStatus,
-    /// Details shown next to the status (ages, counts, the last error).
-    #[serde(flatten)]
-    pub details: serde_json::Map<String, serde_json::Value>,
-}
-
-impl ComponentHealth {
-    /// A component with `status` and no details.
-    pub fn new(status: HealthStatus) -> Self {
-        Self {
-            status,
-            details: serde_json::Map::new(),
-        }
-    }
-
-    /// Adds a detail.
-    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
-        self.details.insert(key.to_owned(), value.into());
-        self
-    }
-}
+pub use gha_auth::health::{
+    ComponentHealth, HEALTH_CHECK_PATH, HealthReport, HealthStatus, LIVENESS_PATH, Liveness,
+};
+use gha_auth::{SharedClock, SystemClock};
 
 /// A check the health route runs on each request.
 pub trait HealthCheck: Send + Sync + 'static {
@@ -87,9 +56,19 @@ where
 }
 
 /// The set of checks behind `/HealthCheck`. Cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Health {
     checks: Vec<(String, Arc<dyn HealthCheck>)>,
+    clock: SharedClock,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            checks: Vec::new(),
+            clock: SystemClock::shared(),
+        }
+    }
 }
 
 impl fmt::Debug for Health {
@@ -98,15 +77,6 @@ impl fmt::Debug for Health {
             .entries(self.checks.iter().map(|(name, _)| name))
             .finish()
     }
-}
-
-/// The JSON answer.
-#[derive(Debug, Clone, Serialize)]
-pub struct HealthReport {
-    /// The worst component status.
-    pub status: HealthStatus,
-    /// Each component by name.
-    pub checks: BTreeMap<String, ComponentHealth>,
 }
 
 impl Health {
@@ -123,67 +93,72 @@ impl Health {
         self
     }
 
+    /// Takes `checked_at` from `clock` (default: the system clock).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Runs every check.
     pub async fn report(&self) -> HealthReport {
-        let mut checks = BTreeMap::new();
+        let mut checks = Vec::with_capacity(self.checks.len());
         for (name, check) in &self.checks {
-            checks.insert(name.clone(), check.check().await);
+            checks.push((name.clone(), check.check().await));
         }
-        let status = checks
-            .values()
-            .map(|c| c.status)
-            .max()
-            .unwrap_or(HealthStatus::Healthy);
-        HealthReport { status, checks }
+        HealthReport::new(self.clock.now(), checks)
     }
 }
 
-impl IntoResponse for HealthReport {
-    fn into_response(self) -> Response {
-        let status = match self.status {
-            HealthStatus::Unhealthy => StatusCode::SERVICE_UNAVAILABLE,
-            HealthStatus::Healthy | HealthStatus::Degraded => StatusCode::OK,
-        };
-        let mut response = (status, axum::Json(self)).into_response();
-        response.headers_mut().insert(
-            http::header::CACHE_CONTROL,
-            http::HeaderValue::from_static("no-store"),
-        );
-        response
-    }
+/// The report with its HTTP status (200, or 503 when unhealthy), never cached.
+fn respond(report: &HealthReport) -> Response {
+    let mut response = (report.http_status(), axum::Json(report)).into_response();
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
-/// A router serving `GET /HealthCheck` from `health`; merge it into any axum `Router`.
+/// A router serving `GET /HealthCheck` (readiness: every check of `health`) and
+/// `GET /HealthCheck/live` (liveness: no check); merge it into any axum `Router`, outside the
+/// auth layer. See the [module docs](self).
 pub fn health_check_route<S>(health: Health) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    Router::new().route(
-        HEALTH_CHECK_PATH,
-        get(move || {
-            let health = health.clone();
-            async move { health.report().await }
-        }),
-    )
+    Router::new()
+        .route(
+            HEALTH_CHECK_PATH,
+            get(move || {
+                let health = health.clone();
+                async move { respond(&health.report().await) }
+            }),
+        )
+        .route(LIVENESS_PATH, get(|| async { axum::Json(Liveness::ALIVE) }))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::http::StatusCode;
+    use gha_auth::ManualClock;
     use tower::ServiceExt;
 
     use super::*;
 
-    async fn get_health(health: Health) -> (StatusCode, serde_json::Value) {
+    async fn get_json(health: Health, path: &str) -> (StatusCode, serde_json::Value) {
         let app: Router = health_check_route(health);
         let response = app
             .oneshot(
-                http::Request::get(HEALTH_CHECK_PATH)
+                http::Request::get(path)
                     .body(axum::body::Body::empty())
                     .unwrap(),
             )
             .await
             .unwrap();
         let status = response.status();
+        assert_eq!(response.headers()["content-type"], "application/json");
         let body = axum::body::to_bytes(response.into_body(), 1 << 16)
             .await
             .unwrap();
@@ -192,24 +167,67 @@ mod tests {
 
     #[tokio::test]
     async fn worst_component_wins() {
-        let (status, body) = get_health(Health::new()).await;
+        let (status, body) = get_json(Health::new(), HEALTH_CHECK_PATH).await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(body["status"], "healthy");
+        assert_eq!(body["status"], "Healthy");
 
         let health = Health::new()
             .with_check("db", || ComponentHealth::new(HealthStatus::Healthy))
             .with_check("jwks", || {
                 ComponentHealth::new(HealthStatus::Degraded).with("age_seconds", 400)
             });
-        let (status, body) = get_health(health.clone()).await;
+        let (status, body) = get_json(health.clone(), HEALTH_CHECK_PATH).await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(body["status"], "degraded");
+        assert_eq!(body["status"], "Degraded");
         assert_eq!(body["checks"]["jwks"]["age_seconds"], 400);
-        assert_eq!(body["checks"]["db"]["status"], "healthy");
+        assert_eq!(body["checks"]["db"]["status"], "Healthy");
 
         let health = health.with_check("queue", || ComponentHealth::new(HealthStatus::Unhealthy));
-        let (status, body) = get_health(health).await;
+        let (status, body) = get_json(health, HEALTH_CHECK_PATH).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(body["status"], "unhealthy");
+        assert_eq!(body["status"], "Unhealthy");
+    }
+
+    #[tokio::test]
+    async fn statuses_are_spelled_as_the_authority_spells_them() {
+        for (status, word) in [
+            (HealthStatus::Healthy, "Healthy"),
+            (HealthStatus::Degraded, "Degraded"),
+            (HealthStatus::Unhealthy, "Unhealthy"),
+        ] {
+            let health = Health::new().with_check("c", move || ComponentHealth::new(status));
+            let (_, body) = get_json(health, HEALTH_CHECK_PATH).await;
+            assert_eq!(body["status"], word);
+            assert_eq!(body["checks"]["c"]["status"], word);
+        }
+    }
+
+    #[tokio::test]
+    async fn checked_at_comes_from_the_clock() {
+        let clock = ManualClock::at_unix(1_735_732_800);
+        let health = Health::new().with_clock(clock.shared());
+        let (_, body) = get_json(health.clone(), HEALTH_CHECK_PATH).await;
+        assert_eq!(body["checked_at"], "2025-01-01T12:00:00Z");
+        clock.advance(chrono::TimeDelta::seconds(90));
+        let (_, body) = get_json(health, HEALTH_CHECK_PATH).await;
+        assert_eq!(body["checked_at"], "2025-01-01T12:01:30Z");
+    }
+
+    #[tokio::test]
+    async fn liveness_runs_no_check_and_stays_up_when_a_dependency_is_down() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&runs);
+        let health = Health::new().with_check("db", move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+            ComponentHealth::new(HealthStatus::Unhealthy)
+        });
+        let (status, body) = get_json(health.clone(), LIVENESS_PATH).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, serde_json::json!({"status": "Healthy"}));
+        assert_eq!(runs.load(Ordering::Relaxed), 0);
+        // Readiness does run it, and says so.
+        let (status, _) = get_json(health, HEALTH_CHECK_PATH).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(runs.load(Ordering::Relaxed), 1);
     }
 }

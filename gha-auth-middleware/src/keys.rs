@@ -583,7 +583,7 @@ impl RemoteInner {
             let mut caches = self.caches.lock().unwrap_or_else(PoisonError::into_inner);
             caches.retain(|cache| match cache.upgrade() {
                 Some(cache) => {
-                    cache.retain_kids(|kid| new.contains(kid));
+                    cache.retain(|token| new.contains(&token.kid));
                     true
                 }
                 None => false,

@@ -47,9 +47,10 @@
 //! - **Validation** by the core library (`gha_auth::jwt`), strict by default: the algorithm from
 //!   the key, `typ` `at+jwt`, `iss` and `aud` required, bounded leeway, `crit` refused, a size cap,
 //!   embedded keys ignored.
-//! - **Verified-token cache**: a token is verified once, then found by its SHA-256 digest until
-//!   its `exp`; revocation ([`Revocations`]) applies at once to cached tokens too, fed by polling
-//!   the authority's signed feed ([`revocation`], [`AuthLayerBuilder::revocation_feed`]).
+//! - **Verified-token cache** (`gha_auth::jwt::VerifiedTokenCache`): a token is verified once,
+//!   then found by the SHA-256 digest of its signature until its `exp`; revocation
+//!   ([`Revocations`]) applies at once to cached tokens too, fed by polling the authority's
+//!   signed feed ([`revocation`], [`AuthLayerBuilder::revocation_feed`]).
 //! - **Link keys** ([`linkkey`]): `x-api-key` against the digests of the currently valid keys, in
 //!   constant time, mapped to a configured principal; last use recorded and reported.
 //! - **Token sources**: `Authorization: Bearer`; a cookie with a CSRF check ([`CookieSource`]);
@@ -57,8 +58,9 @@
 //! - **Errors** ([`AuthError`]): RFC 6750 challenges, generic bodies, reasons in the log and in the
 //!   response extensions, never a 500 for a bad token or a key-source outage (the one 500 is an
 //!   extractor or guard used without the layer: a wiring bug, logged loudly).
-//! - **Operations**: [`health_check_route`] for `/HealthCheck` and [`metrics`] through the
-//!   `metrics` facade.
+//! - **Operations**: [`health_check_route`] for `/HealthCheck` (readiness, in the authority's
+//!   wire format) and `/HealthCheck/live` (liveness, no checks): see [`health`]; [`metrics`]
+//!   through the `metrics` facade, with the Prometheus recorder and `/metrics` one call away.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

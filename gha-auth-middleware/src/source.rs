@@ -1,6 +1,7 @@
 //! Where credentials come from: `Authorization: Bearer` (always), a cookie (opt-in, with a CSRF
 //! check) and the legacy `x-api-key` header (when a link key is configured).
 
+use gha_auth::outbound::UrlPolicy;
 use http::header::{COOKIE, ORIGIN};
 use http::{HeaderMap, HeaderName};
 
@@ -56,24 +57,18 @@ impl CookieSource {
         })
     }
 
-    /// Allows requests from `origin` (`scheme://host[:port]`, as browsers send it).
+    /// Allows requests from `origin` (`scheme://host[:port]`, as browsers send it): https, or
+    /// plain http for a page on a loopback host.
     pub fn allow_origin(mut self, origin: &str) -> Result<Self, ConfigError> {
-        let invalid = |reason| ConfigError::InvalidOrigin {
-            origin: origin.to_owned(),
-            reason,
-        };
-        let url = url::Url::parse(origin).map_err(|_| invalid("not a URL"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid("scheme must be http or https"));
-        }
-        if url.host().is_none() {
-            return Err(invalid("no host"));
-        }
-        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-            return Err(invalid("an origin has no path, query or fragment"));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(invalid("an origin has no user info"));
+        // The outbound-URL rules fit origins too: https (plain http only for loopback pages,
+        // since a page served in clear can be rewritten in transit), a host, no credentials,
+        // query or fragment; its errors never echo a password.
+        let url = UrlPolicy::new().check(origin)?;
+        if url.path() != "/" {
+            return Err(ConfigError::InvalidOrigin {
+                origin: origin.to_owned(),
+                reason: "an origin has no path",
+            });
         }
         let serialized = url.origin().ascii_serialization();
         if !self.allowed_origins.contains(&serialized) {
@@ -178,8 +173,11 @@ mod tests {
         for bad in [
             "portal",
             "ftp://x.example",
+            "http://portal.example",
             "https://x.example/path",
+            "https://x.example/?q",
             "https://u@x.example",
+            "https://:pw@x.example",
         ] {
             assert!(source.clone().allow_origin(bad).is_err(), "{bad}");
         }

@@ -11,10 +11,10 @@ use chrono::TimeDelta;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gha_auth::SharedClock;
-use gha_auth::jwt::{self, JwtError, KeyResolver, Validation, Verifier};
+use gha_auth::jwt::{self, JwtError, KeyResolver, TokenKey, Validation, Verifier};
 use gha_auth::keys::VerifyingKey;
 
-use crate::cache::{Revocations, TokenCache, TokenKey};
+use crate::cache::{Revocations, TokenCache};
 use crate::error::{AuthError, AuthErrorKind, ConfigError};
 use crate::keys::{KeySet, KeySource};
 use crate::metrics as m;
@@ -172,9 +172,11 @@ impl TokenVerifier {
             return Err(AuthError::new(AuthErrorKind::RevokedToken, "token revoked"));
         }
         let verified = Arc::new(verified);
+        let expires_at = verified.expires_at;
         self.cache.insert(
-            TokenKey::of(token).to_owned_key(),
+            &TokenKey::of(token),
             Arc::clone(&verified),
+            expires_at,
             now.timestamp(),
         );
         metrics::histogram!(m::TOKEN_VERIFY_SECONDS).record(started.elapsed().as_secs_f64());

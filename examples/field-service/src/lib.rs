@@ -5,7 +5,8 @@
 //! | `GET /jobs` | a token with `jobs:read`; lists the caller's tenant's jobs |
 //! | `POST /jobs` | a token with `jobs:write`; creates a job in the caller's tenant |
 //! | `POST /epicor/job-updates` | the Epicor link key (`x-api-key`), or a token with `jobs:epicor-update`; upserts a job by its Epicor job number |
-//! | `GET /HealthCheck` | anyone; key-set and link-key freshness |
+//! | `GET /HealthCheck` | anyone; readiness: key-set, revocation-feed and link-key freshness |
+//! | `GET /HealthCheck/live` | anyone; liveness: 200 whenever the process serves |
 //! | `GET /metrics` | anyone (bind to an internal interface); Prometheus text |
 //!
 //! Everything is tenant-scoped: the tenant comes from the principal (the token's `tenant`
@@ -27,6 +28,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use gha_auth::SharedClock;
+use gha_auth_middleware::metrics::metrics_route;
 use gha_auth_middleware::{AuthLayer, Principal, Requirement, Tenant, health_check_route};
 use serde::{Deserialize, Serialize};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -277,7 +279,7 @@ pub fn app(
         .with_state(store);
     let mut router = api.merge(health_check_route(auth.health()));
     if let Some(handle) = metrics {
-        router = router.route("/metrics", get(move || std::future::ready(handle.render())));
+        router = router.merge(metrics_route(handle));
     }
     router
         .layer(TraceLayer::new_for_http())

@@ -119,6 +119,9 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
+    // First, so the key source's first fetch is counted too. The recorder drains its buffers on
+    // a timer of its own: memory stays flat whether or not /metrics is scraped.
+    let metrics = gha_auth_middleware::metrics::install_prometheus().context("metrics recorder")?;
 
     let authority = cli.authority.trim_end_matches('/').to_owned();
     let issuer = cli.issuer.unwrap_or_else(|| authority.clone());
@@ -172,9 +175,6 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!(%authority, "no key set yet; requests are refused until the authority answers");
     }
 
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .context("metrics recorder")?;
     let router = app(auth, JobStore::new(SystemClock::shared()), Some(metrics));
     let router = with_cors(router, &cli.cors_origins).context("--cors-origin")?;
     let listener = tokio::net::TcpListener::bind(cli.listen)

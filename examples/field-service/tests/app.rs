@@ -288,7 +288,10 @@ async fn health_check_is_open_and_reports_components() {
     let w = world();
     let (status, body, _) = w.send("GET", "/HealthCheck", None, None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["status"], "healthy");
-    assert_eq!(body["checks"]["jwks"]["status"], "healthy");
-    assert_eq!(body["checks"]["link_keys:epicor"]["status"], "healthy");
+    assert_eq!(body["status"], "Healthy");
+    assert_eq!(body["checks"]["jwks"]["status"], "Healthy");
+    assert_eq!(body["checks"]["link_keys:epicor"]["status"], "Healthy");
+    let (status, body, _) = w.send("GET", "/HealthCheck/live", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, serde_json::json!({"status": "Healthy"}));
 }

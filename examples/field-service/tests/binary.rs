@@ -95,7 +95,7 @@ async fn the_binary_serves_the_api_with_keys_from_the_authority() {
     let health = health.expect("the binary started");
     assert_eq!(health.status(), 200);
     let body: serde_json::Value = health.json().await.unwrap();
-    assert_eq!(body["checks"]["jwks"]["status"], "healthy", "{body}");
+    assert_eq!(body["checks"]["jwks"]["status"], "Healthy", "{body}");
 
     let mut claims = AccessClaims::new(
         &authority_url,
@@ -150,4 +150,16 @@ async fn the_binary_serves_the_api_with_keys_from_the_authority() {
         .await
         .unwrap();
     assert!(metrics.contains("gha_auth_requests_total"), "{metrics}");
+    // Every family has HELP text (what `promtool check metrics` insists on).
+    let families: Vec<&str> = metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE ")?.split(' ').next())
+        .collect();
+    assert!(families.len() >= 5, "{metrics}");
+    for family in families {
+        assert!(
+            metrics.contains(&format!("# HELP {family} ")),
+            "{family} has no HELP line: {metrics}"
+        );
+    }
 }

@@ -119,7 +119,7 @@ impl AuthLayer {
     /// The health checks of this layer (`jwks`, and `link_keys:<name>` per integration), for
     /// [`crate::health_check_route`]; add the service's own with [`Health::with_check`].
     pub fn health(&self) -> Health {
-        let mut health = Health::new();
+        let mut health = Health::new().with_clock(self.shared.clock.clone());
         if let Some(keys) = self.key_source() {
             let keys = keys.clone();
             let clock = self.shared.clock.clone();

@@ -38,6 +38,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
+use gha_auth::outbound::join_path;
 use gha_auth::{SecretString, SharedClock, SystemClock};
 use http::{HeaderValue, StatusCode};
 use url::Url;
@@ -152,16 +153,8 @@ impl HttpLinkKeySourceBuilder {
             return Err(invalid("report interval must be positive"));
         }
         let base = fetch::check_url(&self.authority, self.accept_plain_http)?;
-        let join = |path: String| {
-            base.join(&path).map_err(|e| ConfigError::InvalidUrl {
-                url: self.authority.clone(),
-                reason: e.to_string(),
-            })
-        };
-        let base_path = if base.path().ends_with('/') { "" } else { "/" };
-        let prefix = format!("{}{base_path}", base.path());
-        let list_url = join(format!("{prefix}v1/link-keys/{}", self.name))?;
-        let usage_url = join(format!("{prefix}v1/link-keys/{}/usage", self.name))?;
+        let list_url = join_path(&base, &format!("v1/link-keys/{}", self.name));
+        let usage_url = join_path(&base, &format!("v1/link-keys/{}/usage", self.name));
         let client = fetch::client_or_default(self.client, self.timeout)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ConfigError::NoRuntime)?;
         let inner = Arc::new(Inner {

@@ -293,9 +293,18 @@ async fn health_check_reports_key_set_freshness() {
     let answer = call(&router, at("/HealthCheck", None)).await;
     assert_eq!(answer.status, StatusCode::OK);
     let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
-    assert_eq!(body["status"], "healthy");
-    assert_eq!(body["checks"]["jwks"]["status"], "healthy");
+    assert_eq!(body["status"], "Healthy");
+    assert_eq!(body["checks"]["jwks"]["status"], "Healthy");
     assert_eq!(body["checks"]["jwks"]["keys"], 1);
+    // Taken at the layer's (injected) time.
+    let checked_at = chrono::DateTime::parse_from_rfc3339(body["checked_at"].as_str().unwrap());
+    assert_eq!(
+        checked_at.unwrap().timestamp(),
+        authority.clock.unix_seconds()
+    );
+    let live = call(&router, at("/HealthCheck/live", None)).await;
+    assert_eq!(live.status, StatusCode::OK);
+    assert_eq!(live.body, r#"{"status":"Healthy"}"#);
     assert_eq!(
         call(&router, at("/x", None)).await.status,
         StatusCode::UNAUTHORIZED

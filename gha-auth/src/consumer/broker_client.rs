@@ -14,6 +14,7 @@ use super::http;
 use super::token::{AccessToken, TokenKeeper};
 use crate::broker::{DATABASE_CREDS_PATH_PREFIX, DatabaseCredsResponse, SECRETS_PATH_PREFIX};
 use crate::broker::{SecretResponse, error_codes};
+use crate::outbound::join_path;
 
 /// Longest secret path or role name sent to the broker.
 const MAX_NAME: usize = 512;
@@ -79,7 +80,7 @@ impl Target {
             Self::Secret(path) => (SECRETS_PATH_PREFIX, path),
             Self::DatabaseRole(role) => (DATABASE_CREDS_PATH_PREFIX, role),
         };
-        http::join(base, &format!("{}{name}", prefix.trim_start_matches('/')))
+        join_path(base, &format!("{}{name}", prefix.trim_start_matches('/')))
     }
 }
 
@@ -275,7 +276,7 @@ mod tests {
 
     #[test]
     fn urls_name_the_endpoint_under_the_base_path() {
-        let base = http::check_url("https://auth.example/base", false).unwrap();
+        let base = Url::parse("https://auth.example/base").unwrap();
         let secret = Target::secret("apps/db").unwrap();
         assert_eq!(
             secret.url(&base).as_str(),

@@ -11,9 +11,13 @@ use thiserror::Error;
 #[derive(Debug, Clone, Error)]
 #[non_exhaustive]
 pub enum ConsumerError {
-    /// The client was configured wrongly (bad URL, plain HTTP to a remote host, …).
+    /// The client was configured wrongly (a timeout of zero, no runtime, …).
     #[error("consumer configuration: {0}")]
     Config(String),
+    /// The authority or broker URL is refused by the outbound-URL policy (plain HTTP to a
+    /// remote host, credentials or a query in it, …).
+    #[error("authority URL: {0}")]
+    Url(#[from] crate::outbound::UrlError),
     /// A credential file (client secret, private key) could not be read or is unusable.
     #[error("cannot use the {what} in {path}: {message}")]
     Credential {
@@ -111,7 +115,7 @@ impl ConsumerError {
     /// A short machine-readable kind, for metrics and logs.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Config(_) => "config",
+            Self::Config(_) | Self::Url(_) => "config",
             Self::Credential { .. } => "credential",
             Self::Unreachable { .. } => "unreachable",
             Self::TokenRefused { .. } => "token_refused",

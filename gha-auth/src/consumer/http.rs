@@ -1,79 +1,24 @@
-//! HTTP plumbing shared by the token keeper and the secrets client: URL checks, the default
-//! client, bounded body reads, `Retry-After`, backoff with jitter.
+//! HTTP plumbing shared by the token keeper and the secrets client: the default client, bounded
+//! body reads, `Retry-After`, backoff with jitter. URLs are checked by
+//! [`UrlPolicy`](crate::outbound::UrlPolicy).
 
 use std::time::Duration;
 
 use url::Url;
 
 use super::error::ConsumerError;
+use crate::outbound::HttpClientBuilder;
 
 /// Largest response body read from the authority (tokens, secrets): anything larger is refused.
 pub(crate) const MAX_BODY: usize = 256 * 1024;
 
-/// Parses and checks an authority URL: https, or http to a loopback host (or anywhere with
-/// `accept_plain_http`); no credentials in it (URLs end up in logs).
-pub(crate) fn check_url(url: &str, accept_plain_http: bool) -> Result<Url, ConsumerError> {
-    let parsed = Url::parse(url).map_err(|e| {
-        // Unparsed, it may still hold credentials: say only that it did not parse.
-        let shown = if url.contains('@') { "<redacted>" } else { url };
-        ConsumerError::Config(format!("invalid authority URL {shown}: {e}"))
-    })?;
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(ConsumerError::Config(
-            "the authority URL must not contain credentials".into(),
-        ));
-    }
-    let loopback = match parsed.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        None => {
-            return Err(ConsumerError::Config(format!(
-                "authority URL {parsed} has no host"
-            )));
-        }
-    };
-    match parsed.scheme() {
-        "https" => {}
-        "http" if loopback || accept_plain_http => {}
-        "http" => {
-            return Err(ConsumerError::Config(format!(
-                "authority URL {parsed}: plain http only to a loopback address"
-            )));
-        }
-        other => {
-            return Err(ConsumerError::Config(format!(
-                "authority URL scheme {other:?}: expected https"
-            )));
-        }
-    }
-    if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(ConsumerError::Config(format!(
-            "authority URL {parsed}: no query or fragment"
-        )));
-    }
-    Ok(parsed)
-}
-
-/// `base` with `path` (no leading slash) appended to its path.
-pub(crate) fn join(base: &Url, path: &str) -> Url {
-    let mut url = base.clone();
-    let joined = format!("{}/{path}", base.path().trim_end_matches('/'));
-    url.set_path(&joined);
-    url
-}
-
-/// The HTTP client used when none is given: rustls, the timeout, no redirects (a redirect to
-/// another host would carry the token there).
+/// The HTTP client used when none is given ([`HttpClientBuilder`]: rustls, the timeout, no
+/// redirects, since a redirect to another host would carry the token there).
 pub(crate) fn default_client(timeout: Duration) -> Result<reqwest::Client, ConsumerError> {
-    reqwest::Client::builder()
-        .use_rustls_tls()
+    HttpClientBuilder::new("gha-auth-consumer")
         .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("gha-auth-consumer/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| ConsumerError::Config(format!("HTTP client: {e}")))
+        .map_err(|e| ConsumerError::Config(e.to_string()))
 }
 
 /// A transport error, without the URL's query (there is none) and without any body.
@@ -146,74 +91,9 @@ pub(crate) fn backoff(attempt: u32, min: Duration, max: Duration, unit: f64) -> 
     Duration::from_secs_f64(raw * (1.0 - 0.2 * unit))
 }
 
-/// A uniform random number in `[0, 1)` for jitter (0.5 if the system RNG fails).
-pub(crate) fn random_unit() -> f64 {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 8];
-    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
-        return 0.5;
-    }
-    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// `instant + duration`, saturating.
-pub(crate) fn add(
-    instant: chrono::DateTime<chrono::Utc>,
-    duration: Duration,
-) -> chrono::DateTime<chrono::Utc> {
-    chrono::TimeDelta::from_std(duration)
-        .ok()
-        .and_then(|delta| instant.checked_add_signed(delta))
-        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn authority_urls_are_checked() {
-        for ok in [
-            "https://auth.example",
-            "https://auth.example/base/",
-            "http://127.0.0.1:8700",
-            "http://localhost:1",
-            "http://[::1]:8700",
-        ] {
-            assert!(check_url(ok, false).is_ok(), "{ok}");
-        }
-        for (bad, why) in [
-            ("http://auth.example", "loopback"),
-            ("ftp://auth.example", "scheme"),
-            ("https://user:pw@auth.example", "credentials"),
-            ("https://auth.example/?x=1", "query"),
-            ("not a url", "invalid"),
-        ] {
-            let error = check_url(bad, false).unwrap_err().to_string();
-            assert!(error.contains(why), "{bad}: {error}");
-            assert!(!error.contains("pw@"), "{error}");
-        }
-        assert!(check_url("http://auth.example", true).is_ok());
-        // An unparseable URL with credentials is not repeated.
-        let error = check_url("https://user:se cret@[bad", false)
-            .unwrap_err()
-            .to_string();
-        assert!(!error.contains("se cret"), "{error}");
-    }
-
-    #[test]
-    fn join_appends_to_the_base_path() {
-        let base = check_url("https://a.example/auth/", false).unwrap();
-        assert_eq!(
-            join(&base, "oauth2/token").as_str(),
-            "https://a.example/auth/oauth2/token"
-        );
-        let base = check_url("https://a.example", false).unwrap();
-        assert_eq!(
-            join(&base, "v1/secrets/x").as_str(),
-            "https://a.example/v1/secrets/x"
-        );
-    }
 
     #[test]
     fn backoff_doubles_to_the_cap_with_bounded_jitter() {

@@ -16,6 +16,7 @@ use super::http;
 use super::refresh::{self, DatabaseCredsHandle, RefreshSettings, SecretHandle};
 use super::token::TokenKeeper;
 use crate::broker::{DatabaseCredsResponse, SecretResponse};
+use crate::outbound::UrlPolicy;
 use crate::schedule::RenewalPolicy;
 
 /// Builds a [`SecretsClient`].
@@ -89,7 +90,9 @@ impl SecretsClientBuilder {
             ));
         }
         let base = match &self.broker {
-            Some(url) => http::check_url(url, self.accept_plain_http)?,
+            Some(url) => UrlPolicy::new()
+                .allow_plain_http(self.accept_plain_http)
+                .check(url)?,
             None => self.keeper.authority().clone(),
         };
         let client = match self.client {

@@ -19,7 +19,9 @@ use url::Url;
 
 use super::credentials::{ClientAuth, JWT_BEARER, Presented};
 use super::error::ConsumerError;
-use super::http::{self, add, backoff, random_unit};
+use super::http::{self, backoff};
+use crate::outbound::{UrlPolicy, join_path};
+use crate::schedule::{add, random_unit};
 use crate::{SecretString, SharedClock, SystemClock};
 
 /// An access token and when to replace it.
@@ -176,8 +178,10 @@ impl TokenKeeperBuilder {
                 "timeout and backoff must be positive".into(),
             ));
         }
-        let base = http::check_url(&self.authority, self.accept_plain_http)?;
-        let token_url = http::join(&base, "oauth2/token");
+        let base = UrlPolicy::new()
+            .allow_plain_http(self.accept_plain_http)
+            .check(&self.authority)?;
+        let token_url = join_path(&base, "oauth2/token");
         let assertion_audience = self
             .assertion_audience
             .unwrap_or_else(|| token_url.to_string());
@@ -537,6 +541,7 @@ fn truncate(text: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use crate::ManualClock;
+    use crate::outbound::UrlError;
 
     fn at(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_000_000 + s, 0).unwrap()
@@ -635,6 +640,16 @@ mod tests {
                 .build()
                 .is_ok()
         );
+        // Any credentials in the URL, even a bare password: refused by the outbound policy,
+        // without repeating it.
+        let error = TokenKeeper::builder("https://:pw-123@a.example", auth())
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(error, ConsumerError::Url(UrlError::Credentials { .. })),
+            "{error}"
+        );
+        assert!(!error.to_string().contains("pw-123"), "{error}");
         assert!(
             TokenKeeper::builder("https://a.example", auth())
                 .timeout(Duration::ZERO)

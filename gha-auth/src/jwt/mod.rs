@@ -8,7 +8,11 @@
 //! before any key is looked up; the key decides the algorithm; claims are read only after the
 //! signature has verified; times come from the injected clock. Every refusal is a [`JwtError`]
 //! that says why without repeating the token.
+//!
+//! Caching: a [`VerifiedTokenCache`] remembers what a verified token said until its `exp`, so a
+//! service verifies each token once.
 
+mod cache;
 mod claims;
 pub mod dangerous;
 mod error;
@@ -19,6 +23,7 @@ mod resolver;
 mod validation;
 mod verify;
 
+pub use cache::{TokenKey, VerifiedTokenCache};
 pub use claims::{AccessClaims, Audience};
 pub use error::{ConfigError, JwtError};
 pub use header::{

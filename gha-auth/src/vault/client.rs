@@ -1,5 +1,11 @@
 //! The connection to Vault: one vaultrs client (rustls, timeout, CA, namespace) whose HTTP
 //! connection pool is shared by every token the session obtains.
+//!
+//! The address passes the workspace's outbound-URL policy ([`VaultConfig::validate`]), but the
+//! HTTP client is vaultrs's own, not one from [`crate::outbound::HttpClientBuilder`]: vaultrs
+//! sends through reqwest 0.13, whose client is another type than the workspace's reqwest 0.12.
+//! Its settings differ in that it has no separate connect timeout and follows redirects (which
+//! Vault standbys answer with when request forwarding is off).
 
 use std::fmt;
 

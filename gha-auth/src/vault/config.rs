@@ -9,6 +9,7 @@ use super::auth::{AppRoleAuth, AuthMethod, KubernetesAuth, TokenAuth};
 use super::error::VaultError;
 use super::schedule::RenewalPolicy;
 use crate::SecretString;
+use crate::outbound::UrlPolicy;
 
 /// Default timeout of one Vault request.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -83,25 +84,9 @@ impl VaultConfig {
 
     /// Checks the configuration without touching the network or the credential files.
     pub fn validate(&self) -> Result<(), VaultError> {
-        let url = url::Url::parse(&self.address)
-            .map_err(|e| VaultError::Config(format!("address {:?}: {e}", self.address)))?;
-        match url.scheme() {
-            "https" => {}
-            "http" if self.allow_insecure_http || is_loopback(&url) => {}
-            "http" => {
-                return Err(VaultError::Config(format!(
-                    "address {:?} is plain http to a non-loopback host; use https (or set \
-                     allow_insecure_http)",
-                    self.address
-                )));
-            }
-            other => return Err(VaultError::Config(format!("address scheme {other:?}"))),
-        }
-        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-            return Err(VaultError::Config(
-                "address must not carry credentials, a query or a fragment".to_owned(),
-            ));
-        }
+        UrlPolicy::new()
+            .allow_plain_http(self.allow_insecure_http)
+            .check(&self.address)?;
         if self.request_timeout.is_zero() {
             return Err(VaultError::Config(
                 "request_timeout must be positive".to_owned(),
@@ -119,15 +104,6 @@ impl VaultConfig {
             ));
         }
         self.auth.validate()
-    }
-}
-
-fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
     }
 }
 
@@ -327,6 +303,7 @@ impl AuthConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbound::UrlError;
 
     fn config(address: &str) -> VaultConfig {
         VaultConfig::new(address, AuthConfig::token(CredentialSource::value("t")))
@@ -347,7 +324,20 @@ mod tests {
         );
         assert!(config("ftp://vault.example").validate().is_err());
         assert!(config("not a url").validate().is_err());
-        assert!(config("https://user:pw@vault.example").validate().is_err());
+        // Every form of credentials, with the policy's error (which never shows the password).
+        for address in [
+            "https://user:pw@vault.example:8200",
+            "https://:pw@vault.example:8200",
+            "https://user@vault.example:8200",
+        ] {
+            let error = config(address).validate().unwrap_err();
+            assert!(
+                matches!(error, VaultError::Address(UrlError::Credentials { .. })),
+                "{address}: {error}"
+            );
+            assert!(!error.to_string().contains("pw"), "{error}");
+        }
+        assert!(config("https://v.example/?x=1").validate().is_err());
         assert!(
             config("https://v.example")
                 .with_namespace("a b")

@@ -108,6 +108,10 @@ pub enum VaultError {
     /// The configuration is not usable.
     #[error("invalid Vault configuration: {0}")]
     Config(String),
+    /// The Vault address is refused by the outbound-URL policy (plain HTTP to a remote host,
+    /// credentials, a query or a fragment in it, …).
+    #[error("invalid Vault address: {0}")]
+    Address(#[from] crate::outbound::UrlError),
     /// A value could not be encoded as JSON for Vault, or decoded into the caller's type.
     #[error("could not {action} the data at {path}: {detail}")]
     Data {
@@ -176,7 +180,7 @@ impl VaultError {
             Self::Login { .. } => "login",
             Self::CredentialFile { .. } => "credential_file",
             Self::InvalidCredential { .. } => "invalid_credential",
-            Self::Config(_) => "config",
+            Self::Config(_) | Self::Address(_) => "config",
             Self::Data { .. } => "data",
             Self::NotReady { .. } => "not_ready",
             Self::Closed => "closed",

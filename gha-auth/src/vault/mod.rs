@@ -54,6 +54,7 @@ mod error;
 mod kv2;
 mod lease;
 mod raw;
+mod series;
 mod session;
 
 // The timing decisions are shared with the consumer clients, so they live at the crate root.
@@ -72,4 +73,5 @@ pub use database::{Database, DbCredentials, StaticDbCredentials};
 pub use error::VaultError;
 pub use kv2::{Kv2, KvData, KvMetadata, KvSecret, KvVersion, KvWatch, KvWatchStatus};
 pub use lease::{Lease, LeaseInfo, Leases};
+pub use series::describe_metrics;
 pub use session::{SessionToken, VaultHealth, VaultSession, VaultStatus};
