@@ -27,6 +27,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use gha_auth::prometheus::DEFAULT_UPKEEP_INTERVAL;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use axum::extract::FromRef;
@@ -46,8 +47,10 @@ pub(crate) fn install(describe_features: fn()) {
     }
 }
 
-/// The process-wide handle, installing the recorder on first use. `None` when another recorder
-/// was installed first (an embedding program's own): then `/metrics` renders nothing.
+/// The process-wide handle, installing the recorder on first use, with its upkeep (draining
+/// histograms) on its own timer: memory stays flat whether or not `/metrics` is scraped. `None`
+/// when another recorder was installed first (an embedding program's own): then `/metrics`
+/// renders nothing.
 fn handle() -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
@@ -57,15 +60,14 @@ fn handle() -> Option<&'static PrometheusHandle> {
                     LATENCY_BUCKETS,
                 )
                 .ok()?;
-            let recorder = builder.build_recorder();
-            let handle = recorder.handle();
-            match metrics::set_global_recorder(recorder) {
-                Ok(()) => {
+            match gha_auth::prometheus::install(builder, DEFAULT_UPKEEP_INTERVAL) {
+                Ok(handle) => {
                     describe();
+                    gha_auth::vault::describe_metrics();
                     Some(handle)
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "a metrics recorder is already installed; /metrics is empty");
+                    tracing::warn!(error = %e, "cannot install the metrics recorder; /metrics is empty");
                     None
                 }
             }
@@ -149,13 +151,7 @@ pub(crate) async fn metrics_endpoint(State(metrics): State<Metrics>) -> Response
     for collect in metrics.collectors.iter() {
         collect();
     }
-    let body = match handle() {
-        Some(handle) => {
-            handle.run_upkeep();
-            handle.render()
-        }
-        None => String::new(),
-    };
+    let body = handle().map(PrometheusHandle::render).unwrap_or_default();
     let mut response = body.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

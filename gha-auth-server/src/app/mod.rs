@@ -337,4 +337,5 @@ fn describe_metrics() {
     crate::vault::describe_metrics();
     crate::broker::describe_metrics();
     crate::caller::describe_metrics();
+    crate::linkkeys::driver::describe_metrics();
 }

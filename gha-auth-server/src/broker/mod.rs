@@ -254,15 +254,12 @@ impl HealthCheck for Broker {
 
     async fn check(&self) -> ComponentHealth {
         let (cached, oldest) = self.secrets.ages();
-        ComponentHealth::new(
-            HealthStatus::Healthy,
-            json!({
-                "source": self.secrets.describe(),
-                "database_engine": self.database.is_some(),
-                "cached_secrets": cached,
-                "oldest_secret_age_seconds": oldest.map(|age| age.num_seconds()),
-                "database_roles_running": self.database.as_ref().map_or(0, DatabaseBroker::running),
-            }),
-        )
+        ComponentHealth::new(HealthStatus::Healthy).with_details(json!({
+            "source": self.secrets.describe(),
+            "database_engine": self.database.is_some(),
+            "cached_secrets": cached,
+            "oldest_secret_age_seconds": oldest.map(|age| age.num_seconds()),
+            "database_roles_running": self.database.as_ref().map_or(0, DatabaseBroker::running),
+        }))
     }
 }

@@ -13,7 +13,8 @@
 //! The token is verified locally with the core library's strict verifier against the key
 //! manager's current public keys (no HTTP round trip): `iss` must be our issuer and `aud` must
 //! contain the API's configured audience (`[api_auth]`). A token is verified once, then remembered
-//! by the SHA-256 of (API, token) until it expires, or until the key ring changes. The store's
+//! in the API's own verified-token cache (the core library's, which the middleware uses too) until
+//! it expires, or until the key ring changes. The store's
 //! revocation list (jti, subject or client not-before, as `/oauth2/revoke` and admin commands
 //! write it) is asked at the first use and again after `api_auth.revocation_check_interval`.
 //!
@@ -23,18 +24,17 @@
 
 pub(crate) mod config;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gha_auth::SharedClock;
-use gha_auth::jwt::{AccessClaims, JwtError, Validation, Verifier};
+use gha_auth::jwt::{AccessClaims, JwtError, TokenKey, Validation, VerifiedTokenCache, Verifier};
 use serde_json::json;
 
 use crate::keys::KeyManager;
@@ -55,7 +55,8 @@ pub(crate) struct Callers {
     pub(crate) store: Store,
     /// `[api_auth]`.
     pub(crate) config: ApiAuthConfig,
-    tokens: TokenCache,
+    broker_tokens: TokenCache,
+    link_key_tokens: TokenCache,
 }
 
 impl Callers {
@@ -67,14 +68,15 @@ impl Callers {
         store: Store,
         config: ApiAuthConfig,
     ) -> Self {
-        let tokens = TokenCache::new(config.token_cache_size);
+        let capacity = usize::try_from(config.token_cache_size).unwrap_or(usize::MAX);
         Self {
             issuer,
             clock,
             keys,
             store,
             config,
-            tokens,
+            broker_tokens: TokenCache::new(capacity),
+            link_key_tokens: TokenCache::new(capacity),
         }
     }
 }
@@ -93,10 +95,10 @@ pub(crate) fn describe_metrics() {
 
 /// One of the authority's own APIs: names it and picks its audience from the configuration.
 pub(crate) trait OwnApi: Send + Sync + 'static {
-    /// Short name for logs, metrics and the cache key (`broker`, `link_keys`).
-    const NAME: &'static str;
     /// The audience a token must name to call this API.
     fn audience(config: &ApiAuthConfig) -> &str;
+    /// The verified tokens of this API.
+    fn tokens(callers: &Callers) -> &TokenCache;
 }
 
 /// The secrets broker (`/v1/secrets`, `/v1/database/creds`): `api_auth.broker_audience`.
@@ -104,9 +106,11 @@ pub(crate) trait OwnApi: Send + Sync + 'static {
 pub(crate) struct BrokerApi;
 
 impl OwnApi for BrokerApi {
-    const NAME: &'static str = "broker";
     fn audience(config: &ApiAuthConfig) -> &str {
         &config.broker_audience
+    }
+    fn tokens(callers: &Callers) -> &TokenCache {
+        &callers.broker_tokens
     }
 }
 
@@ -115,9 +119,11 @@ impl OwnApi for BrokerApi {
 pub(crate) struct LinkKeysApi;
 
 impl OwnApi for LinkKeysApi {
-    const NAME: &'static str = "link_keys";
     fn audience(config: &ApiAuthConfig) -> &str {
         &config.link_keys_audience
+    }
+    fn tokens(callers: &Callers) -> &TokenCache {
+        &callers.link_key_tokens
     }
 }
 
@@ -336,7 +342,7 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, CallerError> {
 
 /// What a verified token says about its caller.
 #[derive(Debug)]
-struct Identity {
+pub(crate) struct Identity {
     client_id: String,
     subject: String,
     scopes: Vec<String>,
@@ -348,7 +354,7 @@ struct Identity {
 
 /// A verified token in the cache.
 #[derive(Debug)]
-struct Entry {
+pub(crate) struct Entry {
     identity: Identity,
     /// The key-ring version the token was verified against: a changed ring verifies again, so a
     /// key removed from the ring stops its tokens at once.
@@ -357,97 +363,27 @@ struct Entry {
     checked_at: AtomicI64,
 }
 
-const SHARDS: usize = 16;
-
-type Digest = [u8; 32];
-
-type Shard = RwLock<HashMap<Digest, Arc<Entry>>>;
-
-/// Verified tokens of the authority's own APIs, by SHA-256 of (API, token). Bounded: a full
-/// shard drops its expired entries, and everything when that is not enough.
-struct TokenCache {
-    shards: Box<[Shard]>,
-    per_shard: usize,
-}
-
-impl fmt::Debug for TokenCache {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenCache")
-            .field("per_shard", &self.per_shard)
-            .finish_non_exhaustive()
-    }
-}
-
-impl TokenCache {
-    /// A cache holding about `capacity` tokens.
-    fn new(capacity: u32) -> Self {
-        let capacity = usize::try_from(capacity).unwrap_or(usize::MAX).max(1);
-        Self {
-            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
-            per_shard: capacity.div_ceil(SHARDS),
-        }
-    }
-
-    fn shard(&self, digest: &Digest) -> &RwLock<HashMap<Digest, Arc<Entry>>> {
-        &self.shards[usize::from(digest[0]) % SHARDS]
-    }
-
-    fn get(&self, digest: &Digest) -> Option<Arc<Entry>> {
-        self.shard(digest)
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(digest)
-            .cloned()
-    }
-
-    fn insert(&self, digest: Digest, entry: Arc<Entry>, now: i64) {
-        let mut shard = self
-            .shard(&digest)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if shard.len() >= self.per_shard {
-            shard.retain(|_, e| e.identity.expires_at > now);
-            if shard.len() >= self.per_shard {
-                shard.clear();
-            }
-        }
-        shard.insert(digest, entry);
-    }
-
-    fn remove(&self, digest: &Digest) {
-        self.shard(digest)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(digest);
-    }
-}
-
-fn digest_of(api: &str, token: &str) -> Digest {
-    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
-    context.update(api.as_bytes());
-    context.update(&[0]);
-    context.update(token.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(context.finish().as_ref());
-    out
-}
+/// Verified tokens of one of the authority's own APIs: the core library's cache, which the
+/// middleware uses too. One per API, since a token verified for one audience says nothing of
+/// another.
+type TokenCache = VerifiedTokenCache<Arc<Entry>>;
 
 /// Verifies `token` for API `A` (from the cache when it was verified before) and checks the
 /// revocation list when due.
 async fn authenticate<A: OwnApi>(state: &Callers, token: &str) -> Result<Arc<Entry>, CallerError> {
     let now = state.clock.unix_seconds();
-    let digest = digest_of(A::NAME, token);
+    let key = TokenKey::of(token);
+    let cache = A::tokens(state);
     let ring_version = state.keys.snapshot().version();
-    let cached = state
-        .tokens
-        .get(&digest)
-        .filter(|e| e.identity.expires_at > now && e.ring_version == ring_version);
+    let cached = cache
+        .get(&key, now)
+        .filter(|e| e.ring_version == ring_version);
     let entry = match cached {
         Some(entry) => entry,
         None => {
             // `checked_at` starts unset, so the revocation list is asked before first use.
             let entry = Arc::new(verify::<A>(state, token)?);
-            state.tokens.insert(digest, entry.clone(), now);
+            cache.insert(&key, entry.clone(), entry.identity.expires_at, now);
             entry
         }
     };
@@ -469,7 +405,7 @@ async fn authenticate<A: OwnApi>(state: &Callers, token: &str) -> Result<Arc<Ent
         .await
         .map_err(|e| CallerError::new(CallerErrorKind::Unavailable, e.to_string()))?;
         if revoked {
-            state.tokens.remove(&digest);
+            cache.remove(&key);
             return Err(CallerError::new(
                 CallerErrorKind::Revoked,
                 "token is revoked",

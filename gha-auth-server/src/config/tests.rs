@@ -304,3 +304,50 @@ fn sessions_need_a_client_and_origins_written_as_browsers_send_them() {
         ["https://a.example", "https://b.example"]
     );
 }
+
+/// Credentials in any outbound URL are refused, whether or not a user name goes with the
+/// password (`https://:pw@host` was once accepted for Vault).
+#[test]
+fn credentials_in_every_outbound_url_are_refused() {
+    let epicor = |url: &str| {
+        format!(
+            "[link_keys.epicor.target]\nkind = \"epicor\"\nbase_url = \"{url}\"\ncompany = \"C\"\n\
+             credentials_vault_path = \"integrations/epicor\"\n\
+             [vault]\naddress = \"https://vault.example:8200\"\ntoken_file = \"t\"\n"
+        )
+    };
+    let webhook = |url: &str| {
+        format!(
+            "[link_keys.other.target]\nkind = \"webhook\"\nurl = \"{url}\"\nauth = \"bearer\"\n\
+             secret_file = \"s\"\n"
+        )
+    };
+    let vault = |url: &str| format!("[vault]\naddress = \"{url}\"\ntoken_file = \"t\"\n");
+    let alerts = |url: &str| format!("[alerts]\nwebhook_url = \"{url}\"\n");
+    let issuer = |url: &str| format!("issuer = \"{url}\"\n");
+    let cases: [(&dyn Fn(&str) -> String, &str, &str); 5] = [
+        (&vault, "vault.example:8200", "vault"),
+        (&epicor, "erp.example.com/EpicorERP", "link_keys"),
+        (&webhook, "hooks.example/link-key", "link_keys"),
+        (&alerts, "alerts.example/hook", "alerts.webhook_url"),
+        (&issuer, "auth.example", "issuer"),
+    ];
+    for (section, host, key) in cases {
+        assert!(
+            !problem_keys(&section(&format!("https://{host}"))).contains(&key.to_owned()),
+            "{key}: a plain https URL is fine"
+        );
+        for credentials in ["user:pw@", ":pw@", "user@"] {
+            let text = section(&format!("https://{credentials}{host}"));
+            let problems = Config::from_toml(&text).unwrap().problems();
+            let problem = problems
+                .iter()
+                .find(|p| p.key == key)
+                .unwrap_or_else(|| panic!("{key} with {credentials}: {problems:?}"));
+            assert!(
+                !problem.message.contains("pw"),
+                "{key}: the password is not repeated: {problem}"
+            );
+        }
+    }
+}

@@ -4,6 +4,8 @@
 
 use std::net::SocketAddr;
 
+use gha_auth::outbound::UrlPolicy;
+
 use super::{Config, KeyBackend};
 use crate::settings::{ConfigProblem, Problems};
 
@@ -62,30 +64,12 @@ fn check_issuer(config: &Config, out: &mut Problems) {
     let Some(issuer) = &config.issuer else {
         return;
     };
-    match url::Url::parse(issuer) {
-        Err(e) => out.push("issuer", format!("not a URL: {e}")),
-        Ok(url) => {
-            if url.query().is_some() || url.fragment().is_some() {
-                out.push("issuer", "must have no query or fragment (RFC 8414)");
-            }
-            if !url.username().is_empty() || url.password().is_some() {
-                out.push("issuer", "must not contain credentials");
-            }
-            match url.scheme() {
-                "https" => {}
-                "http" => {
-                    if !crate::settings::is_loopback_host(url.host()) && !config.allow_insecure_http
-                    {
-                        out.push(
-                            "issuer",
-                            "must be https unless it is a loopback address or \
-                             allow_insecure_http = true",
-                        );
-                    }
-                }
-                other => out.push("issuer", format!("scheme {other:?} is not http or https")),
-            }
-        }
+    // RFC 8414: no query or fragment; https unless loopback or allowed behind a TLS proxy.
+    if let Err(e) = UrlPolicy::new()
+        .allow_plain_http(config.allow_insecure_http)
+        .check(issuer)
+    {
+        out.push("issuer", e.to_string());
     }
 }
 

@@ -40,10 +40,8 @@ fn signing_keys(state: &SigningKeysCheck) -> ComponentHealth {
     let schedule = state.keys.schedule();
     let sync = state.keys.sync_health();
     let Some(active) = snapshot.signing_key(now) else {
-        return ComponentHealth::new(
-            HealthStatus::Unhealthy,
-            json!({"error": "no active signing key"}),
-        );
+        return ComponentHealth::new(HealthStatus::Unhealthy)
+            .with_details(json!({"error": "no active signing key"}));
     };
     let ring = snapshot.ring();
     let next_rotation = ring.next_rotation_at(now, schedule);
@@ -60,15 +58,12 @@ fn signing_keys(state: &SigningKeysCheck) -> ComponentHealth {
     } else {
         HealthStatus::Healthy
     };
-    ComponentHealth::new(
-        status,
-        json!({
-            "active_kid": active.kid(),
-            "published_keys": ring.jwks(now).keys.len(),
-            "next_rotation_at": next_rotation,
-            "last_sync": sync.last_success,
-            "last_error": sync.last_error,
-            "key_store": state.key_store,
-        }),
-    )
+    ComponentHealth::new(status).with_details(json!({
+        "active_kid": active.kid(),
+        "published_keys": ring.jwks(now).keys.len(),
+        "next_rotation_at": next_rotation,
+        "last_sync": sync.last_success,
+        "last_error": sync.last_error,
+        "key_store": state.key_store,
+    }))
 }

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use gha_auth::outbound::HttpClientBuilder;
 use serde::Serialize;
 
 /// What an alert says.
@@ -45,9 +46,8 @@ pub struct AlertWebhook {
 impl AlertWebhook {
     /// A webhook at `url`; each POST times out after `timeout`; `attempts` tries in all.
     pub fn new(url: url::Url, timeout: Duration, attempts: u32) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
+        let client = HttpClientBuilder::new("gha-auth-alerts")
             .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("alert webhook client: {e}"))?;
         Ok(Self {
@@ -63,7 +63,7 @@ impl AlertWebhook {
         tokio::spawn(async move {
             let delivered = this.deliver(&alert).await;
             let result = if delivered { "delivered" } else { "failed" };
-            metrics::counter!("gha_auth_link_key_alerts_total", "result" => result).increment(1);
+            metrics::counter!(ALERTS_METRIC, "result" => result).increment(1);
         });
     }
 
@@ -85,4 +85,15 @@ impl AlertWebhook {
         tracing::error!(name = %alert.name, event = alert.event, "alert could not be delivered");
         false
     }
+}
+
+/// Series: alerts posted to the webhook, by result.
+const ALERTS_METRIC: &str = "gha_auth_link_key_alerts_total";
+
+/// HELP text of the alerts' series.
+pub(crate) fn describe_metrics() {
+    metrics::describe_counter!(
+        ALERTS_METRIC,
+        "Rotation alerts posted to the webhook, by result"
+    );
 }

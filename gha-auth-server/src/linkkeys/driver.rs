@@ -484,7 +484,7 @@ impl Rotator {
             return Ok(());
         };
         step_metric(&self.name, Step::Promote, "success");
-        metrics::counter!("gha_auth_link_key_rotations_total", "name" => self.name.clone(),
+        metrics::counter!(ROTATIONS_METRIC, "name" => self.name.clone(),
             "reason" => rotation.reason.as_str())
         .increment(1);
         tracing::info!(name = %self.name, current = %promoted.current, previous = ?promoted.previous,
@@ -529,7 +529,7 @@ impl Rotator {
         };
         let id = previous.id.clone();
         if self.save(|s| machine::retire(s, &id)).await?.is_some() {
-            metrics::counter!("gha_auth_link_key_retirements_total", "name" => self.name.clone(),
+            metrics::counter!(RETIREMENTS_METRIC, "name" => self.name.clone(),
                 "reason" => reason.as_str())
             .increment(1);
             tracing::info!(name = %self.name, key_id = %id, reason = reason.as_str(), "previous link key retired");
@@ -570,19 +570,18 @@ impl Rotator {
 }
 
 fn step_metric(name: &str, step: Step, result: &'static str) {
-    metrics::counter!("gha_auth_link_key_rotation_steps_total", "name" => name.to_owned(),
+    metrics::counter!(STEPS_METRIC, "name" => name.to_owned(),
         "step" => step.as_str(), "result" => result)
     .increment(1);
 }
 
 fn publish_gauges(name: &str, state: &LinkKeyState, now: DateTime<Utc>) {
     let failures = state.rotation.as_ref().map_or(0, |r| r.failures);
-    metrics::gauge!("gha_auth_link_key_rotation_failures", "name" => name.to_owned())
-        .set(f64::from(failures));
+    metrics::gauge!(FAILURES_METRIC, "name" => name.to_owned()).set(f64::from(failures));
     if let Some(current) = &state.current {
         let since = state.last_rotated_at.unwrap_or(current.created_at);
         let age = (now - since).num_seconds().max(0) as f64;
-        metrics::gauge!("gha_auth_link_key_age_seconds", "name" => name.to_owned()).set(age);
+        metrics::gauge!(AGE_METRIC, "name" => name.to_owned()).set(age);
     }
 }
 
@@ -598,4 +597,38 @@ pub(crate) fn new_rotation_id(now: DateTime<Utc>) -> Result<String, String> {
         now.format("%Y%m%dT%H%M%SZ"),
         hex::encode(random)
     ))
+}
+
+/// Series: retirements of PREVIOUS, by link key and reason.
+const RETIREMENTS_METRIC: &str = "gha_auth_link_key_retirements_total";
+/// Series: rotation steps, by link key, step and result.
+const STEPS_METRIC: &str = "gha_auth_link_key_rotation_steps_total";
+/// Series: completed rotations, by link key and reason.
+const ROTATIONS_METRIC: &str = "gha_auth_link_key_rotations_total";
+/// Series: age of each link key's CURRENT.
+const AGE_METRIC: &str = "gha_auth_link_key_age_seconds";
+/// Series: consecutive failures of the rotation in progress, by link key.
+const FAILURES_METRIC: &str = "gha_auth_link_key_rotation_failures";
+
+/// HELP text of the link keys' series.
+pub(crate) fn describe_metrics() {
+    metrics::describe_counter!(
+        RETIREMENTS_METRIC,
+        "Previous link keys retired, by link key and reason"
+    );
+    metrics::describe_counter!(
+        STEPS_METRIC,
+        "Link-key rotation steps attempted, by link key, step and result"
+    );
+    metrics::describe_counter!(ROTATIONS_METRIC, "Link-key rotations completed");
+    metrics::describe_gauge!(
+        AGE_METRIC,
+        metrics::Unit::Seconds,
+        "Age of each link key's current key"
+    );
+    metrics::describe_gauge!(
+        FAILURES_METRIC,
+        "Consecutive failures of the link-key rotation in progress"
+    );
+    super::alert::describe_metrics();
 }

@@ -1,5 +1,5 @@
 //! Link keys: the static `x-api-key` an integration (Epicor first) sends, rotated on a schedule
-//! without a rejected call (BRIEF §7, issue 7).
+//! without a rejected call.
 //!
 //! - [`model`]: the stored state (CURRENT / PENDING / PREVIOUS, the rotation in progress) and the
 //!   digest list validators are served;

@@ -109,7 +109,7 @@ impl RotationReason {
     }
 }
 
-/// The next step a rotation has to take (BRIEF §7). Retirement of PREVIOUS happens outside a
+/// The next step a rotation has to take. Retirement of PREVIOUS happens outside a
 /// rotation (see [`crate::linkkeys::machine`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -184,7 +184,7 @@ impl HealthCheck for LinkKeys {
             worst = worst.max(status);
             keys.insert(name.clone(), detail);
         }
-        ComponentHealth::new(worst, json!({ "keys": keys }))
+        ComponentHealth::new(worst).with_details(json!({ "keys": keys }))
     }
 }
 

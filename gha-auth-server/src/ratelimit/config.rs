@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use crate::settings::{Duration, Problems};
 
-/// Abuse limits on the token endpoint (BRIEF §4). A rate of 0 disables that limit.
+/// Abuse limits on the token endpoint. A rate of 0 disables that limit.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]

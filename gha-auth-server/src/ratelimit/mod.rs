@@ -1,4 +1,4 @@
-//! Abuse limits on the token endpoint (BRIEF §4): a request rate per source address and per
+//! Abuse limits on the token endpoint: a request rate per source address and per
 //! authenticated client (GCRA token buckets, `governor`), and an exponential backoff after failed
 //! client authentication, per (client, source) pair and per source.
 //!

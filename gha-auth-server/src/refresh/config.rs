@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use crate::settings::{Duration, Problems};
 
-/// Rotating refresh tokens (BRIEF §4).
+/// Rotating refresh tokens.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]

@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use crate::settings::{Duration, Problems};
 
-/// The revocation feed verifiers poll (BRIEF §4).
+/// The revocation feed verifiers poll.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]

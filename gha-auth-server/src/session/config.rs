@@ -72,7 +72,13 @@ pub(crate) fn origin_problem(origin: &str) -> Option<String> {
     match url.scheme() {
         "https" => None,
         // The session cookie is `Secure`: browsers keep it over plain http only on loopback.
-        "http" if crate::settings::is_loopback_host(url.host()) => None,
+        "http"
+            if url
+                .host()
+                .is_some_and(|host| gha_auth::outbound::is_loopback(&host)) =>
+        {
+            None
+        }
         _ => Some(format!(
             "{origin:?} must be https (plain http only for loopback pages)"
         )),

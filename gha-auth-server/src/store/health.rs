@@ -25,20 +25,14 @@ async fn check(store: &Store) -> ComponentHealth {
     let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let backend = store.backend().name();
     match result {
-        Ok(Ok(())) => ComponentHealth::new(
-            HealthStatus::Healthy,
-            json!({"backend": backend, "duration_ms": millis}),
-        ),
+        Ok(Ok(())) => ComponentHealth::new(HealthStatus::Healthy)
+            .with_details(json!({"backend": backend, "duration_ms": millis})),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "health: store ping failed");
-            ComponentHealth::new(
-                HealthStatus::Unhealthy,
-                json!({"backend": backend, "error": "store unreachable"}),
-            )
+            ComponentHealth::new(HealthStatus::Unhealthy)
+                .with_details(json!({"backend": backend, "error": "store unreachable"}))
         }
-        Err(_) => ComponentHealth::new(
-            HealthStatus::Unhealthy,
-            json!({"backend": backend, "error": "store timed out"}),
-        ),
+        Err(_) => ComponentHealth::new(HealthStatus::Unhealthy)
+            .with_details(json!({"backend": backend, "error": "store timed out"})),
     }
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use chrono::TimeDelta;
 use gha_auth::SharedClock;
+use gha_auth::outbound::{ClientError, HttpClientBuilder, UrlPolicy};
 use url::Url;
 
 use super::TargetError;
@@ -43,72 +44,29 @@ impl HttpSettings {
     }
 }
 
-/// Parses a target URL: https, or http to a loopback host (tests, a local proxy). URLs with
-/// credentials are refused: credentials come from the secret store.
+/// Parses a target URL by the outbound-URL policy: https, or http to a loopback host (tests, a
+/// local proxy); no credentials (they come from the secret store) and no query (it could carry a
+/// key), so the URL is safe to show.
 pub(crate) fn check_url(text: &str) -> Result<Url, TargetError> {
-    let url = Url::parse(text).map_err(|e| {
-        // Unparsed, it could hold credentials: do not echo it.
-        TargetError::Config(format!("target URL does not parse: {e}"))
-    })?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(TargetError::Config(
-            "target URL must not contain credentials".into(),
-        ));
-    }
-    // Before anything echoes the URL: a query could carry a key (`?api-key=`).
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(TargetError::Config(
-            "target URL must have no query or fragment".into(),
-        ));
-    }
-    match url.scheme() {
-        "https" => {}
-        "http" => {
-            let loopback = match url.host() {
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-                None => false,
-            };
-            if !loopback {
-                return Err(TargetError::Config(format!(
-                    "target URL {url} must be https (plain http only to loopback)"
-                )));
-            }
-        }
-        _ => {
-            return Err(TargetError::Config(format!(
-                "target URL {url} must be https"
-            )));
-        }
-    }
-    Ok(url)
+    UrlPolicy::new()
+        .check(text)
+        .map_err(|e| TargetError::Config(format!("target URL: {e}")))
 }
 
-/// A rustls client with the settings' timeouts, no redirects (a redirect would move the
-/// credentials to another host), and `ca_file` as an extra trust anchor.
+/// The shared outbound client with the settings' timeouts (no redirects: one would move the
+/// credentials to another host) and `ca_file` as an extra trust anchor.
 pub(crate) fn client(
     settings: &HttpSettings,
     ca_file: Option<&Path>,
 ) -> Result<reqwest::Client, TargetError> {
-    let mut builder = reqwest::Client::builder()
-        .use_rustls_tls()
+    let config = |e: ClientError| TargetError::Config(format!("HTTP client: {e}"));
+    let mut builder = HttpClientBuilder::new("gha-auth")
         .timeout(settings.request_timeout.as_std())
-        .connect_timeout(settings.connect_timeout.as_std())
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("gha-auth/", env!("CARGO_PKG_VERSION")));
+        .connect_timeout(settings.connect_timeout.as_std());
     if let Some(path) = ca_file {
-        let pem = std::fs::read(path)
-            .map_err(|e| TargetError::Config(format!("CA file {}: {e}", path.display())))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| TargetError::Config(format!("CA file {}: {e}", path.display())))?;
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
+        builder = builder.ca_file(path).map_err(config)?;
     }
-    builder
-        .build()
-        .map_err(|e| TargetError::Config(format!("HTTP client: {e}")))
+    builder.build().map_err(config)
 }
 
 /// An answer: status and body (read up to [`MAX_BODY`]).

@@ -115,6 +115,17 @@ pub enum TargetConfig {
     Webhook(WebhookTargetConfig),
 }
 
+impl TargetConfig {
+    /// Checks the target's URLs by the outbound-URL policy (without calling the target).
+    pub fn check_urls(&self) -> Result<(), TargetError> {
+        let url = match self {
+            TargetConfig::Epicor(epicor) => &epicor.base_url,
+            TargetConfig::Webhook(webhook) => &webhook.url,
+        };
+        http::check_url(url).map(|_| ())
+    }
+}
+
 /// Which column of the Epicor User Code (`Ice.UDCodes`) holds the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -1,4 +1,4 @@
-//! The built-in user store (issue 5): Argon2id password hashes, tenant, roles and a disabled
+//! The built-in user store: Argon2id password hashes, tenant, roles and a disabled
 //! flag, and login backoff per user and per source address.
 //!
 //! - Passwords are hashed with Argon2id at the cost in `[users]` (see

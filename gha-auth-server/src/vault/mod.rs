@@ -117,25 +117,22 @@ fn vault_health(session: &VaultSession, keys_in_vault: bool) -> ComponentHealth 
         VaultHealth::Unhealthy | VaultHealth::Stopped if keys_in_vault => HealthStatus::Unhealthy,
         _ => HealthStatus::Degraded,
     };
-    ComponentHealth::new(
-        level,
-        json!({
-            "address": session.connection().address(),
-            "auth_method": status.method,
-            "health": status.health,
-            "token_ttl_remaining_seconds": status.token_ttl_remaining.map(|d| d.as_secs()),
-            "token_expires_at": status.token_expires_at,
-            "logins": status.logins,
-            "relogins": status.relogins,
-            "renewals": status.renewals,
-            "login_failures": status.login_failures,
-            "renewal_failures": status.renewal_failures,
-            "consecutive_failures": status.consecutive_failures,
-            "last_login_at": status.last_login_at,
-            "last_error": status.last_error,
-            "last_error_at": status.last_error_at,
-            "next_step": status.next_step,
-            "holds_signing_keys": keys_in_vault,
-        }),
-    )
+    ComponentHealth::new(level).with_details(json!({
+        "address": session.connection().address(),
+        "auth_method": status.method,
+        "health": status.health,
+        "token_ttl_remaining_seconds": status.token_ttl_remaining.map(|d| d.as_secs()),
+        "token_expires_at": status.token_expires_at,
+        "logins": status.logins,
+        "relogins": status.relogins,
+        "renewals": status.renewals,
+        "login_failures": status.login_failures,
+        "renewal_failures": status.renewal_failures,
+        "consecutive_failures": status.consecutive_failures,
+        "last_login_at": status.last_login_at,
+        "last_error": status.last_error,
+        "last_error_at": status.last_error_at,
+        "next_step": status.next_step,
+        "holds_signing_keys": keys_in_vault,
+    }))
 }

@@ -1,4 +1,4 @@
-//! The token authority (issue 3) end to end: `gha-auth-server` running in-process on
+//! The token authority end to end: `gha-auth-server` running in-process on
 //! 127.0.0.1:0 with a manual clock, on SQLite and on PostgreSQL, driven over real HTTP.
 //!
 //! Every test runs on both stores; PostgreSQL databases come from `gha-auth-testkit`.

@@ -1,4 +1,4 @@
-//! The token authority with Vault (issue 3): signing keys in a real OpenBao's KV v2 shared by two
+//! The token authority with Vault: signing keys in a real OpenBao's KV v2 shared by two
 //! replicas on one PostgreSQL, rotating at the same instant; and interop with software nobody
 //! here wrote: OpenBao's JWT auth method verifies a token this service issued, with the keys it
 //! fetches from our JWKS URL.

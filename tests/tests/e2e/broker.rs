@@ -1,4 +1,4 @@
-//! The secrets broker (issue 6, server half) against a real OpenBao, the real PostgreSQL and a
+//! The secrets broker (server half) against a real OpenBao, the real PostgreSQL and a
 //! private PostgreSQL cluster with password authentication: reads from Vault KV v2 with version
 //! and max_age, default deny with an audit row, the wrong audience, the local store on embedded
 //! defaults (CLI put, then GET), Vault unreachable (stale, then 503, then recovery without a

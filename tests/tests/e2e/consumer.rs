@@ -1,4 +1,4 @@
-//! The consumer side of the broker (issue 6): the token keeper against the real token endpoint
+//! The consumer side of the broker: the token keeper against the real token endpoint
 //! of an in-process authority.
 
 use std::sync::Arc;

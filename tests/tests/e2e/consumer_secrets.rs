@@ -1,4 +1,4 @@
-//! The consumer half of the secrets broker (issue 6): `SecretsClient`, examples/db-consumer and
+//! The consumer half of the secrets broker: `SecretsClient`, examples/db-consumer and
 //! `gha-auth agent`, against an in-process authority whose broker reads a real OpenBao (KV v2,
 //! database engine) and a private PostgreSQL cluster that checks passwords.
 

@@ -1,4 +1,4 @@
-//! The Epicor link end to end (issue 7): the real server rotates the link key into the fake
+//! The Epicor link end to end: the real server rotates the link key into the fake
 //! Epicor (REST v2 `UserCodesSvc`, the one fake, see `gha_auth_testkit::FakeEpicor`), whose data
 //! directive posts job updates to the real field-service example, which validates the key with
 //! the middleware's HTTP link-key source reading `GET /v1/link-keys/epicor`.

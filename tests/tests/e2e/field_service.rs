@@ -1,4 +1,4 @@
-//! The field-service example (issue 4) accepting tokens minted by the real authority: the
+//! The field-service example accepting tokens minted by the real authority: the
 //! authority runs in-process on 127.0.0.1:0, the example fetches its JWKS over HTTP, and a
 //! service client calls the jobs API with a `client_credentials` token.
 

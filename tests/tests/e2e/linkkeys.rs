@@ -1,4 +1,4 @@
-//! Link-key rotation (issue 7) against a real OpenBao and a real PostgreSQL: a crash after every
+//! Link-key rotation against a real OpenBao and a real PostgreSQL: a crash after every
 //! step resumes and completes, two replicas on one schedule rotate once per tick, a failing
 //! target leaves CURRENT alone and alerts until it recovers, and the validators' endpoints.
 //!

@@ -1,4 +1,4 @@
-//! The mobile-client example (issue 5) against the real authority and the field-service
+//! The mobile-client example against the real authority and the field-service
 //! example, with a proxy in front of the authority that loses the first refresh response (the
 //! request reaches the authority and is answered; the answer never reaches the app).
 

@@ -1,4 +1,4 @@
-//! Revocation reaching every API (issue 5): a token revoked at the real authority (RFC 7009,
+//! Revocation reaching every API: a token revoked at the real authority (RFC 7009,
 //! or by disabling its client) is refused by the field-service example once its middleware has
 //! polled the signed feed `GET /v1/revocations`, and the example calls the authority only on
 //! its poll schedule, never per request (counted at the authority through its `/metrics`).

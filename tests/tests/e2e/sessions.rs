@@ -1,4 +1,4 @@
-//! Browser sessions (`/session/*`, issue 5) over real HTTP, on SQLite and PostgreSQL, with two
+//! Browser sessions (`/session/*`) over real HTTP, on SQLite and PostgreSQL, with two
 //! replicas on one store: login, refresh, the grace window, replay, replicas, restarts, logout,
 //! the CSRF defence and CORS. The cookie is handled by hand here so every attribute is checked;
 //! the browser itself drives the page in `web_portal.rs`.

@@ -1,4 +1,4 @@
-//! Token exchange (RFC 8693, issue 5) end to end against the real authority over HTTP: a
+//! Token exchange (RFC 8693) end to end against the real authority over HTTP: a
 //! legacy static API key imported by an operator, and an access token, each exchanged for a
 //! short-lived token narrowed to the requested audience and scopes with `act` naming the
 //! requesting client; wrong keys, widened scopes and revoked subject tokens refused.

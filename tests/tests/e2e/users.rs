@@ -1,4 +1,4 @@
-//! Users, the password grant, rotating refresh tokens, revocation and introspection (issue 5)
+//! Users, the password grant, rotating refresh tokens, revocation and introspection
 //! end to end: the server in-process with a manual clock, on SQLite and on PostgreSQL, over
 //! real HTTP. Two replicas share one store (the same SQLite file, or one PostgreSQL database).
 
