@@ -154,6 +154,7 @@
   }
 
   async function loadJobs() {
+    say("");
     $("jobs-summary").textContent = "Loading…";
     try {
       const response = await api("/jobs");
@@ -178,7 +179,6 @@
   async function signedIn(user) {
     mark.set(user);
     show("signed-in", user);
-    say("");
     await loadJobs();
   }
 
