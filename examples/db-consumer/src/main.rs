@@ -82,9 +82,35 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("listen on {}", cli.listen))?;
     tracing::info!(listen = %cli.listen, role = %cli.role, "db-consumer ready");
     axum::serve(listener, app(pool))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown_signal())
         .await?;
+    tracing::info!("db-consumer stopped");
     Ok(())
+}
+
+/// Resolves on SIGTERM (what Kubernetes and a managed restart send) or Ctrl-C (SIGINT). The
+/// server then stops accepting connections and finishes the requests in flight.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; stop with Ctrl-C");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let signal = tokio::select! {
+        () = terminate => "SIGTERM",
+        () = interrupt => "SIGINT",
+    };
+    tracing::info!(signal, "stopping: finishing the requests in flight");
 }

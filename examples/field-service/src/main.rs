@@ -182,11 +182,10 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("listen on {}", cli.listen))?;
     tracing::info!(listen = %cli.listen, audience = %cli.audience, "field-service ready");
     axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown_signal())
         .await
         .context("server")?;
+    tracing::info!("field-service stopped");
     Ok(())
 }
 
@@ -206,4 +205,31 @@ fn read_secret_file(path: &Path) -> anyhow::Result<SecretString> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("secret file {}", path.display()))?;
     Ok(SecretString::from(text.trim()))
+}
+
+/// Resolves on SIGTERM (what Kubernetes and a managed restart send) or Ctrl-C (SIGINT). The
+/// server then stops accepting connections and finishes the requests in flight.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; stop with Ctrl-C");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let signal = tokio::select! {
+        () = terminate => "SIGTERM",
+        () = interrupt => "SIGINT",
+    };
+    tracing::info!(signal, "stopping: finishing the requests in flight");
 }

@@ -1,21 +1,9 @@
 //! mobile-client: the MFS mobile app's token flow from the command line.
 //!
 //! Logs in with the password grant, lists jobs from the field-service API, refreshes (sending
-//! the same refresh request again if a response is lost) and lists jobs with the new token.
-//!
-//! ```text
-//! # the authority, with the app's public client and a user
-//! gha-auth clients add mfs-mobile --grant password --grant refresh_token --scope jobs:read \
-//!     --audience field-service --tenant acme --first-party --public
-//! gha-auth users add alice --tenant acme        # prompts for the password
-//! gha-auth serve
-//! # the API
-//! cargo run --release -p field-service -- --authority http://127.0.0.1:8700 --listen 127.0.0.1:8080
-//! # the app
-//! printf '%s' 'the password' > /tmp/alice.pw
-//! cargo run --release -p mobile-client -- --authority http://127.0.0.1:8700 \
-//!     --api http://127.0.0.1:8080 --username alice --password-file /tmp/alice.pw
-//! ```
+//! the same refresh request again if a response is lost) and lists jobs with the new token;
+//! prints a summary without tokens. `README.md` has the commands to register the app's client
+//! and a user and to run it.
 
 use std::path::PathBuf;
 

@@ -1,25 +1,10 @@
-//! web-portal: a static page that logs in through gha-auth browser sessions and lists jobs from
+//! web-portal: a web page that signs in through gha-auth browser sessions and lists jobs from
 //! the field-service API.
 //!
-//! The authority must have sessions on for this page's origin, and the API must allow it CORS:
-//!
-//! ```text
-//! # the authority: a first-party public client for the portal, a user, sessions on
-//! gha-auth clients add web-portal --grant password --grant refresh_token --scope jobs:read \
-//!     --audience field-service --tenant acme --first-party --public
-//! gha-auth users add alice --tenant acme
-//! GHA_AUTH_SESSION_CLIENT_ID=web-portal GHA_AUTH_SESSION_ALLOWED_ORIGINS=http://127.0.0.1:8090 \
-//!     gha-auth serve
-//! # the API, allowing the portal's origin
-//! cargo run --release -p field-service -- --authority http://127.0.0.1:8700 \
-//!     --listen 127.0.0.1:8080 --cors-origin http://127.0.0.1:8090
-//! # the portal; open http://127.0.0.1:8090 in a browser
-//! cargo run --release -p web-portal -- --authority http://127.0.0.1:8700 \
-//!     --api http://127.0.0.1:8080 --listen 127.0.0.1:8090
-//! ```
-//!
-//! Plain http works for loopback only: the session cookie is `Secure`, which browsers accept
-//! over http from `localhost`/`127.0.0.1` alone. Anywhere else, serve everything over https.
+//! The authority must have sessions on for this page's origin (`[session] client_id` and
+//! `allowed_origins`) and the API must allow that origin (field-service `--cors-origin`);
+//! `README.md` has the commands. Plain http works for loopback only: the session cookie is
+//! `Secure`, which browsers accept over http from `localhost`/`127.0.0.1` alone.
 
 use std::net::SocketAddr;
 
@@ -57,10 +42,36 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("listen on {}", cli.listen))?;
     tracing::info!(listen = %cli.listen, authority = %cli.authority, api = %cli.api, "web-portal ready");
     axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown_signal())
         .await
         .context("server")?;
+    tracing::info!("web-portal stopped");
     Ok(())
+}
+
+/// Resolves on SIGTERM (what Kubernetes and a managed restart send) or Ctrl-C (SIGINT). The
+/// server then stops accepting connections and finishes the requests in flight.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; stop with Ctrl-C");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let signal = tokio::select! {
+        () = terminate => "SIGTERM",
+        () = interrupt => "SIGINT",
+    };
+    tracing::info!(signal, "stopping: finishing the requests in flight");
 }

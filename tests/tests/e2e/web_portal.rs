@@ -1,9 +1,13 @@
 //! The web-portal example in a real headless browser (Debian's `chromium`, driven by
-//! `web_portal.js` through playwright-core): log in, see the jobs, resume after a reload, a
-//! page on a foreign origin cannot use the session, log out. The cookie's attributes are read
-//! from the browser itself.
+//! `web_portal.js` through playwright-core), as a phone (390x844) and a desktop (1280x800):
+//! a first visit is quiet (no session call, no console error), the layout fits the phone, a
+//! wrong password is announced, signing in names the user, a lost session says so, the
+//! keyboard alone signs in, the page resumes after a reload, a page on a foreign origin cannot
+//! use the session, signing out ends it. axe-core checks every state; the cookie's attributes
+//! are read from the browser itself. Screenshots of each state are written to
+//! `target/tmp/web_portal/` (their paths are printed).
 //!
-//! Needs `chromium` (or `GHA_AUTH_CHROMIUM`), `node`, and playwright-core in
+//! Needs `chromium` (or `GHA_AUTH_CHROMIUM`), `node`, and playwright-core and axe-core in
 //! `<workspace>/.tools/node/node_modules` (or `GHA_AUTH_NODE_MODULES`); `scripts/test` installs
 //! them. The test fails, not skips, when they are missing.
 
@@ -46,11 +50,13 @@ fn tools() -> (PathBuf, PathBuf, PathBuf) {
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/node/node_modules")
         });
-    assert!(
-        modules.join("playwright-core").is_dir(),
-        "playwright-core is missing in {}: run scripts/test (it installs it into .tools/node) or set GHA_AUTH_NODE_MODULES",
-        modules.display()
-    );
+    for package in ["playwright-core", "axe-core"] {
+        assert!(
+            modules.join(package).is_dir(),
+            "{package} is missing in {}: run scripts/test (it installs it into .tools/node) or set GHA_AUTH_NODE_MODULES",
+            modules.display()
+        );
+    }
     (chromium, node, modules)
 }
 
@@ -97,6 +103,8 @@ async fn web_portal_logs_in_lists_jobs_and_logs_out_in_headless_chromium() {
     .await;
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/web_portal.js");
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web_portal");
+    std::fs::create_dir_all(&artifacts).unwrap();
     let run = tokio::process::Command::new(&node)
         .arg(&script)
         .env("NODE_PATH", &modules)
@@ -106,6 +114,7 @@ async fn web_portal_logs_in_lists_jobs_and_logs_out_in_headless_chromium() {
         .env("AUTHORITY_URL", &authority)
         .env("PORTAL_USER", "alice")
         .env("PORTAL_PASSWORD", USER_PASSWORD)
+        .env("ARTIFACTS_DIR", &artifacts)
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(Duration::from_secs(300), run)
@@ -116,66 +125,19 @@ async fn web_portal_logs_in_lists_jobs_and_logs_out_in_headless_chromium() {
     assert!(output.status.success(), "web_portal.js failed: {stderr}");
     let seen: Value = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    for shot in seen["screenshots"].as_array().unwrap() {
+        eprintln!("screenshot: {}", shot.as_str().unwrap());
+    }
+    assert_eq!(seen["screenshots"].as_array().unwrap().len(), 6, "{seen}");
 
-    // Logged in, jobs listed.
-    assert_eq!(seen["status_before_login"], "Please log in", "{seen}");
-    let job = format!("{JOB_TITLE} (open)");
-    assert_eq!(seen["jobs"], serde_json::json!([job]), "{seen}");
-    assert_eq!(seen["status_logged_in"], "Logged in: 1 job(s)");
+    check_phone(&seen["phone"]);
+    check_desktop_session(&seen["desktop"]);
 
-    // The cookie as the browser holds it: __Host-, HttpOnly, Secure, SameSite=Strict, Path=/,
-    // host-only for the authority, and the refresh token in it.
-    let cookie = session_cookie(&seen["cookies_after_login"]);
-    assert_eq!(cookie["httpOnly"], true, "{cookie:?}");
-    assert_eq!(cookie["secure"], true, "{cookie:?}");
-    assert_eq!(cookie["sameSite"], "Strict", "{cookie:?}");
-    assert_eq!(cookie["path"], "/");
-    assert_eq!(cookie["domain"], "127.0.0.1");
-    assert!(
-        cookie["expires"].as_f64().unwrap() > 0.0,
-        "a persistent cookie"
-    );
-    let first = cookie["value"].as_str().unwrap().to_owned();
-    assert!(first.starts_with("ghar_"));
-    // The page's scripts see no token anywhere.
-    assert_eq!(
-        seen["page_storage"],
-        serde_json::json!({"document_cookie": "", "local_storage": 0, "session_storage": 0})
-    );
-
-    // A reload resumes the session through /session/refresh: the cookie rotated.
-    assert_eq!(seen["jobs_after_reload"], serde_json::json!([job]));
-    let reloaded = session_cookie(&seen["cookies_after_reload"])["value"]
+    // After logout the family is revoked at the authority: the last cookie is refused.
+    let resumed = session_cookie(&seen["desktop"]["cookies_after_second_reload"])["value"]
         .as_str()
         .unwrap()
         .to_owned();
-    assert_ne!(reloaded, first, "refresh rotated the cookie");
-
-    // The foreign page: the preflighted request is blocked by the browser, the simple one is
-    // refused by the authority (audited below); the session is untouched and still works.
-    let cross = &seen["cross_origin"];
-    assert!(
-        cross["with_header"]["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("TypeError")),
-        "{cross}"
-    );
-    assert_eq!(cross["simple"]["type"], "opaque", "{cross}");
-    assert_eq!(
-        session_cookie(&seen["cookies_after_cross_origin"])["value"],
-        reloaded.as_str()
-    );
-    let resumed = session_cookie(&seen["cookies_after_second_reload"])["value"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_ne!(resumed, reloaded);
-
-    // Logged out: the page forgot everything, the browser dropped the cookie, and the family is
-    // revoked at the authority.
-    assert_eq!(seen["status_after_logout"], "Logged out");
-    assert_eq!(seen["jobs_after_logout"], 0);
-    assert_eq!(seen["cookies_after_logout"], serde_json::json!([]));
     let replay = reqwest::Client::new()
         .post(format!("{authority}/session/refresh"))
         .header("origin", &portal)
@@ -188,7 +150,8 @@ async fn web_portal_logs_in_lists_jobs_and_logs_out_in_headless_chromium() {
 
     let audit = stack.audit().await;
     let count = |kind: &str| audit.iter().filter(|(k, _)| k == kind).count();
-    assert_eq!(count("session.started"), 1, "{audit:?}");
+    // The phone's session and the desktop's; only the desktop signs out.
+    assert_eq!(count("session.started"), 2, "{audit:?}");
     assert_eq!(count("session.ended"), 1, "{audit:?}");
     assert_eq!(count("refresh.reuse_detected"), 0, "{audit:?}");
     assert!(
@@ -198,4 +161,168 @@ async fn web_portal_logs_in_lists_jobs_and_logs_out_in_headless_chromium() {
         "the foreign page's simple request reached the authority and was refused: {audit:?}"
     );
     stack.authority.shutdown().await.unwrap();
+}
+
+/// The accessibility problems axe-core rates serious or critical (the moderate ones are
+/// printed, not fatal).
+fn check_axe(state: &str, audit: &Value) {
+    assert!(
+        audit["passes"].as_u64().unwrap() > 10,
+        "axe-core ran its rules: {audit}"
+    );
+    let violations = audit["violations"].as_array().unwrap();
+    for violation in violations {
+        eprintln!("axe ({state}): {violation}");
+    }
+    let severe: Vec<&Value> = violations
+        .iter()
+        .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+        .collect();
+    assert!(severe.is_empty(), "axe-core, {state}: {severe:?}");
+}
+
+/// A first visit asks nothing of the authority and the console stays clean.
+fn check_fresh_load(load: &Value) {
+    assert_eq!(load["console"], serde_json::json!([]), "{load}");
+    let requests = load["requests"].as_array().unwrap();
+    assert!(!requests.is_empty(), "{load}");
+    assert!(
+        requests
+            .iter()
+            .all(|r| !r.as_str().unwrap().contains("/session/")),
+        "no session call without a started session: {load}"
+    );
+}
+
+/// The phone (390x844, mobile viewport rules): layout, touch target, the error and signed-in
+/// states, and a session that disappeared.
+fn check_phone(phone: &Value) {
+    check_fresh_load(&phone["fresh_load"]);
+    let layout = &phone["layout"];
+    assert_eq!(
+        layout["client_width"], 390,
+        "the viewport meta tag lays the page out at the device width: {layout}"
+    );
+    assert!(
+        layout["scroll_width"].as_f64().unwrap() <= 390.0,
+        "nothing scrolls sideways: {layout}"
+    );
+    let button = &layout["login_button"];
+    assert!(button["height"].as_f64().unwrap() >= 44.0, "{layout}");
+    assert!(button["width"].as_f64().unwrap() >= 44.0, "{layout}");
+    assert!(
+        layout["input_font_px"].as_f64().unwrap() >= 16.0,
+        "{layout}"
+    );
+    check_axe("phone, signed out", &phone["axe_signed_out"]);
+
+    let error = &phone["error"];
+    assert_eq!(error["role"], "alert", "{error}");
+    assert_eq!(
+        error["text"], "Sign-in failed: the username or password is wrong",
+        "{error}"
+    );
+    assert_eq!(error["visible"], true);
+    assert_eq!(error["view"], "signed-out");
+    assert_eq!(error["invalid"], serde_json::json!(["true", "true"]));
+    assert_eq!(error["focused"], "password");
+    check_axe("phone, error", &phone["axe_error"]);
+
+    assert_eq!(phone["who"], "Signed in as alice", "{phone}");
+    assert_eq!(phone["jobs"], serde_json::json!([JOB_TITLE]));
+    check_axe("phone, signed in", &phone["axe_signed_in"]);
+
+    let ended = &phone["ended"];
+    assert_eq!(ended["view"], "signed-out", "{ended}");
+    assert_eq!(
+        ended["status"],
+        "Your session has ended. Please sign in again."
+    );
+    assert_eq!(ended["remembered"], 0, "the mark is gone with the session");
+}
+
+/// The desktop (1280x800): keyboard sign-in, the cookie as the browser holds it, resume, a
+/// foreign origin, sign out.
+fn check_desktop_session(desktop: &Value) {
+    check_fresh_load(&desktop["fresh_load"]);
+    assert_eq!(desktop["client_width"], 1280);
+    check_axe("desktop, signed out", &desktop["axe_signed_out"]);
+    assert_eq!(desktop["first_focus"], "username", "{desktop}");
+    let focus = &desktop["button_focus"];
+    assert_eq!(focus["id"], "login");
+    assert!(
+        focus["outline"].as_str().unwrap().starts_with("solid 3px"),
+        "a visible focus ring: {focus}"
+    );
+    assert_eq!(desktop["who"], "Signed in as alice", "{desktop}");
+    assert_eq!(desktop["focus_after_login"], "jobs-title");
+    assert_eq!(desktop["jobs"], serde_json::json!([JOB_TITLE]));
+    assert_eq!(desktop["badges"], serde_json::json!(["open"]));
+    assert!(
+        desktop["jobs_summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 job, updated "),
+        "{desktop}"
+    );
+    check_axe("desktop, signed in", &desktop["axe_signed_in"]);
+
+    // The cookie as the browser holds it: __Host-, HttpOnly, Secure, SameSite=Strict, Path=/,
+    // host-only for the authority, and the refresh token in it.
+    let cookie = session_cookie(&desktop["cookies_after_login"]);
+    assert_eq!(cookie["httpOnly"], true, "{cookie:?}");
+    assert_eq!(cookie["secure"], true, "{cookie:?}");
+    assert_eq!(cookie["sameSite"], "Strict", "{cookie:?}");
+    assert_eq!(cookie["path"], "/");
+    assert_eq!(cookie["domain"], "127.0.0.1");
+    assert!(
+        cookie["expires"].as_f64().unwrap() > 0.0,
+        "a persistent cookie"
+    );
+    let first = cookie["value"].as_str().unwrap().to_owned();
+    assert!(first.starts_with("ghar_"));
+    // The page's scripts see no token anywhere; storage holds only the mark with the name.
+    assert_eq!(
+        desktop["page_storage"],
+        serde_json::json!({
+            "document_cookie": "",
+            "local_storage": {"mfs-portal.session": r#"{"user":"alice"}"#},
+            "session_storage": 0,
+        })
+    );
+
+    // A reload resumes the session through /session/refresh: the cookie rotated.
+    assert_eq!(desktop["who_after_reload"], "Signed in as alice");
+    assert_eq!(desktop["jobs_after_reload"], serde_json::json!([JOB_TITLE]));
+    let reloaded = session_cookie(&desktop["cookies_after_reload"])["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(reloaded, first, "refresh rotated the cookie");
+
+    // The foreign page: the preflighted request is blocked by the browser, the simple one is
+    // refused by the authority (audited, checked by the caller); the session is untouched.
+    let cross = &desktop["cross_origin"];
+    assert!(
+        cross["with_header"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("TypeError")),
+        "{cross}"
+    );
+    assert_eq!(cross["simple"]["type"], "opaque", "{cross}");
+    assert_eq!(
+        session_cookie(&desktop["cookies_after_cross_origin"])["value"],
+        reloaded.as_str()
+    );
+    let resumed = session_cookie(&desktop["cookies_after_second_reload"])["value"]
+        .as_str()
+        .unwrap();
+    assert_ne!(resumed, reloaded);
+
+    // Signed out: the page forgot everything and the browser dropped the cookie.
+    assert_eq!(desktop["status_after_logout"], "You are signed out.");
+    assert_eq!(desktop["focus_after_logout"], "username");
+    assert_eq!(desktop["jobs_after_logout"], 0);
+    assert_eq!(desktop["storage_after_logout"], 0);
+    assert_eq!(desktop["cookies_after_logout"], serde_json::json!([]));
 }
