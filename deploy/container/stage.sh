@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Stages the runtime image's whole file system from a built `gha-auth`: the binary, the shared
 # libraries it links and the dynamic loader (found with ldd), the CA bundle, a passwd/group entry
-# for the non-root user 10001, and the mount points /data and /tmp. The Containerfile's runtime
-# stage copies the result as is, so the image builds from these files alone (no registry).
+# for the non-root user 10001 and the mount point /tmp in OUT/rootfs, and the empty data volume in
+# OUT/volume (the Containerfile gives it to the user). The Containerfile's runtime stage copies
+# them as they are, so the image builds from these files alone (no registry).
 #
 #   deploy/container/stage.sh [BINARY] [OUT]
 #       BINARY  default target/release/gha-auth
-#       OUT     default target/container (a build context: OUT/rootfs/...)
+#       OUT     default target/container (a build context)
 #
 # Then: buildah build --build-arg ROOTFS=prebuilt -f deploy/container/Containerfile OUT
 set -euo pipefail
@@ -22,12 +23,13 @@ die() { printf 'stage.sh: %s\n' "$*" >&2; exit 1; }
 command -v ldd >/dev/null || die "ldd is needed"
 
 ROOTFS="$OUT/rootfs"
-rm -rf "$ROOTFS"
-mkdir -p "$ROOTFS/usr/local/bin" "$ROOTFS/etc/ssl/certs" "$ROOTFS/data" "$ROOTFS/tmp"
+rm -rf "$ROOTFS" "$OUT/volume"
+mkdir -p "$ROOTFS/usr/local/bin" "$ROOTFS/etc/ssl/certs" "$ROOTFS/tmp" "$OUT/volume"
 
-# The binary, without its debug sections (the release profile keeps symbols).
+# The binary without its symbol table and debug sections (27 MB -> 22 MB; the release profile
+# keeps them). Panics still print their message and location.
 cp "$BINARY" "$ROOTFS/usr/local/bin/gha-auth"
-if command -v strip >/dev/null; then strip --strip-debug "$ROOTFS/usr/local/bin/gha-auth"; fi
+if command -v strip >/dev/null; then strip "$ROOTFS/usr/local/bin/gha-auth"; fi
 
 # Every library ldd resolves, at the path the binary asks for, plus the loader named in the ELF
 # interpreter (e.g. /lib64/ld-linux-x86-64.so.2). `cp -L` copies the file a symlink points to.
