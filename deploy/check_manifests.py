@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Asserts what the gha-auth Kubernetes manifests promise, on the output of `kubectl kustomize`.
 
-    check_manifests.py OVERLAY RENDERED.yaml [--config-out FILE]
+    check_manifests.py OVERLAY RENDERED.yaml [--config-out FILE] [--env-out FILE]
 
 OVERLAY is "dev" or "production" (their own rules on top of the common ones). Prints every
 broken rule and exits 1 if there is one. --config-out writes the gha-auth.toml the Deployment
-mounts, for `gha-auth config check`. Needs PyYAML; Python 3.11+ (tomllib).
+mounts and --env-out its literal GHA_AUTH_* variables (NAME=value lines, without GHA_AUTH_CONFIG),
+for `gha-auth config check`. Needs PyYAML; Python 3.11+ (tomllib).
 """
 
 import argparse
@@ -229,6 +230,7 @@ def main():
     parser.add_argument("overlay", choices=["dev", "production"])
     parser.add_argument("rendered")
     parser.add_argument("--config-out")
+    parser.add_argument("--env-out")
     args = parser.parse_args()
     with open(args.rendered, encoding="utf-8") as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
@@ -247,6 +249,12 @@ def main():
             if args.config_out:
                 with open(args.config_out, "w", encoding="utf-8") as f:
                     f.write(text)
+            if args.env_out:
+                env = spec["containers"][0].get("env", [])
+                with open(args.env_out, "w", encoding="utf-8") as f:
+                    for var in env:
+                        if var["name"].startswith("GHA_AUTH_") and var["name"] != "GHA_AUTH_CONFIG" and "value" in var:
+                            f.write(f"{var['name']}={var['value']}\n")
     for problem in c.problems:
         print(f"FAIL {args.overlay}: {problem}")
     if c.problems:
