@@ -9,7 +9,7 @@
 #       BINARY  default target/release/gha-auth
 #       OUT     default target/container (a build context)
 #
-# Then: buildah build --build-arg ROOTFS=prebuilt -f deploy/container/Containerfile OUT
+# Then: buildah build --build-arg ROOTFS=prebuilt --format docker -f deploy/container/Containerfile OUT
 set -euo pipefail
 
 BINARY="${1:-target/release/gha-auth}"
