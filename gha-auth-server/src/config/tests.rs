@@ -325,7 +325,8 @@ fn credentials_in_every_outbound_url_are_refused() {
     let vault = |url: &str| format!("[vault]\naddress = \"{url}\"\ntoken_file = \"t\"\n");
     let alerts = |url: &str| format!("[alerts]\nwebhook_url = \"{url}\"\n");
     let issuer = |url: &str| format!("issuer = \"{url}\"\n");
-    let cases: [(&dyn Fn(&str) -> String, &str, &str); 5] = [
+    type Section<'a> = &'a dyn Fn(&str) -> String;
+    let cases: [(Section<'_>, &str, &str); 5] = [
         (&vault, "vault.example:8200", "vault"),
         (&epicor, "erp.example.com/EpicorERP", "link_keys"),
         (&webhook, "hooks.example/link-key", "link_keys"),
