@@ -56,7 +56,7 @@ async fn a_just_activated_key_is_accepted_after_the_scheduled_refresh() {
     call(&router, bearer(&authority.token())).await.assert_ok();
     assert_eq!(server.fetches(), 1);
 
-    // The authority publishes its next key (BRIEF §4: one cache lifetime before it signs).
+    // The authority publishes its next key (one cache lifetime before it signs).
     let next = SigningKey::generate(Algorithm::ES256).unwrap();
     let both = JwkSet {
         keys: vec![

@@ -1,4 +1,7 @@
-//! BRIEF §10, each case its own test, through the layer: status and `WWW-Authenticate`.
+//! The known attacks on bearer JWTs (`alg: none`, algorithm confusion, unknown keys, embedded
+//! keys, `kid` injection, ECDSA r = s = 0, time and claim checks, oversized and malformed tokens
+//! and headers, revocation), each case its own test, through the layer: status and
+//! `WWW-Authenticate`.
 
 use axum::http::StatusCode;
 use base64::Engine;
