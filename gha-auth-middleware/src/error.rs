@@ -41,8 +41,10 @@ use crate::metrics as m;
 pub enum AuthErrorKind {
     /// No credentials were presented on a route that needs them.
     MissingCredentials,
-    /// The request is malformed: a repeated `Authorization` header, a token sent two ways, an
-    /// empty bearer token.
+    /// The request is malformed: an `Authorization` header that breaks RFC 6750 (repeated,
+    /// `Bearer` without a token, a token that is not a `b64token`, bytes other than visible
+    /// ASCII: the rule of `gha_auth::bearer`), a token sent two ways, a repeated link-key header
+    /// or token cookie.
     InvalidRequest,
     /// The token is not acceptable: bad signature, unknown key, expired, wrong issuer, audience
     /// or type, too large, malformed.

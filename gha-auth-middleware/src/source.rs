@@ -1,9 +1,10 @@
 //! Where credentials come from: `Authorization: Bearer` (always), a cookie (opt-in, with a CSRF
 //! check) and the legacy `x-api-key` header (when a link key is configured).
 
+use gha_auth::bearer::{BearerError, bearer_token};
 use gha_auth::outbound::UrlPolicy;
-use http::header::{COOKIE, ORIGIN};
-use http::{HeaderMap, HeaderName};
+use http::header::{AUTHORIZATION, COOKIE, ORIGIN};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::ConfigError;
 
@@ -120,6 +121,21 @@ impl CookieSource {
                 }
             }
         }
+    }
+}
+
+/// The bearer token of the `Authorization` header, read by the core library's one rule
+/// (RFC 6750 §2.1) that the authority's own APIs share. `Ok(None)` when the request presents none
+/// (no header, or another scheme: not ours); `Err` when the header is malformed. No allocation.
+pub(crate) fn find_bearer(headers: &HeaderMap) -> Result<Option<&str>, BearerError> {
+    let values = headers
+        .get_all(AUTHORIZATION)
+        .iter()
+        .map(HeaderValue::as_bytes);
+    match bearer_token(values) {
+        Ok(token) => Ok(Some(token)),
+        Err(BearerError::Missing) => Ok(None),
+        Err(error) => Err(error),
     }
 }
 
@@ -263,6 +279,19 @@ mod tests {
             let got = source.check_csrf(&headers(pairs)).map_err(|_| ());
             assert_eq!(got, *expected, "{name}");
         }
+    }
+
+    #[test]
+    fn bearer_lookup() {
+        let h = headers(&[("authorization", "Bearer a.b.c")]);
+        assert_eq!(find_bearer(&h), Ok(Some("a.b.c")));
+        assert_eq!(find_bearer(&headers(&[])), Ok(None));
+        let h = headers(&[("authorization", "Basic dXNlcjpwYXNz")]);
+        assert_eq!(find_bearer(&h), Ok(None));
+        let h = headers(&[("authorization", "Bearer")]);
+        assert_eq!(find_bearer(&h), Err(BearerError::EmptyToken));
+        let h = headers(&[("authorization", "Bearer x y")]);
+        assert_eq!(find_bearer(&h), Err(BearerError::MalformedToken));
     }
 
     #[test]

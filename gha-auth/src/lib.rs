@@ -1,5 +1,6 @@
 //! Core of gha-auth: the pieces shared by the token authority, the middleware and the consumers.
 //!
+//! - [`bearer`]: the one reading of `Authorization: Bearer` (RFC 6750), for every API;
 //! - [`secret`]: secret-holding types that never print, wipe on drop and compare in constant time;
 //! - [`clock`]: injectable time, so rotation and expiry are testable with compressed time;
 //! - [`keys`]: signing keys (ES256, EdDSA, RS256), RFC 7638 key ids, key lifecycle and JWKS;
@@ -17,6 +18,7 @@
 //! This crate has no HTTP server in it.
 
 pub mod apikey;
+pub mod bearer;
 pub mod broker;
 pub mod clock;
 #[cfg(feature = "consumer")]

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::TimeDelta;
 use gha_auth::keys::{Algorithm, JwkSet, SigningKey};
 use gha_auth_middleware::{AuthErrorKind, AuthLayer, HealthStatus, RefreshPolicy, RemoteJwks};
@@ -54,7 +56,7 @@ async fn a_just_activated_key_is_accepted_after_the_scheduled_refresh() {
     call(&router, bearer(&authority.token())).await.assert_ok();
     assert_eq!(server.fetches(), 1);
 
-    // The authority publishes its next key (BRIEF §4: one cache lifetime before it signs).
+    // The authority publishes its next key (one cache lifetime before it signs).
     let next = SigningKey::generate(Algorithm::ES256).unwrap();
     let both = JwkSet {
         keys: vec![
@@ -252,6 +254,48 @@ async fn unknown_key_types_in_the_jwks_are_skipped() {
     let server = JwksServer::start(&set, 300).await;
     let router = protected(remote_layer(&authority, &server).await);
     call(&router, bearer(&authority.token())).await.assert_ok();
+}
+
+/// Keys that must never verify (another `use`, `key_ops` without `verify`, an Ed25519 point of
+/// small order) are skipped like unknown types; the good key still verifies, and tokens naming a
+/// refused key are refused. (RSA moduli with the ROCA fingerprint take the same path; the core
+/// library's tests cover them in a set.)
+#[tokio::test]
+async fn refused_keys_in_the_jwks_are_skipped_and_never_verify() {
+    let authority = Authority::new();
+    let good = serde_json::to_value(authority.key.public_jwk()).unwrap();
+    let mut enc = good.clone();
+    enc["kid"] = "enc-copy".into();
+    enc["use"] = "enc".into();
+    let mut ops = good.clone();
+    ops["kid"] = "ops-copy".into();
+    ops["key_ops"] = json!(["encrypt"]);
+    // The identity point: with it, `R = identity, S = 0` verifies any message.
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let small = json!({
+        "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": "small-order",
+        "x": URL_SAFE_NO_PAD.encode(identity),
+    });
+    let set: JwkSet = serde_json::from_value(json!({ "keys": [enc, ops, small, good] })).unwrap();
+    let server = JwksServer::start(&set, 300).await;
+    let layer = remote_layer(&authority, &server).await;
+    let router = protected(layer.clone());
+
+    call(&router, bearer(&authority.token())).await.assert_ok();
+    assert_eq!(jwks_keys(&layer), Some(1));
+
+    let claims = serde_json::to_value(authority.claims()).unwrap();
+    for kid in ["enc-copy", "ops-copy"] {
+        let header = json!({ "alg": "ES256", "typ": "at+jwt", "kid": kid });
+        let token = forge(&header, &claims, Some(&authority.key), None);
+        call(&router, bearer(&token)).await.assert_invalid_token();
+    }
+    let mut forgery = [0u8; 64];
+    forgery[..32].copy_from_slice(&identity);
+    let header = json!({ "alg": "EdDSA", "typ": "at+jwt", "kid": "small-order" });
+    let token = forge(&header, &claims, None, Some(&forgery[..]));
+    call(&router, bearer(&token)).await.assert_invalid_token();
 }
 
 /// The `keys` detail of the layer's `jwks` health check.

@@ -1,4 +1,7 @@
-//! BRIEF §10, each case its own test, through the layer: status and `WWW-Authenticate`.
+//! The known attacks on bearer JWTs (`alg: none`, algorithm confusion, unknown keys, embedded
+//! keys, `kid` injection, ECDSA r = s = 0, time and claim checks, oversized and malformed tokens
+//! and headers, revocation), each case its own test, through the layer: status and
+//! `WWW-Authenticate`.
 
 use axum::http::StatusCode;
 use base64::Engine;
@@ -359,13 +362,13 @@ async fn malformed_tokens_are_refused() {
         "a.b.c".to_owned(),
         "a.b.c.d".to_owned(),
         format!("{good}.extra"),
-        format!("{head}.!!!.{}", rest.split_once('.').unwrap().1),
+        format!("{head}.AAAA.{}", rest.split_once('.').unwrap().1),
         format!("{}.{rest}", URL_SAFE_NO_PAD.encode("not json")),
         format!("{}.{rest}", URL_SAFE_NO_PAD.encode("[1,2]")),
         format!("{head}.{}.sig", URL_SAFE_NO_PAD.encode("{\"sub\":")),
         format!("{head}..{}", rest.split_once('.').unwrap().1),
         "...".to_owned(),
-        "=".to_owned(),
+        "a=".to_owned(),
     ];
     for token in cases {
         call(&router, bearer(&token)).await.assert_invalid_token();
@@ -377,10 +380,18 @@ async fn malformed_authorization_headers_are_refused() {
     let authority = Authority::new();
     let router = protected(authority.layer());
     let token = authority.token();
-    // RFC 6750 §3.1: a malformed request is invalid_request, 400.
+    // RFC 6750 §3.1: a malformed request is invalid_request, 400; the rule is the core library's
+    // (`gha_auth::bearer`), shared with the authority's own APIs.
     for headers in [
         vec![("authorization", "Bearer".to_owned())],
         vec![("authorization", "Bearer    ".to_owned())],
+        vec![("authorization", "Bearer a b c".to_owned())],
+        vec![("authorization", format!("Bearer {token} x"))],
+        vec![("authorization", "Bearer \"quoted\"".to_owned())],
+        vec![("authorization", "Bearer t\u{e9}st".to_owned())],
+        vec![("authorization", "Bearer a,b".to_owned())],
+        vec![("authorization", "Bearer =".to_owned())],
+        vec![("authorization", format!("Bearer\t{token}"))],
         vec![
             ("authorization", format!("Bearer {token}")),
             ("authorization", format!("Bearer {token}")),
@@ -400,17 +411,6 @@ async fn malformed_authorization_headers_are_refused() {
         }
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{pairs:?}");
         assert_eq!(answer.challenges(), [r#"Bearer error="invalid_request""#]);
-    }
-    // Bad characters in the token itself: an invalid token.
-    for value in [
-        "Bearer a b c",
-        "Bearer \"quoted\"",
-        "Bearer t\u{e9}st",
-        "Bearer a,b",
-    ] {
-        call(&router, get_with(&[("authorization", value)]))
-            .await
-            .assert_invalid_token();
     }
     // Another scheme is not ours: no credentials.
     let answer = call(

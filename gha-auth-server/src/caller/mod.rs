@@ -199,7 +199,8 @@ pub(crate) struct CallerError {
 pub(crate) enum CallerErrorKind {
     /// No `Authorization: Bearer` header: 401 with a bare `Bearer` challenge.
     MissingToken,
-    /// Several `Authorization` headers or an unreadable one: 400 `invalid_request`.
+    /// A malformed `Authorization` header (several, `Bearer` without a token, a token that is not
+    /// a b64token): 400 `invalid_request`.
     InvalidRequest,
     /// Bad signature, unknown key, expired, wrong issuer, audience or type: 401 `invalid_token`.
     InvalidToken,
@@ -296,48 +297,21 @@ impl IntoResponse for CallerError {
     }
 }
 
-/// The bearer token of `headers`: exactly one `Authorization` header, scheme `Bearer`.
+/// The bearer token of `headers`, by the one RFC 6750 §3.1 rule every API shares
+/// ([`gha_auth::bearer`]): no token is a bare challenge, a malformed header is `invalid_request`.
 fn bearer_token(headers: &HeaderMap) -> Result<&str, CallerError> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Err(CallerError::new(
-            CallerErrorKind::MissingToken,
-            "no Authorization header",
-        ));
-    };
-    if values.next().is_some() {
-        return Err(CallerError::new(
-            CallerErrorKind::InvalidRequest,
-            "more than one Authorization header",
-        ));
-    }
-    let text = value.to_str().map_err(|_| {
-        CallerError::new(
-            CallerErrorKind::InvalidRequest,
-            "Authorization header is not ASCII",
-        )
-    })?;
-    let Some((scheme, token)) = text.split_once(' ') else {
-        return Err(CallerError::new(
-            CallerErrorKind::MissingToken,
-            "Authorization is not a bearer token",
-        ));
-    };
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        // Another scheme is no bearer token at all (RFC 6750 §3.1: no error code).
-        return Err(CallerError::new(
-            CallerErrorKind::MissingToken,
-            "Authorization scheme is not Bearer",
-        ));
-    }
-    let token = token.trim();
-    if token.is_empty() || token.contains(' ') {
-        return Err(CallerError::new(
-            CallerErrorKind::InvalidRequest,
-            "malformed bearer token",
-        ));
-    }
-    Ok(token)
+    let values = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .map(HeaderValue::as_bytes);
+    gha_auth::bearer::bearer_token(values).map_err(|error| {
+        let kind = if error.is_missing() {
+            CallerErrorKind::MissingToken
+        } else {
+            CallerErrorKind::InvalidRequest
+        };
+        CallerError::new(kind, error.to_string())
+    })
 }
 
 /// What a verified token says about its caller.

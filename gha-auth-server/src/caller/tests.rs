@@ -140,6 +140,22 @@ async fn missing_or_non_bearer_credentials_get_a_bare_bearer_challenge() {
     );
 }
 
+/// The same RFC 6750 §3.1 answers as every API behind the middleware: a malformed header is 400
+/// `invalid_request`, whether the token is missing or followed by more.
+#[tokio::test]
+async fn malformed_bearer_headers_are_invalid_requests_like_the_middlewares() {
+    let f = fixture().await;
+    for auth in ["Bearer", "Bearer ", "Bearer x y", "Bearer a,b", "Bearer\tx"] {
+        let (status, challenge, _) = f.call("/broker", &[auth]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{auth:?}");
+        assert_eq!(
+            challenge.as_deref(),
+            Some(r#"Bearer error="invalid_request""#),
+            "{auth:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_token_for_another_audience_is_refused_per_api() {
     let f = fixture().await;

@@ -1,5 +1,6 @@
-//! Token tests: RFC vectors, round trips, and one test per attack of BRIEF §10, each run through
-//! [`Verifier::verify`].
+//! Token tests: RFC vectors, round trips, and one test per known attack on bearer JWTs (`alg:
+//! none`, algorithm confusion, unknown keys, embedded keys, `kid` injection, ECDSA r = s = 0, time
+//! and claim checks, oversized tokens), each run through [`Verifier::verify`].
 
 use std::cell::Cell;
 
@@ -255,7 +256,7 @@ fn issue_refuses_claims_no_verifier_would_accept() {
     assert_eq!(issue(&key, &backwards), Err(JwtError::InvalidClaims));
 }
 
-// ---- BRIEF §10: one test per attack ----
+// ---- One test per known attack ----
 
 #[test]
 fn rejects_alg_none() {

@@ -35,6 +35,10 @@ pub enum KeyError {
         /// The size of the refused key.
         bits: usize,
     },
+    /// A well-formed key known to be insecure: an Ed25519 point of small order, an RSA modulus
+    /// with the ROCA fingerprint.
+    #[error("insecure key: {0}")]
+    WeakKey(&'static str),
     /// Key generation or the random number generator failed.
     #[error("key generation failed")]
     Generation,

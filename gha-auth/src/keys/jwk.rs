@@ -40,9 +40,14 @@ pub struct Jwk {
     /// The one algorithm this key is used with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alg: Option<String>,
-    /// Public key use; `sig` for every key this crate publishes.
+    /// Public key use; `sig` for every key this crate publishes. A key whose `use` is present and
+    /// is not `sig` is never used to verify.
     #[serde(rename = "use", default, skip_serializing_if = "Option::is_none")]
     pub key_use: Option<String>,
+    /// Permitted operations (RFC 7517 §4.3). A key whose `key_ops` is present and lacks `verify`
+    /// is never used to verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_ops: Option<Vec<String>>,
 }
 
 impl Jwk {
@@ -97,7 +102,8 @@ pub struct JwkSet {
 pub struct ParsedJwkSet {
     /// Keys this crate can verify with, in set order, unique by key id.
     pub keys: Vec<VerifyingKey>,
-    /// Keys left out: unknown type, curve, algorithm or use; malformed; private; duplicate kid;
+    /// Keys left out: unknown type, curve or algorithm; a `use` or `key_ops` that excludes
+    /// verification; malformed; insecure (see [`VerifyingKey::from_jwk`]); private; duplicate kid;
     /// or beyond [`MAX_JWKS_KEYS`]. Worth a metric, never an error.
     pub skipped: usize,
 }
@@ -179,6 +185,7 @@ mod tests {
             x: None,
             y: None,
             key_use: None,
+            key_ops: None,
         };
         assert_eq!(
             jwk.thumbprint().unwrap(),

@@ -16,10 +16,13 @@ mod jwk;
 mod keyring;
 mod pem;
 mod pkcs8;
+#[cfg(test)]
+mod refusal_tests;
 mod schedule;
 mod signing;
 mod stored;
 mod verifying;
+mod weak;
 
 pub use algorithm::Algorithm;
 pub use dev::{DEV_KEY_IDS, is_dev_key};

@@ -178,6 +178,7 @@ fn public_key(alg: Algorithm, pair: &Pair) -> Result<VerifyingKey, KeyError> {
         kid: None,
         alg: Some(alg.name().to_owned()),
         key_use: Some("sig".to_owned()),
+        key_ops: None,
     };
     let rsa_components;
     let parts = match pair {

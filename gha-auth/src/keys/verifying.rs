@@ -9,7 +9,7 @@ use aws_lc_rs::signature::{
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
 
-use super::{Algorithm, Jwk, KeyError, b64};
+use super::{Algorithm, Jwk, KeyError, b64, weak};
 
 /// Smallest and largest RSA moduli accepted, in bits.
 pub(crate) const RSA_MIN_BITS: usize = 2048;
@@ -44,12 +44,21 @@ pub(crate) enum PublicParts<'a> {
 impl VerifyingKey {
     /// Builds the key a JWK describes.
     ///
-    /// Accepts EC P-256 (ES256), OKP Ed25519 (EdDSA) and RSA of 2048–8192 bits (RS256); a JWK
-    /// naming another `alg`, or a `use` other than `sig`, is refused. EC points are checked to be
-    /// on the curve here, not at first use. The key id is the JWK's `kid`, else its thumbprint.
+    /// Accepts EC P-256 (ES256), OKP Ed25519 (EdDSA) and RSA of 2048–8192 bits (RS256). Refused:
+    /// a JWK naming another `alg`, a `use` other than `sig`, a `key_ops` without `verify`, and the
+    /// insecure keys every constructor refuses (Ed25519 points of small order, RSA moduli with the
+    /// ROCA fingerprint, even moduli, exponents below 3 or even). EC points are checked to be on
+    /// the curve here, not at first use. The key id is the JWK's `kid`, else its thumbprint.
     pub fn from_jwk(jwk: &Jwk) -> Result<Self, KeyError> {
         if jwk.key_use.as_deref().is_some_and(|u| u != "sig") {
             return Err(KeyError::UnsupportedJwk("use is not sig"));
+        }
+        if jwk
+            .key_ops
+            .as_ref()
+            .is_some_and(|ops| !ops.iter().any(|op| op == "verify"))
+        {
+            return Err(KeyError::UnsupportedJwk("key_ops does not allow verify"));
         }
         let alg = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
             ("EC", Some("P-256")) => Algorithm::ES256,
@@ -96,7 +105,8 @@ impl VerifyingKey {
         }
     }
 
-    /// Checks the raw key and wraps it; `jwk` is what will be published for it.
+    /// Checks the raw key and wraps it; `jwk` is what will be published for it. Every public key,
+    /// from a JWK or from an imported private key, passes through here.
     pub(crate) fn build(
         alg: Algorithm,
         kid: String,
@@ -111,8 +121,11 @@ impl VerifyingKey {
                 DecodingKey::from_ec_der(point)
             }
             PublicParts::Ed(public) => {
-                if public.len() != 32 {
+                let Ok(encoded) = <&[u8; 32]>::try_from(public) else {
                     return Err(KeyError::InvalidJwk("Ed25519 keys are 32 bytes"));
+                };
+                if weak::is_small_order_ed25519(encoded) {
+                    return Err(KeyError::WeakKey("Ed25519 point of small order"));
                 }
                 UnparsedPublicKey::new(&ED25519, public)
                     .parse()
@@ -129,8 +142,17 @@ impl VerifyingKey {
                 if bits > RSA_MAX_BITS {
                     return Err(KeyError::RsaKeyTooLarge { bits });
                 }
-                if e.is_empty() || e.len() > 4 || e.last().is_some_and(|b| b & 1 == 0) {
-                    return Err(KeyError::InvalidJwk("RSA exponent"));
+                if n.last().is_some_and(|b| b & 1 == 0) {
+                    return Err(KeyError::InvalidJwk("RSA modulus is even"));
+                }
+                let exponent = e.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+                if e.len() > 4 || exponent < 3 || exponent & 1 == 0 {
+                    return Err(KeyError::InvalidJwk(
+                        "RSA exponent must be odd, at least 3 and at most 32 bits",
+                    ));
+                }
+                if weak::has_roca_fingerprint(n) {
+                    return Err(KeyError::WeakKey("RSA modulus with the ROCA fingerprint"));
                 }
                 // PKCS#1 DER rather than (n, e): aws-lc parses it on the same path as a bare
                 // `UnparsedPublicKey`, which is measurably cheaper than building from components.
@@ -319,6 +341,7 @@ mod tests {
             kid: None,
             alg: None,
             key_use: None,
+            key_ops: None,
         };
         assert_eq!(
             VerifyingKey::from_jwk(&jwk).unwrap_err(),
