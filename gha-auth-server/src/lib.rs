@@ -68,6 +68,10 @@ pub async fn run(cli: Cli) -> ExitCode {
             &config.log.level,
             telemetry::LogTarget::Stdout,
         );
+        // Only now can they be heard: logging starts after the configuration is read.
+        for warning in config.warnings() {
+            tracing::warn!("{warning}");
+        }
         app::serve(config, &out).await
     } else {
         cli::run(&cli, config, &out).await

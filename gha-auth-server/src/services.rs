@@ -26,8 +26,8 @@ pub enum OpenError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The data directory could not be created.
-    #[error("cannot create the data directory {path}: {source}")]
+    /// The data directory cannot be created or written.
+    #[error("the data directory {path} is not usable: {source}")]
     DataDir {
         /// The directory.
         path: String,
@@ -69,8 +69,8 @@ pub struct Services {
     pub key_store: Arc<dyn KeyStore>,
     /// Clients.
     pub clients: ClientRegistry,
-    /// Signing keys.
-    pub keys: Arc<KeyManager>,
+    /// How signing keys are made and rotated (`[keys]`, `[tokens]`).
+    pub key_settings: KeySettings,
     /// The Vault session, when Vault is configured.
     pub vault: Option<VaultSession>,
     /// Where link-key state lives (Vault KV v2, else sealed in the store).
@@ -81,16 +81,19 @@ pub struct Services {
     pub clock: SharedClock,
     /// Whether the signing keys live in Vault (then Vault's health matters to serving).
     pub keys_in_vault: bool,
+    actor: String,
 }
 
 impl Services {
     /// Opens everything `config` describes. `actor` names this process in audit events
     /// (`cli`, `scheduler@host:pid`). The signing-key ring is created if missing, not advanced.
     pub async fn open(config: &Config, clock: SharedClock, actor: &str) -> Result<Self, OpenError> {
-        create_private_dir(&config.data_dir).map_err(|source| OpenError::DataDir {
-            path: config.data_dir.display().to_string(),
-            source,
-        })?;
+        create_private_dir(&config.data_dir)
+            .and_then(|()| check_writable(&config.data_dir))
+            .map_err(|source| OpenError::DataDir {
+                path: config.data_dir.display().to_string(),
+                source,
+            })?;
         let schedule = schedule_from(&config.keys, config.tokens.max_lifetime)
             .map_err(|e| invalid("keys", e.to_string()))?;
         let vault_config = crate::vault::vault_config(&config.vault)
@@ -140,19 +143,9 @@ impl Services {
             }
             None => None,
         };
-        let settings = KeySettings::new(schedule, config.keys.algorithm.algorithm())
+        let key_settings = KeySettings::new(schedule, config.keys.algorithm.algorithm())
             .dev_mode(config.dev_mode)
             .initial_key(initial_key);
-        let keys = Arc::new(
-            KeyManager::open(
-                key_store.clone(),
-                settings,
-                clock.clone(),
-                audit.clone(),
-                actor,
-            )
-            .await?,
-        );
         let clients = ClientRegistry::new(
             store.clone(),
             pepper,
@@ -166,16 +159,57 @@ impl Services {
             audit,
             key_store,
             clients,
-            keys,
+            key_settings,
             vault,
             link_key_store,
             broker_secrets,
             clock,
             keys_in_vault,
+            actor: actor.to_owned(),
         })
+    }
+
+    /// The signing keys, creating the first one (with `keys.algorithm` of this configuration)
+    /// when there is none: what the server does at start.
+    pub async fn signing_keys(&self) -> Result<Arc<KeyManager>, OpenError> {
+        Ok(Arc::new(
+            KeyManager::open(
+                self.key_store.clone(),
+                self.key_settings.clone(),
+                self.clock.clone(),
+                self.audit.clone(),
+                &self.actor,
+            )
+            .await?,
+        ))
+    }
+
+    /// The signing keys as the server keeps them, or `None` before it first ran: an admin
+    /// command never makes the first key, so the server's configuration decides its algorithm.
+    pub async fn existing_signing_keys(&self) -> Result<Option<Arc<KeyManager>>, OpenError> {
+        Ok(KeyManager::load(
+            self.key_store.clone(),
+            self.key_settings.clone(),
+            self.clock.clone(),
+            self.audit.clone(),
+            &self.actor,
+        )
+        .await?
+        .map(Arc::new))
     }
 }
 
 fn invalid(key: &str, message: String) -> ConfigError {
     ConfigError::Invalid(vec![ConfigProblem::new(key, message)])
+}
+
+/// Whether this process can create files in `dir` (an existing directory owned by someone else,
+/// or on a read-only mount, fails here with its path rather than later in SQLite).
+fn check_writable(dir: &std::path::Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".gha-auth-write-check-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
 }

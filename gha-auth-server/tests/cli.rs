@@ -27,6 +27,51 @@ fn gha_auth(data: &Path, args: &[&str]) -> Output {
     command.output().expect("binary runs")
 }
 
+/// Runs `gha-auth serve` on `data` (with `env`) until `/HealthCheck` answers, then stops it
+/// with SIGTERM and waits.
+fn serve_until_ready(data: &Path, env: &[(&str, &str)]) {
+    let port = gha_auth_testkit::free_port().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let mut command = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("GHA_AUTH_") || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    let mut child = command
+        .envs(env.iter().copied())
+        .args([
+            "--data-dir",
+            data.to_str().unwrap(),
+            "serve",
+            "--listen",
+            &listen,
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        while http
+            .get(format!("http://{listen}/HealthCheck"))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "not ready in 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -188,9 +233,22 @@ fn client_key_and_audit_commands_work_on_one_store() {
     let usage = gha_auth(&data, &["clients", "add", "x"]);
     assert_eq!(usage.status.code(), Some(2), "clap usage error");
 
+    // Admin commands never make the first signing key: the server does, with its configuration.
+    let before = gha_auth(&data, &["keys", "list"]);
+    assert_eq!(before.status.code(), Some(1));
+    assert!(
+        stderr(&before).contains("no signing keys yet"),
+        "{}",
+        stderr(&before)
+    );
+    serve_until_ready(&data, &[("GHA_AUTH_KEYS_ALGORITHM", "EdDSA")]);
     let keys = json(&gha_auth(&data, &["--json", "keys", "list"]));
     assert_eq!(keys.as_array().unwrap().len(), 1);
     assert_eq!(keys[0]["state"], "active");
+    assert_eq!(
+        keys[0]["alg"], "EdDSA",
+        "the server's configuration decides"
+    );
     let first = keys[0]["kid"].as_str().unwrap().to_owned();
     let rotate = json(&gha_auth(&data, &["--json", "keys", "rotate"]));
     let next = rotate["kid"].as_str().unwrap().to_owned();
@@ -220,8 +278,9 @@ fn client_key_and_audit_commands_work_on_one_store() {
     let verify = json(&gha_auth(&data, &["--json", "audit", "verify"]));
     assert_eq!(verify["problems"], serde_json::json!([]));
     assert_eq!(
-        verify["rows"], 7,
-        "key, add, rotate-secret, disable (+ its revocation), rotate, emergency: {verify}"
+        verify["rows"], 8,
+        "add, rotate-secret, disable (+ its revocation), the server's first key and its start, \
+         rotate, emergency: {verify}"
     );
     let text = stdout(&gha_auth(&data, &["audit", "verify"]));
     assert!(text.starts_with("OK:"), "{text}");
@@ -352,4 +411,170 @@ fn serve_is_ready_fast_stops_on_sigterm_and_never_logs_secrets() {
             serde_json::from_str::<Value>(line).expect("every log line is JSON");
         }
     });
+}
+
+/// What a newcomer meets when something is off: each message names the thing and says what is
+/// wrong, in the words the rest of the tool uses.
+#[test]
+fn messages_name_the_thing_and_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let add = |id: &str, extra: &[&str]| {
+        let mut args = vec![
+            "clients",
+            "add",
+            id,
+            "--grant",
+            "client_credentials",
+            "--audience",
+            "mfs.api",
+        ];
+        args.extend_from_slice(extra);
+        gha_auth(&data, &args)
+    };
+    assert!(add("svc", &[]).status.success());
+    let duplicate = add("svc", &[]);
+    assert_eq!(duplicate.status.code(), Some(1));
+    assert_eq!(
+        stderr(&duplicate).trim(),
+        r#"error: client "svc" already exists"#
+    );
+
+    let jwk = dir.path().join("svc-key.json");
+    let key = gha_auth::keys::SigningKey::generate(gha_auth::keys::Algorithm::ES256).unwrap();
+    std::fs::write(&jwk, serde_json::to_string(&key.public_jwk()).unwrap()).unwrap();
+    let with_key = add("svc-jwt", &["--jwk", jwk.to_str().unwrap()]);
+    assert!(with_key.status.success(), "{}", stderr(&with_key));
+    assert!(
+        stdout(&with_key).contains("private_key_jwt") && !stdout(&with_key).contains("without one"),
+        "{}",
+        stdout(&with_key)
+    );
+    let show = stdout(&gha_auth(&data, &["clients", "show", "svc-jwt"]));
+    assert!(show.contains("auth method:  private_key_jwt"), "{show}");
+    assert!(!show.contains("PrivateKeyJwt"), "{show}");
+
+    // Flags that only mean something to `serve` are not offered to other commands.
+    let help = stdout(&gha_auth(&data, &["clients", "add", "--help"]));
+    assert!(
+        !help.contains("--listen") && !help.contains("--issuer"),
+        "{help}"
+    );
+    let help = stdout(&gha_auth(&data, &["serve", "--help"]));
+    assert!(
+        help.contains("--listen") && help.contains("--issuer"),
+        "{help}"
+    );
+}
+
+/// A data directory the process cannot write is named, with why, before anything else fails.
+#[cfg(unix)]
+#[test]
+fn an_unwritable_data_directory_is_named_with_the_cause() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o500)).unwrap();
+    // Root ignores permission bits; a read-only directory is what root cannot write to here.
+    let running_as_root = std::fs::write(data.join("probe"), b"").is_ok();
+    if running_as_root {
+        std::fs::remove_file(data.join("probe")).unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::remove_dir(&data).unwrap();
+        // A file where the directory should be: no process can create files in it.
+        std::fs::write(&data, b"not a directory").unwrap();
+    }
+    let output = gha_auth(
+        &data,
+        &[
+            "clients",
+            "add",
+            "svc",
+            "--grant",
+            "client_credentials",
+            "--audience",
+            "a",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(
+        text.contains(&data.display().to_string()) && text.contains("data directory"),
+        "{text}"
+    );
+    assert!(!text.contains("code: 14"), "{text}");
+}
+
+/// A misspelt variable is reported where the operator looks: by `config check`, and in the log
+/// once the server runs.
+#[test]
+fn unknown_variables_are_reported_by_config_check_and_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut command = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("GHA_AUTH_") || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    let check = command
+        .env("GHA_AUTH_KEYS_ALGORITM", "EdDSA")
+        .args(["--data-dir", data.to_str().unwrap(), "config", "check"])
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", stderr(&check));
+    assert!(
+        stdout(&check).contains("GHA_AUTH_KEYS_ALGORITM")
+            && stdout(&check).contains("did you mean GHA_AUTH_KEYS_ALGORITHM"),
+        "{}",
+        stdout(&check)
+    );
+
+    let port = gha_auth_testkit::free_port().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let log = dir.path().join("serve.log");
+    let mut command = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("GHA_AUTH_") || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    let mut child = command
+        .env("GHA_AUTH_KEYS_ALGORITM", "EdDSA")
+        .args([
+            "--data-dir",
+            data.to_str().unwrap(),
+            "serve",
+            "--listen",
+            &listen,
+        ])
+        .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("gha-auth ready")
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "not ready in 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines()
+            .any(|line| line.contains("WARN") && line.contains("GHA_AUTH_KEYS_ALGORITM")),
+        "{text}"
+    );
 }

@@ -61,10 +61,8 @@ impl ClientCredentialsToken {
         audience: impl Into<String>,
         clock: SharedClock,
     ) -> Result<Self, BoxError> {
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
+        let http = gha_auth::outbound::HttpClientBuilder::new("field-service")
             .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {
             token_url: format!("{}/oauth2/token", authority.trim_end_matches('/')),

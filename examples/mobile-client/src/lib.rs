@@ -122,7 +122,7 @@ pub struct MobileClient {
 impl MobileClient {
     /// A client of the authority at `authority` (base URL) and the field-service API at `api`.
     pub fn new(authority: &str, api: &str) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
+        let http = gha_auth::outbound::HttpClientBuilder::new("mobile-client")
             .timeout(Duration::from_secs(15))
             .build()
             .map_err(|e| ClientError::Setup(e.to_string()))?;

@@ -113,8 +113,10 @@ pub async fn build_app(config: Config, clock: SharedClock) -> Result<App, StartE
     };
     let actor = format!("scheduler@{}", node_name());
     let services = Services::open(&config, clock.clone(), &actor).await?;
+    // The server makes the first signing key, so its configuration decides the algorithm.
+    let keys = services.signing_keys().await?;
     // Missed rotations (the service was down) run now, before the first request.
-    services.keys.sync().await?;
+    keys.sync().await?;
     let issuer = config.issuer_for(local_addr);
     let token_endpoint = format!(
         "{}{}",
@@ -123,7 +125,8 @@ pub async fn build_app(config: Config, clock: SharedClock) -> Result<App, StartE
     );
     // Installs the process-wide metrics recorder before the first request.
     crate::metrics::install(describe_metrics);
-    let authority = Arc::new(assemble(config, services, &actor, issuer, token_endpoint).await?);
+    let authority =
+        Arc::new(assemble(config, services, keys, &actor, issuer, token_endpoint).await?);
     let state = authority.app_state();
     authority
         .oauth
@@ -152,6 +155,7 @@ pub async fn build_app(config: Config, clock: SharedClock) -> Result<App, StartE
 async fn assemble(
     config: Config,
     services: Services,
+    keys: Arc<crate::keys::KeyManager>,
     actor: &str,
     issuer: String,
     token_endpoint: String,
@@ -161,7 +165,6 @@ async fn assemble(
         audit,
         key_store,
         clients,
-        keys,
         vault,
         link_key_store,
         broker_secrets,

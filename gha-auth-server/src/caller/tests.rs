@@ -37,7 +37,7 @@ async fn fixture() -> Fixture {
     let callers = Callers::new(
         "http://127.0.0.1:8700".to_owned(),
         clock.shared(),
-        services.keys,
+        services.signing_keys().await.unwrap(),
         services.store,
         config.api_auth,
     );

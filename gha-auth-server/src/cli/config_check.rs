@@ -24,18 +24,30 @@ pub(super) fn run(config: &Config, out: &Output) -> ExitCode {
     {
         problems.push(format!("keys.master_key_file: {e}"));
     }
+    let warnings = config.warnings();
+    let mut warning_text = String::new();
+    for warning in warnings {
+        let _ = writeln!(warning_text, "warning: {warning}");
+    }
     if problems.is_empty() {
         out.print(
-            &json!({"ok": true, "store": crate::config::redact_url(&config.store_url())}),
-            "OK: configuration is valid",
+            &json!({
+                "ok": true,
+                "store": crate::config::redact_url(&config.store_url()),
+                "warnings": warnings,
+            }),
+            &format!("{warning_text}OK: configuration is valid"),
         );
         ExitCode::SUCCESS
     } else {
-        let mut text = String::from("configuration problems:\n");
+        let mut text = format!("{warning_text}configuration problems:\n");
         for problem in &problems {
             let _ = writeln!(text, "  - {problem}");
         }
-        out.print(&json!({"ok": false, "problems": problems}), &text);
+        out.print(
+            &json!({"ok": false, "problems": problems, "warnings": warnings}),
+            &text,
+        );
         ExitCode::FAILURE
     }
 }

@@ -1,7 +1,8 @@
 //! The `gha-auth` command line: the arguments, and the dispatch of admin commands to the
 //! features that own them (each feature's `cli` module implements its subcommand).
 //!
-//! `gha-auth [--config FILE] [--listen ADDR] [--data-dir DIR] [--issuer URL] [--json] <command>`
+//! `gha-auth [--config FILE] [--data-dir DIR] [--json] <command>`, and `gha-auth serve [--listen
+//! ADDR] [--issuer URL]`
 //! with `serve` as the default command. Admin commands open the same store as the server (which
 //! may be running) and print JSON with `--json`. Exit status: 0 on success, 1 on any failure
 //! (an invalid configuration, a broken audit chain), 2 for usage errors (from clap).
@@ -12,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use gha_auth::{SharedClock, SystemClock};
 
 use crate::agent::AgentArgs;
@@ -38,14 +39,14 @@ pub struct Cli {
     /// Configuration file (TOML). Without one, embedded defaults and GHA_AUTH_* variables apply.
     #[arg(long, global = true, env = "GHA_AUTH_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Listen address (overrides `listen`).
-    #[arg(long, global = true, value_name = "ADDR")]
+    /// Listen address of `serve` (overrides `listen`).
+    #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Data directory (overrides `data_dir`).
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Issuer URL (overrides `issuer`).
-    #[arg(long, global = true, value_name = "URL")]
+    /// Issuer URL of `serve` (overrides `issuer`).
+    #[arg(long, value_name = "URL")]
     pub issuer: Option<String>,
     /// Print results as JSON.
     #[arg(long, global = true)]
@@ -60,7 +61,7 @@ pub struct Cli {
 #[non_exhaustive]
 pub enum Command {
     /// Run the service (the default).
-    Serve,
+    Serve(ServeArgs),
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -89,6 +90,18 @@ pub enum Command {
     Agent(AgentArgs),
 }
 
+/// `gha-auth serve`: the flags that only mean something to a running service.
+#[derive(Debug, Default, Args)]
+#[non_exhaustive]
+pub struct ServeArgs {
+    /// Listen address (overrides `listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Issuer URL (overrides `issuer`).
+    #[arg(long, value_name = "URL")]
+    pub issuer: Option<String>,
+}
+
 /// `gha-auth config …`
 #[derive(Debug, Subcommand)]
 #[non_exhaustive]
@@ -99,7 +112,13 @@ pub enum ConfigCommand {
 
 impl Cli {
     fn overrides(&self) -> Overrides {
-        Overrides::new(self.listen, self.data_dir.clone(), self.issuer.clone())
+        let serve = match &self.command {
+            Some(Command::Serve(args)) => Some(args),
+            _ => None,
+        };
+        let listen = serve.and_then(|s| s.listen).or(self.listen);
+        let issuer = serve.and_then(|s| s.issuer.clone()).or(self.issuer.clone());
+        Overrides::new(listen, self.data_dir.clone(), issuer)
     }
 
     /// Loads the configuration these arguments point at (file, environment, flags).
@@ -109,7 +128,7 @@ impl Cli {
 
     /// Whether this runs the service (no command, or `serve`).
     pub fn serves(&self) -> bool {
-        matches!(self.command, None | Some(Command::Serve))
+        matches!(self.command, None | Some(Command::Serve(_)))
     }
 }
 
@@ -117,7 +136,7 @@ impl Cli {
 /// root runs, nor `agent`, which has a configuration of its own); returns the exit status.
 pub async fn run(cli: &Cli, config: Config, out: &Output) -> ExitCode {
     match &cli.command {
-        None | Some(Command::Serve | Command::Agent(_)) => {
+        None | Some(Command::Serve(_) | Command::Agent(_)) => {
             out.failure("not a command on the server's configuration")
         }
         Some(Command::Config(ConfigCommand::Check)) => config_check::run(&config, out),
@@ -127,6 +146,9 @@ pub async fn run(cli: &Cli, config: Config, out: &Output) -> ExitCode {
                 "warn",
                 crate::telemetry::LogTarget::Stderr,
             );
+            for warning in config.warnings() {
+                tracing::warn!("{warning}");
+            }
             if let Err(e) = config.check() {
                 return out.failure(&e.to_string());
             }
@@ -187,7 +209,18 @@ async fn dispatch(
             .map_err(|e| e.to_string())?;
             crate::users::run_cli(command, &users, actor, out).await
         }
-        Command::Keys(command) => crate::keys::run_cli(command, &services.keys, out).await,
+        Command::Keys(command) => {
+            let keys = services
+                .existing_signing_keys()
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| {
+                    "no signing keys yet: the server makes the first one when it starts \
+                     (with keys.algorithm of its configuration)"
+                        .to_owned()
+                })?;
+            crate::keys::run_cli(command, &keys, out).await
+        }
         Command::LinkKeys(command) => {
             crate::linkkeys::run_cli(
                 command,
@@ -217,7 +250,7 @@ async fn dispatch(
             )
             .await
         }
-        Command::Serve | Command::Config(_) | Command::Agent(_) => {
+        Command::Serve(_) | Command::Config(_) | Command::Agent(_) => {
             Err("not an admin command".to_owned())
         }
     }

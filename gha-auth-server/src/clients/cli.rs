@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::{Client, ClientRegistration, ClientRegistry, GrantType};
+use super::{AuthMethod, Client, ClientRegistration, ClientRegistry, GrantType};
 use crate::audit::AuditLog;
 use crate::settings::Duration;
 use crate::store::Store;
@@ -106,7 +106,13 @@ pub(crate) async fn run(
                         secret.expose()
                     );
                 }
-                None => text.push_str("No secret: the client authenticates without one."),
+                None if client.auth_method == AuthMethod::PrivateKeyJwt => text.push_str(
+                    "No secret: the client authenticates with an assertion signed by its private \
+                     key (private_key_jwt), verified with the registered public key.",
+                ),
+                None => {
+                    text.push_str("No secret: a public client authenticates with its id alone.")
+                }
             }
             out.print(
                 &json!({"client": client, "client_secret": secret.as_ref().map(|s| s.expose())}),
@@ -223,7 +229,7 @@ fn describe(c: &Client) -> String {
     let _ = writeln!(text, "grants:       {}", grants.join(" "));
     let _ = writeln!(text, "scopes:       {}", c.scopes.join(" "));
     let _ = writeln!(text, "audiences:    {}", c.audiences.join(" "));
-    let _ = writeln!(text, "auth method:  {:?}", c.auth_method);
+    let _ = writeln!(text, "auth method:  {}", c.auth_method.as_str());
     let lifetime = c
         .token_lifetime_secs
         .map_or_else(|| "default".to_owned(), |s| format!("{s}s"));

@@ -114,6 +114,17 @@ pub enum AuthMethod {
     PrivateKeyJwt,
 }
 
+impl AuthMethod {
+    /// The name the JSON output and the documentation use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::None => "none",
+            AuthMethod::ClientSecret => "client_secret",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+}
+
 /// A registered client. Holds keyed hashes of its secrets, never the secrets.
 #[derive(Clone, Serialize)]
 #[non_exhaustive]

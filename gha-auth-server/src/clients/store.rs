@@ -158,7 +158,7 @@ impl Store {
         .execute(self.pool())
         .await?;
         if result.rows_affected() == 0 {
-            return Err(StoreError::AlreadyExists(format!("client {:?}", row.id)));
+            return Err(StoreError::AlreadyExists(row.id.clone()));
         }
         Ok(())
     }
@@ -201,7 +201,7 @@ impl Store {
         .execute(self.pool())
         .await?;
         if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("client {id:?}")));
+            return Err(StoreError::NotFound(id.to_owned()));
         }
         Ok(())
     }
@@ -220,7 +220,7 @@ impl Store {
             .execute(self.pool())
             .await?;
         if result.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("client {id:?}")));
+            return Err(StoreError::NotFound(id.to_owned()));
         }
         Ok(())
     }

@@ -3,10 +3,10 @@
 //! Each configuration key has one variable: `GHA_AUTH_` followed by its dotted path in upper case
 //! with dots and dashes as underscores, e.g. `store.url` → `GHA_AUTH_STORE_URL`,
 //! `keys.rotation_period` → `GHA_AUTH_KEYS_ROTATION_PERIOD`, `listen` → `GHA_AUTH_LISTEN`.
-//! Variables that start with the prefix but name no key are ignored with a warning (other tools
-//! share the prefix, e.g. `GHA_AUTH_CONFIG`).
+//! Variables that start with the prefix but name no key are ignored, and reported (with the
+//! nearest real name) by `gha-auth config check` and in the log after start-up.
 
-use super::ConfigError;
+use crate::settings::ConfigProblem;
 
 /// Prefix of every override.
 pub const ENV_PREFIX: &str = "GHA_AUTH_";
@@ -135,31 +135,78 @@ pub fn env_vars() -> &'static [EnvVar] {
     VARS
 }
 
-/// Sets the values of recognised `GHA_AUTH_*` variables in `table`.
+/// What the environment did to the configuration.
+#[derive(Debug, Default)]
+pub(super) struct EnvReport {
+    /// The keys it set, with the variable that set each.
+    pub(super) set: Vec<(&'static str, String)>,
+    /// Variables whose values could not be read, one problem each.
+    pub(super) problems: Vec<ConfigProblem>,
+    /// Variables with the prefix that name no key: ignored, and worth a warning.
+    pub(super) unknown: Vec<String>,
+}
+
+/// Variables that start with the prefix but configure something else (the CLI's `--config`).
+const NOT_KEYS: [&str; 1] = ["GHA_AUTH_CONFIG"];
+
+/// Sets the values of recognised `GHA_AUTH_*` variables in `table`; reports every malformed one
+/// (by name, never by value: it may be a secret) and every unknown one.
 pub(super) fn apply(
     table: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<(), ConfigError> {
+) -> EnvReport {
+    let mut report = EnvReport::default();
     for (name, value) in env {
-        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+        if !name.starts_with(ENV_PREFIX) || NOT_KEYS.contains(&name.as_str()) {
             continue;
-        };
+        }
         let Some(var) = VARS.iter().find(|v| v.name() == name) else {
-            if rest != "CONFIG" {
-                tracing::warn!(variable = %name, "ignoring unknown GHA_AUTH_ environment variable");
-            }
+            report.unknown.push(unknown(&name));
             continue;
         };
-        let parsed = parse(var.kind, &value).map_err(|message| ConfigError::Env {
-            name: name.clone(),
-            message: message.to_owned(),
-        })?;
-        set_path(table, var.path, parsed).map_err(|message| ConfigError::Env {
-            name: name.clone(),
-            message,
-        })?;
+        let result = parse(var.kind, &value)
+            .map_err(str::to_owned)
+            .and_then(|parsed| set_path(table, var.path, parsed));
+        match result {
+            Ok(()) => report.set.push((var.path, name)),
+            Err(message) => report.problems.push(
+                ConfigProblem::new(var.path, message)
+                    .with_source(format!("environment variable {name}")),
+            ),
+        }
     }
-    Ok(())
+    report.unknown.sort();
+    report
+}
+
+/// What to say about an unknown variable: that it is ignored, and the nearest real one.
+fn unknown(name: &str) -> String {
+    let nearest = VARS
+        .iter()
+        .map(|v| v.name())
+        .map(|known| (edit_distance(name, &known), known))
+        .min();
+    match nearest {
+        Some((distance, known)) if distance <= 3 => {
+            format!("{name} is not a configuration variable and is ignored (did you mean {known}?)")
+        }
+        _ => format!("{name} is not a configuration variable and is ignored"),
+    }
+}
+
+/// Levenshtein distance of two short ASCII names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<u8> = b.bytes().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 fn parse(kind: EnvKind, value: &str) -> Result<toml::Value, &'static str> {

@@ -8,18 +8,19 @@
 //!
 //! The documented sample is `config/gha-auth.sample.toml` in the repository; a test parses it so
 //! it cannot drift from this module.
-
 //!
 //! Each section's type, defaults and rules belong to the feature that reads it (`[keys]` to
 //! `keys/`, `[broker]` to `broker/`, …); this module only aggregates them, loads the file and the
 //! environment, and collects every section's problems.
 
 pub(crate) mod env;
+mod origin;
 mod validate;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use origin::{Origin, Origins};
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -102,6 +103,12 @@ pub struct Config {
     pub session: SessionConfig,
     /// The secrets broker and who may read what (nobody by default).
     pub broker: BrokerConfig,
+    /// Where each value came from, so problems can say where to fix them.
+    #[serde(skip)]
+    origins: Origins,
+    /// `GHA_AUTH_*` variables that name no key (ignored; worth a warning).
+    #[serde(skip)]
+    unknown_env: Vec<String>,
 }
 
 impl Default for Config {
@@ -129,6 +136,8 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             session: SessionConfig::default(),
             broker: BrokerConfig::default(),
+            origins: Origins::default(),
+            unknown_env: Vec::new(),
         }
     }
 }
@@ -205,23 +214,16 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The file is not valid TOML or has unknown or mistyped keys.
+    /// The file is not valid TOML (the message gives the line).
     #[error("invalid config file {path}: {message}")]
     Parse {
-        /// The file (or `<environment>` for values from the environment).
+        /// The file.
         path: PathBuf,
         /// What the parser said, with the line and key.
         message: String,
     },
-    /// An environment override is malformed.
-    #[error("invalid environment variable {name}: {message}")]
-    Env {
-        /// The variable.
-        name: String,
-        /// What is wrong with it (never its value: it may be a secret).
-        message: String,
-    },
-    /// The configuration is readable but unsafe or inconsistent.
+    /// Values are malformed, unknown, unsafe or inconsistent: every one, each with where it was
+    /// set (a line of the file or an environment variable).
     #[error("invalid configuration:\n{}", format_problems(.0))]
     Invalid(Vec<ConfigProblem>),
 }
@@ -236,36 +238,57 @@ fn format_problems(problems: &[ConfigProblem]) -> String {
 
 impl Config {
     /// Loads the configuration: embedded defaults, then `file` if given, then `GHA_AUTH_*`
-    /// variables from `env`, then `overrides`. Does not check invariants (see
-    /// [`Config::problems`]).
+    /// variables from `env`, then `overrides`. Every malformed value of the file and of the
+    /// environment is reported at once, each with where it came from. Does not check invariants
+    /// (see [`Config::problems`]).
     pub fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
         overrides: &Overrides,
     ) -> Result<Self, ConfigError> {
-        let mut table = match file {
+        let (mut table, mut origins) = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_owned(),
                     source,
                 })?;
-                text.parse::<toml::Table>()
+                let table = text
+                    .parse::<toml::Table>()
                     .map_err(|e| ConfigError::Parse {
                         path: path.to_owned(),
                         message: e.to_string(),
-                    })?
+                    })?;
+                let origins = Origins::of_file(path, &text, &table);
+                (table, origins)
             }
-            None => toml::Table::new(),
+            None => (toml::Table::new(), Origins::default()),
         };
-        env::apply(&mut table, env)?;
-        let mut config: Config =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Parse {
-                    path: file.map_or_else(|| PathBuf::from("<environment>"), Path::to_owned),
-                    message: e.to_string(),
-                })?;
+        let env = env::apply(&mut table, env);
+        for (path, name) in &env.set {
+            origins.set(path, Origin::Env(name.clone()));
+        }
+        let mut problems = env.problems;
+        let config = match deserialize(&table) {
+            Ok(config) => Some(config),
+            Err(whole) => {
+                problems.extend(value_problems(&table, &whole));
+                None
+            }
+        };
+        let (Some(mut config), true) = (config, problems.is_empty()) else {
+            // A misspelt variable may well be why: say so with the problems.
+            problems.extend(
+                env.unknown
+                    .iter()
+                    .map(|warning| ConfigProblem::new("environment", warning.clone())),
+            );
+            return Err(ConfigError::Invalid(
+                problems.into_iter().map(|p| origins.annotate(p)).collect(),
+            ));
+        };
         config.apply(overrides);
+        config.origins = origins;
+        config.unknown_env = env.unknown;
         Ok(config)
     }
 
@@ -293,6 +316,15 @@ impl Config {
     /// Every invariant this configuration breaks; empty when it is safe to run.
     pub fn problems(&self) -> Vec<ConfigProblem> {
         validate::problems(self)
+            .into_iter()
+            .map(|problem| self.origins.annotate(problem))
+            .collect()
+    }
+
+    /// What the operator should hear about although the configuration loads: `GHA_AUTH_*`
+    /// variables that name no key and are ignored (a misspelling, most likely).
+    pub fn warnings(&self) -> &[String] {
+        &self.unknown_env
     }
 
     /// `Ok` when [`Config::problems`] is empty.
@@ -333,3 +365,42 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+
+fn deserialize(table: &toml::Table) -> Result<Config, toml::de::Error> {
+    toml::Value::Table(table.clone()).try_into()
+}
+
+/// Every value of `table` that does not deserialize, one problem each: each top-level key and
+/// each key of a section is tried alone over the defaults, so one mistake does not hide the
+/// next. `whole` is the error of the whole table, reported when no single value explains it.
+fn value_problems(table: &toml::Table, whole: &toml::de::Error) -> Vec<ConfigProblem> {
+    let mut problems = Vec::new();
+    for (key, value) in table {
+        let candidates: Vec<(String, toml::Table)> = match value {
+            toml::Value::Table(section) => section
+                .iter()
+                .map(|(field, inner)| {
+                    let mut alone = toml::Table::new();
+                    alone.insert(field.clone(), inner.clone());
+                    let mut outer = toml::Table::new();
+                    outer.insert(key.clone(), toml::Value::Table(alone));
+                    (format!("{key}.{field}"), outer)
+                })
+                .collect(),
+            _ => {
+                let mut outer = toml::Table::new();
+                outer.insert(key.clone(), value.clone());
+                vec![(key.clone(), outer)]
+            }
+        };
+        for (path, alone) in candidates {
+            if let Err(e) = deserialize(&alone) {
+                problems.push(ConfigProblem::new(path, e.message()));
+            }
+        }
+    }
+    if problems.is_empty() {
+        problems.push(ConfigProblem::new("config", whole.message()));
+    }
+    problems
+}

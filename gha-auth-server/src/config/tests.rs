@@ -352,3 +352,122 @@ fn credentials_in_every_outbound_url_are_refused() {
         }
     }
 }
+
+/// A file with several mistyped values reports every one at once, each with its line; the
+/// environment's mistakes are named by variable, never called a file, and never show the value.
+#[test]
+fn every_malformed_value_is_reported_at_once_with_where_it_was_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gha-auth.toml");
+    std::fs::write(
+        &file,
+        "listen = 5\n\
+         [keys]\n\
+         rotation_period = \"soon\"\n\
+         algorithm = \"HS256\"\n\
+         [http]\n\
+         max_body_bytes = \"big\"\n\
+         [users]\n\
+         nonsense = 1\n",
+    )
+    .unwrap();
+    let err = Config::load(
+        Some(&file),
+        env(&[
+            ("GHA_AUTH_DEV_MODE", "s3cret"),
+            ("GHA_AUTH_STORE_MAX_CONNECTIONS", "many"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    let ConfigError::Invalid(problems) = &err else {
+        panic!("{err}");
+    };
+    let by_key = |key: &str| {
+        problems
+            .iter()
+            .find(|p| p.key == key)
+            .unwrap_or_else(|| panic!("{key} missing from {err}"))
+    };
+    let at = |line: usize| Some(format!("{}:{line}", file.display()));
+    assert_eq!(by_key("listen").source, at(1));
+    assert_eq!(by_key("keys.rotation_period").source, at(3));
+    assert_eq!(by_key("keys.algorithm").source, at(4));
+    assert_eq!(by_key("http.max_body_bytes").source, at(6));
+    assert!(
+        by_key("users.nonsense").message.contains("unknown"),
+        "{err}"
+    );
+    assert_eq!(by_key("users.nonsense").source, at(8));
+    assert_eq!(
+        by_key("dev_mode").source.as_deref(),
+        Some("environment variable GHA_AUTH_DEV_MODE")
+    );
+    assert_eq!(
+        by_key("store.max_connections").source.as_deref(),
+        Some("environment variable GHA_AUTH_STORE_MAX_CONNECTIONS")
+    );
+    let text = err.to_string();
+    assert!(!text.contains("s3cret") && !text.contains("many"), "{text}");
+    assert!(!text.contains("config file"), "{text}");
+    assert_eq!(problems.len(), 7, "{text}");
+}
+
+/// Invariant problems say where the value came from too.
+#[test]
+fn invariant_problems_name_the_file_line_or_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gha-auth.toml");
+    std::fs::write(&file, "# keys\n[keys]\npublish_ahead = \"1m\"\n").unwrap();
+    let config = Config::load(
+        Some(&file),
+        env(&[("GHA_AUTH_LISTEN", "0.0.0.0:8700")]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    let problems = config.problems();
+    let source = |key: &str| {
+        problems
+            .iter()
+            .find(|p| p.key == key)
+            .and_then(|p| p.source.clone())
+    };
+    assert_eq!(
+        source("keys.publish_ahead"),
+        Some(format!("{}:3", file.display()))
+    );
+    assert_eq!(
+        source("listen").as_deref(),
+        Some("environment variable GHA_AUTH_LISTEN")
+    );
+}
+
+/// A misspelt variable is not silently dropped: it is reported, with the name it was meant to
+/// be.
+#[test]
+fn unknown_variables_are_reported_with_the_nearest_name() {
+    let config = Config::load(
+        None,
+        env(&[
+            ("GHA_AUTH_KEYS_ALGORITM", "EdDSA"),
+            ("GHA_AUTH_CONFIG", "ignored: the CLI reads it"),
+            ("GHA_AUTH_SOMETHING_ELSE", "x"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    let warnings = config.warnings();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("GHA_AUTH_KEYS_ALGORITM") && w.contains("GHA_AUTH_KEYS_ALGORITHM")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("GHA_AUTH_SOMETHING_ELSE")),
+        "{warnings:?}"
+    );
+}

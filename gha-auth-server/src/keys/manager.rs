@@ -238,6 +238,32 @@ impl KeyManager {
             Some(loaded) => loaded,
             None => init(&*store, &settings, &clock, &audit, actor).await?,
         };
+        Self::with_ring(store, settings, clock, audit, actor, version, ring)
+    }
+
+    /// The manager of the stored ring, or `None` when no key was ever made.
+    pub async fn load(
+        store: Arc<dyn KeyStore>,
+        settings: KeySettings,
+        clock: SharedClock,
+        audit: Arc<AuditLog>,
+        actor: &str,
+    ) -> Result<Option<Self>, KeyManagerError> {
+        let Some((version, ring)) = load(&*store).await? else {
+            return Ok(None);
+        };
+        Self::with_ring(store, settings, clock, audit, actor, version, ring).map(Some)
+    }
+
+    fn with_ring(
+        store: Arc<dyn KeyStore>,
+        settings: KeySettings,
+        clock: SharedClock,
+        audit: Arc<AuditLog>,
+        actor: &str,
+        version: u64,
+        ring: KeyRing,
+    ) -> Result<Self, KeyManagerError> {
         check_dev_keys(&ring, settings.dev_mode)?;
         let snapshot = KeySnapshot::new(version, ring, clock.now())?;
         Ok(Self {
@@ -302,6 +328,15 @@ impl KeyManager {
                     let key = SigningKey::generate(self.settings.algorithm)?;
                     let kid = key.kid().to_owned();
                     let activates_at = ring.add_next(key, now, schedule)?;
+                    generated = Some((kid, activates_at));
+                } else if signs_another_algorithm(ring, now, self.settings.algorithm) {
+                    // The configuration names another algorithm than the one signing (the
+                    // first key came from elsewhere, or the setting changed): move to it by an
+                    // ordinary rotation, published ahead like any other.
+                    let key = SigningKey::generate(self.settings.algorithm)?;
+                    let kid = key.kid().to_owned();
+                    let activates_at = now + schedule.publish_ahead;
+                    ring.add_next_at(key, now, activates_at, schedule)?;
                     generated = Some((kid, activates_at));
                 }
                 let report = SyncReport {
@@ -508,6 +543,19 @@ impl KeyManager {
                 .await;
         }
     }
+}
+
+/// Whether the key signing now uses another algorithm than `configured`, with no next key
+/// pending to replace it.
+fn signs_another_algorithm(ring: &KeyRing, now: DateTime<Utc>, configured: Algorithm) -> bool {
+    let pending = ring
+        .keys()
+        .iter()
+        .any(|k| k.state == KeyState::Next && k.activates_at > now);
+    !pending
+        && ring
+            .active(now)
+            .is_some_and(|key| key.algorithm() != configured)
 }
 
 /// The signing-key ring in its key store, as one versioned document.

@@ -59,10 +59,14 @@ impl Fixture {
     }
 
     async fn node(&self, name: &str) -> Node {
+        self.node_with(name, Algorithm::ES256).await
+    }
+
+    async fn node_with(&self, name: &str, algorithm: Algorithm) -> Node {
         let audit = Arc::new(AuditLog::new(self.store.clone(), self.clock.shared()));
         let manager = KeyManager::open(
             self.key_store(name),
-            KeySettings::new(schedule(), Algorithm::ES256),
+            KeySettings::new(schedule(), algorithm),
             self.clock.shared(),
             audit,
             name,
@@ -360,4 +364,35 @@ fn schedule_from_the_default_config_is_valid() {
         TimeDelta::hours(1) + TimeDelta::seconds(60) + TimeDelta::minutes(15)
     );
     assert_eq!(s.cache_control_max_age(), 900);
+}
+
+/// Whoever made the first key, key generation follows the configuration: a server configured
+/// for another algorithm publishes a key of that algorithm at its first sync, which takes over
+/// after `publish_ahead` like any rotation.
+#[tokio::test]
+async fn the_configured_algorithm_takes_over_from_a_key_made_with_another() {
+    let f = fixture().await;
+    let first = f.node_with("cli", Algorithm::ES256).await;
+    let first_kid = signing_kid(&first.manager, &f.clock);
+    let server = f.node_with("server", Algorithm::EdDSA).await;
+    let report = server.manager.sync().await.unwrap();
+    let (next_kid, activates_at) = report.generated.expect("a key of the configured algorithm");
+    assert_eq!(activates_at, f.clock.now() + schedule().publish_ahead);
+    assert_eq!(
+        jwks_kids(&server.manager),
+        vec![next_kid.clone(), first_kid.clone()]
+    );
+    assert_eq!(signing_kid(&server.manager, &f.clock), first_kid);
+    f.clock.advance(schedule().publish_ahead);
+    server.manager.sync().await.unwrap();
+    let signing = server
+        .manager
+        .snapshot()
+        .signing_key(f.clock.now())
+        .unwrap()
+        .clone();
+    assert_eq!(signing.kid(), next_kid);
+    assert_eq!(signing.algorithm(), Algorithm::EdDSA);
+    // Settled: no further key while the configured algorithm signs.
+    assert_eq!(server.manager.sync().await.unwrap().generated, None);
 }

@@ -10,6 +10,8 @@ pub struct ConfigProblem {
     pub key: String,
     /// What is wrong and how to fix it.
     pub message: String,
+    /// Where the value came from: `file:line` or the environment variable, when known.
+    pub source: Option<String>,
 }
 
 impl ConfigProblem {
@@ -18,13 +20,24 @@ impl ConfigProblem {
         Self {
             key: key.into(),
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// The problem, saying where the value came from.
+    #[must_use]
+    pub fn with_source(mut self, source: impl Into<String>) -> Self {
+        self.source = Some(source.into());
+        self
     }
 }
 
 impl fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
+        match &self.source {
+            Some(source) => write!(f, "{}: {} (set in {source})", self.key, self.message),
+            None => write!(f, "{}: {}", self.key, self.message),
+        }
     }
 }
 

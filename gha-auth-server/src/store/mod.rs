@@ -62,6 +62,14 @@ pub enum StoreError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The SQLite database file could not be opened.
+    #[error("cannot open the SQLite database {path}: {source}")]
+    OpenFile {
+        /// The file.
+        path: String,
+        /// What SQLite said.
+        source: sqlx::Error,
+    },
     /// Migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -131,7 +139,13 @@ impl Store {
                         })
                     })
                     .connect_with(options)
-                    .await?
+                    .await
+                    .map_err(|source| StoreError::OpenFile {
+                        path: file
+                            .as_deref()
+                            .map_or_else(String::new, |f| f.display().to_string()),
+                        source,
+                    })?
             }
             Backend::Postgres => pool_options.connect_with(options).await?,
         };
