@@ -211,6 +211,16 @@ async fn assemble(
     let oauth = Arc::new(OAuth {
         issuer: issuer.clone(),
         token_endpoint: token_endpoint.clone(),
+        introspection_endpoint: format!(
+            "{}{}",
+            issuer.trim_end_matches('/'),
+            crate::oauth::INTROSPECT_PATH
+        ),
+        revocation_endpoint: format!(
+            "{}{}",
+            issuer.trim_end_matches('/'),
+            crate::oauth::REVOKE_PATH
+        ),
         clock: clock.clone(),
         keys: keys.clone(),
         store: store.clone(),

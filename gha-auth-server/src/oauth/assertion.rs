@@ -5,6 +5,11 @@
 //! the signature has verified. `exp` is required and must be near (at most
 //! `tokens.client_assertion_max_lifetime` ahead), and `jti` is recorded until the assertion
 //! expires so it cannot be replayed.
+//!
+//! Before any client is looked up, [`precheck`] reads the claims unverified for the mistakes a
+//! client can fix (audience, lifetime, times, `jti`): those are told in `error_description`,
+//! and since they are found without knowing whether the client exists, telling them reveals
+//! nothing about it. Everything else stays a bare `invalid_client`.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,8 +27,8 @@ const MAX_ASSERTION_BYTES: usize = 8 * 1024;
 /// Longest accepted `jti`.
 const MAX_JTI_LEN: usize = 256;
 
-/// Why an assertion was refused: for the audit log only. The client always hears
-/// `invalid_client`.
+/// Why an assertion was refused: for the audit log, and for the client when it can fix it
+/// ([`AssertionError::description`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub(crate) enum AssertionError {
@@ -35,7 +40,7 @@ pub(crate) enum AssertionError {
     BadSignature,
     /// `iss` and `sub` are not both the client id.
     WrongSubject,
-    /// `aud` names neither the token endpoint nor the issuer.
+    /// `aud` names none of this server's client-authenticating endpoints nor its issuer.
     WrongAudience,
     /// `exp` is missing or passed.
     Expired,
@@ -62,6 +67,32 @@ impl AssertionError {
             AssertionError::BadJti => "assertion_bad_jti",
         }
     }
+
+    /// What to tell the client, for a mistake it can fix that [`precheck`] finds; `None` for
+    /// the rest, which get a bare `invalid_client`.
+    pub(crate) fn description(self) -> Option<&'static str> {
+        match self {
+            AssertionError::WrongSubject => {
+                Some("the client assertion's iss and sub must both be the client id")
+            }
+            AssertionError::WrongAudience => Some(
+                "the client assertion's aud must name this server's issuer or the URL of the \
+                 endpoint it is sent to",
+            ),
+            AssertionError::Expired => Some("the client assertion has expired or has no exp"),
+            AssertionError::TooLongLived => Some(
+                "the client assertion's exp is further ahead than this server accepts \
+                 (tokens.client_assertion_max_lifetime)",
+            ),
+            AssertionError::NotYetValid => Some("the client assertion's nbf or iat is in the future"),
+            AssertionError::BadJti => {
+                Some("the client assertion needs a jti of at most 256 characters")
+            }
+            AssertionError::Malformed | AssertionError::BadHeader | AssertionError::BadSignature => {
+                None
+            }
+        }
+    }
 }
 
 /// What an accepted assertion says.
@@ -78,8 +109,9 @@ pub(crate) struct VerifiedAssertion {
 pub(crate) struct AssertionRules<'a> {
     /// The client id `iss` and `sub` must equal.
     pub(crate) client_id: &'a str,
-    /// Accepted `aud` values: the token endpoint URL and the issuer.
-    pub(crate) audiences: [&'a str; 2],
+    /// Accepted `aud` values: the issuer and the URLs of the endpoints that authenticate clients
+    /// (token, introspection, revocation).
+    pub(crate) audiences: &'a [&'a str],
     /// Now (Unix seconds).
     pub(crate) now: i64,
     /// Clock leeway (seconds).
@@ -174,6 +206,21 @@ pub(crate) fn verify(
         return Err(AssertionError::BadSignature);
     }
     let claims: Claims = json_object(&decode(parts.payload)?)?;
+    check_claims(claims, rules)
+}
+
+/// The claim checks of [`verify`], on the claims read **without** verification, for the
+/// mistakes a client can fix; run before the client is looked up.
+pub(crate) fn precheck(assertion: &str, rules: &AssertionRules<'_>) -> Result<(), AssertionError> {
+    let parts = split(assertion)?;
+    let claims: Claims = json_object(&decode(parts.payload)?)?;
+    check_claims(claims, rules).map(|_| ())
+}
+
+fn check_claims(
+    claims: Claims,
+    rules: &AssertionRules<'_>,
+) -> Result<VerifiedAssertion, AssertionError> {
     let is_client = |v: &Option<String>| v.as_deref() == Some(rules.client_id);
     if !is_client(&claims.iss) || !is_client(&claims.sub) {
         return Err(AssertionError::WrongSubject);
@@ -219,7 +266,7 @@ mod tests {
     fn rules() -> AssertionRules<'static> {
         AssertionRules {
             client_id: "svc",
-            audiences: [TOKEN_URL, "https://auth.example"],
+            audiences: &[TOKEN_URL, "https://auth.example"],
             now: NOW,
             leeway: 60,
             max_lifetime: 300,

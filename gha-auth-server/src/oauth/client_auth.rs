@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 use gha_auth::SecretString;
 use gha_auth::apikey::{ApiKey, SecretKind};
 
-use super::assertion::{self, AssertionRules, JWT_BEARER_ASSERTION_TYPE};
+use super::assertion::{self, AssertionError, AssertionRules, JWT_BEARER_ASSERTION_TYPE};
 use super::{OAuthError, TokenForm};
 use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::clients::record_assertion_jti;
@@ -91,7 +91,7 @@ enum Failure {
     WrongMethod,
     MalformedSecret,
     WrongSecret,
-    Assertion(&'static str),
+    Assertion(AssertionError),
     Replayed,
     /// The store failed: not the client's fault, answered with `server_error`.
     Internal,
@@ -107,7 +107,7 @@ impl Failure {
             Failure::WrongMethod => "method_not_registered",
             Failure::MalformedSecret => "malformed_secret",
             Failure::WrongSecret => "wrong_secret",
-            Failure::Assertion(reason) => reason,
+            Failure::Assertion(e) => e.reason(),
             Failure::Replayed => "assertion_replayed",
             Failure::Internal => "internal_error",
         }
@@ -201,7 +201,13 @@ async fn authenticate_credentials(
                 .limits
                 .authentication_failed(client_id.as_deref().or(named.as_deref()), peer);
             audit_failure(state, client_id.as_deref(), method, failure, peer).await;
-            Err(OAuthError::invalid_client().with_basic_challenge(basic_used))
+            let error = match failure {
+                Failure::Assertion(e) => e
+                    .description()
+                    .map_or_else(OAuthError::invalid_client, OAuthError::invalid_client_because),
+                _ => OAuthError::invalid_client(),
+            };
+            Err(error.with_basic_challenge(basic_used))
         }
     }
 }
@@ -272,8 +278,27 @@ async fn with_secret(
 async fn with_assertion(state: &OAuth, client_id: Option<String>, token: &str) -> Attempt {
     let method = PresentedMethod::PrivateKeyJwt;
     let Some(client_id) = client_id.or_else(|| assertion::claimed_subject(token)) else {
-        return Err((None, method, Failure::Assertion("assertion_malformed")));
+        return Err((None, method, Failure::Assertion(AssertionError::Malformed)));
     };
+    let leeway = state.keys.schedule().leeway.num_seconds();
+    let audiences = [
+        state.issuer.as_str(),
+        state.token_endpoint.as_str(),
+        state.introspection_endpoint.as_str(),
+        state.revocation_endpoint.as_str(),
+    ];
+    let rules = AssertionRules {
+        client_id: &client_id,
+        audiences: &audiences,
+        now: state.clock.unix_seconds(),
+        leeway,
+        max_lifetime: state.tokens.client_assertion_max_lifetime.as_secs(),
+    };
+    // The mistakes a client can fix are found before the lookup, so saying which reveals
+    // nothing about whether the client exists.
+    if let Err(e) = assertion::precheck(token, &rules) {
+        return Err((Some(client_id.clone()), method, Failure::Assertion(e)));
+    }
     let client = lookup(state, &client_id, method, false).await?;
     let key = match (&client.auth_method, &client.jwk) {
         (AuthMethod::PrivateKeyJwt, Some(jwk)) => match client_key_from_json(jwk) {
@@ -285,19 +310,11 @@ async fn with_assertion(state: &OAuth, client_id: Option<String>, token: &str) -
         },
         _ => return Err((Some(client_id), method, Failure::WrongMethod)),
     };
-    let leeway = state.keys.schedule().leeway.num_seconds();
-    let rules = AssertionRules {
-        client_id: &client.id,
-        audiences: [&state.token_endpoint, &state.issuer],
-        now: state.clock.unix_seconds(),
-        leeway,
-        max_lifetime: state.tokens.client_assertion_max_lifetime.as_secs(),
-    };
     let verified = assertion::verify(token, &key, &rules).map_err(|e| {
         (
             Some(client_id.clone()),
             method,
-            Failure::Assertion(e.reason()),
+            Failure::Assertion(e),
         )
     })?;
     match record_assertion_jti(

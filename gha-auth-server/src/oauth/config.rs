@@ -22,7 +22,7 @@ impl Default for TokensConfig {
         Self {
             default_lifetime: Duration::minutes(10),
             max_lifetime: Duration::hours(1),
-            client_assertion_max_lifetime: Duration::minutes(5),
+            client_assertion_max_lifetime: Duration::hours(1),
         }
     }
 }

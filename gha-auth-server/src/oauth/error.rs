@@ -83,6 +83,12 @@ impl OAuthError {
         Self::new(ErrorCode::InvalidClient, "client authentication failed")
     }
 
+    /// `invalid_client` for a mistake the client can fix, found without knowing whether the
+    /// client exists.
+    pub(crate) fn invalid_client_because(description: &'static str) -> Self {
+        Self::new(ErrorCode::InvalidClient, description)
+    }
+
     /// `unauthorized_client`: the client may not use the requested grant type.
     pub(crate) fn unauthorized_client() -> Self {
         Self::new(

@@ -22,6 +22,10 @@ pub(crate) struct OAuth {
     pub(crate) issuer: String,
     /// The token endpoint's URL (an audience `private_key_jwt` assertions may name).
     pub(crate) token_endpoint: String,
+    /// The introspection endpoint's URL (an assertion sent there may name it).
+    pub(crate) introspection_endpoint: String,
+    /// The revocation endpoint's URL (an assertion sent there may name it).
+    pub(crate) revocation_endpoint: String,
     /// The injected clock.
     pub(crate) clock: SharedClock,
     /// The signing keys.
