@@ -22,6 +22,7 @@ pub mod cli;
 mod clients;
 pub mod config;
 mod health;
+mod home;
 mod keys;
 mod linkkeys;
 mod metrics;

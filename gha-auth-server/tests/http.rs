@@ -450,3 +450,61 @@ async fn openapi_document_covers_every_route() {
     }
     server.app.shutdown().await.unwrap();
 }
+
+/// A person who opens the authority's address finds what it is and where to go: HTML for a
+/// browser (with a script-free Content-Security-Policy), plain text for curl, and every link
+/// the page names is served.
+#[tokio::test]
+async fn root_page_tells_a_person_what_this_is_and_where_to_go() {
+    let server = Server::start(|_| {}).await;
+    let url = format!("{}/", server.app.base_url());
+    let browser = server
+        .http
+        .get(&url)
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(browser.status(), StatusCode::OK);
+    assert!(
+        browser.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let csp = browser.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    let html = browser.text().await.unwrap();
+    assert!(html.contains("token authority") && html.contains("name=\"viewport\""));
+
+    let curl = server.get("/").await;
+    assert_eq!(curl.status(), StatusCode::OK);
+    assert!(
+        curl.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = curl.text().await.unwrap();
+    let links: Vec<&str> = html
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(links.len() >= 5, "{links:?}");
+    for link in links {
+        assert!(
+            link == "/home.css" || text.contains(link),
+            "{link} missing from the text page"
+        );
+        let response = server.get(link).await;
+        assert_eq!(response.status(), StatusCode::OK, "{link}");
+    }
+    server.app.shutdown().await.unwrap();
+}

@@ -12,7 +12,9 @@ use utoipa_axum::router::OpenApiRouter;
 
 use super::state::AppState;
 use crate::config::HttpConfig;
-use crate::{broker, health, linkkeys, metrics, oauth, openapi, revocations, session, wellknown};
+use crate::{
+    broker, health, home, linkkeys, metrics, oauth, openapi, revocations, session, wellknown,
+};
 
 /// Every feature's routes, and the OpenAPI document they make up.
 pub(super) fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -24,6 +26,7 @@ pub(super) fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .merge(broker::routes::router())
         .merge(linkkeys::http::router())
         .merge(health::router())
+        .merge(home::router())
         .merge(metrics::router())
         .split_for_parts();
     (router.merge(openapi::router(&document)), document)
