@@ -383,13 +383,27 @@ async fn every_client_authentication_method(backend: Backend) {
             (StatusCode::BAD_REQUEST, Some("invalid_client"))
         );
 
-        // Wrong audience, long-lived, signed by another key: all refused alike.
+        // Wrong audience, too long-lived, expired: refused, saying what the client can fix;
+        // signed by another key: refused without a reason.
         let other = SigningKey::generate(alg).unwrap();
-        for bad in [
-            assertion(&key, &id, "https://elsewhere", exp, "b-1"),
-            assertion(&key, &id, &authority.token_url(), START + 3600, "b-2"),
-            assertion(&other, &id, &authority.token_url(), exp, "b-3"),
-            assertion(&key, &id, &authority.token_url(), START - 120, "b-4"),
+        let audience_rule = "the client assertion's aud must name this server's issuer or the URL of the endpoint it is sent to";
+        for (bad, description) in [
+            (
+                assertion(&key, &id, "https://elsewhere", exp, "b-1"),
+                audience_rule,
+            ),
+            (
+                assertion(&key, &id, &authority.token_url(), START + 7200, "b-2"),
+                "the client assertion's exp is further ahead than this server accepts (tokens.client_assertion_max_lifetime)",
+            ),
+            (
+                assertion(&key, &id, &authority.token_url(), START - 120, "b-4"),
+                "the client assertion has expired or has no exp",
+            ),
+            (
+                assertion(&other, &id, &authority.token_url(), exp, "b-3"),
+                "client authentication failed",
+            ),
         ] {
             let response = authority
                 .token_post(&[
@@ -403,7 +417,7 @@ async fn every_client_authentication_method(backend: Backend) {
                 .await;
             let (_, _, body) = error_of(response).await;
             assert_eq!(body["error"], "invalid_client");
-            assert_eq!(body["error_description"], "client authentication failed");
+            assert_eq!(body["error_description"], description);
         }
     }
     let rows = authority
@@ -419,6 +433,54 @@ async fn every_client_authentication_method(backend: Backend) {
             |r| r.kind == "client.auth_failed" && r.detail.contains("assertion_wrong_audience")
         )
     );
+    authority.shutdown().await;
+}
+
+/// A failed assertion reads the same whether or not its client exists: the reasons a client can
+/// fix are checked before the client is looked up, and a bad signature has no reason.
+#[tokio::test]
+async fn assertion_errors_do_not_tell_whether_a_client_exists() {
+    let authority = Authority::start(Backend::Sqlite).await;
+    let key = SigningKey::generate(Algorithm::ES256).unwrap();
+    let jwk = serde_json::to_value(key.public_jwk()).unwrap();
+    authority
+        .register(
+            ClientRegistration::new("svc-known")
+                .grant(GrantType::ClientCredentials)
+                .scope("orders:read")
+                .audience(AUDIENCE)
+                .jwk(jwk),
+        )
+        .await;
+    let other = SigningKey::generate(Algorithm::ES256).unwrap();
+    let exp = START + 120;
+    let mut answers = Vec::new();
+    for id in ["svc-known", "svc-unknown"] {
+        for signed in [
+            assertion(&key, id, "https://elsewhere", exp, "c-1"),
+            assertion(&other, id, &authority.token_url(), exp, "c-2"),
+        ] {
+            let response = authority
+                .token_post(&[
+                    ("grant_type", "client_credentials"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &signed),
+                ])
+                .await;
+            let (status, _, body) = error_of(response).await;
+            answers.push((
+                status,
+                body["error"].clone(),
+                body["error_description"].clone(),
+            ));
+        }
+    }
+    assert_eq!(answers[0], answers[2], "wrong audience");
+    assert_eq!(answers[1], answers[3], "wrong key");
+    assert_eq!(answers[1].2, "client authentication failed");
     authority.shutdown().await;
 }
 
