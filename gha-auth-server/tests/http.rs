@@ -249,6 +249,7 @@ async fn metrics_render_requests_outcomes_latency_and_keys() {
         "{text}"
     );
     assert!(!text.contains(&secret), "no secret in metrics");
+    gha_auth_testkit::promtool_check_metrics(&text).unwrap();
     server.app.shutdown().await.unwrap();
 }
 

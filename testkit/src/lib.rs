@@ -7,6 +7,7 @@
 //!   auth), dropped afterwards.
 //! - [`PrivatePostgres`]: a private cluster with password authentication, for tests that must
 //!   prove a credential works.
+//! - [`promtool_check_metrics`]: Prometheus's linter over a `/metrics` answer.
 //! - [`FakeEpicor`]: the one fake, since no Epicor is reachable: the REST API v2 calls the
 //!   link-key rotation makes, and a data directive that sends the key it holds to an API.
 //!
@@ -42,6 +43,7 @@ mod bao;
 mod epicor;
 mod pg;
 mod private_pg;
+mod promtool;
 mod util;
 
 pub use bao::OpenBao;
@@ -50,5 +52,6 @@ pub use epicor::{
 };
 pub use pg::{DEFAULT_PG_URL, PgDatabase};
 pub use private_pg::PrivatePostgres;
+pub use promtool::promtool_check_metrics;
 pub use reqwest::Method;
 pub use util::{free_port, random_hex, workspace_root};

@@ -162,4 +162,5 @@ async fn the_binary_serves_the_api_with_keys_from_the_authority() {
             "{family} has no HELP line: {metrics}"
         );
     }
+    gha_auth_testkit::promtool_check_metrics(&metrics).unwrap();
 }
