@@ -25,6 +25,7 @@ mod health;
 mod keys;
 mod linkkeys;
 mod metrics;
+mod monitor;
 mod oauth;
 mod openapi;
 mod ratelimit;
