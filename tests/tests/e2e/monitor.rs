@@ -1,7 +1,8 @@
 //! The health board end to end: two authority replicas on one PostgreSQL database watch a real
 //! field-service instance that is started, stopped and started again. Each state change is shown
 //! by `/admin/v1/monitor` on both replicas, exported in `/metrics` and posted once to a webhook
-//! receiver that counts the alerts; the service is polled once per interval between the two.
+//! receiver that counts the alerts; the service is polled once per interval between the two, and
+//! by the survivor when one replica stops.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -411,9 +412,31 @@ async fn two_replicas_poll_once_and_alert_each_state_change_once() {
     assert!(results.len() >= 5, "{history}");
     assert!(results.iter().any(|r| r["outcome"] == "down"), "{history}");
 
+    // The first replica stops (with the lease or not): the second goes on polling, taking the
+    // lease over once it expired.
+    first.shutdown().await.unwrap();
+    let checked = |board: &Value| {
+        board["targets"][0]["checked_at"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // Past the lease's 3 s, a check can only come from a replica holding a live lease.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let before = checked(&board(&second, &token).await);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let later = checked(&board(&second, &token).await);
+        if later > before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nobody polls since {before}");
+    }
+    assert_eq!(state_on(&second, &token).await, "up");
+
     // Polled once between the replicas: every check the service answered is one stored
     // result, and no two stored checks are closer than the interval allows.
-    first.shutdown().await.unwrap();
     second.shutdown().await.unwrap();
     service.stop().await;
     let rows: Vec<(i64, String)> = sqlx::query_as(
