@@ -26,6 +26,7 @@ mod home;
 mod keys;
 mod linkkeys;
 mod metrics;
+mod monitor;
 mod oauth;
 mod openapi;
 mod ratelimit;

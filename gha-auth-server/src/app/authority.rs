@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::health::Health;
 use crate::linkkeys::http::Validators;
 use crate::metrics::Metrics;
+use crate::monitor::Monitor;
 use crate::oauth::OAuth;
 use crate::revocations::Feed;
 use crate::session::Sessions;
@@ -29,6 +30,7 @@ pub struct Authority {
     pub(super) health: Health,
     pub(super) metrics: Metrics,
     pub(super) key_store_description: String,
+    pub(super) monitor: Arc<Monitor>,
 }
 
 impl fmt::Debug for Authority {
@@ -53,6 +55,7 @@ impl Authority {
             validators: self.validators.clone(),
             health: self.health.clone(),
             metrics: self.metrics.clone(),
+            monitor: self.monitor.clone(),
         }
     }
 

@@ -28,6 +28,7 @@ use crate::keys::{SigningKeysCheck, node_name};
 use crate::linkkeys::http::Validators;
 use crate::linkkeys::{LinkKeys, LinkKeysError};
 use crate::metrics::{Collector, Metrics};
+use crate::monitor::{Monitor, MonitorError};
 use crate::oauth::OAuth;
 use crate::ratelimit::RateLimits;
 use crate::refresh::Families;
@@ -77,6 +78,9 @@ pub enum StartError {
     /// The TLS certificate or key is unusable.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The health board could not be set up.
+    #[error(transparent)]
+    Monitor(#[from] MonitorError),
 }
 
 /// A configured service with a bound listener, ready to serve.
@@ -251,7 +255,30 @@ async fn assemble(
     if !link_keys.is_empty() {
         checks.push(link_keys.clone());
     }
+    let monitor = Arc::new(Monitor::new(
+        config.monitor.clone(),
+        config
+            .alerts
+            .url()
+            .map_err(MonitorError::Setup)?
+            .map(|url| {
+                crate::linkkeys::alert::AlertWebhook::new(
+                    url,
+                    config.alerts.timeout.as_std(),
+                    config.alerts.attempts,
+                )
+            })
+            .transpose()
+            .map_err(MonitorError::Setup)?,
+        store.clone(),
+        clock.clone(),
+        format!("{actor}/{}", crate::monitor::instance_id()),
+    )?);
     let mut collectors: Vec<Collector> = Vec::new();
+    {
+        let monitor = monitor.clone();
+        collectors.push(Arc::new(move || monitor.update_gauges()));
+    }
     {
         let (keys, clock) = (keys.clone(), clock.clone());
         collectors.push(Arc::new(move || {
@@ -297,6 +324,7 @@ async fn assemble(
         health: Health::new(checks, clock),
         metrics: Metrics::new(collectors),
         key_store_description: key_store.describe(),
+        monitor,
         oauth,
         broker,
         config,
@@ -351,4 +379,5 @@ fn describe_metrics() {
     crate::broker::describe_metrics();
     crate::caller::describe_metrics();
     crate::linkkeys::driver::describe_metrics();
+    crate::monitor::describe_metrics();
 }

@@ -13,7 +13,11 @@ use utoipa_axum::router::OpenApiRouter;
 use super::state::AppState;
 use crate::config::HttpConfig;
 use crate::{
+<<<<<<< HEAD
     broker, health, home, linkkeys, metrics, oauth, openapi, revocations, session, wellknown,
+=======
+    broker, health, linkkeys, metrics, monitor, oauth, openapi, revocations, session, wellknown,
+>>>>>>> monitor
 };
 
 /// Every feature's routes, and the OpenAPI document they make up.
@@ -28,6 +32,7 @@ pub(super) fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .merge(health::router())
         .merge(home::router())
         .merge(metrics::router())
+        .merge(monitor::http::router())
         .split_for_parts();
     (router.merge(openapi::router(&document)), document)
 }

@@ -84,6 +84,11 @@ impl App {
                 .link_keys
                 .spawn(|| wait_for(stop_rx.clone())),
         );
+        if !authority.monitor.is_empty() {
+            tasks.push(tokio::spawn(
+                authority.monitor.clone().run(wait_for(stop_rx.clone())),
+            ));
+        }
         tracing::info!(listen = %self.local_addr, issuer = %oauth.issuer, store = oauth.store.backend().name(), "gha-auth ready");
 
         let stop_signal = stop_tx.clone();

@@ -10,6 +10,7 @@ use crate::caller::Callers;
 use crate::health::Health;
 use crate::linkkeys::http::Validators;
 use crate::metrics::Metrics;
+use crate::monitor::Monitor;
 use crate::oauth::OAuth;
 use crate::revocations::Feed;
 use crate::session::Sessions;
@@ -27,4 +28,5 @@ pub(crate) struct AppState {
     pub(crate) validators: Arc<Validators>,
     pub(crate) health: Health,
     pub(crate) metrics: Metrics,
+    pub(crate) monitor: Arc<Monitor>,
 }

@@ -128,6 +128,11 @@ const VARS: &[EnvVar] = &[
     var("broker.read_audit_interval", EnvKind::Text),
     var("broker.static_roles", EnvKind::List),
     var("broker.static_poll_interval", EnvKind::Text),
+    var("monitor.failures_before_alert", EnvKind::Integer),
+    var("monitor.successes_before_recovery", EnvKind::Integer),
+    var("monitor.retention", EnvKind::Text),
+    var("monitor.max_results_per_target", EnvKind::Integer),
+    var("monitor.lease_ttl", EnvKind::Text),
 ];
 
 /// Every configuration key reachable from the environment, for documentation and tests.

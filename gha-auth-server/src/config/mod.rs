@@ -29,6 +29,7 @@ pub use crate::caller::config::ApiAuthConfig;
 pub use crate::clients::config::ClientsConfig;
 pub use crate::keys::config::{KeyBackend, KeysConfig, SigningAlgorithm};
 pub use crate::linkkeys::config::{AlertsConfig, LinkKeyConfig};
+pub use crate::monitor::config::{MonitorConfig, MonitorTarget};
 pub use crate::oauth::config::TokensConfig;
 pub use crate::ratelimit::config::RateLimitConfig;
 pub use crate::refresh::config::RefreshConfig;
@@ -103,6 +104,8 @@ pub struct Config {
     pub session: SessionConfig,
     /// The secrets broker and who may read what (nobody by default).
     pub broker: BrokerConfig,
+    /// The health board: the APIs whose `/HealthCheck` is polled (none by default).
+    pub monitor: MonitorConfig,
     /// Where each value came from, so problems can say where to fix them.
     #[serde(skip)]
     origins: Origins,
@@ -136,6 +139,7 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             session: SessionConfig::default(),
             broker: BrokerConfig::default(),
+            monitor: MonitorConfig::default(),
             origins: Origins::default(),
             unknown_env: Vec::new(),
         }

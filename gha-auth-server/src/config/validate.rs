@@ -37,6 +37,7 @@ pub(super) fn problems(config: &Config) -> Vec<ConfigProblem> {
     config
         .broker
         .check(&config.broker_reserved_prefixes(), &mut out);
+    config.monitor.check(&mut out);
     out.into_vec()
 }
 

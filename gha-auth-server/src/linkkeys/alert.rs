@@ -35,6 +35,23 @@ pub struct Alert {
     pub at: DateTime<Utc>,
 }
 
+/// An alert body the webhook can post: JSON, with an event and a name for the log.
+pub(crate) trait AlertBody: Serialize {
+    /// The event, e.g. `link_key.rotation_failed`.
+    fn event(&self) -> &str;
+    /// What it is about (a link key, a monitored target).
+    fn name(&self) -> &str;
+}
+
+impl AlertBody for Alert {
+    fn event(&self) -> &str {
+        self.event
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// Posts alerts to a webhook.
 #[derive(Debug, Clone)]
 pub struct AlertWebhook {
@@ -68,7 +85,7 @@ impl AlertWebhook {
     }
 
     /// Sends `alert` now, retrying; `true` once the receiver answered 2xx.
-    pub async fn deliver(&self, alert: &Alert) -> bool {
+    pub(crate) async fn deliver(&self, alert: &impl AlertBody) -> bool {
         for attempt in 1..=self.attempts {
             match self.client.post(self.url.clone()).json(alert).send().await {
                 Ok(response) if response.status().is_success() => return true,
@@ -82,7 +99,7 @@ impl AlertWebhook {
                 tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
             }
         }
-        tracing::error!(name = %alert.name, event = alert.event, "alert could not be delivered");
+        tracing::error!(name = %alert.name(), event = alert.event(), "alert could not be delivered");
         false
     }
 }
