@@ -13,11 +13,8 @@ use utoipa_axum::router::OpenApiRouter;
 use super::state::AppState;
 use crate::config::HttpConfig;
 use crate::{
-<<<<<<< HEAD
-    broker, health, home, linkkeys, metrics, oauth, openapi, revocations, session, wellknown,
-=======
-    broker, health, linkkeys, metrics, monitor, oauth, openapi, revocations, session, wellknown,
->>>>>>> monitor
+    broker, health, home, linkkeys, metrics, monitor, oauth, openapi, revocations, session,
+    wellknown,
 };
 
 /// Every feature's routes, and the OpenAPI document they make up.
