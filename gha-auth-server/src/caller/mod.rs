@@ -129,16 +129,13 @@ impl OwnApi for LinkKeysApi {
     }
 }
 
-/// The audience of the admin API (`/admin/v1/…`).
-pub(crate) const ADMIN_AUDIENCE: &str = "gha-auth-admin";
-
-/// The admin API (`/admin/v1/…`): audience `gha-auth-admin`.
+/// The admin API (`/admin/v1`): `api_auth.admin_audience`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AdminApi;
 
 impl OwnApi for AdminApi {
-    fn audience(_config: &ApiAuthConfig) -> &str {
-        ADMIN_AUDIENCE
+    fn audience(config: &ApiAuthConfig) -> &str {
+        &config.admin_audience
     }
     fn tokens(callers: &Callers) -> &TokenCache {
         &callers.admin_tokens
@@ -155,7 +152,7 @@ pub(crate) struct Caller<A> {
     pub(crate) subject: String,
     /// Granted scopes.
     pub(crate) scopes: Vec<String>,
-    /// The user's roles (none for client_credentials).
+    /// Roles of the subject (a user's roles; none for a client's own token).
     pub(crate) roles: Vec<String>,
     /// The GHA customer the token is bound to.
     pub(crate) tenant: Option<String>,

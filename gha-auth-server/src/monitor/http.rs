@@ -1,7 +1,8 @@
 //! `GET /admin/v1/monitor` and `GET /admin/v1/monitor/{name}/history`: the health board for the
 //! console. Authorised like the admin API: a bearer token of this authority for the audience
-//! `gha-auth-admin` ([`Caller<AdminApi>`]) with the scope `admin:monitor` or the user role
-//! `admin`, not bound to a tenant (the board is the whole authority's).
+//! `api_auth.admin_audience` (default `gha-auth-admin`, [`Caller<AdminApi>`]) with the scope
+//! `admin:monitor` or the user role `admin`, not bound to a tenant (the board is the whole
+//! authority's).
 
 use std::sync::Arc;
 

@@ -426,3 +426,6 @@ impl Monitor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
