@@ -18,19 +18,9 @@ use gha_auth_server::{RunningApp, build_app};
 use gha_auth_testkit::{Method, OpenBao};
 use serde_json::{Value, json};
 
+use crate::python::workspace;
 use crate::support::AUDIENCE;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    })
-}
+use crate::web_portal::on_path;
 
 /// A server on SQLite on the real clock, with `issuer` (derived from the address when `None`)
 /// on `listen`.

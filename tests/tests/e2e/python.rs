@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::support::AUDIENCE;
 
-fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
