@@ -578,3 +578,89 @@ fn unknown_variables_are_reported_by_config_check_and_in_the_log() {
         "{text}"
     );
 }
+
+/// `gha-auth healthcheck` (the image's HEALTHCHECK): 0 while the local server answers 200, 1
+/// when nothing listens or the answer is not 200; the address is the configured `listen`.
+#[test]
+fn healthcheck_exits_0_only_while_the_local_health_check_answers_200() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let healthcheck = |listen: &str| {
+        let mut command = Command::new(BIN);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("GHA_AUTH_") || key == "RUST_LOG" {
+                command.env_remove(key);
+            }
+        }
+        command
+            .env("GHA_AUTH_LISTEN", listen)
+            .args(["--data-dir", data.to_str().unwrap(), "healthcheck"])
+            .output()
+            .unwrap()
+    };
+
+    // Nothing listens.
+    let idle = format!("127.0.0.1:{}", gha_auth_testkit::free_port().unwrap());
+    let refused = healthcheck(&idle);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains(&idle), "{}", stderr(&refused));
+
+    // Something answers, but not 200.
+    let unhealthy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let unhealthy_addr = unhealthy.local_addr().unwrap().to_string();
+    let answering = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut stream, _) = unhealthy.accept().unwrap();
+        let mut request = [0u8; 1024];
+        let _ = stream.read(&mut request).unwrap();
+        stream
+            .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .unwrap();
+        String::from_utf8_lossy(&request).into_owned()
+    });
+    let failed = healthcheck(&unhealthy_addr);
+    assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
+    assert!(stderr(&failed).contains("503"), "{}", stderr(&failed));
+    assert!(answering.join().unwrap().starts_with("GET /HealthCheck "));
+
+    // A serving server.
+    let port = gha_auth_testkit::free_port().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(BIN)
+        .env_remove("RUST_LOG")
+        .args([
+            "--data-dir",
+            data.to_str().unwrap(),
+            "serve",
+            "--listen",
+            &listen,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let http = reqwest::Client::new();
+        while http
+            .get(format!("http://{listen}/HealthCheck"))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "not ready in 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let healthy = healthcheck(&listen);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(healthy.status.code(), Some(0), "{}", stderr(&healthy));
+    assert!(stdout(&healthy).contains("200"), "{}", stdout(&healthy));
+}

@@ -435,6 +435,7 @@ async fn openapi_document_covers_every_route() {
         ("post", "/session/logout"),
         ("get", "/.well-known/jwks.json"),
         ("get", "/.well-known/oauth-authorization-server"),
+        ("get", "/.well-known/openid-configuration"),
         ("get", "/v1/revocations"),
         ("get", "/v1/secrets/{path}"),
         ("post", "/v1/database/creds/{role}"),
@@ -508,4 +509,87 @@ async fn root_page_tells_a_person_what_this_is_and_where_to_go() {
         assert_eq!(response.status(), StatusCode::OK, "{link}");
     }
     server.app.shutdown().await.unwrap();
+}
+
+/// A token request with `X-Forwarded-For: xff` and a wrong secret.
+async fn failing_sources(server: &Server, xff: &str) -> StatusCode {
+    server
+        .http
+        .post(server.app.authority().token_endpoint())
+        .header("x-forwarded-for", xff)
+        .basic_auth("svc", Some("wrong"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn audit_sources(server: &Server) -> Vec<String> {
+    server
+        .app
+        .authority()
+        .store()
+        .audit_rows_after(0, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|row| row.kind == "client.auth_failed")
+        .filter_map(|row| {
+            let detail: Value = serde_json::from_str(&row.detail).unwrap();
+            detail["source"].as_str().map(str::to_owned)
+        })
+        .collect()
+}
+
+/// `http.trusted_proxies`: from a trusted peer, `X-Forwarded-For` is the client's address for
+/// the per-source limits and the audit log; from any other peer it is ignored (a client cannot
+/// pick a fresh address for each request).
+#[tokio::test]
+async fn x_forwarded_for_is_the_source_only_from_trusted_proxies() {
+    for (trusted, expected) in [
+        ("127.0.0.0/8", ["198.51.100.7", "198.51.100.8"]),
+        ("10.0.0.0/8", ["127.0.0.1", "127.0.0.1"]),
+    ] {
+        let server = Server::start(|c| {
+            c.http.trusted_proxies = vec![trusted.parse().unwrap()];
+            c.rate_limit.per_source_per_second = 1;
+            c.rate_limit.per_source_burst = 3;
+        })
+        .await;
+        let secret = server.client("svc").await;
+        // The audit log names the client behind the proxy, or the proxy.
+        for xff in ["198.51.100.7", "198.51.100.8"] {
+            failing_sources(&server, xff).await;
+        }
+        assert_eq!(audit_sources(&server).await, expected, "trusted {trusted}");
+        let with_xff = |xff: &'static str| {
+            server
+                .http
+                .post(server.app.authority().token_endpoint())
+                .header("x-forwarded-for", xff)
+                .basic_auth("svc", Some(&secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+        };
+        // One source spends its burst...
+        let mut limited = None;
+        for _ in 0..6 {
+            let response = with_xff("203.0.113.20").await.unwrap();
+            if response.status() != StatusCode::OK {
+                limited = Some(response);
+                break;
+            }
+        }
+        assert_limited(limited.expect("a request was refused")).await;
+        // ...another client behind the proxy is not limited by it; without trust, the
+        // header changes nothing and the limit holds.
+        let other = with_xff("192.0.2.1, 203.0.113.21").await.unwrap().status();
+        if trusted == "127.0.0.0/8" {
+            assert_eq!(other, StatusCode::OK, "trusted {trusted}");
+        } else {
+            assert_eq!(other, StatusCode::TOO_MANY_REQUESTS, "trusted {trusted}");
+        }
+        server.app.shutdown().await.unwrap();
+    }
 }

@@ -297,11 +297,13 @@ async fn assemble(
             oauth: oauth.clone(),
             config: config.session.clone(),
         }),
-        discovery: Arc::new(Discovery {
-            issuer: issuer.clone(),
+        discovery: Arc::new(Discovery::new(
+            issuer.clone(),
             token_endpoint,
-            keys: keys.clone(),
-        }),
+            keys.clone(),
+            oauth.clients.clone(),
+            clock.clone(),
+        )),
         feed: Arc::new(Feed::new(
             issuer.clone(),
             clock.clone(),

@@ -22,7 +22,7 @@ pub(super) fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
     let (router, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(oauth::router(state))
         .merge(session::router(state))
-        .merge(wellknown::router())
+        .merge(wellknown::router(&state.discovery.issuer))
         .merge(revocations::router())
         .merge(broker::routes::router())
         .merge(linkkeys::http::router())
@@ -38,6 +38,14 @@ pub(super) fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
 /// sensitive), a request timeout, the body limit and request metrics. Per-route limits (rate
 /// limits, CORS) belong to the features' routers.
 pub(super) fn with_layers(router: Router, http: &HttpConfig) -> Router {
+    let router = if http.trusted_proxies.is_empty() {
+        router
+    } else {
+        let trusted: std::sync::Arc<[ipnet::IpNet]> = http.trusted_proxies.clone().into();
+        router.layer(middleware::from_fn(move |request, next| {
+            crate::transport::forwarded::layer(trusted.clone(), request, next)
+        }))
+    };
     router
         .layer(middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(http.max_body_bytes))

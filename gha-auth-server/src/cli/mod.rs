@@ -88,6 +88,10 @@ pub enum Command {
     /// change, for programs that cannot use the consumer client. Uses its own configuration
     /// file, not the server's.
     Agent(AgentArgs),
+    /// Exit 0 when the local server's /HealthCheck answers 200 (Healthy or Degraded), 1
+    /// otherwise (3 s timeout). Reads the listen address from the configuration; for container
+    /// health checks.
+    Healthcheck,
 }
 
 /// `gha-auth serve`: the flags that only mean something to a running service.
@@ -140,6 +144,7 @@ pub async fn run(cli: &Cli, config: Config, out: &Output) -> ExitCode {
             out.failure("not a command on the server's configuration")
         }
         Some(Command::Config(ConfigCommand::Check)) => config_check::run(&config, out),
+        Some(Command::Healthcheck) => crate::health::cli::run(&config, out).await,
         Some(command) => {
             crate::telemetry::init_logging(
                 config.log.format,
@@ -250,7 +255,7 @@ async fn dispatch(
             )
             .await
         }
-        Command::Serve(_) | Command::Config(_) | Command::Agent(_) => {
+        Command::Serve(_) | Command::Config(_) | Command::Agent(_) | Command::Healthcheck => {
             Err("not an admin command".to_owned())
         }
     }

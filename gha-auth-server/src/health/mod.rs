@@ -6,6 +6,8 @@
 //! to report implements [`HealthCheck`]; the composition root hands the list to [`Health`]. This
 //! module knows no feature.
 
+pub(crate) mod cli;
+
 use std::fmt;
 use std::sync::Arc;
 

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::settings::{Duration, Problems};
@@ -17,6 +18,8 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// Time allowed for in-flight requests to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` names the client (see `transport/forwarded.rs`).
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for HttpConfig {
@@ -25,6 +28,7 @@ impl Default for HttpConfig {
             max_body_bytes: 16 * 1024,
             request_timeout: Duration::seconds(10),
             shutdown_grace: Duration::seconds(10),
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -13,12 +13,21 @@ use crate::settings::Duration;
 pub struct VaultSection {
     /// Base URL, e.g. `https://vault.internal:8200`. Plain http only to loopback.
     pub address: Option<String>,
+    /// How to log in; unset: from the keys that are set (`token_file`, the AppRole files or
+    /// `kubernetes_role`).
+    pub auth: Option<VaultAuth>,
     /// File holding a Vault token (token auth; re-read at every login).
     pub token_file: Option<PathBuf>,
     /// AppRole `role_id` file (AppRole auth, with `secret_id_file`).
     pub role_id_file: Option<PathBuf>,
     /// AppRole `secret_id` file, re-read at every login.
     pub secret_id_file: Option<PathBuf>,
+    /// Kubernetes auth: the Vault role to log in as.
+    pub kubernetes_role: Option<String>,
+    /// Kubernetes auth: the mount of the auth method.
+    pub kubernetes_mount: String,
+    /// Kubernetes auth: the pod's service-account token (projected), re-read at every login.
+    pub kubernetes_token_file: PathBuf,
     /// Extra CA certificate (PEM) for the Vault server.
     pub ca_file: Option<PathBuf>,
     /// Mount of the KV v2 engine holding the key documents.
@@ -38,6 +47,10 @@ impl Default for VaultSection {
             token_file: None,
             role_id_file: None,
             secret_id_file: None,
+            auth: None,
+            kubernetes_role: None,
+            kubernetes_mount: "kubernetes".to_owned(),
+            kubernetes_token_file: PathBuf::from(gha_auth::vault::DEFAULT_KUBERNETES_JWT_FILE),
             ca_file: None,
             kv_mount: "secret".to_owned(),
             key_prefix: "gha-auth/keys".to_owned(),
@@ -45,4 +58,17 @@ impl Default for VaultSection {
             request_timeout: Duration::seconds(10),
         }
     }
+}
+
+/// `vault.auth`: the login method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum VaultAuth {
+    /// A token from `token_file`.
+    Token,
+    /// AppRole with `role_id_file` and `secret_id_file`.
+    AppRole,
+    /// Kubernetes with `kubernetes_role` and the pod's service-account token.
+    Kubernetes,
 }

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::health::{ComponentHealth, HealthCheck, HealthStatus};
 
+use config::VaultAuth;
 pub(crate) use config::VaultSection;
 
 /// The Vault client configuration `[vault]` describes, or `None` when Vault is not configured.
@@ -17,23 +18,7 @@ pub(crate) fn vault_config(vault: &VaultSection) -> Result<Option<VaultConfig>, 
     let Some(address) = &vault.address else {
         return Ok(None);
     };
-    let auth = match (
-        &vault.token_file,
-        &vault.role_id_file,
-        &vault.secret_id_file,
-    ) {
-        (Some(token), None, None) => AuthConfig::token(CredentialSource::file(token)),
-        (None, Some(role_id), Some(secret_id)) => AuthConfig::approle(
-            CredentialSource::file(role_id),
-            CredentialSource::file(secret_id),
-        ),
-        _ => {
-            return Err(
-                "set either vault.token_file, or vault.role_id_file and vault.secret_id_file"
-                    .to_owned(),
-            );
-        }
-    };
+    let auth = auth_config(vault)?;
     let mut out = VaultConfig::new(address.clone(), auth)
         .with_request_timeout(vault.request_timeout.as_std());
     if let Some(ca) = &vault.ca_file {
@@ -41,6 +26,61 @@ pub(crate) fn vault_config(vault: &VaultSection) -> Result<Option<VaultConfig>, 
     }
     out.validate().map_err(|e| e.to_string())?;
     Ok(Some(out))
+}
+
+/// The login `[vault]` describes: `auth`, or the one method whose keys are set.
+fn auth_config(vault: &VaultSection) -> Result<AuthConfig, String> {
+    let token = vault.token_file.is_some();
+    let approle = vault.role_id_file.is_some() || vault.secret_id_file.is_some();
+    let kubernetes = vault.kubernetes_role.is_some();
+    let method = match (vault.auth, token, approle, kubernetes) {
+        (Some(method), ..) => method,
+        (None, true, false, false) => VaultAuth::Token,
+        (None, false, true, false) => VaultAuth::AppRole,
+        (None, false, false, true) => VaultAuth::Kubernetes,
+        _ => {
+            return Err("set one login: vault.token_file, vault.role_id_file and \
+                 vault.secret_id_file, or vault.kubernetes_role"
+                .to_owned());
+        }
+    };
+    match (method, &vault.token_file, &vault.role_id_file, &vault.secret_id_file) {
+        (VaultAuth::Token, Some(token), None, None) if !kubernetes => {
+            Ok(AuthConfig::token(CredentialSource::file(token)))
+        }
+        (VaultAuth::AppRole, None, Some(role_id), Some(secret_id)) if !kubernetes => {
+            Ok(AuthConfig::approle(
+                CredentialSource::file(role_id),
+                CredentialSource::file(secret_id),
+            ))
+        }
+        (VaultAuth::Kubernetes, None, None, None) => {
+            let role = vault
+                .kubernetes_role
+                .as_deref()
+                .filter(|r| !r.trim().is_empty())
+                .ok_or("vault.auth = \"kubernetes\" needs vault.kubernetes_role")?;
+            let mount = vault.kubernetes_mount.trim_matches('/');
+            if mount.is_empty() {
+                return Err("vault.kubernetes_mount must not be empty".to_owned());
+            }
+            Ok(AuthConfig::kubernetes_with(
+                role,
+                CredentialSource::file(&vault.kubernetes_token_file),
+            )
+            .with_mount(mount))
+        }
+        (VaultAuth::Token, ..) => {
+            Err("vault.auth = \"token\" needs vault.token_file and no other login".to_owned())
+        }
+        (VaultAuth::AppRole, ..) => Err(
+            "vault.auth = \"approle\" needs vault.role_id_file and vault.secret_id_file and no other login"
+                .to_owned(),
+        ),
+        (VaultAuth::Kubernetes, ..) => Err(
+            "vault.auth = \"kubernetes\" takes no vault.token_file or AppRole files".to_owned(),
+        ),
+    }
 }
 
 impl VaultSection {
@@ -135,4 +175,140 @@ fn vault_health(session: &VaultSession, keys_in_vault: bool) -> ComponentHealth 
         "next_step": status.next_step,
         "holds_signing_keys": keys_in_vault,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::{Arc, Mutex};
+
+    use axum::Json;
+    use axum::extract::{Path, State};
+    use gha_auth::vault::VaultConnection;
+    use serde_json::Value;
+
+    use super::*;
+
+    fn section(edit: impl FnOnce(&mut VaultSection)) -> VaultSection {
+        let mut section = VaultSection {
+            address: Some("http://127.0.0.1:8200".to_owned()),
+            ..VaultSection::default()
+        };
+        edit(&mut section);
+        section
+    }
+
+    #[test]
+    fn the_login_method_follows_auth_or_the_keys_that_are_set() {
+        let token = |s: &mut VaultSection| s.token_file = Some(PathBuf::from("/run/t"));
+        let approle = |s: &mut VaultSection| {
+            s.role_id_file = Some(PathBuf::from("/run/r"));
+            s.secret_id_file = Some(PathBuf::from("/run/s"));
+        };
+        let kubernetes = |s: &mut VaultSection| s.kubernetes_role = Some("gha-auth".to_owned());
+        let name = |s: VaultSection| auth_config(&s).map(|a| a.build().name().to_owned());
+        assert_eq!(name(section(token)).unwrap(), "token");
+        assert_eq!(name(section(approle)).unwrap(), "approle");
+        assert_eq!(name(section(kubernetes)).unwrap(), "kubernetes");
+        assert_eq!(
+            name(section(|s| {
+                kubernetes(s);
+                s.auth = Some(VaultAuth::Kubernetes);
+            }))
+            .unwrap(),
+            "kubernetes"
+        );
+        for broken in [
+            section(|_| {}),
+            section(|s| {
+                token(s);
+                kubernetes(s);
+            }),
+            section(|s| s.auth = Some(VaultAuth::Kubernetes)),
+            section(|s| {
+                token(s);
+                s.auth = Some(VaultAuth::Kubernetes);
+            }),
+            section(|s| {
+                kubernetes(s);
+                s.auth = Some(VaultAuth::Token);
+            }),
+            section(|s| {
+                kubernetes(s);
+                s.kubernetes_mount = "/".to_owned();
+            }),
+        ] {
+            assert!(auth_config(&broken).is_err(), "{broken:?}");
+        }
+        let problems = toml::from_str::<VaultSection>("auth = \"ldap\"");
+        assert!(problems.is_err());
+    }
+
+    type Seen = Arc<Mutex<Vec<(String, Value)>>>;
+
+    async fn login(
+        State(seen): State<Seen>,
+        Path(mount): Path<String>,
+        body: axum::body::Bytes,
+    ) -> Json<Value> {
+        // Vault's clients send JSON without a content type.
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        seen.lock().unwrap().push((mount, body));
+        Json(serde_json::json!({
+            "auth": {
+                "client_token": "s.from-kubernetes",
+                "lease_duration": 3600,
+                "renewable": true,
+                "policies": ["default", "gha-auth"],
+            }
+        }))
+    }
+
+    /// OpenBao's Kubernetes auth asks the Kubernetes API (TokenReview) to check the token, which
+    /// no test here can offer offline; this checks the request gha-auth sends: the role and
+    /// the token file's current content, on the configured mount, read again at each login.
+    #[tokio::test]
+    async fn kubernetes_login_sends_the_role_and_the_current_service_account_token() {
+        let seen: Seen = Arc::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let router = axum::Router::new()
+            .route("/v1/auth/{mount}/login", axum::routing::post(login))
+            .with_state(seen.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, "eyJhbGciOiJSUzI1NiJ9.first.sig\n").unwrap();
+        let vault = section(|s| {
+            s.address = Some(address);
+            s.auth = Some(VaultAuth::Kubernetes);
+            s.kubernetes_role = Some("gha-auth".to_owned());
+            s.kubernetes_mount = "k8s-east".to_owned();
+            s.kubernetes_token_file = token_file.clone();
+        });
+        let config = vault_config(&vault).unwrap().unwrap();
+        let connection = VaultConnection::new(&config).unwrap();
+        let method = config.auth.build();
+        let result = method.login(&connection).await.unwrap();
+        assert!(!format!("{result:?}").contains("s.from-kubernetes"));
+        // The kubelet rotates the projected token: the next login reads the new one.
+        std::fs::write(&token_file, "eyJhbGciOiJSUzI1NiJ9.second.sig").unwrap();
+        method.login(&connection).await.unwrap();
+
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            vec![
+                (
+                    "k8s-east".to_owned(),
+                    serde_json::json!({ "role": "gha-auth", "jwt": "eyJhbGciOiJSUzI1NiJ9.first.sig" })
+                ),
+                (
+                    "k8s-east".to_owned(),
+                    serde_json::json!({ "role": "gha-auth", "jwt": "eyJhbGciOiJSUzI1NiJ9.second.sig" })
+                ),
+            ]
+        );
+    }
 }

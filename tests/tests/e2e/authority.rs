@@ -1066,7 +1066,8 @@ async fn metadata_and_health_describe_the_service() {
         json!([
             "client_secret_basic",
             "client_secret_post",
-            "private_key_jwt"
+            "private_key_jwt",
+            "none"
         ])
     );
 

@@ -17,6 +17,7 @@ mod authority_vault;
 mod broker;
 mod consumer;
 mod consumer_secrets;
+mod discovery;
 mod epicor_link;
 mod field_service;
 mod harness;

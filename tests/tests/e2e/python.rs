@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::support::AUDIENCE;
 
-fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
@@ -106,6 +106,25 @@ async fn authlib_private_key_jwt_with_its_defaults() {
     assert!(
         description.contains("client_assertion_max_lifetime"),
         "{result}"
+    );
+    app.shutdown().await.unwrap();
+}
+
+/// authlib's RFC 8414 validator accepts the metadata of an issuer with a path, served at the
+/// path-inserted URL (RFC 8414 §3.1), the OIDC appended URL and the plain one alike
+/// (regression: it refused an empty `response_types_supported`).
+#[tokio::test]
+async fn authlib_validates_the_metadata_of_an_issuer_with_a_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = "https://auth.gha.example/tenant/east";
+    let app = crate::discovery::start(dir.path(), "127.0.0.1:0", Some(issuer.to_owned())).await;
+    crate::discovery::register(&app, "scoped").await;
+    let out = run_script("discovery_metadata.py", &[&app.base_url(), issuer]).await;
+    let seen: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(seen["validated"].as_array().unwrap().len(), 3, "{seen}");
+    assert_eq!(
+        seen["response_types_supported"],
+        serde_json::json!(["none"])
     );
     app.shutdown().await.unwrap();
 }

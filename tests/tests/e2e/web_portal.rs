@@ -23,7 +23,7 @@ use crate::mobile_client::{JOB_TITLE, Stack, USER_PASSWORD};
 
 const COOKIE: &str = "__Host-gha-session";
 
-fn on_path(name: &str) -> Option<PathBuf> {
+pub(crate) fn on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join(name))
