@@ -436,8 +436,8 @@ fn messages_name_the_thing_and_what_is_wrong() {
     let duplicate = add("svc", &[]);
     assert_eq!(duplicate.status.code(), Some(1));
     assert_eq!(
-        stderr(&duplicate).trim(),
-        r#"error: client "svc" already exists"#
+        stderr(&duplicate).trim().lines().last(),
+        Some(r#"error: client "svc" already exists"#)
     );
 
     let jwk = dir.path().join("svc-key.json");
@@ -577,4 +577,59 @@ fn unknown_variables_are_reported_by_config_check_and_in_the_log() {
             .any(|line| line.contains("WARN") && line.contains("GHA_AUTH_KEYS_ALGORITM")),
         "{text}"
     );
+}
+
+/// Run from the wrong directory, a command that only reads refuses to create a store, and
+/// every admin command says which store it acts on.
+#[test]
+fn reading_commands_never_create_a_store_and_every_command_names_its_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = data.join("gha-auth.db").display().to_string();
+    for args in [
+        &["clients", "list"][..],
+        &["clients", "show", "svc"],
+        &["users", "list"],
+        &["keys", "list"],
+        &["audit", "verify"],
+        &["link-keys", "status"],
+        &["secrets", "list"],
+    ] {
+        let output = gha_auth(&data, args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let text = stderr(&output);
+        assert!(
+            text.contains(&format!("no store at {store}")),
+            "{args:?}: {text}"
+        );
+        assert!(
+            !data.join("gha-auth.db").exists(),
+            "{args:?} created a store"
+        );
+        assert!(
+            !data.join("master.key").exists(),
+            "{args:?} created a master key"
+        );
+    }
+    let added = gha_auth(
+        &data,
+        &[
+            "clients",
+            "add",
+            "svc",
+            "--grant",
+            "client_credentials",
+            "--audience",
+            "a",
+        ],
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    assert!(
+        stderr(&added).lines().next() == Some(&format!("gha-auth: store {store}")),
+        "{}",
+        stderr(&added)
+    );
+    let list = gha_auth(&data, &["clients", "list"]);
+    assert!(list.status.success());
+    assert!(stderr(&list).contains(&format!("gha-auth: store {store}")));
 }

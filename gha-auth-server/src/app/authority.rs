@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::state::AppState;
+use crate::admin::Admin;
 use crate::broker::Broker;
 use crate::caller::Callers;
 use crate::config::Config;
@@ -29,6 +30,7 @@ pub struct Authority {
     pub(super) health: Health,
     pub(super) metrics: Metrics,
     pub(super) key_store_description: String,
+    pub(super) admin: Arc<Admin>,
 }
 
 impl fmt::Debug for Authority {
@@ -53,6 +55,7 @@ impl Authority {
             validators: self.validators.clone(),
             health: self.health.clone(),
             metrics: self.metrics.clone(),
+            admin: self.admin.clone(),
         }
     }
 

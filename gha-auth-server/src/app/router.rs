@@ -12,7 +12,9 @@ use utoipa_axum::router::OpenApiRouter;
 
 use super::state::AppState;
 use crate::config::HttpConfig;
-use crate::{broker, health, linkkeys, metrics, oauth, openapi, revocations, session, wellknown};
+use crate::{
+    admin, broker, health, linkkeys, metrics, oauth, openapi, revocations, session, wellknown,
+};
 
 /// Every feature's routes, and the OpenAPI document they make up.
 pub(super) fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -25,6 +27,7 @@ pub(super) fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .merge(linkkeys::http::router())
         .merge(health::router())
         .merge(metrics::router())
+        .merge(admin::routes::router())
         .split_for_parts();
     (router.merge(openapi::router(&document)), document)
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 
+use crate::admin::Admin;
 use crate::broker::Broker;
 use crate::caller::Callers;
 use crate::health::Health;
@@ -27,4 +28,5 @@ pub(crate) struct AppState {
     pub(crate) validators: Arc<Validators>,
     pub(crate) health: Health,
     pub(crate) metrics: Metrics,
+    pub(crate) admin: Arc<Admin>,
 }

@@ -13,6 +13,8 @@ pub struct ApiAuthConfig {
     pub broker_audience: String,
     /// Audience a token must name to call the link-key endpoints.
     pub link_keys_audience: String,
+    /// Audience a token must name to call the admin API (`/admin/v1`).
+    pub admin_audience: String,
     /// How long a verified token is trusted without asking the store whether it was revoked.
     pub revocation_check_interval: Duration,
     /// Most verified tokens remembered (a token is verified once, then looked up by digest).
@@ -24,6 +26,7 @@ impl Default for ApiAuthConfig {
         Self {
             broker_audience: gha_auth::broker::DEFAULT_BROKER_AUDIENCE.to_owned(),
             link_keys_audience: "gha-auth-link-keys".to_owned(),
+            admin_audience: "gha-auth-admin".to_owned(),
             revocation_check_interval: Duration::seconds(5),
             token_cache_size: 10_000,
         }
@@ -36,6 +39,7 @@ impl ApiAuthConfig {
         for (key, audience) in [
             ("api_auth.broker_audience", &self.broker_audience),
             ("api_auth.link_keys_audience", &self.link_keys_audience),
+            ("api_auth.admin_audience", &self.admin_audience),
         ] {
             if !crate::clients::is_valid_audience(audience) {
                 out.push(
@@ -48,6 +52,14 @@ impl ApiAuthConfig {
             out.push(
                 "api_auth.link_keys_audience",
                 "must differ from api_auth.broker_audience, so a broker token cannot read link keys",
+            );
+        }
+        if self.admin_audience == self.broker_audience
+            || self.admin_audience == self.link_keys_audience
+        {
+            out.push(
+                "api_auth.admin_audience",
+                "must differ from the broker and link-key audiences, so their tokens cannot administer",
             );
         }
         if self.revocation_check_interval < Duration::seconds(0)

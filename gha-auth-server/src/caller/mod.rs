@@ -57,6 +57,7 @@ pub(crate) struct Callers {
     pub(crate) config: ApiAuthConfig,
     broker_tokens: TokenCache,
     link_key_tokens: TokenCache,
+    admin_tokens: TokenCache,
 }
 
 impl Callers {
@@ -77,6 +78,7 @@ impl Callers {
             config,
             broker_tokens: TokenCache::new(capacity),
             link_key_tokens: TokenCache::new(capacity),
+            admin_tokens: TokenCache::new(capacity),
         }
     }
 }
@@ -127,6 +129,19 @@ impl OwnApi for LinkKeysApi {
     }
 }
 
+/// The admin API (`/admin/v1`): `api_auth.admin_audience`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AdminApi;
+
+impl OwnApi for AdminApi {
+    fn audience(config: &ApiAuthConfig) -> &str {
+        &config.admin_audience
+    }
+    fn tokens(callers: &Callers) -> &TokenCache {
+        &callers.admin_tokens
+    }
+}
+
 /// The verified caller of API `A`.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -137,6 +152,8 @@ pub(crate) struct Caller<A> {
     pub(crate) subject: String,
     /// Granted scopes.
     pub(crate) scopes: Vec<String>,
+    /// Roles of the subject (a user's roles; none for a client's own token).
+    pub(crate) roles: Vec<String>,
     /// The GHA customer the token is bound to.
     pub(crate) tenant: Option<String>,
     /// The token's id.
@@ -150,6 +167,7 @@ impl<A> fmt::Debug for Caller<A> {
             .field("client_id", &self.client_id)
             .field("subject", &self.subject)
             .field("scopes", &self.scopes)
+            .field("roles", &self.roles)
             .field("tenant", &self.tenant)
             .field("jti", &self.jti)
             .finish_non_exhaustive()
@@ -162,6 +180,7 @@ impl<A: OwnApi> Caller<A> {
             client_id: identity.client_id.clone(),
             subject: identity.subject.clone(),
             scopes: identity.scopes.clone(),
+            roles: identity.roles.clone(),
             tenant: identity.tenant.clone(),
             jti: identity.jti.clone(),
             api: PhantomData,
@@ -320,6 +339,7 @@ pub(crate) struct Identity {
     client_id: String,
     subject: String,
     scopes: Vec<String>,
+    roles: Vec<String>,
     tenant: Option<String>,
     jti: String,
     issued_at: i64,
@@ -411,6 +431,7 @@ fn verify<A: OwnApi>(state: &Callers, token: &str) -> Result<Entry, CallerError>
             client_id: claims.client_id,
             subject: claims.sub,
             scopes,
+            roles: claims.roles,
             tenant: claims.tenant,
             jti: claims.jti,
             issued_at: verified.issued_at,

@@ -157,8 +157,54 @@ pub async fn run(cli: &Cli, config: Config, out: &Output) -> ExitCode {
     }
 }
 
+/// Whether `command` only reads (so it never creates a store).
+fn only_reads(command: &Command) -> bool {
+    use crate::clients::legacy_keys::LegacyKeyCommand;
+    match command {
+        Command::Clients(c) => matches!(
+            c,
+            ClientsCommand::List
+                | ClientsCommand::Show { .. }
+                | ClientsCommand::LegacyKey(LegacyKeyCommand::List { .. })
+        ),
+        Command::Users(c) => matches!(c, UsersCommand::List { .. }),
+        Command::Keys(c) => matches!(c, KeysCommand::List),
+        Command::Audit(_) => true,
+        Command::LinkKeys(c) => matches!(c, LinkKeysCommand::Status { .. }),
+        Command::Secrets(c) => matches!(c, SecretsCommand::Get { .. } | SecretsCommand::List),
+        Command::Serve(_) | Command::Config(_) | Command::Agent(_) => false,
+    }
+}
+
+/// The store `config` names, for a person: the SQLite file, or the PostgreSQL URL without its
+/// credentials.
+fn store_description(config: &Config) -> String {
+    match &config.store.url {
+        None => config
+            .data_dir
+            .join(crate::config::SQLITE_FILE)
+            .display()
+            .to_string(),
+        Some(url) => match (url.split_once("://"), url.rsplit_once('@')) {
+            (Some((scheme, _)), Some((_, host))) => format!("{scheme}://{host}"),
+            _ => url.clone(),
+        },
+    }
+}
+
 /// Admin commands against the store.
 async fn admin(command: &Command, config: Config, out: &Output) -> ExitCode {
+    let store = store_description(&config);
+    // Which store the command acts on, so a wrong directory is seen at once.
+    eprintln!("gha-auth: store {store}");
+    let sqlite_missing =
+        config.store.url.is_none() && !config.data_dir.join(crate::config::SQLITE_FILE).exists();
+    if sqlite_missing && only_reads(command) {
+        return out.failure(&format!(
+            "no store at {store}: nothing to read (pass --data-dir or --config of the server, \
+             or --server URL)"
+        ));
+    }
     let actor = format!(
         "cli:{}",
         std::env::var("USER")

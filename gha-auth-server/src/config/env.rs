@@ -114,6 +114,7 @@ const VARS: &[EnvVar] = &[
     var("vault.request_timeout", EnvKind::Text),
     var("api_auth.broker_audience", EnvKind::Text),
     var("api_auth.link_keys_audience", EnvKind::Text),
+    var("api_auth.admin_audience", EnvKind::Text),
     var("api_auth.revocation_check_interval", EnvKind::Text),
     var("api_auth.token_cache_size", EnvKind::Integer),
     var("alerts.webhook_url", EnvKind::Text),
