@@ -417,8 +417,126 @@ fn serve_is_ready_fast_stops_on_sigterm_and_never_logs_secrets() {
 /// wrong, in the words the rest of the tool uses.
 #[test]
 fn messages_name_the_thing_and_what_is_wrong() {
+    messages_name_the_thing_and_what_is_wrong_via(false);
+}
+
+/// The same, through `--server`: the admin API gives the same messages.
+#[test]
+fn messages_name_the_thing_and_what_is_wrong_through_the_server() {
+    messages_name_the_thing_and_what_is_wrong_via(true);
+}
+
+/// A running `gha-auth serve` on a data directory, with an admin client `ops` whose secret is in
+/// a file; stopped on drop.
+struct Served {
+    child: std::process::Child,
+    server: String,
+    secret_file: std::path::PathBuf,
+}
+
+impl Served {
+    fn start(data: &Path) -> Self {
+        let mut args = vec![
+            "--json",
+            "clients",
+            "add",
+            "ops",
+            "--grant",
+            "client_credentials",
+            "--audience",
+            "gha-auth-admin",
+        ];
+        for scope in [
+            "admin:clients",
+            "admin:users",
+            "admin:keys",
+            "admin:link-keys",
+            "admin:broker",
+            "admin:audit",
+        ] {
+            args.extend_from_slice(&["--scope", scope]);
+        }
+        let secret = json(&gha_auth(data, &args))["client_secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let secret_file = data.with_file_name("ops-secret");
+        std::fs::write(&secret_file, secret).unwrap();
+        let port = gha_auth_testkit::free_port().unwrap();
+        let listen = format!("127.0.0.1:{port}");
+        let mut command = Command::new(BIN);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("GHA_AUTH_") || key == "RUST_LOG" {
+                command.env_remove(key);
+            }
+        }
+        let child = command
+            .args([
+                "--data-dir",
+                data.to_str().unwrap(),
+                "serve",
+                "--listen",
+                &listen,
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let http = reqwest::Client::new();
+            while http
+                .get(format!("http://{listen}/HealthCheck"))
+                .send()
+                .await
+                .is_err()
+            {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "not ready in 10 s"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        Self {
+            child,
+            server: format!("http://{listen}"),
+            secret_file,
+        }
+    }
+
+    /// Runs `args` through the server.
+    fn run(&self, data: &Path, args: &[&str]) -> Output {
+        let mut all = vec![
+            "--server",
+            self.server.as_str(),
+            "--client-id",
+            "ops",
+            "--client-secret-file",
+            self.secret_file.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        gha_auth(data, &all)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn messages_name_the_thing_and_what_is_wrong_via(through_server: bool) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let served = through_server.then(|| Served::start(&data));
+    let gha_auth = |data: &Path, args: &[&str]| match &served {
+        Some(served) => served.run(data, args),
+        None => gha_auth(data, args),
+    };
     let add = |id: &str, extra: &[&str]| {
         let mut args = vec![
             "clients",
@@ -814,7 +932,11 @@ fn commands_work_through_the_admin_api_with_a_client_secret_or_a_login() {
     // A scope the client lacks is refused by the server.
     let refused = remote(&["link-keys", "status"]);
     assert_eq!(refused.status.code(), Some(1));
-    assert!(stderr(&refused).contains("403"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("lacks the area's admin scope"),
+        "{}",
+        stderr(&refused)
+    );
     assert!(!elsewhere.join("gha-auth.db").exists() && !elsewhere.join("master.key").exists());
 
     // Without credentials, the command says how to get them.

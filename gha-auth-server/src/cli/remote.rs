@@ -130,11 +130,11 @@ impl Remote {
         if status.is_success() {
             return Ok(body);
         }
-        let reason = body["error_description"]
-            .as_str()
-            .or(body["error"].as_str())
-            .unwrap_or("no reason given");
-        Err(format!("{}: {status}: {reason}", self.base))
+        // The server's description is the message the local command gives.
+        match body["error_description"].as_str() {
+            Some(reason) if status.is_client_error() => Err(reason.to_owned()),
+            _ => Err(format!("{}: {status}", self.base)),
+        }
     }
 }
 
@@ -288,30 +288,26 @@ pub(super) async fn run(
         Command::Clients(command) => match command {
             ClientsCommand::List => {
                 let value = remote.call("GET", "/clients", None).await?;
-                let text = value
-                    .as_array()
-                    .map(|list| {
-                        list.iter()
-                            .map(|c| c["id"].as_str().unwrap_or("-").to_owned())
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                    })
-                    .filter(|t| !t.is_empty())
-                    .unwrap_or_else(|| "no clients".to_owned());
-                (value, text)
+                let clients: Vec<crate::clients::Client> =
+                    serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+                (value, crate::clients::list_text(&clients))
             }
             ClientsCommand::Show { id } => {
                 let value = remote
                     .call("GET", &format!("/clients/{}", encode(id)), None)
                     .await?;
-                let text = pretty(&value);
+                let client: crate::clients::Client =
+                    serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+                let text = crate::clients::describe(&client);
                 (value, text)
             }
             ClientsCommand::Add(args) => {
                 let value = remote
                     .call("POST", "/clients", Some(add_client_body(args)?))
                     .await?;
-                let text = secret_text(&value, &args.id);
+                let client: crate::clients::Client =
+                    serde_json::from_value(value["client"].clone()).map_err(|e| e.to_string())?;
+                let text = crate::clients::created_text(&client, value["client_secret"].as_str());
                 (value, text)
             }
             ClientsCommand::RotateSecret {
