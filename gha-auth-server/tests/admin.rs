@@ -510,6 +510,25 @@ async fn tenant_admins_manage_their_own_tenant_and_admins_everything() {
         .await;
     assert_eq!(status, StatusCode::OK, "{user}");
     assert_eq!(user["roles"], json!(["admin"]));
+    // Acting on an administrator of its own tenant is as much as granting the role: refused.
+    for (method, path, body) in [
+        (
+            "POST",
+            "/admin/v1/users/dave/password?tenant=acme",
+            Some(json!({"password": "yet another password"})),
+        ),
+        ("POST", "/admin/v1/users/dave/disable?tenant=acme", None),
+        (
+            "PUT",
+            "/admin/v1/users/dave/roles?tenant=acme",
+            Some(json!({"roles": ["viewer"]})),
+        ),
+    ] {
+        let (status, _) = server
+            .call(method, path, body.as_ref(), Some(&tenant_admin))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}");
+    }
     let (status, report) = server
         .call("GET", "/admin/v1/audit/verify", None, Some(&boss))
         .await;

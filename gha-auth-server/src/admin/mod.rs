@@ -5,7 +5,8 @@
 //! [`Caller<AdminApi>`] extractor: 401 without one). [`decide::decide`] then allows or refuses
 //! the act (403): clients by per-area scopes (`admin:clients`, `admin:users`, `admin:keys`,
 //! `admin:link-keys`, `admin:broker`, `admin:audit`), users by the role `admin` (everything) or
-//! `tenant-admin` (its own tenant's clients and users). Every call, allowed or refused, is
+//! `tenant-admin` (its own tenant's clients and users, never the `admin` role: neither granting
+//! it nor acting on a user who holds it). Every call, allowed or refused, is
 //! audited (`admin.api_call`) with its actor: `client:<id>` or `user:<sub>`.
 
 pub(crate) mod decide;

@@ -468,6 +468,18 @@ fn grants_admin(roles: &[String]) -> bool {
     roles.iter().any(|r| r == ADMIN_ROLE)
 }
 
+/// Whether `tenant/username` holds the admin role: acting on such a user (a new password, new
+/// roles, disabling) is as much as handing out the role, so only an administrator may.
+async fn is_admin_user(admin: &Admin, tenant: &str, username: &str) -> Result<bool, AdminError> {
+    Ok(admin
+        .oauth
+        .users
+        .list(Some(tenant))
+        .await?
+        .iter()
+        .any(|u| u.username == username && grants_admin(&u.roles)))
+}
+
 /// Users within the caller's reach (optionally of one tenant).
 #[utoipa::path(get, path = "/admin/v1/users", tag = "admin", security(("admin_token" = [])),
     params(TenantQuery),
@@ -558,7 +570,8 @@ pub(crate) async fn disable_user(
         format!("{tenant}/{username}"),
     );
     let result = async {
-        call.allow(Target::Tenant(Some(tenant)), false)?;
+        let target_admin = is_admin_user(&admin, tenant, &username).await?;
+        call.allow(Target::Tenant(Some(tenant)), target_admin)?;
         admin
             .oauth
             .users
@@ -595,7 +608,8 @@ pub(crate) async fn set_user_password(
         format!("{tenant}/{username}"),
     );
     let result = async {
-        call.allow(Target::Tenant(Some(tenant)), false)?;
+        let target_admin = is_admin_user(&admin, tenant, &username).await?;
+        call.allow(Target::Tenant(Some(tenant)), target_admin)?;
         admin
             .oauth
             .users
@@ -632,7 +646,11 @@ pub(crate) async fn set_user_roles(
         format!("{tenant}/{username}"),
     );
     let result = async {
-        call.allow(Target::Tenant(Some(tenant)), grants_admin(&body.roles))?;
+        let target_admin = is_admin_user(&admin, tenant, &username).await?;
+        call.allow(
+            Target::Tenant(Some(tenant)),
+            target_admin || grants_admin(&body.roles),
+        )?;
         let user = admin
             .oauth
             .users
