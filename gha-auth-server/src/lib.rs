@@ -11,6 +11,7 @@
 // Without `test-util`, the items `testing` re-exports are public in private modules.
 #![cfg_attr(not(feature = "test-util"), allow(unreachable_pub))]
 
+mod admin;
 mod agent;
 mod app;
 mod atrest;

@@ -417,8 +417,126 @@ fn serve_is_ready_fast_stops_on_sigterm_and_never_logs_secrets() {
 /// wrong, in the words the rest of the tool uses.
 #[test]
 fn messages_name_the_thing_and_what_is_wrong() {
+    messages_name_the_thing_and_what_is_wrong_via(false);
+}
+
+/// The same, through `--server`: the admin API gives the same messages.
+#[test]
+fn messages_name_the_thing_and_what_is_wrong_through_the_server() {
+    messages_name_the_thing_and_what_is_wrong_via(true);
+}
+
+/// A running `gha-auth serve` on a data directory, with an admin client `ops` whose secret is in
+/// a file; stopped on drop.
+struct Served {
+    child: std::process::Child,
+    server: String,
+    secret_file: std::path::PathBuf,
+}
+
+impl Served {
+    fn start(data: &Path) -> Self {
+        let mut args = vec![
+            "--json",
+            "clients",
+            "add",
+            "ops",
+            "--grant",
+            "client_credentials",
+            "--audience",
+            "gha-auth-admin",
+        ];
+        for scope in [
+            "admin:clients",
+            "admin:users",
+            "admin:keys",
+            "admin:link-keys",
+            "admin:broker",
+            "admin:audit",
+        ] {
+            args.extend_from_slice(&["--scope", scope]);
+        }
+        let secret = json(&gha_auth(data, &args))["client_secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let secret_file = data.with_file_name("ops-secret");
+        std::fs::write(&secret_file, secret).unwrap();
+        let port = gha_auth_testkit::free_port().unwrap();
+        let listen = format!("127.0.0.1:{port}");
+        let mut command = Command::new(BIN);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("GHA_AUTH_") || key == "RUST_LOG" {
+                command.env_remove(key);
+            }
+        }
+        let child = command
+            .args([
+                "--data-dir",
+                data.to_str().unwrap(),
+                "serve",
+                "--listen",
+                &listen,
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let http = reqwest::Client::new();
+            while http
+                .get(format!("http://{listen}/HealthCheck"))
+                .send()
+                .await
+                .is_err()
+            {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "not ready in 10 s"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        Self {
+            child,
+            server: format!("http://{listen}"),
+            secret_file,
+        }
+    }
+
+    /// Runs `args` through the server.
+    fn run(&self, data: &Path, args: &[&str]) -> Output {
+        let mut all = vec![
+            "--server",
+            self.server.as_str(),
+            "--client-id",
+            "ops",
+            "--client-secret-file",
+            self.secret_file.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        gha_auth(data, &all)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn messages_name_the_thing_and_what_is_wrong_via(through_server: bool) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let served = through_server.then(|| Served::start(&data));
+    let gha_auth = |data: &Path, args: &[&str]| match &served {
+        Some(served) => served.run(data, args),
+        None => gha_auth(data, args),
+    };
     let add = |id: &str, extra: &[&str]| {
         let mut args = vec![
             "clients",
@@ -436,8 +554,8 @@ fn messages_name_the_thing_and_what_is_wrong() {
     let duplicate = add("svc", &[]);
     assert_eq!(duplicate.status.code(), Some(1));
     assert_eq!(
-        stderr(&duplicate).trim(),
-        r#"error: client "svc" already exists"#
+        stderr(&duplicate).trim().lines().last(),
+        Some(r#"error: client "svc" already exists"#)
     );
 
     let jwk = dir.path().join("svc-key.json");
@@ -577,6 +695,286 @@ fn unknown_variables_are_reported_by_config_check_and_in_the_log() {
             .any(|line| line.contains("WARN") && line.contains("GHA_AUTH_KEYS_ALGORITM")),
         "{text}"
     );
+}
+
+/// Run from the wrong directory, a command that only reads refuses to create a store, and
+/// every admin command says which store it acts on.
+#[test]
+fn reading_commands_never_create_a_store_and_every_command_names_its_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = data.join("gha-auth.db").display().to_string();
+    for args in [
+        &["clients", "list"][..],
+        &["clients", "show", "svc"],
+        &["users", "list"],
+        &["keys", "list"],
+        &["audit", "verify"],
+        &["link-keys", "status"],
+        &["secrets", "list"],
+    ] {
+        let output = gha_auth(&data, args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let text = stderr(&output);
+        assert!(
+            text.contains(&format!("no store at {store}")),
+            "{args:?}: {text}"
+        );
+        assert!(
+            !data.join("gha-auth.db").exists(),
+            "{args:?} created a store"
+        );
+        assert!(
+            !data.join("master.key").exists(),
+            "{args:?} created a master key"
+        );
+    }
+    let added = gha_auth(
+        &data,
+        &[
+            "clients",
+            "add",
+            "svc",
+            "--grant",
+            "client_credentials",
+            "--audience",
+            "a",
+        ],
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    assert!(
+        stderr(&added).lines().next() == Some(&format!("gha-auth: store {store}")),
+        "{}",
+        stderr(&added)
+    );
+    let list = gha_auth(&data, &["clients", "list"]);
+    assert!(list.status.success());
+    assert!(stderr(&list).contains(&format!("gha-auth: store {store}")));
+}
+
+/// Runs `gha-auth` with `env` and `input` on standard input.
+fn gha_auth_with(data: &Path, env: &[(&str, &str)], input: &str, args: &[&str]) -> Output {
+    use std::io::Write as _;
+    let mut command = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("GHA_AUTH_") || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    let mut child = command
+        .env("USER", "operator")
+        .envs(env.iter().copied())
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// With `--server`, the commands go through the admin API of a running authority: no store or
+/// master key on the operator's side, a client's secret file or a user's login for the token.
+#[cfg(unix)]
+#[test]
+fn commands_work_through_the_admin_api_with_a_client_secret_or_a_login() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let home = dir.path().join("home");
+    let config_home = dir.path().join("config");
+    let env = [
+        ("HOME", home.to_str().unwrap()),
+        ("XDG_CONFIG_HOME", config_home.to_str().unwrap()),
+    ];
+    // The authority's side: an admin client, a login client and an admin user.
+    let mut args = vec![
+        "--json",
+        "clients",
+        "add",
+        "ops",
+        "--grant",
+        "client_credentials",
+        "--audience",
+        "gha-auth-admin",
+    ];
+    for scope in ["admin:clients", "admin:users", "admin:keys", "admin:audit"] {
+        args.extend_from_slice(&["--scope", scope]);
+    }
+    let secret = json(&gha_auth(&data, &args))["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let login_client = gha_auth(
+        &data,
+        &[
+            "clients",
+            "add",
+            "gha-auth-cli",
+            "--grant",
+            "password",
+            "--audience",
+            "gha-auth-admin",
+            "--first-party",
+            "--public",
+        ],
+    );
+    assert!(login_client.status.success(), "{}", stderr(&login_client));
+    let boss = gha_auth_with(
+        &data,
+        &env,
+        "a good long password\n",
+        &["users", "add", "boss", "--role", "admin"],
+    );
+    assert!(boss.status.success(), "{}", stderr(&boss));
+
+    let port = gha_auth_testkit::free_port().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let server = format!("http://{listen}");
+    let mut child = Command::new(BIN)
+        .env_remove("RUST_LOG")
+        .args([
+            "--data-dir",
+            data.to_str().unwrap(),
+            "serve",
+            "--listen",
+            &listen,
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        while tokio::net::TcpStream::connect(&listen).await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "not ready in 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+
+    // The operator's side: another directory, no store.
+    let elsewhere = dir.path().join("elsewhere");
+    let secret_file = dir.path().join("ops-secret");
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    let remote = |extra: &[&str]| {
+        let mut args = vec![
+            "--server",
+            server.as_str(),
+            "--client-id",
+            "ops",
+            "--client-secret-file",
+            secret_file.to_str().unwrap(),
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        gha_auth_with(&elsewhere, &env, "", &args)
+    };
+    let added = remote(&[
+        "clients",
+        "add",
+        "svc",
+        "--grant",
+        "client_credentials",
+        "--audience",
+        "mfs.api",
+    ]);
+    assert!(
+        stderr(&added).contains(&format!("gha-auth: server {server}")),
+        "{}",
+        stderr(&added)
+    );
+    assert!(
+        json(&added)["client_secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("ghac_")
+    );
+    let list = json(&remote(&["clients", "list"]));
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"svc") && ids.contains(&"ops"), "{ids:?}");
+    assert_eq!(json(&remote(&["clients", "show", "svc"]))["id"], "svc");
+    assert_eq!(
+        json(&remote(&["clients", "disable", "svc"]))["disabled"],
+        true
+    );
+    let missing = remote(&["clients", "show", "nobody"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("no client"),
+        "{}",
+        stderr(&missing)
+    );
+    assert_eq!(
+        json(&remote(&["keys", "list"])).as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(json(&remote(&["users", "list"]))[0]["username"], "boss");
+    assert_eq!(
+        json(&remote(&["audit", "verify"]))["problems"],
+        serde_json::json!([])
+    );
+    // A scope the client lacks is refused by the server.
+    let refused = remote(&["link-keys", "status"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("lacks the area's admin scope"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!elsewhere.join("gha-auth.db").exists() && !elsewhere.join("master.key").exists());
+
+    // Without credentials, the command says how to get them.
+    let bare = gha_auth_with(&elsewhere, &env, "", &["--server", &server, "keys", "list"]);
+    assert_eq!(bare.status.code(), Some(1));
+    assert!(
+        stderr(&bare).contains("no credentials for"),
+        "{}",
+        stderr(&bare)
+    );
+
+    // A user's login: the token is kept 0600 and used by the next commands.
+    let login = gha_auth_with(
+        &elsewhere,
+        &env,
+        "a good long password\n",
+        &["--server", &server, "login", "--username", "boss"],
+    );
+    assert!(login.status.success(), "{}", stderr(&login));
+    let token_file = config_home.join("gha-auth").join("token.json");
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let keys = gha_auth_with(
+        &elsewhere,
+        &env,
+        "",
+        &["--server", &server, "--json", "keys", "list"],
+    );
+    assert_eq!(json(&keys).as_array().unwrap().len(), 1);
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    // Every call through the server is in the audit log with its actor.
+    let verify = json(&gha_auth(&data, &["--json", "audit", "verify"]));
+    assert_eq!(verify["problems"], serde_json::json!([]));
 }
 
 /// `gha-auth healthcheck` (the image's HEALTHCHECK): 0 while the local server answers 200, 1

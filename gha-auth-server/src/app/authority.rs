@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::state::AppState;
+use crate::admin::Admin;
 use crate::broker::Broker;
 use crate::caller::Callers;
 use crate::config::Config;
@@ -31,6 +32,7 @@ pub struct Authority {
     pub(super) metrics: Metrics,
     pub(super) key_store_description: String,
     pub(super) monitor: Arc<Monitor>,
+    pub(super) admin: Arc<Admin>,
 }
 
 impl fmt::Debug for Authority {
@@ -56,6 +58,7 @@ impl Authority {
             health: self.health.clone(),
             metrics: self.metrics.clone(),
             monitor: self.monitor.clone(),
+            admin: self.admin.clone(),
         }
     }
 

@@ -19,6 +19,7 @@ use gha_auth::{SharedClock, SystemClock};
 use thiserror::Error;
 use tokio::net::TcpListener;
 
+use crate::admin::Admin;
 use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::broker::Broker;
 use crate::caller::Callers;
@@ -191,6 +192,7 @@ async fn assemble(
         clock.clone(),
         config.refresh.clone(),
     );
+    let admin_link_key_store = link_key_store.clone();
     let link_keys = Arc::new(
         LinkKeys::open(
             &config.link_keys,
@@ -292,7 +294,14 @@ async fn assemble(
         let broker = broker.clone();
         collectors.push(Arc::new(move || broker.update_gauges()));
     }
+    let admin = Arc::new(Admin {
+        oauth: oauth.clone(),
+        broker: broker.clone(),
+        link_keys: config.link_keys.clone(),
+        link_key_store: admin_link_key_store,
+    });
     Ok(Authority {
+        admin,
         sessions: Arc::new(Sessions {
             oauth: oauth.clone(),
             config: config.session.clone(),

@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use super::state::AppState;
 use crate::config::HttpConfig;
 use crate::{
-    broker, health, home, linkkeys, metrics, monitor, oauth, openapi, revocations, session,
+    admin, broker, health, home, linkkeys, metrics, monitor, oauth, openapi, revocations, session,
     wellknown,
 };
 
@@ -30,6 +30,7 @@ pub(super) fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .merge(home::router())
         .merge(metrics::router())
         .merge(monitor::http::router())
+        .merge(admin::routes::router())
         .split_for_parts();
     (router.merge(openapi::router(&document)), document)
 }

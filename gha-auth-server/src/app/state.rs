@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 
+use crate::admin::Admin;
 use crate::broker::Broker;
 use crate::caller::Callers;
 use crate::health::Health;
@@ -29,4 +30,5 @@ pub(crate) struct AppState {
     pub(crate) health: Health,
     pub(crate) metrics: Metrics,
     pub(crate) monitor: Arc<Monitor>,
+    pub(crate) admin: Arc<Admin>,
 }

@@ -104,6 +104,10 @@ pub enum AuditKind {
     BrokerRead,
     /// An administrator wrote a secret of the broker's local store.
     BrokerSecretWritten,
+    /// An administrator set a user's roles.
+    UserRolesSet,
+    /// A call to the admin API (`/admin/v1`), allowed or refused, with its actor and action.
+    AdminCall,
 }
 
 impl AuditKind {
@@ -144,6 +148,8 @@ impl AuditKind {
             AuditKind::BrokerDenied => "broker.denied",
             AuditKind::BrokerRead => "broker.read",
             AuditKind::BrokerSecretWritten => "admin.broker_secret_put",
+            AuditKind::UserRolesSet => "admin.user_roles_set",
+            AuditKind::AdminCall => "admin.api_call",
         }
     }
 }

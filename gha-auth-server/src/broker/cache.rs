@@ -195,6 +195,11 @@ impl SecretCache {
         }
     }
 
+    /// How long values are served.
+    pub(crate) fn policy(&self) -> &CachePolicy {
+        &self.policy
+    }
+
     /// The source's description.
     pub(crate) fn describe(&self) -> String {
         self.source.describe()
@@ -357,6 +362,22 @@ impl SecretCache {
                 })
             }
         }
+    }
+
+    /// Each cached path with its version and when it was read (never a value), by path.
+    pub(crate) fn cached(&self) -> Vec<(String, u64, DateTime<Utc>)> {
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        let mut cached: Vec<_> = entries
+            .iter()
+            .filter_map(|(path, e)| {
+                e.state()
+                    .value
+                    .as_ref()
+                    .map(|v| (path.clone(), v.version, v.fetched_at))
+            })
+            .collect();
+        cached.sort();
+        cached
     }
 
     /// Number of cached paths and the age of the oldest cached value, for metrics.

@@ -55,6 +55,7 @@ fn count(kind: &'static str, outcome: &'static str) {
 /// The broker: policy, secret cache, database credentials and read audit.
 #[derive(Debug)]
 pub struct Broker {
+    grants: Vec<BrokerGrant>,
     policy: Policy,
     secrets: SecretCache,
     database: Option<DatabaseBroker>,
@@ -93,6 +94,7 @@ impl Broker {
         };
         let policy = CachePolicy::new(broker.cache_ttl.as_delta(), broker.stale_window.as_delta());
         Ok(Self {
+            grants: broker.grants.clone(),
             policy: Policy::new(&broker.grants, reserved),
             secrets: SecretCache::new(source, clock, policy),
             database,
@@ -212,6 +214,39 @@ impl Broker {
     }
 
     /// Sets the broker's gauges (scrape time).
+    /// What an administrator may see: the grants, the source and the cache (paths, versions and
+    /// read times; never a secret value), and the database roles with running credentials.
+    pub(crate) fn state(&self) -> serde_json::Value {
+        let grants: Vec<_> = self
+            .grants
+            .iter()
+            .map(|g| {
+                json!({"client_id": g.client_id, "paths": g.paths, "database_roles": g.database_roles})
+            })
+            .collect();
+        let cached: Vec<_> = self
+            .secrets
+            .cached()
+            .into_iter()
+            .map(|(path, version, fetched_at)| {
+                json!({"path": path, "version": version, "fetched_at": fetched_at})
+            })
+            .collect();
+        json!({
+            "grants": grants,
+            "source": self.secrets.describe(),
+            "cache": {
+                "ttl_secs": self.secrets.policy().ttl.num_seconds(),
+                "stale_window_secs": self.secrets.policy().stale_window.num_seconds(),
+                "secrets": cached,
+            },
+            "database": {
+                "engine": self.database.is_some(),
+                "roles_with_credentials": self.database.as_ref().map_or(0, |d| d.running()),
+            },
+        })
+    }
+
     pub fn update_gauges(&self) {
         let (cached, oldest) = self.secrets.ages();
         metrics::gauge!(CACHED_SECRETS_METRIC).set(cached as f64);

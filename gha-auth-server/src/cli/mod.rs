@@ -8,6 +8,7 @@
 //! (an invalid configuration, a broken audit chain), 2 for usage errors (from clap).
 
 mod config_check;
+mod remote;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +52,21 @@ pub struct Cli {
     /// Print results as JSON.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Act through this running authority's admin API instead of a local store (no database or
+    /// master key needed): a token from --client-id/--client-secret-file, or `gha-auth login`.
+    #[arg(long, global = true, env = "GHA_AUTH_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// With --server: a client of the authority with admin scopes (client_credentials).
+    #[arg(long, global = true, env = "GHA_AUTH_CLIENT_ID", value_name = "ID")]
+    pub client_id: Option<String>,
+    /// With --server: the file holding that client's secret.
+    #[arg(
+        long,
+        global = true,
+        env = "GHA_AUTH_CLIENT_SECRET_FILE",
+        value_name = "FILE"
+    )]
+    pub client_secret_file: Option<PathBuf>,
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -84,6 +100,9 @@ pub enum Command {
     /// from files or standard input, never from the command line.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Log in to --server as a user (password read from standard input or a prompt); the
+    /// short-lived token is kept, mode 0600, in the user's configuration directory.
+    Login(LoginArgs),
     /// Write secrets from the broker to files (0600) and run a reload command when they
     /// change, for programs that cannot use the consumer client. Uses its own configuration
     /// file, not the server's.
@@ -104,6 +123,21 @@ pub struct ServeArgs {
     /// Issuer URL (overrides `issuer`).
     #[arg(long, value_name = "URL")]
     pub issuer: Option<String>,
+}
+
+/// `gha-auth login`.
+#[derive(Debug, Args)]
+#[non_exhaustive]
+pub struct LoginArgs {
+    /// Login name.
+    #[arg(long)]
+    pub username: String,
+    /// Tenant of the user; none by default.
+    #[arg(long, default_value = "")]
+    pub tenant: String,
+    /// The first-party public client that may use the password grant for the admin audience.
+    #[arg(long, default_value = "gha-auth-cli")]
+    pub login_client: String,
 }
 
 /// `gha-auth config …`
@@ -145,6 +179,9 @@ pub async fn run(cli: &Cli, config: Config, out: &Output) -> ExitCode {
         }
         Some(Command::Config(ConfigCommand::Check)) => config_check::run(&config, out),
         Some(Command::Healthcheck) => crate::health::cli::run(&config, out).await,
+        Some(command) if cli.server.is_some() || matches!(command, Command::Login(_)) => {
+            through_server(cli, command, &config, out).await
+        }
         Some(command) => {
             crate::telemetry::init_logging(
                 config.log.format,
@@ -162,8 +199,99 @@ pub async fn run(cli: &Cli, config: Config, out: &Output) -> ExitCode {
     }
 }
 
+/// An admin command (or `login`) through `--server`'s admin API.
+async fn through_server(cli: &Cli, command: &Command, config: &Config, out: &Output) -> ExitCode {
+    let Some(server) = cli.server.as_deref() else {
+        return out.failure("login needs --server URL (or GHA_AUTH_SERVER)");
+    };
+    let audience = config.api_auth.admin_audience.as_str();
+    let result = match remote::base_url(server) {
+        Err(e) => Err(e),
+        Ok(base) => {
+            eprintln!("gha-auth: server {base}");
+            match command {
+                Command::Login(args) => {
+                    remote::login(
+                        &base,
+                        &args.login_client,
+                        &args.username,
+                        &args.tenant,
+                        audience,
+                        out,
+                    )
+                    .await
+                }
+                _ => {
+                    let session = remote::Remote::open(
+                        &base,
+                        cli.client_id.as_deref(),
+                        cli.client_secret_file.as_deref(),
+                        audience,
+                    )
+                    .await;
+                    match session {
+                        Ok(session) => remote::run(command, &session, out).await,
+                        Err(e) => Err(e),
+                    }
+                }
+            }
+        }
+    };
+    result.unwrap_or_else(|message| out.failure(&message))
+}
+
+/// Whether `command` only reads (so it never creates a store).
+fn only_reads(command: &Command) -> bool {
+    use crate::clients::legacy_keys::LegacyKeyCommand;
+    match command {
+        Command::Clients(c) => matches!(
+            c,
+            ClientsCommand::List
+                | ClientsCommand::Show { .. }
+                | ClientsCommand::LegacyKey(LegacyKeyCommand::List { .. })
+        ),
+        Command::Users(c) => matches!(c, UsersCommand::List { .. }),
+        Command::Keys(c) => matches!(c, KeysCommand::List),
+        Command::Audit(_) => true,
+        Command::LinkKeys(c) => matches!(c, LinkKeysCommand::Status { .. }),
+        Command::Secrets(c) => matches!(c, SecretsCommand::Get { .. } | SecretsCommand::List),
+        Command::Serve(_)
+        | Command::Config(_)
+        | Command::Agent(_)
+        | Command::Login(_)
+        | Command::Healthcheck => false,
+    }
+}
+
+/// The store `config` names, for a person: the SQLite file, or the PostgreSQL URL without its
+/// credentials.
+fn store_description(config: &Config) -> String {
+    match &config.store.url {
+        None => config
+            .data_dir
+            .join(crate::config::SQLITE_FILE)
+            .display()
+            .to_string(),
+        Some(url) => match (url.split_once("://"), url.rsplit_once('@')) {
+            (Some((scheme, _)), Some((_, host))) => format!("{scheme}://{host}"),
+            _ => url.clone(),
+        },
+    }
+}
+
 /// Admin commands against the store.
 async fn admin(command: &Command, config: Config, out: &Output) -> ExitCode {
+    let store = store_description(&config);
+    // Which store the command acts on, so a wrong directory is seen at once.
+    eprintln!("gha-auth: store {store}");
+    let sqlite_missing =
+        config.store.url.is_none() && !config.data_dir.join(crate::config::SQLITE_FILE).exists();
+    if sqlite_missing && only_reads(command) {
+        return out.failure(&format!(
+            "no store at {store}: nothing to read (pass --data-dir or --config of the server, \
+             or --server URL)"
+        ));
+    }
     let actor = format!(
         "cli:{}",
         std::env::var("USER")
@@ -255,8 +383,10 @@ async fn dispatch(
             )
             .await
         }
-        Command::Serve(_) | Command::Config(_) | Command::Agent(_) | Command::Healthcheck => {
-            Err("not an admin command".to_owned())
-        }
+        Command::Serve(_)
+        | Command::Config(_)
+        | Command::Agent(_)
+        | Command::Healthcheck
+        | Command::Login(_) => Err("not an admin command".to_owned()),
     }
 }

@@ -96,48 +96,15 @@ pub(crate) async fn run(
                 .register(registration, actor)
                 .await
                 .map_err(|e| e.to_string())?;
-            let mut text = format!("Created client {}.\n", client.id);
-            match &secret {
-                Some(secret) => {
-                    let _ = write!(
-                        text,
-                        "client_secret: {}\nStore this secret now: it is shown only once and \
-                         cannot be recovered.",
-                        secret.expose()
-                    );
-                }
-                None if client.auth_method == AuthMethod::PrivateKeyJwt => text.push_str(
-                    "No secret: the client authenticates with an assertion signed by its private \
-                     key (private_key_jwt), verified with the registered public key.",
-                ),
-                None => {
-                    text.push_str("No secret: a public client authenticates with its id alone.")
-                }
-            }
+            let secret = secret.as_ref().map(|s| s.expose());
             out.print(
-                &json!({"client": client, "client_secret": secret.as_ref().map(|s| s.expose())}),
-                &text,
+                &json!({"client": client, "client_secret": secret}),
+                &created_text(&client, secret),
             );
         }
         ClientsCommand::List => {
             let clients = registry.list().await.map_err(|e| e.to_string())?;
-            let mut text = String::new();
-            for c in &clients {
-                let grants: Vec<&str> = c.grants.iter().map(|g| g.as_str()).collect();
-                let _ = writeln!(
-                    text,
-                    "{}\t{}\t{}\t{}{}",
-                    c.id,
-                    c.tenant.as_deref().unwrap_or("-"),
-                    grants.join(","),
-                    c.audiences.join(","),
-                    if c.disabled { "\t(disabled)" } else { "" }
-                );
-            }
-            if clients.is_empty() {
-                text.push_str("no clients");
-            }
-            out.print(&clients, &text);
+            out.print(&clients, &list_text(&clients));
         }
         ClientsCommand::Show { id } => {
             let client = registry.get(id).await.map_err(|e| e.to_string())?;
@@ -221,7 +188,49 @@ fn registration(args: &AddClient) -> Result<ClientRegistration, String> {
     Ok(registration)
 }
 
-fn describe(c: &Client) -> String {
+/// The text of `clients add`: the secret, shown once, or how the client authenticates.
+pub(crate) fn created_text(client: &Client, secret: Option<&str>) -> String {
+    let mut text = format!("Created client {}.\n", client.id);
+    match secret {
+        Some(secret) => {
+            let _ = write!(
+                text,
+                "client_secret: {secret}\nStore this secret now: it is shown only once and \
+                 cannot be recovered."
+            );
+        }
+        None if client.auth_method == AuthMethod::PrivateKeyJwt => text.push_str(
+            "No secret: the client authenticates with an assertion signed by its private \
+             key (private_key_jwt), verified with the registered public key.",
+        ),
+        None => text.push_str("No secret: a public client authenticates with its id alone."),
+    }
+    text
+}
+
+/// The text of `clients list`.
+pub(crate) fn list_text(clients: &[Client]) -> String {
+    let mut text = String::new();
+    for c in clients {
+        let grants: Vec<&str> = c.grants.iter().map(|g| g.as_str()).collect();
+        let _ = writeln!(
+            text,
+            "{}\t{}\t{}\t{}{}",
+            c.id,
+            c.tenant.as_deref().unwrap_or("-"),
+            grants.join(","),
+            c.audiences.join(","),
+            if c.disabled { "\t(disabled)" } else { "" }
+        );
+    }
+    if clients.is_empty() {
+        text.push_str("no clients");
+    }
+    text
+}
+
+/// The text of `clients show`.
+pub(crate) fn describe(c: &Client) -> String {
     let grants: Vec<&str> = c.grants.iter().map(|g| g.as_str()).collect();
     let mut text = String::new();
     let _ = writeln!(text, "client_id:    {}", c.id);

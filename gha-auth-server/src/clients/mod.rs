@@ -28,7 +28,9 @@ use crate::store::{Store, StoreError};
 use store::{NewClientRow, SecretRotation};
 
 pub(crate) use assertion_jtis::{purge_assertion_jtis, record_assertion_jti};
-pub(crate) use cli::{ClientsCommand, run as run_cli};
+pub(crate) use cli::{
+    AddClient, ClientsCommand, created_text, describe, list_text, run as run_cli,
+};
 pub(crate) use jwk::client_key_from_json;
 pub(crate) use model::{
     AuthMethod, Client, GrantType, MAX_CLIENT_ID_LEN, is_valid_audience, is_valid_client_id,

@@ -82,6 +82,14 @@ impl Serialize for GrantType {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for GrantType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::from_wire(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown grant type {text:?}")))
+    }
+}
+
 impl fmt::Display for GrantType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -102,7 +110,7 @@ impl FromStr for GrantType {
 }
 
 /// How a client proves who it is at the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AuthMethod {
@@ -126,7 +134,7 @@ impl AuthMethod {
 }
 
 /// A registered client. Holds keyed hashes of its secrets, never the secrets.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Client {
     /// Client id.

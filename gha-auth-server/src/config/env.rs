@@ -158,7 +158,12 @@ pub(super) struct EnvReport {
 }
 
 /// Variables that start with the prefix but configure something else (the CLI's `--config`).
-const NOT_KEYS: [&str; 1] = ["GHA_AUTH_CONFIG"];
+const NOT_KEYS: [&str; 4] = [
+    "GHA_AUTH_CONFIG",
+    "GHA_AUTH_SERVER",
+    "GHA_AUTH_CLIENT_ID",
+    "GHA_AUTH_CLIENT_SECRET_FILE",
+];
 
 /// Sets the values of recognised `GHA_AUTH_*` variables in `table`; reports every malformed one
 /// (by name, never by value: it may be a secret) and every unknown one.

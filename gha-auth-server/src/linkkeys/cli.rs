@@ -119,15 +119,135 @@ fn status_text(name: &str, state: Option<&LinkKeyState>) -> String {
     text
 }
 
-fn known<'a>(configured: &Configured, name: &'a str) -> Result<&'a str, String> {
+/// Why an operator's act on a link key failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum LinkKeyActError {
+    /// No such link key is configured.
+    #[error("{0}")]
+    Unknown(String),
+    /// The act does not apply to the key's state (no previous key, never seen in use).
+    #[error("{0}")]
+    Refused(String),
+    /// The link-key store failed.
+    #[error("{0}")]
+    Store(String),
+}
+
+fn known<'a>(configured: &Configured, name: &'a str) -> Result<&'a str, LinkKeyActError> {
     if configured.contains_key(name) {
         Ok(name)
     } else {
-        Err(format!(
+        Err(LinkKeyActError::Unknown(format!(
             "no link key {name:?} is configured (known: {})",
             configured.keys().cloned().collect::<Vec<_>>().join(", ")
-        ))
+        )))
     }
+}
+
+/// Each link key's state (or `name`'s): its JSON form and a text for a terminal. Never a key.
+pub(crate) async fn status(
+    configured: &Configured,
+    store: &dyn LinkKeyStore,
+    name: Option<&str>,
+) -> Result<(Value, String), LinkKeyActError> {
+    let names: Vec<String> = match name {
+        Some(name) => vec![known(configured, name)?.to_owned()],
+        None => configured.keys().cloned().collect(),
+    };
+    let mut all = Vec::new();
+    let mut text = String::new();
+    for name in &names {
+        let loaded = store
+            .load(name)
+            .await
+            .map_err(|e| LinkKeyActError::Store(e.to_string()))?;
+        let state = loaded.as_ref().map(|l| &l.state);
+        all.push(status_json(name, configured, state));
+        text.push_str(&status_text(name, state));
+    }
+    if names.is_empty() {
+        text.push_str("no link keys are configured\n");
+    }
+    let _ = writeln!(text, "state kept in: {}", store.describe());
+    Ok((json!({ "link_keys": all, "store": store.describe() }), text))
+}
+
+/// Records a rotation request for `name` (the running server's scheduler performs it); audited.
+pub(crate) async fn request_rotation(
+    configured: &Configured,
+    store: &dyn LinkKeyStore,
+    audit: &AuditLog,
+    name: &str,
+    now: DateTime<Utc>,
+    actor: &str,
+) -> Result<Value, LinkKeyActError> {
+    let name = known(configured, name)?;
+    let result = update(store, name, |s| {
+        if machine::request(s, actor, now) {
+            Ok(())
+        } else {
+            Err(Stale("a rotation is already requested"))
+        }
+    })
+    .await
+    .map_err(|e| LinkKeyActError::Store(e.to_string()))?;
+    let newly = result.is_ok();
+    if newly {
+        audit
+            .record_or_log(AuditEvent::new(
+                AuditKind::LinkKeyRotationRequested,
+                actor,
+                name,
+                Outcome::Success,
+            ))
+            .await;
+    }
+    Ok(json!({"name": name, "requested": true, "already_requested": !newly}))
+}
+
+/// Retires `name`'s PREVIOUS key now (refused while the current one was never seen in use,
+/// unless `force`); audited either way. Returns the retired key's id.
+pub(crate) async fn retire_previous(
+    configured: &Configured,
+    store: &dyn LinkKeyStore,
+    audit: &AuditLog,
+    name: &str,
+    force: bool,
+    actor: &str,
+) -> Result<String, LinkKeyActError> {
+    let name = known(configured, name)?;
+    let result = update(store, name, |s| {
+        let Some(previous) = &s.previous else {
+            return Err(Stale("there is no previous key"));
+        };
+        if !force && s.current.as_ref().is_none_or(|c| c.last_seen.is_none()) {
+            return Err(Stale(
+                "the current key was never reported in use; retiring the previous one may \
+                 reject the integration (use --force to do it anyway)",
+            ));
+        }
+        let id = previous.id.clone();
+        machine::retire(s, &id)?;
+        Ok(id)
+    })
+    .await
+    .map_err(|e| LinkKeyActError::Store(e.to_string()))?;
+    let outcome = if result.is_ok() {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    };
+    let mut event = AuditEvent::new(AuditKind::LinkKeyRetireRequested, actor, name, outcome)
+        .detail("force", force);
+    match &result {
+        Ok((id, _)) => event = event.detail("key_id", id.clone()),
+        Err(Stale(reason)) => event = event.detail("reason", *reason),
+    }
+    audit.record_or_log(event).await;
+    result
+        .map(|(id, _)| id)
+        .map_err(|Stale(reason)| LinkKeyActError::Refused(format!("{name}: {reason}")))
 }
 
 /// Runs a `link-keys` command.
@@ -142,100 +262,31 @@ pub(crate) async fn run_cli(
 ) -> Result<ExitCode, String> {
     match command {
         LinkKeysCommand::Status { name } => {
-            let names: Vec<String> = match name {
-                Some(name) => vec![known(configured, name)?.to_owned()],
-                None => configured.keys().cloned().collect(),
-            };
-            let mut all = Vec::new();
-            let mut text = String::new();
-            for name in &names {
-                let loaded = store.load(name).await.map_err(|e| e.to_string())?;
-                let state = loaded.as_ref().map(|l| &l.state);
-                all.push(status_json(name, configured, state));
-                text.push_str(&status_text(name, state));
-            }
-            if names.is_empty() {
-                text.push_str("no link keys are configured\n");
-            }
-            let _ = writeln!(text, "state kept in: {}", store.describe());
-            out.print(
-                &json!({ "link_keys": all, "store": store.describe() }),
-                &text,
-            );
-            Ok(ExitCode::SUCCESS)
+            let (value, text) = status(configured, store, name.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            out.print(&value, &text);
         }
         LinkKeysCommand::Rotate { name } => {
-            let name = known(configured, name)?;
-            let result = update(store, name, |s| {
-                if machine::request(s, actor, now) {
-                    Ok(())
-                } else {
-                    Err(Stale("a rotation is already requested"))
-                }
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-            let newly = result.is_ok();
-            if newly {
-                audit
-                    .record_or_log(AuditEvent::new(
-                        AuditKind::LinkKeyRotationRequested,
-                        actor,
-                        name,
-                        Outcome::Success,
-                    ))
-                    .await;
-            }
+            let value = request_rotation(configured, store, audit, name, now, actor)
+                .await
+                .map_err(|e| e.to_string())?;
             out.print(
-                &json!({"name": name, "requested": true, "already_requested": !newly}),
+                &value,
                 &format!(
                     "rotation of {name} requested; the running server performs it (see `gha-auth link-keys status {name}`)"
                 ),
             );
-            Ok(ExitCode::SUCCESS)
         }
         LinkKeysCommand::RetirePrevious { name, force } => {
-            let name = known(configured, name)?;
-            let force = *force;
-            let result = update(store, name, |s| {
-                let Some(previous) = &s.previous else {
-                    return Err(Stale("there is no previous key"));
-                };
-                if !force && s.current.as_ref().is_none_or(|c| c.last_seen.is_none()) {
-                    return Err(Stale(
-                        "the current key was never reported in use; retiring the previous one may \
-                         reject the integration (use --force to do it anyway)",
-                    ));
-                }
-                let id = previous.id.clone();
-                machine::retire(s, &id)?;
-                Ok(id)
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-            let outcome = if result.is_ok() {
-                Outcome::Success
-            } else {
-                Outcome::Failure
-            };
-            let mut event =
-                AuditEvent::new(AuditKind::LinkKeyRetireRequested, actor, name, outcome)
-                    .detail("force", force);
-            match &result {
-                Ok((id, _)) => event = event.detail("key_id", id.clone()),
-                Err(Stale(reason)) => event = event.detail("reason", *reason),
-            }
-            audit.record_or_log(event).await;
-            match result {
-                Ok((id, _)) => {
-                    out.print(
-                        &json!({"name": name, "retired": id}),
-                        &format!("{name}: previous key {id} retired"),
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(Stale(reason)) => Err(format!("{name}: {reason}")),
-            }
+            let id = retire_previous(configured, store, audit, name, *force, actor)
+                .await
+                .map_err(|e| e.to_string())?;
+            out.print(
+                &json!({"name": name, "retired": id}),
+                &format!("{name}: previous key {id} retired"),
+            );
         }
     }
+    Ok(ExitCode::SUCCESS)
 }

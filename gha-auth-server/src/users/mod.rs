@@ -366,6 +366,40 @@ impl Users {
         Ok(())
     }
 
+    /// Replaces a user's roles (copied into the access tokens issued from now on).
+    pub async fn set_roles(
+        &self,
+        tenant: &str,
+        username: &str,
+        roles: &[String],
+        actor: &str,
+    ) -> Result<User, UserError> {
+        check_names(tenant, username)?;
+        if let Some(bad) = roles.iter().find(|r| !is_valid_role(r)) {
+            return Err(UserError::Invalid(format!("invalid role {bad:?}")));
+        }
+        let now = self.clock.unix_seconds();
+        let Some(mut user) = store::find(&self.store, tenant, username).await? else {
+            return Err(UserError::NotFound(display_name(tenant, username)));
+        };
+        store::set_roles(&self.store, &user.id, roles, now).await?;
+        self.audit
+            .record_or_log(
+                AuditEvent::new(
+                    AuditKind::UserRolesSet,
+                    actor,
+                    &display_name(tenant, username),
+                    Outcome::Success,
+                )
+                .detail("user_id", user.id.as_str())
+                .detail("roles", roles.join(" ")),
+            )
+            .await;
+        user.roles = roles.to_vec();
+        user.updated_at = now;
+        Ok(User::from(user))
+    }
+
     /// Users, optionally of one tenant, ordered by tenant and username.
     pub async fn list(&self, tenant: Option<&str>) -> Result<Vec<User>, UserError> {
         Ok(store::list(&self.store, tenant)

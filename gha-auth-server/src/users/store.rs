@@ -144,6 +144,21 @@ pub(super) async fn set_password(
     Ok(result.rows_affected() > 0)
 }
 
+pub(super) async fn set_roles(
+    store: &Store,
+    id: &str,
+    roles: &[String],
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE users SET roles = $1, updated_at = $2 WHERE id = $3")
+        .bind(roles.join(" "))
+        .bind(now)
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
 pub(super) async fn set_disabled(
     store: &Store,
     id: &str,

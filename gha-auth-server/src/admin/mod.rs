@@ -1,0 +1,267 @@
+//! The admin API under `/admin/v1/`: clients, users, signing keys, link keys, the broker's state
+//! and the audit log, through the same feature functions as the `gha-auth` subcommands.
+//!
+//! Callers present a bearer token of this authority for `api_auth.admin_audience` (the
+//! [`Caller<AdminApi>`] extractor: 401 without one). [`decide::decide`] then allows or refuses
+//! the act (403): clients by per-area scopes (`admin:clients`, `admin:users`, `admin:keys`,
+//! `admin:link-keys`, `admin:broker`, `admin:audit`), users by the role `admin` (everything) or
+//! `tenant-admin` (its own tenant's clients and users, never the `admin` role: neither granting
+//! it nor acting on a user who holds it). Every call, allowed or refused, is
+//! audited (`admin.api_call`) with its actor: `client:<id>` or `user:<sub>`.
+
+pub(crate) mod decide;
+pub(crate) mod routes;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use self::decide::{Actor, Area, Decision, Reach, Target};
+use crate::audit::{AuditEvent, AuditKind, Outcome};
+use crate::broker::Broker;
+use crate::caller::{AdminApi, Caller};
+use crate::linkkeys::LinkKeyStore;
+use crate::linkkeys::cli::Configured;
+use crate::oauth::OAuth;
+
+/// The admin API's state: the features it acts through.
+#[derive(Debug)]
+#[non_exhaustive]
+pub(crate) struct Admin {
+    /// Clients, users, keys, the store, the audit log and the clock.
+    pub(crate) oauth: Arc<OAuth>,
+    /// The secrets broker (its grants and cache, never a value).
+    pub(crate) broker: Arc<Broker>,
+    /// The configured link keys.
+    pub(crate) link_keys: Configured,
+    /// Where link-key state lives.
+    pub(crate) link_key_store: Arc<dyn LinkKeyStore>,
+}
+
+/// Why an admin call failed: the one place that maps it to HTTP.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum AdminError {
+    /// The caller may not do this (403).
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// No such object (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is invalid (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The object exists already, or its state refuses the act (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The authority failed (500); the reason goes to the log only.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl AdminError {
+    fn status(&self) -> StatusCode {
+        match self {
+            AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+            AdminError::Invalid(_) => StatusCode::BAD_REQUEST,
+            AdminError::Conflict(_) => StatusCode::CONFLICT,
+            AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            AdminError::Forbidden(_) => "forbidden",
+            AdminError::NotFound(_) => "not_found",
+            AdminError::Invalid(_) => "invalid_request",
+            AdminError::Conflict(_) => "conflict",
+            AdminError::Internal(_) => "server_error",
+        }
+    }
+
+    /// What the caller is told (an internal failure is not described).
+    fn description(&self) -> String {
+        match self {
+            AdminError::Internal(_) => "the authority failed; see its log".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        if let AdminError::Internal(reason) = &self {
+            tracing::error!(%reason, "admin api call failed");
+        }
+        let body = json!({"error": self.code(), "error_description": self.description()});
+        no_store(self.status(), &body)
+    }
+}
+
+impl From<crate::clients::ClientError> for AdminError {
+    fn from(e: crate::clients::ClientError) -> Self {
+        use crate::clients::ClientError as E;
+        match e {
+            E::Invalid(_) => AdminError::Invalid(e.to_string()),
+            E::NotFound(_) => AdminError::NotFound(e.to_string()),
+            E::AlreadyExists(_) => AdminError::Conflict(e.to_string()),
+            other => AdminError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::users::UserError> for AdminError {
+    fn from(e: crate::users::UserError) -> Self {
+        use crate::store::StoreError;
+        use crate::users::UserError as E;
+        match e {
+            E::Invalid(_) => AdminError::Invalid(e.to_string()),
+            E::NotFound(_) => AdminError::NotFound(e.to_string()),
+            E::Store(StoreError::AlreadyExists(what)) => {
+                AdminError::Conflict(format!("{what} already exists"))
+            }
+            other => AdminError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::clients::legacy_keys::LegacyKeyError> for AdminError {
+    fn from(e: crate::clients::legacy_keys::LegacyKeyError) -> Self {
+        use crate::clients::legacy_keys::LegacyKeyError as E;
+        match e {
+            E::Invalid(_) => AdminError::Invalid(e.to_string()),
+            E::NotFound(_) => AdminError::NotFound(e.to_string()),
+            E::AlreadyExists => AdminError::Conflict(e.to_string()),
+            other => AdminError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::keys::KeyManagerError> for AdminError {
+    fn from(e: crate::keys::KeyManagerError) -> Self {
+        use crate::keys::KeyManagerError as E;
+        match e {
+            E::NextPending { .. } | E::NotInitialized => AdminError::Conflict(e.to_string()),
+            other => AdminError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::linkkeys::cli::LinkKeyActError> for AdminError {
+    fn from(e: crate::linkkeys::cli::LinkKeyActError) -> Self {
+        use crate::linkkeys::cli::LinkKeyActError as E;
+        match e {
+            E::Unknown(m) => AdminError::NotFound(m),
+            E::Refused(m) => AdminError::Conflict(m),
+            E::Store(m) => AdminError::Internal(m),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for AdminError {
+    fn from(e: crate::store::StoreError) -> Self {
+        AdminError::Internal(e.to_string())
+    }
+}
+
+fn no_store(status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The audit actor of a caller: `user:<sub>` for a user's token, `client:<id>` for a client's.
+pub(crate) fn actor_name(caller: &Caller<AdminApi>) -> String {
+    if is_user(caller) {
+        format!("user:{}", caller.subject)
+    } else {
+        format!("client:{}", caller.client_id)
+    }
+}
+
+/// Whether the token is a user's (its subject is not the client itself).
+fn is_user(caller: &Caller<AdminApi>) -> bool {
+    caller.subject != caller.client_id
+}
+
+/// One admin call: who, what, on which area. Decides, then audits the outcome.
+pub(crate) struct Call<'a> {
+    admin: &'a Admin,
+    caller: &'a Caller<AdminApi>,
+    /// The audit actor.
+    pub(crate) actor: String,
+    action: &'static str,
+    area: Area,
+    subject: String,
+}
+
+impl<'a> Call<'a> {
+    /// A call of `action` (e.g. `clients.disable`) on `subject` in `area`.
+    pub(crate) fn new(
+        admin: &'a Admin,
+        caller: &'a Caller<AdminApi>,
+        area: Area,
+        action: &'static str,
+        subject: impl Into<String>,
+    ) -> Self {
+        Self {
+            admin,
+            caller,
+            actor: actor_name(caller),
+            action,
+            area,
+            subject: subject.into(),
+        }
+    }
+
+    /// Whether the caller may act on `target` (`grants_admin`: the act hands out the `admin`
+    /// role).
+    pub(crate) fn allow(
+        &self,
+        target: Target<'_>,
+        grants_admin: bool,
+    ) -> Result<Reach, AdminError> {
+        let actor = Actor {
+            is_user: is_user(self.caller),
+            scopes: &self.caller.scopes,
+            roles: &self.caller.roles,
+            tenant: self.caller.tenant.as_deref(),
+        };
+        match decide::decide(actor, self.area, target, grants_admin) {
+            Decision::Allow(reach) => Ok(reach),
+            Decision::Deny(reason) => Err(AdminError::Forbidden(reason)),
+        }
+    }
+
+    /// Audits the call and answers with `result` (200 with its JSON, or the error).
+    pub(crate) async fn finish(self, result: Result<Value, AdminError>) -> Response {
+        let outcome = if result.is_ok() {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        let mut event = AuditEvent::new(AuditKind::AdminCall, &self.actor, &self.subject, outcome)
+            .detail("action", self.action)
+            .detail("client_id", self.caller.client_id.as_str());
+        if let Some(tenant) = &self.caller.tenant {
+            event = event.detail("tenant", tenant.as_str());
+        }
+        if let Err(error) = &result {
+            event = event.detail("error", error.code());
+            if let AdminError::Forbidden(reason) = error {
+                event = event.detail("reason", *reason);
+            }
+        }
+        self.admin.oauth.audit.record_or_log(event).await;
+        match result {
+            Ok(body) => no_store(StatusCode::OK, &body),
+            Err(error) => error.into_response(),
+        }
+    }
+}
