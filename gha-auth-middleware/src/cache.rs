@@ -133,6 +133,14 @@ impl Revocations {
         {
             return true;
         }
+        // A token made by token exchange dies with the tokens it came from.
+        if token
+            .derived_from
+            .iter()
+            .any(|source| state.jtis.contains_key(source))
+        {
+            return true;
+        }
         let issued = token.issued_at.unwrap_or(i64::MIN);
         if state
             .subjects
@@ -201,6 +209,17 @@ mod tests {
         let t = token("carol", "j4", 100, 1_000);
         revocations.revoke_client_before("c1", DateTime::from_timestamp(200, 0).unwrap());
         assert!(revocations.check(&t));
+    }
+
+    #[test]
+    fn finding_01_a_derived_token_is_revoked_with_its_source() {
+        let revocations = Revocations::new();
+        let payload = r#"{"sub":"u","jti":"j2","iat":0,"exp":1000,"derived_from":["j0","j1"]}"#;
+        let derived =
+            Arc::new(VerifiedToken::from_payload(payload.into(), "kid-1".into(), 0).unwrap());
+        assert!(!revocations.check(&derived));
+        revocations.revoke_jti("j0", DateTime::from_timestamp(1_000, 0).unwrap());
+        assert!(revocations.check(&derived), "the original's revocation");
     }
 
     #[test]

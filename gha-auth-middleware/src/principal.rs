@@ -246,6 +246,9 @@ pub(crate) struct VerifiedToken {
     pub(crate) scopes: Scopes,
     pub(crate) roles: Vec<String>,
     pub(crate) jti: Option<String>,
+    /// The `jti`s of the tokens this one was derived from by token exchange (`derived_from`):
+    /// it is revoked with any of them.
+    pub(crate) derived_from: Vec<String>,
     pub(crate) issued_at: Option<i64>,
     pub(crate) expires_at: i64,
     pub(crate) kid: Arc<str>,
@@ -285,6 +288,7 @@ impl VerifiedToken {
             scopes: scopes.iter().collect(),
             roles,
             jti: claims.jti,
+            derived_from: claims.derived_from,
             issued_at: claims.iat,
             expires_at: claims.exp,
             kid,
@@ -312,6 +316,8 @@ struct PrincipalClaims {
     iat: Option<i64>,
     #[serde(default)]
     jti: Option<String>,
+    #[serde(default)]
+    derived_from: Vec<String>,
     #[serde(default)]
     client_id: Option<String>,
     #[serde(default)]

@@ -61,3 +61,155 @@ async fn openapi_json(State(json): State<Arc<str>>) -> Response {
     );
     response
 }
+
+/// Name of the HTTP Basic client-authentication scheme (`client_secret_basic`).
+const CLIENT_BASIC: &str = "client_basic";
+/// Name of the bearer-token scheme (an access token of this authority, RFC 6750).
+const BEARER: &str = "bearer";
+
+/// What the operations' own annotations leave out, stated once for the whole document: how each
+/// operation authenticates (security schemes), the answers every route can give (405 for another
+/// method, 408 past `http.request_timeout`, 413 past `http.max_body_bytes`, 429 with
+/// `Retry-After`), and that path values are never empty.
+pub(crate) fn complete(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::{
+        HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
+
+    let components = document.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        CLIENT_BASIC,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Basic)
+                .description(Some(
+                    "client_secret_basic (RFC 6749 §2.3.1); the form may carry client_secret_post \
+                     or a private_key_jwt assertion instead, and a public client only its client_id",
+                ))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        BEARER,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .description(Some(
+                    "An access token of this authority for the API's audience (RFC 6750)",
+                ))
+                .build(),
+        ),
+    );
+    for (path, item) in &mut document.paths.paths {
+        let path_params = item.parameters.iter_mut().flatten();
+        for parameter in path_params {
+            constrain_path_parameter(parameter);
+        }
+        for (method, operation) in [
+            ("get", item.get.as_mut()),
+            ("post", item.post.as_mut()),
+            ("put", item.put.as_mut()),
+            ("delete", item.delete.as_mut()),
+            ("patch", item.patch.as_mut()),
+        ] {
+            let Some(operation) = operation else { continue };
+            if operation.security.is_none() {
+                operation.security = Some(match security_of(path) {
+                    Security::Client => vec![
+                        SecurityRequirement::new(CLIENT_BASIC, Vec::<String>::new()),
+                        SecurityRequirement::default(),
+                    ],
+                    Security::Bearer => {
+                        vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]
+                    }
+                    Security::None => vec![SecurityRequirement::default()],
+                });
+            }
+            for parameter in operation.parameters.iter_mut().flatten() {
+                constrain_path_parameter(parameter);
+            }
+            add_common_responses(&mut operation.responses, method == "post");
+        }
+    }
+}
+
+/// How the operations under a path authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Security {
+    /// A client of this authority (the OAuth endpoints).
+    Client,
+    /// A bearer access token (the broker and link-key APIs).
+    Bearer,
+    /// None (discovery, health, metrics, sessions: the cookie and CSRF header are their own).
+    None,
+}
+
+fn security_of(path: &str) -> Security {
+    if path.starts_with("/oauth2/") {
+        Security::Client
+    } else if path.starts_with("/v1/secrets")
+        || path.starts_with("/v1/database")
+        || path.starts_with("/v1/link-keys")
+    {
+        Security::Bearer
+    } else {
+        Security::None
+    }
+}
+
+fn constrain_path_parameter(parameter: &mut utoipa::openapi::path::Parameter) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::{RefOr, Schema};
+
+    if parameter.parameter_in != ParameterIn::Path {
+        return;
+    }
+    if let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut() {
+        object.min_length.get_or_insert(1);
+        object.max_length.get_or_insert(1024);
+        // No control characters or spaces in a path segment.
+        object
+            .pattern
+            .get_or_insert_with(|| "^[^\\s\\x00-\\x1f]+$".to_owned());
+    }
+}
+
+fn add_common_responses(responses: &mut utoipa::openapi::Responses, has_body: bool) {
+    use utoipa::openapi::{ObjectBuilder, RefOr, Response, Type, header::Header};
+
+    let retry_after = || {
+        let mut header = Header::new(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0)),
+        );
+        header.description = Some("Seconds to wait before trying again".to_owned());
+        header
+    };
+    let mut answers = vec![
+        ("405", "Method not allowed on this path"),
+        ("408", "The request took longer than http.request_timeout"),
+        (
+            "429",
+            "Rate limited or backing off after failed authentication; see Retry-After",
+        ),
+    ];
+    if has_body {
+        answers.push(("413", "The body is larger than http.max_body_bytes"));
+    }
+    for (status, description) in answers {
+        let entry = responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| RefOr::T(Response::new(description)));
+        if status == "429"
+            && let RefOr::T(response) = entry
+        {
+            response
+                .headers
+                .entry("Retry-After".to_owned())
+                .or_insert_with(retry_after);
+        }
+    }
+}

@@ -19,7 +19,7 @@ use crate::{
 
 /// Every feature's routes, and the OpenAPI document they make up.
 pub(super) fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let (router, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(oauth::router(state))
         .merge(session::router(state))
         .merge(wellknown::router(&state.discovery.issuer))
@@ -32,11 +32,12 @@ pub(super) fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .merge(monitor::http::router())
         .merge(admin::routes::router())
         .split_for_parts();
+    openapi::complete(&mut document);
     (router.merge(openapi::router(&document)), document)
 }
 
-/// The cross-cutting layers: request tracing (no headers, `Authorization` and cookies marked
-/// sensitive), a request timeout, the body limit and request metrics. Per-route limits (rate
+/// The cross-cutting layers: request tracing (the path, never the query string; no headers,
+/// `Authorization` and cookies marked sensitive), a request timeout, the body limit and request metrics. Per-route limits (rate
 /// limits, CORS) belong to the features' routers.
 pub(super) fn with_layers(router: Router, http: &HttpConfig) -> Router {
     let router = if http.trusted_proxies.is_empty() {
@@ -54,7 +55,7 @@ pub(super) fn with_layers(router: Router, http: &HttpConfig) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             http.request_timeout.as_std(),
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(crate::telemetry::request_span))
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::COOKIE,

@@ -55,14 +55,19 @@ pub struct AddClient {
     /// Client id: 1-128 characters of A-Z a-z 0-9 . _ ~ -
     pub id: String,
     /// Allowed grant (client_credentials, password, refresh_token, token-exchange); repeatable.
-    #[arg(long = "grant", required = true, num_args = 1..)]
+    /// Optional for a client that is only a resource server.
+    #[arg(long = "grant", required_unless_present = "resource_servers", num_args = 1..)]
     pub grants: Vec<String>,
     /// Allowed scope; repeatable.
     #[arg(long = "scope", num_args = 1..)]
     pub scopes: Vec<String>,
-    /// Allowed audience; repeatable.
-    #[arg(long = "audience", required = true, num_args = 1..)]
+    /// Allowed audience; repeatable. Optional for a client that is only a resource server.
+    #[arg(long = "audience", required_unless_present = "resource_servers", num_args = 1..)]
     pub audiences: Vec<String>,
+    /// Register the client as the resource server (API) for this audience: it may introspect
+    /// tokens addressed to it (RFC 7662); repeatable.
+    #[arg(long = "resource-server", value_name = "AUDIENCE", num_args = 1..)]
+    pub resource_servers: Vec<String>,
     /// Tenant (GHA customer).
     #[arg(long)]
     pub tenant: Option<String>,
@@ -172,6 +177,9 @@ fn registration(args: &AddClient) -> Result<ClientRegistration, String> {
     for audience in &args.audiences {
         registration = registration.audience(audience.clone());
     }
+    for audience in &args.resource_servers {
+        registration = registration.resource_server(audience.clone());
+    }
     if let Some(tenant) = &args.tenant {
         registration = registration.tenant(tenant.clone());
     }
@@ -238,6 +246,13 @@ pub(crate) fn describe(c: &Client) -> String {
     let _ = writeln!(text, "grants:       {}", grants.join(" "));
     let _ = writeln!(text, "scopes:       {}", c.scopes.join(" "));
     let _ = writeln!(text, "audiences:    {}", c.audiences.join(" "));
+    if !c.resource_audiences.is_empty() {
+        let _ = writeln!(
+            text,
+            "resource server for: {}",
+            c.resource_audiences.join(" ")
+        );
+    }
     let _ = writeln!(text, "auth method:  {}", c.auth_method.as_str());
     let lifetime = c
         .token_lifetime_secs

@@ -27,6 +27,9 @@ use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
 use crate::store::{Store, StoreError};
 use store::{NewClientRow, SecretRotation};
 
+#[cfg(test)]
+pub(crate) use store::ClientRow;
+
 pub(crate) use assertion_jtis::{purge_assertion_jtis, record_assertion_jti};
 pub(crate) use cli::{
     AddClient, ClientsCommand, created_text, describe, list_text, run as run_cli,
@@ -34,7 +37,7 @@ pub(crate) use cli::{
 pub(crate) use jwk::client_key_from_json;
 pub(crate) use model::{
     AuthMethod, Client, GrantType, MAX_CLIENT_ID_LEN, is_valid_audience, is_valid_client_id,
-    is_valid_scope,
+    is_valid_scope, secret_matches_no_client,
 };
 
 /// A client operation failed.
@@ -93,6 +96,8 @@ pub struct ClientRegistration {
     pub public: bool,
     /// Public JWK for `private_key_jwt` (no secret is issued then).
     pub jwk: Option<serde_json::Value>,
+    /// Audiences it serves as a resource server (may introspect tokens addressed to them).
+    pub resource_audiences: Vec<String>,
 }
 
 impl ClientRegistration {
@@ -153,6 +158,14 @@ impl ClientRegistration {
         self
     }
 
+    /// Registers it as the resource server for `audience`: it may introspect tokens addressed
+    /// to it.
+    #[must_use]
+    pub fn resource_server(mut self, audience: impl Into<String>) -> Self {
+        self.resource_audiences.push(audience.into());
+        self
+    }
+
     /// Registers a public JWK for `private_key_jwt`.
     #[must_use]
     pub fn jwk(mut self, jwk: serde_json::Value) -> Self {
@@ -172,19 +185,34 @@ impl ClientRegistration {
         {
             return invalid("tenant must be 1-128 characters of A-Z a-z 0-9 . _ ~ -".into());
         }
-        if self.grants.is_empty() {
+        // A resource server only introspects: it needs no grant or audience of its own.
+        let resource_server = !self.resource_audiences.is_empty();
+        if self.grants.is_empty() && !resource_server {
             return invalid("at least one --grant is required".into());
         }
         dedup(&mut self.grants);
         dedup(&mut self.scopes);
         dedup(&mut self.audiences);
+        dedup(&mut self.resource_audiences);
+        if let Some(bad) = self
+            .resource_audiences
+            .iter()
+            .find(|a| !is_valid_audience(a))
+        {
+            return invalid(format!("invalid resource server audience {bad:?}"));
+        }
+        if resource_server && self.public {
+            return invalid(
+                "a resource server must authenticate to introspect; drop --public".into(),
+            );
+        }
         if let Some(bad) = self.scopes.iter().find(|s| !is_valid_scope(s)) {
             return invalid(format!("invalid scope {bad:?} (RFC 6749 §3.3 scope token)"));
         }
         if let Some(bad) = self.audiences.iter().find(|a| !is_valid_audience(a)) {
             return invalid(format!("invalid audience {bad:?}"));
         }
-        if self.audiences.is_empty() {
+        if self.audiences.is_empty() && !self.grants.is_empty() {
             return invalid("at least one --audience is required".into());
         }
         if let Some(lifetime) = self.token_lifetime
@@ -323,6 +351,7 @@ impl ClientRegistry {
                 .collect(),
             scopes: registration.scopes.clone(),
             audiences: registration.audiences.clone(),
+            resource_audiences: registration.resource_audiences.clone(),
             token_lifetime_secs: registration.token_lifetime.map(|d| d.num_seconds()),
             first_party: registration.first_party,
             public_client: registration.public,
@@ -343,6 +372,7 @@ impl ClientRegistry {
                 .detail("grants", join(&client.grants))
                 .detail("scopes", client.scopes.join(" "))
                 .detail("audiences", client.audiences.join(" "))
+                .detail("resource_audiences", client.resource_audiences.join(" "))
                 .detail("tenant", client.tenant.clone().unwrap_or_default())
                 .detail("auth_method", format!("{:?}", client.auth_method)),
             )

@@ -147,6 +147,8 @@ pub struct Client {
     pub scopes: Vec<String>,
     /// Audiences it may receive tokens for.
     pub audiences: Vec<String>,
+    /// Audiences it serves as a resource server: it may introspect tokens addressed to them.
+    pub resource_audiences: Vec<String>,
     /// Its own access-token lifetime in seconds, if any.
     pub token_lifetime_secs: Option<i64>,
     /// First-party (may use the password grant).
@@ -179,10 +181,45 @@ impl fmt::Debug for Client {
             .field("grants", &self.grants)
             .field("scopes", &self.scopes)
             .field("audiences", &self.audiences)
+            .field("resource_audiences", &self.resource_audiences)
             .field("auth_method", &self.auth_method)
             .field("disabled", &self.disabled)
             .finish_non_exhaustive()
     }
+}
+
+/// A digest of the same kind as a client's, that no presented secret is expected to match.
+static NO_CLIENT_DIGEST: std::sync::LazyLock<Option<KeyedHash>> =
+    std::sync::LazyLock::new(|| KeyedHash::from_hex(&"5a".repeat(32)));
+
+/// The work of [`Client::secret_matches`] for a client id that names no client: the same keyed
+/// hash and the same two constant-time comparisons, against a digest no secret has, so that an
+/// unknown client is answered in the time a known one with a wrong secret is. False (short of a
+/// preimage of the keyed hash).
+pub(crate) fn secret_matches_no_client(pepper: &Pepper, presented: &ApiKey, now: i64) -> bool {
+    let dummy = *NO_CLIENT_DIGEST;
+    check_secret(dummy, dummy.map(|d| (d, now)), pepper, presented, now)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Secret checks done on this thread, for the tests that compare the paths' work.
+    pub(crate) static SECRET_CHECKS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+fn check_secret(
+    current: Option<KeyedHash>,
+    previous: Option<(KeyedHash, i64)>,
+    pepper: &Pepper,
+    presented: &ApiKey,
+    now: i64,
+) -> bool {
+    #[cfg(test)]
+    SECRET_CHECKS.with(|count| count.set(count.get() + 1));
+    let hash = pepper.hash(presented);
+    let current = current.is_some_and(|h| h == hash);
+    let previous = previous.is_some_and(|(h, until)| (h == hash) & (now < until));
+    current | previous
 }
 
 impl Client {
@@ -194,12 +231,7 @@ impl Client {
     /// Checks a presented secret against the current one and, until its grace period ends, the
     /// previous one. Both comparisons always run, in constant time.
     pub fn secret_matches(&self, pepper: &Pepper, presented: &ApiKey, now: i64) -> bool {
-        let hash = pepper.hash(presented);
-        let current = self.secret_hash.is_some_and(|h| h == hash);
-        let previous = self
-            .prev_secret
-            .is_some_and(|(h, until)| (h == hash) & (now < until));
-        current | previous
+        check_secret(self.secret_hash, self.prev_secret, pepper, presented, now)
     }
 
     /// The lifetime of tokens issued to this client: its own, or `default`.
@@ -244,6 +276,7 @@ impl Client {
             grants,
             scopes: row.scopes,
             audiences: row.audiences,
+            resource_audiences: row.resource_audiences,
             token_lifetime_secs: row.token_lifetime_secs,
             first_party: row.first_party,
             public: row.public_client,

@@ -16,6 +16,8 @@ pub struct ClientRow {
     pub scopes: Vec<String>,
     /// Allowed audiences.
     pub audiences: Vec<String>,
+    /// Audiences it serves as a resource server (may introspect tokens addressed to them).
+    pub resource_audiences: Vec<String>,
     /// Access-token lifetime override, in seconds.
     pub token_lifetime_secs: Option<i64>,
     /// First-party client (may use the password grant).
@@ -52,6 +54,8 @@ pub struct NewClientRow {
     pub scopes: Vec<String>,
     /// Allowed audiences.
     pub audiences: Vec<String>,
+    /// Audiences it serves as a resource server.
+    pub resource_audiences: Vec<String>,
     /// Lifetime override in seconds.
     pub token_lifetime_secs: Option<i64>,
     /// First-party flag.
@@ -97,6 +101,7 @@ struct RawClient {
     grants: String,
     scopes: String,
     audiences: String,
+    resource_audiences: String,
     token_lifetime_secs: Option<i64>,
     first_party: i64,
     public_client: i64,
@@ -117,6 +122,7 @@ impl From<RawClient> for ClientRow {
             grants: split_list(&raw.grants),
             scopes: split_list(&raw.scopes),
             audiences: split_list(&raw.audiences),
+            resource_audiences: split_list(&raw.resource_audiences),
             token_lifetime_secs: raw.token_lifetime_secs,
             first_party: flag(raw.first_party),
             public_client: flag(raw.public_client),
@@ -131,17 +137,18 @@ impl From<RawClient> for ClientRow {
     }
 }
 
-const COLUMNS: &str = "id, tenant, grants, scopes, audiences, token_lifetime_secs, first_party, \
-     public_client, jwk, secret_hash, prev_secret_hash, prev_secret_expires_at, disabled, \
-     created_at, updated_at";
+const COLUMNS: &str = "id, tenant, grants, scopes, audiences, resource_audiences, \
+     token_lifetime_secs, first_party, public_client, jwk, secret_hash, prev_secret_hash, \
+     prev_secret_expires_at, disabled, created_at, updated_at";
 
 impl Store {
     /// Inserts a new client; [`StoreError::AlreadyExists`] if the id is taken.
     pub async fn insert_client(&self, row: &NewClientRow) -> Result<(), StoreError> {
         let result = sqlx::query(
             "INSERT INTO clients (id, tenant, grants, scopes, audiences, token_lifetime_secs, \
-             first_party, public_client, jwk, secret_hash, disabled, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $11) \
+             first_party, public_client, jwk, secret_hash, disabled, created_at, updated_at, \
+             resource_audiences) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $11, $12) \
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(&row.id)
@@ -155,6 +162,7 @@ impl Store {
         .bind(&row.jwk)
         .bind(&row.secret_hash)
         .bind(row.now)
+        .bind(row.resource_audiences.join(" "))
         .execute(self.pool())
         .await?;
         if result.rows_affected() == 0 {
@@ -238,6 +246,7 @@ mod tests {
             grants: vec!["client_credentials".to_owned()],
             scopes: vec!["orders:read".to_owned(), "orders:write".to_owned()],
             audiences: vec!["mfs.api".to_owned()],
+            resource_audiences: vec!["orders.api".to_owned()],
             token_lifetime_secs: Some(300),
             first_party: false,
             public_client: false,
@@ -266,6 +275,7 @@ mod tests {
         assert_eq!(row.scopes, vec!["orders:read", "orders:write"]);
         assert_eq!(row.tenant.as_deref(), Some("acme"));
         assert_eq!(row.token_lifetime_secs, Some(300));
+        assert_eq!(row.resource_audiences, vec!["orders.api"]);
         assert!(!row.disabled && !row.public_client && !row.first_party);
         assert_eq!(store.clients().await.unwrap().len(), 2);
         assert!(store.client("nope").await.unwrap().is_none());

@@ -43,7 +43,7 @@ pub use crate::telemetry::config::{LogConfig, LogFormat};
 pub use crate::transport::config::{HttpConfig, TlsConfig};
 pub use crate::users::config::UsersConfig;
 pub use crate::vault::config::{VaultAuth, VaultSection};
-pub use env::{ENV_PREFIX, EnvVar, env_vars};
+pub use env::{ENV_PREFIX, EnvKind, EnvVar, env_vars};
 
 /// Default listen address: loopback only.
 pub(crate) const DEFAULT_LISTEN: SocketAddr =

@@ -19,7 +19,9 @@ use super::assertion::{self, AssertionError, AssertionRules, JWT_BEARER_ASSERTIO
 use super::{OAuthError, TokenForm};
 use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::clients::record_assertion_jti;
-use crate::clients::{AuthMethod, Client, client_key_from_json, is_valid_client_id};
+use crate::clients::{
+    AuthMethod, Client, client_key_from_json, is_valid_client_id, secret_matches_no_client,
+};
 use crate::oauth::OAuth;
 
 /// How the client presented itself.
@@ -262,7 +264,18 @@ async fn with_secret(
     };
     let now = state.clock.unix_seconds();
     let pepper = state.clients.pepper();
-    let mut client = lookup(state, &client_id, method, false).await?;
+    let mut client = match lookup(state, &client_id, method, false).await {
+        Ok(client) => client,
+        Err(failure @ (_, _, Failure::UnknownClient)) => {
+            // As much work as a known client with a wrong secret: two checks of the secret
+            // (the store was already asked once, as it is for the fresh copy below).
+            let first = secret_matches_no_client(pepper, &key, now);
+            let second = secret_matches_no_client(pepper, &key, now);
+            std::hint::black_box(first | second);
+            return Err(failure);
+        }
+        Err(other) => return Err(other),
+    };
     if client.auth_method == AuthMethod::ClientSecret && !client.secret_matches(pepper, &key, now) {
         // The cached copy may predate a secret rotation done elsewhere: ask the store.
         client = lookup(state, &client_id, method, true).await?;
@@ -344,7 +357,7 @@ async fn with_assertion(state: &OAuth, client_id: Option<String>, token: &str) -
     }
 }
 
-enum Extract {
+pub(crate) enum Extract {
     Request(OAuthError),
     MalformedBasic,
 }
@@ -428,7 +441,7 @@ fn extract(headers: &HeaderMap, form: &TokenForm) -> Result<Credentials, Extract
 }
 
 /// Decodes `Authorization: Basic base64(urlencode(id):urlencode(secret))` (RFC 6749 §2.3.1).
-fn parse_basic(headers: &HeaderMap) -> Result<(String, SecretString), Extract> {
+pub(crate) fn parse_basic(headers: &HeaderMap) -> Result<(String, SecretString), Extract> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
         return Err(Extract::MalformedBasic);
@@ -494,6 +507,50 @@ mod tests {
     use axum::http::HeaderValue;
 
     use super::*;
+
+    #[test]
+    fn finding_09_an_unknown_client_costs_what_a_wrong_secret_does() {
+        use crate::clients::ClientRow;
+        use crate::clients::model::SECRET_CHECKS;
+        use gha_auth::apikey::Pepper;
+
+        let pepper = Pepper::generate().unwrap();
+        let right = ApiKey::generate(SecretKind::ClientSecret).unwrap();
+        let wrong = ApiKey::generate(SecretKind::ClientSecret).unwrap();
+        let client = Client::from_row(ClientRow {
+            id: "svc".into(),
+            tenant: None,
+            grants: vec!["client_credentials".into()],
+            scopes: Vec::new(),
+            audiences: vec!["mfs.api".into()],
+            resource_audiences: Vec::new(),
+            token_lifetime_secs: None,
+            first_party: false,
+            public_client: false,
+            jwk: None,
+            secret_hash: Some(pepper.hash(&right).to_hex()),
+            prev_secret_hash: Some(pepper.hash(&right).to_hex()),
+            prev_secret_expires_at: Some(10),
+            disabled: false,
+            created_at: 0,
+            updated_at: 0,
+        })
+        .unwrap();
+        let checks = |f: &dyn Fn() -> bool| {
+            SECRET_CHECKS.with(|c| c.set(0));
+            let matched = f();
+            (matched, SECRET_CHECKS.with(std::cell::Cell::get))
+        };
+        assert_eq!(
+            checks(&|| client.secret_matches(&pepper, &right, 5)),
+            (true, 1)
+        );
+        let known = checks(&|| client.secret_matches(&pepper, &wrong, 5));
+        let unknown = checks(&|| secret_matches_no_client(&pepper, &wrong, 5));
+        assert_eq!(known, (false, 1));
+        assert_eq!(unknown, known, "the same keyed hash and comparisons");
+        assert!(!secret_matches_no_client(&pepper, &right, 5));
+    }
 
     fn headers(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();

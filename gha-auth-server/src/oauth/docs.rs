@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 pub(crate) struct TokenRequestDoc {
     /// `client_credentials`, `password`, `refresh_token` or
     /// `urn:ietf:params:oauth:grant-type:token-exchange`.
+    #[schema(min_length = 1, max_length = 8192)]
     pub(crate) grant_type: String,
     /// Space-separated scopes; narrowed to what the client may have.
     pub(crate) scope: Option<String>,
@@ -67,6 +68,7 @@ pub(crate) struct OAuthErrorDoc {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TokenParamDoc {
     /// The token.
+    #[schema(min_length = 1, max_length = 8192)]
     pub(crate) token: String,
     /// `access_token` or `refresh_token`.
     pub(crate) token_type_hint: Option<String>,

@@ -126,7 +126,7 @@ impl OAuthError {
     }
 
     /// The description.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn description(&self) -> &str {
         &self.description
     }

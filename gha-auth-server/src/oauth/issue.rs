@@ -149,6 +149,8 @@ pub(crate) struct Grant {
     /// A lifetime shorter than the client's, if any (token exchange: never outlive the subject
     /// token).
     pub(crate) max_lifetime: Option<TimeDelta>,
+    /// Private claims (token exchange: `derived_from`).
+    pub(crate) extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Grant {
@@ -166,6 +168,7 @@ impl Grant {
             tenant: None,
             act: None,
             max_lifetime: None,
+            extra: serde_json::Map::new(),
         }
     }
 }
@@ -205,6 +208,7 @@ pub(crate) fn mint(
     claims.roles = grant.roles;
     claims.tenant = grant.tenant;
     claims.act = grant.act;
+    claims.extra = grant.extra;
     let access_token = issue(key, &claims).map_err(|e| {
         tracing::error!(error = %e, "could not sign access token");
         OAuthError::server_error()

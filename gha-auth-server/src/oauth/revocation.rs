@@ -6,9 +6,13 @@
 //!   signed) is added to the revocation list until it expires. Only the client a token was
 //!   issued to may revoke it; anything else (unknown, expired, another client's) is answered
 //!   200 and changes nothing, as RFC 7009 §2.2 asks for invalid tokens.
-//! - Introspection: the caller must authenticate as a confidential client. Access tokens are
-//!   verified with the server's own keys and checked against the revocation list; refresh tokens
-//!   are looked up in their family. Anything not active is `{"active": false}`.
+//! - Introspection: the caller must authenticate as a confidential client, and may learn about
+//!   a token only if it is the token's own client, or (access tokens) the registered resource
+//!   server of one of the token's audiences (`gha-auth clients add --resource-server AUD`); see
+//!   [`may_introspect`]. Access tokens are verified with the server's own keys and its own clock
+//!   (no leeway) and checked against the revocation list, including the tokens they were derived
+//!   from; refresh tokens are looked up in their family. Anything not active, and anything the
+//!   caller may not learn about, is `{"active": false}`.
 
 use std::sync::Arc;
 
@@ -25,6 +29,7 @@ use super::own_tokens::{is_revoked, verify_own};
 use super::token::read_form;
 use super::{OAuth, OAuthError, Refusal};
 use crate::audit::{AuditEvent, AuditKind, Outcome};
+use crate::clients::Client;
 use crate::refresh;
 use crate::store::StoreError;
 
@@ -171,6 +176,33 @@ pub(crate) async fn introspect_endpoint(
     }
 }
 
+/// What kind of token is introspected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenKind {
+    /// An access token (a JWT addressed to its `aud`).
+    Access,
+    /// A refresh token (only ever presented back to this authority).
+    Refresh,
+}
+
+/// Whether `caller` may learn anything about a token issued to `token_client` for
+/// `token_audiences`: the token's own client may; for an access token, so may a resource server
+/// registered for one of its audiences. Nobody else, whatever its tenant or grants.
+pub(crate) fn may_introspect(
+    caller: &Client,
+    kind: TokenKind,
+    token_client: &str,
+    token_audiences: &[String],
+) -> bool {
+    if caller.id == token_client {
+        return true;
+    }
+    kind == TokenKind::Access
+        && token_audiences
+            .iter()
+            .any(|aud| caller.resource_audiences.contains(aud))
+}
+
 async fn introspect(state: &OAuth, request: Request) -> Result<Value, Refusal> {
     let (headers, form, peer) = read_form(state, request).await?;
     let client = client_auth::authenticate(state, &headers, &form, peer).await?;
@@ -191,6 +223,14 @@ async fn introspect(state: &OAuth, request: Request) -> Result<Value, Refusal> {
             return Ok(inactive);
         };
         if !family.is_live(now) || row.used_at.is_some() || now >= row.expires_at {
+            return Ok(inactive);
+        }
+        if !may_introspect(
+            &client.client,
+            TokenKind::Refresh,
+            &family.client_id,
+            &family.audiences(),
+        ) {
             return Ok(inactive);
         }
         let mut body = Map::new();
@@ -215,6 +255,15 @@ async fn introspect(state: &OAuth, request: Request) -> Result<Value, Refusal> {
     let Some(claims) = verify_own(state, token) else {
         return Ok(inactive);
     };
+    let audiences: Vec<String> = claims.aud.iter().map(str::to_owned).collect();
+    if !may_introspect(
+        &client.client,
+        TokenKind::Access,
+        &claims.client_id,
+        &audiences,
+    ) {
+        return Ok(inactive);
+    }
     if is_revoked(state, &claims).await.map_err(|e| internal(&e))? {
         return Ok(inactive);
     }
@@ -224,10 +273,7 @@ async fn introspect(state: &OAuth, request: Request) -> Result<Value, Refusal> {
     body.insert("client_id".into(), Value::from(claims.client_id.clone()));
     body.insert("sub".into(), Value::from(claims.sub.clone()));
     body.insert("iss".into(), Value::from(claims.iss.clone()));
-    body.insert(
-        "aud".into(),
-        Value::from(claims.aud.iter().map(str::to_owned).collect::<Vec<_>>()),
-    );
+    body.insert("aud".into(), Value::from(audiences));
     body.insert("exp".into(), Value::from(claims.exp));
     body.insert("iat".into(), Value::from(claims.iat));
     if let Some(nbf) = claims.nbf {
@@ -244,4 +290,110 @@ async fn introspect(state: &OAuth, request: Request) -> Result<Value, Refusal> {
         body.insert("tenant".into(), Value::from(tenant.clone()));
     }
     Ok(Value::Object(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clients::ClientRow;
+
+    fn client(id: &str, resource_audiences: &[&str]) -> Client {
+        Client::from_row(ClientRow {
+            id: id.to_owned(),
+            tenant: Some("acme".to_owned()),
+            grants: vec!["client_credentials".to_owned()],
+            scopes: Vec::new(),
+            audiences: vec!["mfs.api".to_owned()],
+            resource_audiences: resource_audiences.iter().map(|a| (*a).to_owned()).collect(),
+            token_lifetime_secs: None,
+            first_party: false,
+            public_client: false,
+            jwk: None,
+            secret_hash: None,
+            prev_secret_hash: None,
+            prev_secret_expires_at: None,
+            disabled: false,
+            created_at: 0,
+            updated_at: 0,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn finding_02_only_the_owner_and_the_addressed_resource_server_may_introspect() {
+        let aud = |items: &[&str]| items.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+        let owner = client("svc-a", &[]);
+        let other = client("svc-b", &[]);
+        let orders = client("orders-api", &["orders.api"]);
+        let payroll = client("payroll-api", &["payroll.api"]);
+        let cases: [(&Client, TokenKind, &str, Vec<String>, bool); 9] = [
+            (
+                &owner,
+                TokenKind::Access,
+                "svc-a",
+                aud(&["orders.api"]),
+                true,
+            ),
+            (
+                &owner,
+                TokenKind::Refresh,
+                "svc-a",
+                aud(&["orders.api"]),
+                true,
+            ),
+            (
+                &other,
+                TokenKind::Access,
+                "svc-a",
+                aud(&["orders.api"]),
+                false,
+            ),
+            (
+                &other,
+                TokenKind::Refresh,
+                "svc-a",
+                aud(&["orders.api"]),
+                false,
+            ),
+            (
+                &orders,
+                TokenKind::Access,
+                "svc-a",
+                aud(&["orders.api"]),
+                true,
+            ),
+            (
+                &orders,
+                TokenKind::Access,
+                "svc-a",
+                aud(&["x", "orders.api"]),
+                true,
+            ),
+            // A resource server never learns about refresh tokens.
+            (
+                &orders,
+                TokenKind::Refresh,
+                "svc-a",
+                aud(&["orders.api"]),
+                false,
+            ),
+            (
+                &payroll,
+                TokenKind::Access,
+                "svc-a",
+                aud(&["orders.api"]),
+                false,
+            ),
+            // Its own audiences as a client are not the ones it serves.
+            (&other, TokenKind::Access, "svc-a", aud(&["mfs.api"]), false),
+        ];
+        for (caller, kind, token_client, audiences, expected) in cases {
+            assert_eq!(
+                may_introspect(caller, kind, token_client, &audiences),
+                expected,
+                "{} {kind:?} {token_client} {audiences:?}",
+                caller.id
+            );
+        }
+    }
 }

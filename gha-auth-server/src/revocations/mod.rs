@@ -18,7 +18,8 @@ pub(crate) mod store;
 
 pub(crate) use feed::{FEED_PATH, Feed, router};
 pub(crate) use store::{
-    is_revoked, prune_expired, revoke_client_before, revoke_jti, revoke_subject_before,
+    any_jti_revoked, is_revoked, prune_expired, revoke_client_before, revoke_jti,
+    revoke_subject_before,
 };
 
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};

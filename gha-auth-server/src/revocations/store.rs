@@ -192,6 +192,24 @@ pub(crate) async fn prune_expired(store: &Store, now: i64) -> Result<u64, StoreE
     Ok(removed)
 }
 
+/// Whether any of `jtis` is revoked (the tokens a derived token came from).
+pub(crate) async fn any_jti_revoked(store: &Store, jtis: &[String]) -> Result<bool, StoreError> {
+    if jtis.is_empty() {
+        return Ok(false);
+    }
+    let placeholders: Vec<String> = (1..=jtis.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT COUNT(*) FROM revocations WHERE kind = 'jti' AND value IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query_as::<_, (i64,)>(&sql);
+    for jti in jtis {
+        query = query.bind(jti);
+    }
+    let (count,) = query.fetch_one(store.pool()).await?;
+    Ok(count > 0)
+}
+
 /// Whether a token is revoked: its `jti` is, or its subject or client has a not-before time after
 /// the token was issued (`iat`).
 pub(crate) async fn is_revoked(

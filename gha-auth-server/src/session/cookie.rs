@@ -33,7 +33,7 @@ pub(super) fn clear(headers: &mut HeaderMap) {
 }
 
 /// The session cookie's value from the request's `Cookie` headers, if present and non-empty.
-pub(super) fn read(headers: &HeaderMap) -> Option<SecretString> {
+pub(crate) fn read(headers: &HeaderMap) -> Option<SecretString> {
     headers
         .get_all(COOKIE)
         .iter()

@@ -24,6 +24,7 @@ mod harness;
 mod linkkeys;
 mod mobile_client;
 mod monitor;
+mod pentest_oauth;
 mod python;
 mod revocation_feed;
 mod sessions;

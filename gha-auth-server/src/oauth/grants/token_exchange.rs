@@ -4,8 +4,11 @@
 //!
 //! Subject tokens accepted (`subject_token_type`):
 //! - `urn:ietf:params:oauth:token-type:access_token`: an access token this authority signed,
-//!   still valid and not revoked. The new token keeps its subject, tenant and roles, never has a
-//!   scope it lacked, and never outlives it.
+//!   still valid by this server's clock (no leeway) and not revoked. The new token keeps its
+//!   subject, tenant and roles, never has a scope it lacked, never outlives it (`exp` at most
+//!   the subject token's), and records in `derived_from` the `jti`s it came from, so that it is
+//!   revoked with any of them (introspection, exchange, the revocation feed and the middleware
+//!   all check the chain). A chain is at most eight exchanges long.
 //! - [`LEGACY_API_KEY_TOKEN_TYPE`]: a legacy static API key an operator imported for this client
 //!   (`gha-auth clients legacy-key add`). The new token carries the key's subject and tenant and
 //!   at most its scopes. This is the migration path off static keys.
@@ -24,7 +27,9 @@ use crate::clients::GrantType;
 use crate::clients::legacy_keys::{self, LEGACY_API_KEY_TOKEN_TYPE};
 use crate::oauth::client_auth::PresentedMethod;
 use crate::oauth::issue::{Grant, TokenResponse, mint, resolve_audience};
-use crate::oauth::own_tokens::{is_revoked, verify_own};
+use crate::oauth::own_tokens::{
+    DERIVED_FROM_CLAIM, MAX_DERIVATION_DEPTH, derived_from, is_revoked, verify_own,
+};
 use crate::oauth::{ErrorCode, OAuthError};
 
 /// RFC 8693 §3: an OAuth access token.
@@ -52,6 +57,9 @@ struct Subject {
     act: Option<Value>,
     /// Seconds the subject token has left (access tokens only).
     remaining: Option<i64>,
+    /// The `jti`s the new token is derived from: the subject token's own chain and its `jti`
+    /// (access tokens only).
+    derived_from: Vec<String>,
     kind: &'static str,
 }
 
@@ -119,8 +127,21 @@ pub(super) async fn handle(request: GrantRequest<'_>) -> Result<TokenResponse, O
                     .await;
                 return Err(invalid_grant());
             }
+            let remaining = claims.exp - state.clock.unix_seconds();
+            let mut chain = derived_from(&claims).unwrap_or_default();
+            if remaining < 1 || chain.len() >= MAX_DERIVATION_DEPTH {
+                // Nothing left to give (a token is never carried past its source's `exp`), or
+                // exchanged too many times over.
+                state
+                    .audit
+                    .record_or_log(audit(Outcome::Failure, "access_token", "expired"))
+                    .await;
+                return Err(invalid_grant());
+            }
+            chain.push(claims.jti.clone());
             Subject {
-                remaining: Some(claims.exp - state.clock.unix_seconds()),
+                remaining: Some(remaining),
+                derived_from: chain,
                 scopes: claims
                     .scope
                     .as_deref()
@@ -156,6 +177,7 @@ pub(super) async fn handle(request: GrantRequest<'_>) -> Result<TokenResponse, O
                 scopes: key.scopes,
                 act: None,
                 remaining: None,
+                derived_from: Vec::new(),
                 kind: "legacy_api_key",
             }
         }
@@ -195,9 +217,14 @@ pub(super) async fn handle(request: GrantRequest<'_>) -> Result<TokenResponse, O
         }
         grant.act = Some(act);
     }
-    grant.max_lifetime = subject
-        .remaining
-        .map(|s| chrono::TimeDelta::seconds(s.max(1)));
+    // Never outlives the subject token: `remaining` is at least 1 s here.
+    grant.max_lifetime = subject.remaining.map(chrono::TimeDelta::seconds);
+    if !subject.derived_from.is_empty() {
+        grant.extra.insert(
+            DERIVED_FROM_CLAIM.to_owned(),
+            Value::from(subject.derived_from.clone()),
+        );
+    }
     let mut response = mint(state, &client, grant)?;
     response.issued_token_type = Some(ACCESS_TOKEN_TYPE);
     state
