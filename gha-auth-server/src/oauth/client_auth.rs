@@ -95,6 +95,8 @@ enum Failure {
     Replayed,
     /// The store failed: not the client's fault, answered with `server_error`.
     Internal,
+    /// The store cannot be reached: answered 503 `temporarily_unavailable`.
+    Unavailable,
 }
 
 impl Failure {
@@ -110,6 +112,7 @@ impl Failure {
             Failure::Assertion(e) => e.reason(),
             Failure::Replayed => "assertion_replayed",
             Failure::Internal => "internal_error",
+            Failure::Unavailable => "store_unavailable",
         }
     }
 }
@@ -196,15 +199,17 @@ async fn authenticate_credentials(
             Ok(authenticated)
         }
         Err((_, _, Failure::Internal)) => Err(OAuthError::server_error()),
+        Err((_, _, Failure::Unavailable)) => Err(OAuthError::temporarily_unavailable()),
         Err((client_id, method, failure)) => {
             state
                 .limits
                 .authentication_failed(client_id.as_deref().or(named.as_deref()), peer);
             audit_failure(state, client_id.as_deref(), method, failure, peer).await;
             let error = match failure {
-                Failure::Assertion(e) => e
-                    .description()
-                    .map_or_else(OAuthError::invalid_client, OAuthError::invalid_client_because),
+                Failure::Assertion(e) => e.description().map_or_else(
+                    OAuthError::invalid_client,
+                    OAuthError::invalid_client_because,
+                ),
                 _ => OAuthError::invalid_client(),
             };
             Err(error.with_basic_challenge(basic_used))
@@ -228,6 +233,10 @@ async fn lookup(
     let client = match state.clients.find_for_auth(client_id, fresh).await {
         Ok(Some(client)) => client,
         Ok(None) => return Err(fail(Failure::UnknownClient)),
+        Err(e) if e.is_unavailable() => {
+            tracing::warn!(error = %e, "client lookup failed: store unreachable");
+            return Err(fail(Failure::Unavailable));
+        }
         Err(e) => {
             tracing::error!(error = %e, "client lookup failed");
             return Err(fail(Failure::Internal));
@@ -310,13 +319,8 @@ async fn with_assertion(state: &OAuth, client_id: Option<String>, token: &str) -
         },
         _ => return Err((Some(client_id), method, Failure::WrongMethod)),
     };
-    let verified = assertion::verify(token, &key, &rules).map_err(|e| {
-        (
-            Some(client_id.clone()),
-            method,
-            Failure::Assertion(e),
-        )
-    })?;
+    let verified = assertion::verify(token, &key, &rules)
+        .map_err(|e| (Some(client_id.clone()), method, Failure::Assertion(e)))?;
     match record_assertion_jti(
         &state.store,
         &client.id,
@@ -340,6 +344,10 @@ async fn with_assertion(state: &OAuth, client_id: Option<String>, token: &str) -
                 )
                 .await;
             Err((Some(client_id), method, Failure::Replayed))
+        }
+        Err(e) if e.is_unavailable() => {
+            tracing::warn!(error = %e, "could not record assertion jti: store unreachable");
+            Err((Some(client_id), method, Failure::Unavailable))
         }
         Err(e) => {
             tracing::error!(error = %e, "could not record assertion jti");
