@@ -208,8 +208,8 @@ pub struct RefreshPolicy {
 impl Default for RefreshPolicy {
     fn default() -> Self {
         Self {
-            min_interval: Duration::from_secs(30),
-            max_interval: Duration::from_secs(3600),
+            min_interval: gha_auth::keys::VERIFIER_MIN_REFRESH_INTERVAL,
+            max_interval: gha_auth::keys::VERIFIER_MAX_REFRESH_INTERVAL,
             default_interval: Duration::from_secs(300),
             max_stale: Duration::from_secs(6 * 3600),
             retry_initial: Duration::from_secs(1),

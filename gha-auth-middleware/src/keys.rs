@@ -35,6 +35,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use gha_auth::keys::{JwkSet, VerifyingKey};
+/// The default JWKS refresh bounds, shared with the authority's key-schedule checks (`gha-auth
+/// config check` refuses a schedule this middleware cannot follow).
+pub use gha_auth::keys::{
+    VERIFIER_MAX_REFRESH_INTERVAL, VERIFIER_MIN_REFRESH_INTERVAL, VERIFIER_UNKNOWN_KID_COOLDOWN,
+    verifier_key_lag,
+};
 use gha_auth::{SharedClock, SystemClock};
 use http::{HeaderValue, StatusCode};
 use url::Url;
@@ -345,7 +351,7 @@ impl RemoteJwks {
         RemoteJwksBuilder {
             url: url.into(),
             policy: RefreshPolicy::default(),
-            cooldown: Duration::from_secs(30),
+            cooldown: VERIFIER_UNKNOWN_KID_COOLDOWN,
             wait_for_fetch: Duration::from_secs(5),
             timeout: Duration::from_secs(5),
             clock: SystemClock::shared(),

@@ -98,7 +98,12 @@ impl Services {
             .map_err(|e| invalid("keys", e.to_string()))?;
         let vault_config = crate::vault::vault_config(&config.vault)
             .map_err(|message| invalid("vault", message))?;
-        let store = Store::open(&config.store_url(), config.store.max_connections).await?;
+        let store = Store::open_with(
+            &config.store_url(),
+            config.store.max_connections,
+            config.store.acquire_timeout.as_std(),
+        )
+        .await?;
         let master = Arc::new(MasterKey::load_or_create(&config.master_key_path())?);
         let vault = match vault_config {
             Some(vault_config) => {
@@ -153,7 +158,10 @@ impl Services {
             clock.clone(),
             config.tokens.max_lifetime.as_delta(),
         )
-        .with_cache_ttl(config.clients.cache_ttl.as_delta());
+        .with_cache(
+            config.clients.cache_ttl.as_delta(),
+            config.clients.outage_window.as_delta(),
+        );
         Ok(Self {
             store,
             audit,
@@ -180,7 +188,8 @@ impl Services {
                 self.audit.clone(),
                 &self.actor,
             )
-            .await?,
+            .await?
+            .with_change_notices(self.store.clone()),
         ))
     }
 
@@ -195,7 +204,7 @@ impl Services {
             &self.actor,
         )
         .await?
-        .map(Arc::new))
+        .map(|keys| Arc::new(keys.with_change_notices(self.store.clone()))))
     }
 }
 

@@ -90,6 +90,40 @@ fn json(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).expect("JSON on stdout")
 }
 
+/// A key schedule the project's own middleware cannot follow (it refreshes the JWKS at most every
+/// 30 s and refetches for an unknown kid at most every 30 s) is refused, saying why.
+#[test]
+fn config_check_refuses_key_schedules_the_middleware_cannot_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys.toml");
+    let check = |publish_ahead: &str, extra: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "[keys]\njwks_max_age = \"1s\"\nrefresh_interval = \"2s\"\n\
+                 publish_ahead = \"{publish_ahead}\"\n{extra}"
+            ),
+        )
+        .unwrap();
+        gha_auth(
+            dir.path(),
+            &["--config", file.to_str().unwrap(), "config", "check"],
+        )
+    };
+    // 2 s (replicas) + 30 s (the middleware's shortest refresh) + 30 s (unknown-kid wait) + 10 s.
+    let short = check("71s", "");
+    assert_eq!(short.status.code(), Some(1), "{}", stdout(&short));
+    let text = stdout(&short);
+    assert!(text.contains("keys.publish_ahead:"), "{text}");
+    assert!(text.contains("unknown kid"), "{text}");
+    assert!(text.contains("refuse tokens"), "{text}");
+    let enough = check("72s", "");
+    assert!(enough.status.success(), "{}", stdout(&enough));
+    // Explicitly off (verifiers that refresh faster).
+    let off = check("4s", "check_verifier_bounds = false\n");
+    assert!(off.status.success(), "{}", stdout(&off));
+}
+
 #[test]
 fn config_check_reports_ok_or_every_problem() {
     let dir = tempfile::tempdir().unwrap();

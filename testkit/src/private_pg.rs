@@ -257,6 +257,38 @@ impl PrivatePostgres {
         self.dir.path()
     }
 
+    /// Stops the server (`pg_ctl stop -m fast`: open connections are closed), keeping its data
+    /// and port, to take the database away from a running service.
+    pub async fn stop(&self) -> Result<()> {
+        let data_arg = self.data_dir.to_string_lossy().into_owned();
+        self.run(
+            &self.bin_dir.join("pg_ctl"),
+            &["stop", "-D", &data_arg, "-m", "fast", "-w", "-t", "30"],
+            "pg_ctl-stop.out",
+        )
+        .await
+    }
+
+    /// Starts the server again after [`PrivatePostgres::stop`], on the same port.
+    pub async fn resume(&self) -> Result<()> {
+        let data_arg = self.data_dir.to_string_lossy().into_owned();
+        let log_arg = self
+            .dir
+            .path()
+            .join(SERVER_LOG)
+            .to_string_lossy()
+            .into_owned();
+        let options = format!("-p {}", self.port);
+        self.run(
+            &self.bin_dir.join("pg_ctl"),
+            &[
+                "start", "-D", &data_arg, "-l", &log_arg, "-w", "-t", "30", "-o", &options,
+            ],
+            "pg_ctl-start.out",
+        )
+        .await
+    }
+
     /// Last `lines` lines of the server log.
     pub fn log_tail(&self, lines: usize) -> String {
         file_tail(&self.dir.path().join(SERVER_LOG), lines)

@@ -239,7 +239,11 @@ async fn assemble(
         max_body_bytes: config.http.max_body_bytes,
     });
     let mut checks: Vec<Arc<dyn HealthCheck>> = vec![
-        Arc::new(store.clone()),
+        Arc::new(crate::store::StoreCheck::new(
+            store.clone(),
+            clock.clone(),
+            config.clients.outage_window.as_delta(),
+        )),
         Arc::new(SigningKeysCheck {
             keys: keys.clone(),
             clock: clock.clone(),

@@ -70,6 +70,12 @@ impl App {
                 wait_for(stop_rx.clone()),
             )),
             tokio::spawn(maintenance(authority.clone(), wait_for(stop_rx.clone()))),
+            tokio::spawn(oauth.audit.clone().run_flush(wait_for(stop_rx.clone()))),
+            tokio::spawn(crate::keys::follow_changes(
+                oauth.keys.clone(),
+                oauth.store.clone(),
+                wait_for(stop_rx.clone()),
+            )),
             tokio::spawn(
                 authority
                     .broker

@@ -14,7 +14,11 @@ mod cli;
 pub(crate) mod store;
 pub(crate) mod verify;
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gha_auth::SharedClock;
 use ring::digest;
@@ -241,12 +245,37 @@ pub enum AuditError {
 
 const MAX_ATTEMPTS: u32 = 50;
 
+/// Events kept in memory at most while the store is unreachable (a few hundred bytes each).
+pub(crate) const MAX_PENDING: usize = 100_000;
+
+impl AuditError {
+    /// Whether the store could not be reached (the event can be written later).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, AuditError::Store(e) if e.is_unavailable())
+    }
+}
+
+/// An event that could not be written yet, with the time it happened.
+#[derive(Debug)]
+struct Pending {
+    event: AuditEvent,
+    at: i64,
+}
+
 /// Appends events to the chain. One per process; safe to share.
+///
+/// While the store is unreachable, events of request paths ([`AuditLog::record_or_log`]) are
+/// kept in memory (at most [`MAX_PENDING`]) with the time they happened, and written in order
+/// as soon as it is back ([`AuditLog::run_flush`], or the next event): none is lost to a
+/// database outage, and no request waits for it.
 #[derive(Debug)]
 pub struct AuditLog {
     store: Store,
     clock: SharedClock,
-    write: Mutex<()>,
+    /// Held while appending; holds the events waiting for the store, oldest first.
+    write: Mutex<VecDeque<Pending>>,
+    /// How many events wait (readable without the lock).
+    pending: AtomicUsize,
 }
 
 impl AuditLog {
@@ -255,14 +284,108 @@ impl AuditLog {
         Self {
             store,
             clock,
-            write: Mutex::new(()),
+            write: Mutex::new(VecDeque::new()),
+            pending: AtomicUsize::new(0),
         }
     }
 
-    /// Appends `event` at the head of the chain and emits its log line. Several processes may
-    /// append at once: a writer that loses the race for the next `seq` re-reads the head.
+    /// Appends `event` at the head of the chain (after any event still waiting for the store)
+    /// and emits its log line. Several processes may append at once: a writer that loses the
+    /// race for the next `seq` re-reads the head.
     pub async fn record(&self, event: AuditEvent) -> Result<AuditRow, AuditError> {
-        let _guard = self.write.lock().await;
+        let at = self.clock.unix_seconds();
+        let mut pending = self.write.lock().await;
+        self.flush_locked(&mut pending).await?;
+        self.append(&event, at).await
+    }
+
+    /// Like [`AuditLog::record`], but a failure is logged instead of returned: for request
+    /// paths where the audit write must not change the response. While the store is
+    /// unreachable the event waits in memory and is written, in order, when it is back.
+    pub async fn record_or_log(&self, event: AuditEvent) {
+        let at = self.clock.unix_seconds();
+        let mut pending = self.write.lock().await;
+        if !pending.is_empty() {
+            // The store was unreachable a moment ago: keep the order, let the flusher write.
+            self.keep(&mut pending, event, at);
+            return;
+        }
+        match self.append(&event, at).await {
+            Ok(_) => {}
+            Err(e) if e.is_unavailable() => {
+                tracing::warn!(kind = %event.kind, error = %e, "store unreachable: audit event kept in memory until it is back");
+                self.keep(&mut pending, event, at);
+            }
+            Err(e) => {
+                tracing::error!(kind = %event.kind, error = %e, "could not write audit event")
+            }
+        }
+    }
+
+    /// How many events wait for the store.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// Writes the events that wait for the store, oldest first; stops at the first failure
+    /// (they stay, in order).
+    pub async fn flush(&self) -> Result<(), AuditError> {
+        if self.pending() == 0 {
+            return Ok(());
+        }
+        let mut pending = self.write.lock().await;
+        self.flush_locked(&mut pending).await
+    }
+
+    /// Flushes the waiting events every second until `shutdown`, and once more then.
+    pub async fn run_flush(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = &mut shutdown => break,
+            }
+            let waiting = self.pending();
+            match self.flush().await {
+                Ok(()) if waiting > 0 => {
+                    tracing::info!(
+                        written = waiting,
+                        "store back: audit events kept in memory written"
+                    );
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, waiting, "audit events still wait for the store")
+                }
+            }
+        }
+        if let Err(e) = self.flush().await {
+            tracing::error!(error = %e, waiting = self.pending(), "audit events kept in memory could not be written before shutdown");
+        }
+    }
+
+    fn keep(&self, pending: &mut VecDeque<Pending>, event: AuditEvent, at: i64) {
+        if pending.len() >= MAX_PENDING {
+            tracing::error!(kind = %event.kind, "audit events waiting for the store exceed the bound; event dropped");
+            return;
+        }
+        pending.push_back(Pending { event, at });
+        self.pending.store(pending.len(), Ordering::Relaxed);
+    }
+
+    async fn flush_locked(&self, pending: &mut VecDeque<Pending>) -> Result<(), AuditError> {
+        while let Some(first) = pending.front() {
+            self.append(&first.event, first.at).await?;
+            pending.pop_front();
+            self.pending.store(pending.len(), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Appends one event dated `at`; the caller holds the write lock.
+    async fn append(&self, event: &AuditEvent, at: i64) -> Result<AuditRow, AuditError> {
         let detail = Value::Object(event.detail.clone()).to_string();
         for attempt in 1..=MAX_ATTEMPTS {
             let head = self.store.last_audit_row().await?;
@@ -272,7 +395,7 @@ impl AuditLog {
             };
             let mut row = AuditRow::new(
                 seq,
-                self.clock.unix_seconds(),
+                at,
                 event.kind.as_str().to_owned(),
                 event.actor.clone(),
                 event.subject.clone(),
@@ -303,15 +426,6 @@ impl AuditLog {
             .await;
         }
         Err(AuditError::Contended(MAX_ATTEMPTS))
-    }
-
-    /// Like [`AuditLog::record`], but a failure is logged instead of returned: for request
-    /// paths where the audit write must not change the response.
-    pub async fn record_or_log(&self, event: AuditEvent) {
-        let kind = event.kind;
-        if let Err(e) = self.record(event).await {
-            tracing::error!(kind = %kind, error = %e, "could not write audit event");
-        }
     }
 }
 

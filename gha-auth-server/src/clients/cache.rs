@@ -5,6 +5,10 @@
 //! another process (`gha-auth clients disable` while the server runs, another replica) take
 //! effect within `clients.cache_ttl`; a secret that does not match a cached client is checked
 //! again against the store, so a freshly rotated secret works at once.
+//!
+//! While the store is unreachable, an entry younger than the outage window still answers
+//! ([`ClientCache::get_during_outage`]): client authentication, hence `client_credentials`, keeps
+//! working through a database outage for that long.
 
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
@@ -19,13 +23,15 @@ const MAX_ENTRIES: usize = 10_000;
 #[derive(Debug)]
 pub(super) struct ClientCache {
     ttl: TimeDelta,
+    outage_window: TimeDelta,
     entries: RwLock<HashMap<String, (Client, DateTime<Utc>)>>,
 }
 
 impl ClientCache {
-    pub(super) fn new(ttl: TimeDelta) -> Self {
+    pub(super) fn new(ttl: TimeDelta, outage_window: TimeDelta) -> Self {
         Self {
             ttl,
+            outage_window,
             entries: RwLock::new(HashMap::new()),
         }
     }
@@ -38,6 +44,19 @@ impl ClientCache {
         entries
             .get(id)
             .filter(|(_, at)| now - *at < self.ttl && now >= *at)
+            .map(|(c, _)| c.clone())
+    }
+
+    /// The entry for `id` if it was read from the store within the outage window: for when the
+    /// store cannot be reached.
+    pub(super) fn get_during_outage(&self, id: &str, now: DateTime<Utc>) -> Option<Client> {
+        if self.ttl <= TimeDelta::zero() || self.outage_window <= TimeDelta::zero() {
+            return None;
+        }
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .get(id)
+            .filter(|(_, at)| now - *at < self.outage_window && now >= *at)
             .map(|(c, _)| c.clone())
     }
 

@@ -13,12 +13,17 @@ pub struct ClientsConfig {
     /// Changes made by another process (`gha-auth clients disable` while the server runs) take
     /// effect within this time; a rotated secret works at once.
     pub cache_ttl: Duration,
+    /// While the store is unreachable, a client read from it within this window still
+    /// authenticates from the cache (`0s`: never), so `client_credentials` keeps working
+    /// through a database outage. A client disabled during an outage keeps working this long.
+    pub outage_window: Duration,
 }
 
 impl Default for ClientsConfig {
     fn default() -> Self {
         Self {
             cache_ttl: Duration::seconds(5),
+            outage_window: Duration::minutes(5),
         }
     }
 }
@@ -30,6 +35,12 @@ impl ClientsConfig {
             out.push(
                 "clients.cache_ttl",
                 "must be at most 1m: a disabled client keeps working on other processes this long",
+            );
+        }
+        if self.outage_window > Duration::hours(1) {
+            out.push(
+                "clients.outage_window",
+                "must be at most 1h: a client disabled during a database outage keeps working this long",
             );
         }
     }

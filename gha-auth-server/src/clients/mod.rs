@@ -64,6 +64,13 @@ pub enum ClientError {
     Store(StoreError),
 }
 
+impl ClientError {
+    /// Whether the store could not be reached (see [`StoreError::is_unavailable`]).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, ClientError::Store(e) if e.is_unavailable())
+    }
+}
+
 impl From<StoreError> for ClientError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -295,22 +302,35 @@ impl ClientRegistry {
             audit,
             clock,
             max_lifetime,
-            cache: Arc::new(cache::ClientCache::new(TimeDelta::zero())),
+            cache: Arc::new(cache::ClientCache::new(
+                TimeDelta::zero(),
+                TimeDelta::zero(),
+            )),
         }
     }
 
     /// Caches clients for authentication for `ttl` (zero: no cache). See
     /// [`ClientRegistry::find_for_auth`].
     #[must_use]
-    pub fn with_cache_ttl(mut self, ttl: TimeDelta) -> Self {
-        self.cache = Arc::new(cache::ClientCache::new(ttl));
+    #[cfg(test)]
+    pub fn with_cache_ttl(self, ttl: TimeDelta) -> Self {
+        self.with_cache(ttl, TimeDelta::zero())
+    }
+
+    /// Caches clients for authentication for `ttl`, and while the store is unreachable serves
+    /// entries read within `outage_window` (zero: never). See
+    /// [`ClientRegistry::find_for_auth`].
+    #[must_use]
+    pub fn with_cache(mut self, ttl: TimeDelta, outage_window: TimeDelta) -> Self {
+        self.cache = Arc::new(cache::ClientCache::new(ttl, outage_window));
         self
     }
 
     /// The client with this id for authenticating a request: from the cache when it is fresh
     /// and `fresh` is false, else from the store. Changes made through this registry are seen at
     /// once; changes by other processes within the cache TTL. Callers re-read with `fresh` when a
-    /// credential does not match a cached client.
+    /// credential does not match a cached client. While the store is unreachable, a client read
+    /// within the outage window is served from the cache (not when `fresh`).
     pub async fn find_for_auth(
         &self,
         id: &str,
@@ -320,7 +340,17 @@ impl ClientRegistry {
         if !fresh && let Some(client) = self.cache.get(id, now) {
             return Ok(Some(client));
         }
-        let client = self.find(id).await?;
+        let client = match self.find(id).await {
+            Ok(client) => client,
+            Err(e) if !fresh && e.is_unavailable() => {
+                if let Some(client) = self.cache.get_during_outage(id, now) {
+                    tracing::debug!(client_id = %id, "store unreachable: client served from the cache");
+                    return Ok(Some(client));
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         match &client {
             Some(client) => self.cache.put(client, now),
             None => self.cache.invalidate(id),

@@ -16,7 +16,9 @@ pub enum KeysCommand {
     /// List signing keys and their states.
     List,
     /// Rotate: publish a new key that signs after `publish_ahead`. With --emergency, replace
-    /// every key at once (breaks every outstanding token: for a leaked key).
+    /// every key at once (breaks every outstanding token: for a leaked key). Running servers on
+    /// the same PostgreSQL database pick the change up within about a second (a change notice);
+    /// otherwise at their next sync (`keys.refresh_interval`).
     Rotate {
         /// Drop every key now and sign with a new one immediately.
         #[arg(long)]

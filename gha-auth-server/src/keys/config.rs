@@ -52,6 +52,10 @@ pub struct KeysConfig {
     pub leeway: Duration,
     /// How often the scheduler re-reads the shared key state (other replicas, `keys rotate`).
     pub refresh_interval: Duration,
+    /// Check `publish_ahead` against the JWKS refresh bounds of the project's middleware (on by
+    /// default). Turn off only when every verifier refreshes faster (an edge proxy fed the
+    /// keys directly), e.g. for a compressed test schedule.
+    pub check_verifier_bounds: bool,
     /// Master key file (AES-256-GCM key for keys and the pepper at rest). Unset:
     /// `<data_dir>/master.key`, generated on first start with mode 0600.
     pub master_key_file: Option<PathBuf>,
@@ -70,11 +74,16 @@ impl Default for KeysConfig {
             jwks_max_age: Duration::minutes(15),
             leeway: Duration::seconds(60),
             refresh_interval: Duration::seconds(30),
+            check_verifier_bounds: true,
             master_key_file: None,
             import_pem: None,
         }
     }
 }
+
+/// Slack on top of the middleware's bounds: its fetch timeout and the wait of a request for a
+/// fetch in flight.
+const VERIFIER_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
 impl KeysConfig {
     /// Reports what is wrong with `[keys]` on its own (the checks against `[tokens]` are made
@@ -109,6 +118,34 @@ impl KeysConfig {
                     self.publish_ahead, self.rotation_period
                 ),
             );
+        }
+        if self.check_verifier_bounds {
+            // The middleware sees a new key at most its refresh interval plus its unknown-kid
+            // refetch wait after a replica publishes it; a replica publishes it at most
+            // refresh_interval after another generated it.
+            let needed = self.refresh_interval.as_delta()
+                + gha_auth::keys::verifier_key_lag(self.jwks_max_age.as_delta())
+                + VERIFIER_MARGIN;
+            if self.publish_ahead.as_delta() < needed {
+                out.push(
+                    "keys.publish_ahead",
+                    format!(
+                        "({}) must be at least {}: keys.refresh_interval ({}) + the middleware's \
+                         JWKS refresh interval for keys.jwks_max_age ({}, held within {}s..{}s) \
+                         + its wait between refetches for an unknown kid ({}s) + {}s margin; \
+                         with less, APIs refuse tokens signed by a new key they have not \
+                         fetched yet",
+                        self.publish_ahead,
+                        Duration::from(needed),
+                        self.refresh_interval,
+                        self.jwks_max_age,
+                        gha_auth::keys::VERIFIER_MIN_REFRESH_INTERVAL.as_secs(),
+                        gha_auth::keys::VERIFIER_MAX_REFRESH_INTERVAL.as_secs(),
+                        gha_auth::keys::VERIFIER_UNKNOWN_KID_COOLDOWN.as_secs(),
+                        VERIFIER_MARGIN.num_seconds(),
+                    ),
+                );
+            }
         }
         if self.leeway > Duration::minutes(5) {
             out.push("keys.leeway", "must be at most 5m");

@@ -20,7 +20,7 @@ use tokio::sync::Mutex;
 
 use super::store::{CasOutcome, KeyDocument, KeyStore, KeyStoreError};
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
-use crate::store::{Change, MAX_ATTEMPTS, Versioned, read_modify_write};
+use crate::store::{Change, KEYS_CHANNEL, MAX_ATTEMPTS, Store, Versioned, read_modify_write};
 
 /// A key-management operation failed.
 #[derive(Debug, Error)]
@@ -202,6 +202,8 @@ pub struct KeyManager {
     current: RwLock<Arc<KeySnapshot>>,
     write: Mutex<()>,
     health: RwLock<SyncHealth>,
+    /// Where saved changes are announced to the other replicas (PostgreSQL `NOTIFY`).
+    notices: Option<Store>,
 }
 
 /// How the last [`KeyManager::sync`] calls went, for `/HealthCheck`.
@@ -275,7 +277,16 @@ impl KeyManager {
             current: RwLock::new(Arc::new(snapshot)),
             write: Mutex::new(()),
             health: RwLock::new(SyncHealth::default()),
+            notices: None,
         })
+    }
+
+    /// Announces every saved change of the ring on `store` (a `NOTIFY` on PostgreSQL), so
+    /// replicas following [`follow_changes`] re-read it at once.
+    #[must_use]
+    pub fn with_change_notices(mut self, store: Store) -> Self {
+        self.notices = Some(store);
+        self
     }
 
     /// The current snapshot: what signs and what is published.
@@ -450,6 +461,11 @@ impl KeyManager {
         })
         .await?;
         self.publish(written.version.unwrap_or(0), written.document)?;
+        if written.saved
+            && let Some(store) = &self.notices
+        {
+            store.notify(KEYS_CHANNEL).await;
+        }
         Ok((written.value, written.saved))
     }
 
@@ -668,4 +684,30 @@ pub(super) fn describe_metrics() {
         TRANSITIONS_METRIC,
         "Signing-key state transitions saved by this process"
     );
+}
+
+/// Re-reads the ring whenever another process announces a change (PostgreSQL `LISTEN`), until
+/// `shutdown`: an emergency rotation reaches this replica within about a second. Returns at once
+/// on SQLite (one node). The scheduler's periodic sync stays the fallback.
+pub(crate) async fn follow_changes(
+    manager: Arc<KeyManager>,
+    store: Store,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let Some(notices) = store.notices(KEYS_CHANNEL) else {
+        return;
+    };
+    notices
+        .follow(
+            || {
+                let manager = manager.clone();
+                async move {
+                    if let Err(e) = manager.sync().await {
+                        tracing::warn!(error = %e, "key sync after a change notice failed; the scheduler retries");
+                    }
+                }
+            },
+            shutdown,
+        )
+        .await;
 }

@@ -23,7 +23,7 @@ use crate::settings::Duration;
 pub(crate) use cli::{KeysCommand, run as run_cli};
 pub(crate) use config::KeysConfig;
 pub(crate) use health::SigningKeysCheck;
-pub(crate) use manager::{KeyManager, KeyManagerError, KeySettings};
+pub(crate) use manager::{KeyManager, KeyManagerError, KeySettings, follow_changes};
 pub(crate) use metrics::{describe_metrics, update_gauges};
 pub(crate) use scheduler::run_scheduler;
 pub(crate) use store::{CasOutcome, KeyDocument, KeyStore, KeyStoreError, LocalKeyStore};

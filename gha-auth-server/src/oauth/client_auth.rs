@@ -97,6 +97,8 @@ enum Failure {
     Replayed,
     /// The store failed: not the client's fault, answered with `server_error`.
     Internal,
+    /// The store cannot be reached: answered 503 `temporarily_unavailable`.
+    Unavailable,
 }
 
 impl Failure {
@@ -112,6 +114,7 @@ impl Failure {
             Failure::Assertion(e) => e.reason(),
             Failure::Replayed => "assertion_replayed",
             Failure::Internal => "internal_error",
+            Failure::Unavailable => "store_unavailable",
         }
     }
 }
@@ -198,6 +201,7 @@ async fn authenticate_credentials(
             Ok(authenticated)
         }
         Err((_, _, Failure::Internal)) => Err(OAuthError::server_error()),
+        Err((_, _, Failure::Unavailable)) => Err(OAuthError::temporarily_unavailable()),
         Err((client_id, method, failure)) => {
             state
                 .limits
@@ -231,6 +235,10 @@ async fn lookup(
     let client = match state.clients.find_for_auth(client_id, fresh).await {
         Ok(Some(client)) => client,
         Ok(None) => return Err(fail(Failure::UnknownClient)),
+        Err(e) if e.is_unavailable() => {
+            tracing::warn!(error = %e, "client lookup failed: store unreachable");
+            return Err(fail(Failure::Unavailable));
+        }
         Err(e) => {
             tracing::error!(error = %e, "client lookup failed");
             return Err(fail(Failure::Internal));
@@ -349,6 +357,10 @@ async fn with_assertion(state: &OAuth, client_id: Option<String>, token: &str) -
                 )
                 .await;
             Err((Some(client_id), method, Failure::Replayed))
+        }
+        Err(e) if e.is_unavailable() => {
+            tracing::warn!(error = %e, "could not record assertion jti: store unreachable");
+            Err((Some(client_id), method, Failure::Unavailable))
         }
         Err(e) => {
             tracing::error!(error = %e, "could not record assertion jti");

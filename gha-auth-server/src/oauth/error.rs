@@ -33,6 +33,8 @@ pub(crate) enum ErrorCode {
     ServerError,
     /// An abuse limit refused the request: 429 with `Retry-After` (not an RFC 6749 code).
     RateLimited,
+    /// A dependency (the store) cannot be reached now: 503 with `Retry-After`.
+    TemporarilyUnavailable,
 }
 
 impl ErrorCode {
@@ -48,6 +50,7 @@ impl ErrorCode {
             ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::ServerError => "server_error",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 }
@@ -105,6 +108,16 @@ impl OAuthError {
         )
     }
 
+    /// `503 Service Unavailable` with `Retry-After: 1`: the store cannot be reached now.
+    pub(crate) fn temporarily_unavailable() -> Self {
+        let mut error = Self::new(
+            ErrorCode::TemporarilyUnavailable,
+            "the server cannot complete the request now; retry after the time in Retry-After",
+        );
+        error.retry_after = Some(1);
+        error
+    }
+
     /// `429 Too Many Requests` with `Retry-After: retry_after` seconds (at least 1).
     pub(crate) fn rate_limited(retry_after: u64) -> Self {
         let mut error = Self::new(ErrorCode::RateLimited, LIMITED_DESCRIPTION);
@@ -137,6 +150,7 @@ impl OAuthError {
             ErrorCode::InvalidClient if self.basic_challenge => StatusCode::UNAUTHORIZED,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }

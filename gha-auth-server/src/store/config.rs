@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::settings::Problems;
+use crate::settings::{Duration, Problems};
 
 /// The store: SQLite (default) or PostgreSQL.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -15,6 +15,10 @@ pub struct StoreConfig {
     pub url: Option<String>,
     /// Largest number of pooled connections.
     pub max_connections: u32,
+    /// How long a request waits for a pooled connection before it is answered 503
+    /// `temporarily_unavailable` (a database outage, or every connection busy). Keep it well
+    /// under `http.request_timeout`.
+    pub acquire_timeout: Duration,
 }
 
 impl Default for StoreConfig {
@@ -22,6 +26,7 @@ impl Default for StoreConfig {
         Self {
             url: None,
             max_connections: 8,
+            acquire_timeout: Duration::seconds(1),
         }
     }
 }
@@ -31,6 +36,7 @@ impl fmt::Debug for StoreConfig {
         f.debug_struct("StoreConfig")
             .field("url", &self.url.as_deref().map(redact_url))
             .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
             .finish()
     }
 }
@@ -61,6 +67,15 @@ impl StoreConfig {
         }
         if self.max_connections == 0 {
             out.push("store.max_connections", "must be at least 1");
+        }
+        if self.acquire_timeout < Duration::seconds(1)
+            || self.acquire_timeout > Duration::seconds(30)
+        {
+            out.push(
+                "store.acquire_timeout",
+                "must be between 1s and 30s: during a database outage a request waits this long \
+                 before it is answered 503",
+            );
         }
     }
 }

@@ -10,12 +10,14 @@
 mod cas;
 pub(crate) mod config;
 mod health;
+mod notices;
 mod sealed;
 mod write;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::AnyPool;
@@ -23,9 +25,15 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use thiserror::Error;
 
 pub(crate) use cas::{Change, MAX_ATTEMPTS, Versioned, read_modify_write};
+pub(crate) use health::StoreCheck;
+pub(crate) use notices::KEYS_CHANNEL;
 pub(crate) use sealed::{CasOutcome, DocumentTable, SealedDocuments, SealedError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// How long a request waits for a pooled connection by default: well under the request
+/// timeout, so a database outage is answered promptly with 503 rather than a hang.
+pub(crate) const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,11 +100,42 @@ pub enum StoreError {
     NotFound(String),
 }
 
+impl StoreError {
+    /// Whether the database could not be reached (down, restarting, no free connection in
+    /// time): the request may succeed later, so it is answered 503 with `Retry-After`, and
+    /// writes that can wait (audit rows) are kept until the database is back.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Database(e) => is_unavailable(e),
+            _ => false,
+        }
+    }
+}
+
+/// Connection-level failures of `sqlx`: pool timeouts, I/O, and the server's own "shutting
+/// down" / "cannot connect now" / connection-exception codes (SQLSTATE classes 08 and 57P).
+pub(crate) fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        sqlx::Error::Protocol(_) => true,
+        _ => false,
+    }
+}
+
 /// The database, shared by the server, the scheduler and the admin commands.
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The PostgreSQL URL, for `LISTEN` connections (`None` on SQLite).
+    listen_url: Option<Arc<gha_auth::SecretString>>,
     writer_turn: write::WriterTurn,
 }
 
@@ -110,14 +149,25 @@ impl fmt::Debug for Store {
 
 impl Store {
     /// Connects to `url` (creating the SQLite file and its directory if needed) and runs the
-    /// migrations.
+    /// migrations, waiting at most [`DEFAULT_ACQUIRE_TIMEOUT`] for a pooled connection.
     pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        Self::open_with(url, max_connections, DEFAULT_ACQUIRE_TIMEOUT).await
+    }
+
+    /// Like [`Store::open`], waiting at most `acquire_timeout` for a pooled connection: when the
+    /// database is down, a request that needs it fails after this time (and is answered 503),
+    /// so keep it well under the request timeout.
+    pub async fn open_with(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let (backend, url, file) = normalize_url(url)?;
         let options = AnyConnectOptions::from_str(&url)?;
         let pool_options = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10));
+            .acquire_timeout(acquire_timeout.max(Duration::from_millis(50)));
         let pool = match backend {
             Backend::Sqlite => {
                 pool_options
@@ -159,10 +209,13 @@ impl Store {
                 .await?;
         }
         let writer_turn =
-            (backend == Backend::Sqlite).then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
+            (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let listen_url = (backend == Backend::Postgres)
+            .then(|| Arc::new(gha_auth::SecretString::new(url.clone())));
         let store = Self {
             pool,
             backend,
+            listen_url,
             writer_turn,
         };
         MIGRATOR.run(&store.pool).await?;

@@ -99,6 +99,8 @@ pub enum LoginError {
     Backoff(i64),
     /// The store failed.
     Internal,
+    /// The store cannot be reached now.
+    Unavailable,
 }
 
 /// Whether `name` is an acceptable username: 1–128 characters, no whitespace, control
@@ -437,6 +439,10 @@ impl Users {
         };
         let source_key = source.map(|ip| ip.to_string());
         let internal = |e: StoreError| {
+            if e.is_unavailable() {
+                tracing::warn!(error = %e, "user store unreachable during login");
+                return LoginError::Unavailable;
+            }
             tracing::error!(error = %e, "user store failed during login");
             LoginError::Internal
         };

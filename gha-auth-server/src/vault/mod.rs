@@ -129,7 +129,10 @@ pub(crate) fn update_gauges(session: &gha_auth::vault::VaultSession) {
     metrics::counter!(RELOGINS_METRIC).absolute(status.relogins);
 }
 
-/// The Vault identity loop's health check. Unhealthy only when the signing keys depend on it.
+/// The Vault identity loop's health check: never `Unhealthy` on its own. A Vault outage leaves a
+/// replica able to sign with the keys it holds in memory (the `signing_keys` check says
+/// `Unhealthy` when it holds none), so it is `Degraded`: pulling every replica from the load
+/// balancer at once would turn a Vault blip into an outage.
 #[derive(Debug)]
 pub(crate) struct VaultCheck {
     /// The session.
@@ -149,14 +152,17 @@ impl HealthCheck for VaultCheck {
     }
 }
 
-fn vault_health(session: &VaultSession, keys_in_vault: bool) -> ComponentHealth {
-    use gha_auth::vault::VaultHealth;
-    let status = session.status();
-    let level = match status.health {
-        VaultHealth::Healthy => HealthStatus::Healthy,
-        VaultHealth::Unhealthy | VaultHealth::Stopped if keys_in_vault => HealthStatus::Unhealthy,
+/// The component's level for the session's health.
+fn level(health: gha_auth::vault::VaultHealth) -> HealthStatus {
+    match health {
+        gha_auth::vault::VaultHealth::Healthy => HealthStatus::Healthy,
         _ => HealthStatus::Degraded,
-    };
+    }
+}
+
+fn vault_health(session: &VaultSession, keys_in_vault: bool) -> ComponentHealth {
+    let status = session.status();
+    let level = level(status.health);
     ComponentHealth::new(level).with_details(json!({
         "address": session.connection().address(),
         "auth_method": status.method,
@@ -184,7 +190,7 @@ mod tests {
 
     use axum::Json;
     use axum::extract::{Path, State};
-    use gha_auth::vault::VaultConnection;
+    use gha_auth::vault::{VaultConnection, VaultHealth};
     use serde_json::Value;
 
     use super::*;
@@ -310,5 +316,18 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn vault_outage_is_degraded_never_unhealthy() {
+        for (health, expected) in [
+            (VaultHealth::Healthy, HealthStatus::Healthy),
+            (VaultHealth::Starting, HealthStatus::Degraded),
+            (VaultHealth::Degraded, HealthStatus::Degraded),
+            (VaultHealth::Unhealthy, HealthStatus::Degraded),
+            (VaultHealth::Stopped, HealthStatus::Degraded),
+        ] {
+            assert_eq!(level(health), expected, "{health:?}");
+        }
     }
 }

@@ -29,6 +29,9 @@ pub use dev::{DEV_KEY_IDS, is_dev_key};
 pub use error::KeyError;
 pub use jwk::{Jwk, JwkSet, MAX_JWKS_KEYS, ParsedJwkSet};
 pub use keyring::{KeyRing, KeyState, ManagedKey, Transition};
-pub use schedule::{KeySchedule, MAX_LEEWAY, ScheduleError};
+pub use schedule::{
+    KeySchedule, MAX_LEEWAY, ScheduleError, VERIFIER_MAX_REFRESH_INTERVAL,
+    VERIFIER_MIN_REFRESH_INTERVAL, VERIFIER_UNKNOWN_KID_COOLDOWN, verifier_key_lag,
+};
 pub use signing::SigningKey;
 pub use verifying::VerifyingKey;

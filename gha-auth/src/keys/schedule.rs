@@ -6,6 +6,29 @@ use chrono::TimeDelta;
 /// The longest clock leeway any verifier may use.
 pub const MAX_LEEWAY: TimeDelta = TimeDelta::seconds(300);
 
+/// The project's verifier (`gha-auth-middleware`'s `RemoteJwks`) never refreshes the key set more
+/// often than this by default, whatever `Cache-Control` says. The middleware's defaults are these
+/// constants, so a key schedule checked against them is one it can follow.
+pub const VERIFIER_MIN_REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+/// The verifier refreshes the key set at least this often by default, whatever `Cache-Control`
+/// says.
+pub const VERIFIER_MAX_REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+/// The verifier refetches the key set for a token with an unknown `kid` at most once per this
+/// long by default.
+pub const VERIFIER_UNKNOWN_KID_COOLDOWN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The longest the project's verifier (with its default bounds) may take to see a key published
+/// in a JWKS served with `Cache-Control: max-age=jwks_max_age`: its refresh interval (the
+/// `max-age` held within [`VERIFIER_MIN_REFRESH_INTERVAL`] and
+/// [`VERIFIER_MAX_REFRESH_INTERVAL`]) plus the wait between refetches for an unknown `kid`
+/// ([`VERIFIER_UNKNOWN_KID_COOLDOWN`]).
+pub fn verifier_key_lag(jwks_max_age: TimeDelta) -> TimeDelta {
+    let min = TimeDelta::from_std(VERIFIER_MIN_REFRESH_INTERVAL).unwrap_or(TimeDelta::MAX);
+    let max = TimeDelta::from_std(VERIFIER_MAX_REFRESH_INTERVAL).unwrap_or(TimeDelta::MAX);
+    let cooldown = TimeDelta::from_std(VERIFIER_UNKNOWN_KID_COOLDOWN).unwrap_or(TimeDelta::MAX);
+    jwks_max_age.clamp(min, max) + cooldown
+}
+
 /// Rotation timing for signing keys.
 ///
 /// A key is published `publish_ahead` before it signs, so every verifier whose cached JWKS is at

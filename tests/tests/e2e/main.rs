@@ -14,6 +14,7 @@
 
 mod authority;
 mod authority_vault;
+mod availability;
 mod broker;
 mod consumer;
 mod consumer_secrets;

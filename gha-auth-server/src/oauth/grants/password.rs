@@ -107,6 +107,7 @@ pub(crate) async fn login(
             ));
         }
         Err(LoginError::Internal) => return Err(OAuthError::server_error()),
+        Err(LoginError::Unavailable) => return Err(OAuthError::temporarily_unavailable()),
     };
     tracing::info!(user_id = %user.id, client_id = %clean(&client.id), "user logged in");
     let tenant = (!user.tenant.is_empty()).then(|| user.tenant.clone());
@@ -128,6 +129,10 @@ pub(crate) async fn login(
         )
         .await
         .map_err(|e| {
+            if e.is_unavailable() {
+                tracing::warn!(error = %e, "could not start a refresh-token family: store unreachable");
+                return OAuthError::temporarily_unavailable();
+            }
             tracing::error!(error = %e, "could not start a refresh-token family");
             OAuthError::server_error()
         })?;

@@ -86,6 +86,10 @@ pub(crate) async fn refresh(
             state.audit.record_or_log(event).await;
             return Err(invalid_grant());
         }
+        Err(RefreshError::Internal(e)) if e.is_unavailable() => {
+            tracing::warn!(error = %e, "refresh failed: store unreachable");
+            return Err(OAuthError::temporarily_unavailable());
+        }
         Err(RefreshError::Internal(e)) => {
             tracing::error!(error = %e, "refresh failed");
             return Err(OAuthError::server_error());
