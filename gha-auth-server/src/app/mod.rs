@@ -19,6 +19,7 @@ use gha_auth::{SharedClock, SystemClock};
 use thiserror::Error;
 use tokio::net::TcpListener;
 
+use crate::audit::aggregate::Refusals;
 use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::broker::Broker;
 use crate::caller::Callers;
@@ -228,7 +229,7 @@ async fn assemble(
         users,
         families,
         audit: audit.clone(),
-        limits,
+        limits: limits.clone(),
         tokens: config.tokens.clone(),
         max_body_bytes: config.http.max_body_bytes,
     });
@@ -293,6 +294,8 @@ async fn assemble(
             link_keys,
             audit,
             clock: clock.clone(),
+            refusals: Refusals::new(crate::linkkeys::http::DENIALS_WRITTEN_AT_ONCE),
+            limits,
         }),
         health: Health::new(checks, clock),
         metrics: Metrics::new(collectors),

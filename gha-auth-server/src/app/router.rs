@@ -22,7 +22,7 @@ pub(super) fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .merge(wellknown::router())
         .merge(revocations::router())
         .merge(broker::routes::router())
-        .merge(linkkeys::http::router())
+        .merge(linkkeys::http::router(state))
         .merge(health::router())
         .merge(metrics::router())
         .split_for_parts();

@@ -84,13 +84,15 @@ impl AssertionError {
                 "the client assertion's exp is further ahead than this server accepts \
                  (tokens.client_assertion_max_lifetime)",
             ),
-            AssertionError::NotYetValid => Some("the client assertion's nbf or iat is in the future"),
+            AssertionError::NotYetValid => {
+                Some("the client assertion's nbf or iat is in the future")
+            }
             AssertionError::BadJti => {
                 Some("the client assertion needs a jti of at most 256 characters")
             }
-            AssertionError::Malformed | AssertionError::BadHeader | AssertionError::BadSignature => {
-                None
-            }
+            AssertionError::Malformed
+            | AssertionError::BadHeader
+            | AssertionError::BadSignature => None,
         }
     }
 }

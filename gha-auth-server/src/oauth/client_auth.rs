@@ -202,9 +202,10 @@ async fn authenticate_credentials(
                 .authentication_failed(client_id.as_deref().or(named.as_deref()), peer);
             audit_failure(state, client_id.as_deref(), method, failure, peer).await;
             let error = match failure {
-                Failure::Assertion(e) => e
-                    .description()
-                    .map_or_else(OAuthError::invalid_client, OAuthError::invalid_client_because),
+                Failure::Assertion(e) => e.description().map_or_else(
+                    OAuthError::invalid_client,
+                    OAuthError::invalid_client_because,
+                ),
                 _ => OAuthError::invalid_client(),
             };
             Err(error.with_basic_challenge(basic_used))
@@ -310,13 +311,8 @@ async fn with_assertion(state: &OAuth, client_id: Option<String>, token: &str) -
         },
         _ => return Err((Some(client_id), method, Failure::WrongMethod)),
     };
-    let verified = assertion::verify(token, &key, &rules).map_err(|e| {
-        (
-            Some(client_id.clone()),
-            method,
-            Failure::Assertion(e),
-        )
-    })?;
+    let verified = assertion::verify(token, &key, &rules)
+        .map_err(|e| (Some(client_id.clone()), method, Failure::Assertion(e)))?;
     match record_assertion_jti(
         &state.store,
         &client.id,

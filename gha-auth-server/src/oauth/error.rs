@@ -33,6 +33,9 @@ pub(crate) enum ErrorCode {
     ServerError,
     /// An abuse limit refused the request: 429 with `Retry-After` (not an RFC 6749 code).
     RateLimited,
+    /// The server is at its bound for expensive work (password hashing): 503 with
+    /// `Retry-After` (RFC 6749 §4.1.2.1).
+    TemporarilyUnavailable,
 }
 
 impl ErrorCode {
@@ -48,6 +51,7 @@ impl ErrorCode {
             ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::ServerError => "server_error",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 }
@@ -112,6 +116,17 @@ impl OAuthError {
         error
     }
 
+    /// `503 Service Unavailable` with `Retry-After: retry_after` seconds (at least 1): the
+    /// server is busy, the request was not looked at.
+    pub(crate) fn temporarily_unavailable(retry_after: u64) -> Self {
+        let mut error = Self::new(
+            ErrorCode::TemporarilyUnavailable,
+            "the server is busy; retry after the time in Retry-After",
+        );
+        error.retry_after = Some(retry_after.max(1));
+        error
+    }
+
     /// Marks the error as a failed HTTP Basic authentication: 401 with
     /// `WWW-Authenticate: Basic` (RFC 6749 §5.2).
     #[must_use]
@@ -137,6 +152,7 @@ impl OAuthError {
             ErrorCode::InvalidClient if self.basic_challenge => StatusCode::UNAUTHORIZED,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }

@@ -17,6 +17,13 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// Time allowed for in-flight requests to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// Longest wait for a request's complete header, counted from when the server waits for
+    /// it: on a new connection and between keep-alive requests. A silent, half-sent or idle
+    /// connection is closed after it.
+    pub header_read_timeout: Duration,
+    /// Most connections (plain or TLS, handshakes included) open at once; further clients wait
+    /// until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -25,6 +32,8 @@ impl Default for HttpConfig {
             max_body_bytes: 16 * 1024,
             request_timeout: Duration::seconds(10),
             shutdown_grace: Duration::seconds(10),
+            header_read_timeout: Duration::seconds(10),
+            max_connections: 2048,
         }
     }
 }
@@ -71,6 +80,17 @@ impl HttpConfig {
         }
         if self.request_timeout <= Duration::seconds(0) {
             out.push("http.request_timeout", "must be greater than zero");
+        }
+        if self.header_read_timeout <= Duration::seconds(0)
+            || self.header_read_timeout > Duration::minutes(5)
+        {
+            out.push(
+                "http.header_read_timeout",
+                "must be greater than zero and at most 5m",
+            );
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            out.push("http.max_connections", "must be between 1 and 1000000");
         }
     }
 }

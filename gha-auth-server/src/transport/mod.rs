@@ -2,4 +2,5 @@
 //! with rustls, and the limits of the HTTP server.
 
 pub(crate) mod config;
+pub(crate) mod server;
 pub(crate) mod tls;

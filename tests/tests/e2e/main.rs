@@ -22,6 +22,7 @@ mod field_service;
 mod harness;
 mod linkkeys;
 mod mobile_client;
+mod pentest;
 mod revocation_feed;
 mod sessions;
 mod support;
