@@ -62,6 +62,7 @@ user_failures_before_backoff = 0
 source_failures_before_backoff = 0
 TOML
 for clients in 60 500; do
+  rm -rf "$WORK/data-hash"
   start_server hash
   "$BIN" --config "$WORK/hash.toml" --data-dir "$WORK/data-hash" clients add bench-app --public \
     --first-party --grant password --scope jobs:read --audience field-service >/dev/null
