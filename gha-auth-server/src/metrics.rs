@@ -24,7 +24,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use gha_auth::prometheus::DEFAULT_UPKEEP_INTERVAL;
@@ -87,13 +87,30 @@ fn describe() {
     );
 }
 
-/// Middleware: request counts and latency per route template.
+/// The `method` label: one of the methods HTTP defines, or `other`, so that a client cannot
+/// make up label values (a made-up method would otherwise become a new series).
+pub(crate) fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// Middleware: request counts and latency per route template (`unmatched` for any other path).
 pub(crate) async fn track(request: Request, next: Next) -> Response {
     let endpoint = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let elapsed = started.elapsed().as_secs_f64();
@@ -101,7 +118,7 @@ pub(crate) async fn track(request: Request, next: Next) -> Response {
     metrics::counter!(
         "gha_auth_http_requests_total",
         "endpoint" => endpoint.clone(),
-        "method" => method.clone(),
+        "method" => method,
         "status" => status
     )
     .increment(1);
@@ -167,4 +184,19 @@ where
     Metrics: FromRef<S>,
 {
     OpenApiRouter::new().routes(routes!(metrics_endpoint))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_labels_are_a_closed_set() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::OPTIONS), "OPTIONS");
+        let made_up = Method::from_bytes(b"XYZZY").unwrap();
+        assert_eq!(method_label(&made_up), "other");
+        let long = Method::from_bytes("A".repeat(20_000).as_bytes()).unwrap();
+        assert_eq!(method_label(&long), "other");
+    }
 }

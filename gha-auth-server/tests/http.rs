@@ -370,6 +370,55 @@ mod tls {
         server.app.shutdown().await.unwrap();
     }
 
+    /// The TLS listener has the plain one's bounds: a connection that finishes the handshake and
+    /// then sends nothing, or half a header, is closed after `http.header_read_timeout`.
+    #[tokio::test]
+    async fn finding_08_tls_connections_are_closed_after_the_header_bound() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ca();
+        leaf(&ca, dir.path(), "bounded");
+        let server = Server::start(|c| {
+            c.tls.cert_file = Some(dir.path().join("cert.pem"));
+            c.tls.key_file = Some(dir.path().join("key.pem"));
+            c.http.header_read_timeout = gha_auth_server::config::Duration::seconds(1);
+        })
+        .await;
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::CertificateDer::from(
+                ca.cert.der().to_vec(),
+            ))
+            .unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        for sent in [&b""[..], b"GET /HealthCheck HTTP/1.1\r\nHost: x\r\n"] {
+            let tcp = tokio::net::TcpStream::connect(server.app.local_addr())
+                .await
+                .unwrap();
+            let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+            let mut tls = connector.connect(name, tcp).await.unwrap();
+            tls.write_all(sent).await.unwrap();
+            tls.flush().await.unwrap();
+            // Far above the 1 s bound; without it the connection stays open. (A half-sent
+            // header may get a 408 before the close.)
+            let mut rest = Vec::new();
+            let read =
+                tokio::time::timeout(Duration::from_secs(30), tls.read_to_end(&mut rest)).await;
+            assert!(
+                read.is_ok(),
+                "the connection is still open after sending {sent:?}"
+            );
+        }
+        server.app.shutdown().await.unwrap();
+    }
+
     #[test]
     fn tls_lifts_the_loopback_rule_and_needs_both_files() {
         let mut config = Config::default();

@@ -20,6 +20,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 
 use crate::admin::Admin;
+use crate::audit::aggregate::Refusals;
 use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::broker::Broker;
 use crate::caller::Callers;
@@ -234,7 +235,7 @@ async fn assemble(
         users,
         families,
         audit: audit.clone(),
-        limits,
+        limits: limits.clone(),
         tokens: config.tokens.clone(),
         max_body_bytes: config.http.max_body_bytes,
     });
@@ -335,6 +336,8 @@ async fn assemble(
             link_keys,
             audit,
             clock: clock.clone(),
+            refusals: Refusals::new(crate::linkkeys::http::DENIALS_WRITTEN_AT_ONCE),
+            limits,
         }),
         health: Health::new(checks, clock),
         metrics: Metrics::new(collectors),

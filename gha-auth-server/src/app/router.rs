@@ -25,7 +25,7 @@ pub(super) fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .merge(wellknown::router(&state.discovery.issuer))
         .merge(revocations::router())
         .merge(broker::routes::router())
-        .merge(linkkeys::http::router())
+        .merge(linkkeys::http::router(state))
         .merge(health::router())
         .merge(home::router())
         .merge(metrics::router())

@@ -1,18 +1,19 @@
 //! Serving: the listener (plain or TLS), the background tasks (key scheduler, link-key drivers,
 //! broker audit flush, housekeeping) and a graceful stop.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use thiserror::Error;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 use super::{App, Authority, router};
 use crate::keys::run_scheduler;
-use crate::transport::tls::{self, TlsListener};
+use crate::transport::server::{self, ConnectionLimits};
+use crate::transport::tls;
 
 /// Serving failed after start.
 #[derive(Debug, Error)]
@@ -82,6 +83,12 @@ impl App {
                     .clone()
                     .run_audit_flush(clock.clone(), wait_for(stop_rx.clone())),
             ),
+            tokio::spawn(
+                authority
+                    .validators
+                    .clone()
+                    .run_refusal_flush(wait_for(stop_rx.clone())),
+            ),
         ];
         // Each link key's driver ticks at once: a rotation missed while down runs now.
         tasks.extend(
@@ -103,32 +110,29 @@ impl App {
             tracing::info!("shutting down");
             let _ = stop_signal.send(true);
         });
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let mut server = match &self.tls {
+        let tls = match &self.tls {
             Some(reloader) => {
                 tasks.push(tokio::spawn(reloader.clone().watch(
                     config.tls.reload_interval.as_std(),
                     wait_for(stop_rx.clone()),
                 )));
-                let tls_config = tls::server_config(reloader.clone())?;
-                let listener = TlsListener::new(self.listener, tls_config)?.tap_io(|_| {});
-                tokio::spawn(
-                    axum::serve(listener, service)
-                        .with_graceful_shutdown(wait_for(stop_rx.clone()))
-                        .into_future(),
-                )
+                Some(TlsAcceptor::from(tls::server_config(reloader.clone())?))
             }
-            None => tokio::spawn(
-                axum::serve(self.listener, service)
-                    .with_graceful_shutdown(wait_for(stop_rx.clone()))
-                    .into_future(),
-            ),
+            None => None,
         };
+        let limits = ConnectionLimits {
+            header_read_timeout: config.http.header_read_timeout.as_std(),
+            max_connections: config.http.max_connections,
+        };
+        let mut server = tokio::spawn(server::serve(
+            self.listener,
+            tls,
+            router,
+            limits,
+            wait_for(stop_rx.clone()),
+        ));
         let result = tokio::select! {
-            joined = &mut server => match joined {
-                Ok(result) => result.map_err(ServeError::from),
-                Err(e) => Err(ServeError::Task(e.to_string())),
-            },
+            joined = &mut server => joined.map_err(|e| ServeError::Task(e.to_string())),
             () = async {
                 wait_for(stop_rx.clone()).await;
                 tokio::time::sleep(grace).await;

@@ -10,6 +10,7 @@
 //! Events never contain secrets: callers pass identifiers and reasons only, and untrusted text
 //! (a client id from a request) is cleaned and truncated by [`clean`].
 
+pub(crate) mod aggregate;
 mod cli;
 pub(crate) mod store;
 pub(crate) mod verify;

@@ -249,9 +249,9 @@ impl CallerError {
         }
     }
 
-    /// Why, for the log; never contains the token.
-    pub(crate) fn reason(&self) -> &str {
-        &self.reason
+    /// Which kind of refusal, a stable label (for aggregated audit events and metrics).
+    pub(crate) fn label(&self) -> &'static str {
+        self.kind.as_str()
     }
 
     /// The HTTP status.

@@ -5,8 +5,13 @@
 //! ([`Caller<LinkKeysApi>`]). They get digests only (SHA-256 of the key text), never a key, with
 //! `Cache-Control: max-age` and an `ETag` (`If-None-Match` → 304). Usage reports update each
 //! key's `last_seen`, which lets rotation retire the previous key early. Refusals (no or bad
-//! token, unknown name, another tenant's key) are audited.
+//! token, unknown name, another tenant's key) are audited: an authenticated caller's first
+//! [`DENIALS_WRITTEN_AT_ONCE`] per interval one by one, the rest, and every anonymous one, as one
+//! aggregated event per caller, name and reason and interval (an anonymous request's unknown
+//! name is recorded as [`UNKNOWN_NAME`], so made-up names cannot multiply the rows). The routes
+//! are rate-limited per source address.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::Json;
@@ -14,7 +19,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -26,8 +31,10 @@ use utoipa_axum::routes;
 
 use super::registry::{LinkKeyEntry, LinkKeys};
 use super::store::update;
+use crate::audit::aggregate::Refusals;
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
 use crate::caller::{Caller, CallerError, Callers, LinkKeysApi};
+use crate::ratelimit::RateLimits;
 
 /// What the validators' endpoints need: the configured link keys, the audit log for refusals
 /// and the clock.
@@ -40,18 +47,70 @@ pub(crate) struct Validators {
     pub(crate) audit: Arc<AuditLog>,
     /// The injected clock.
     pub(crate) clock: SharedClock,
+    /// Refusals held for the next aggregated audit write.
+    pub(crate) refusals: Refusals,
+    /// The per-source rate limit of these routes.
+    pub(crate) limits: Arc<RateLimits>,
 }
 
-/// The validators' routes.
-pub(crate) fn router<S>() -> OpenApiRouter<S>
+/// Refusals of one authenticated caller written one by one per interval; the rest aggregated.
+pub(crate) const DENIALS_WRITTEN_AT_ONCE: u32 = 20;
+
+/// How often held refusals are written.
+pub(crate) const REFUSAL_FLUSH_INTERVAL: TimeDelta = TimeDelta::seconds(10);
+
+/// The name recorded for an anonymous request's name that is not a configured link key.
+pub(crate) const UNKNOWN_NAME: &str = "<unknown name>";
+
+impl Validators {
+    /// Writes the held refusals, one aggregated event each.
+    pub(crate) async fn flush_refusals(&self) {
+        for ((actor, name, reason), count) in self.refusals.drain() {
+            self.audit
+                .record_or_log(
+                    AuditEvent::new(
+                        AuditKind::LinkKeyAccessDenied,
+                        &actor,
+                        &name,
+                        Outcome::Failure,
+                    )
+                    .detail("reason", reason)
+                    .detail("count", count)
+                    .detail("aggregated", true)
+                    .detail("interval_seconds", REFUSAL_FLUSH_INTERVAL.num_seconds()),
+                )
+                .await;
+        }
+    }
+
+    /// Flushes the held refusals every interval until `shutdown`, and once more then.
+    pub(crate) async fn run_refusal_flush(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = self.clock.sleep(REFUSAL_FLUSH_INTERVAL) => self.flush_refusals().await,
+                () = &mut shutdown => break,
+            }
+        }
+        self.flush_refusals().await;
+    }
+}
+
+/// The validators' routes, rate-limited per source address.
+pub(crate) fn router<S>(state: &S) -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<Validators>: FromRef<S>,
     Arc<Callers>: FromRef<S>,
 {
+    let limits = Arc::<Validators>::from_ref(state).limits.clone();
     OpenApiRouter::new()
         .routes(routes!(list))
         .routes(routes!(usage))
+        .route_layer(axum::middleware::from_fn_with_state(
+            limits,
+            crate::ratelimit::per_source,
+        ))
 }
 
 /// Most keys one usage report may name (there are at most three valid keys).
@@ -107,7 +166,15 @@ fn unavailable() -> Response {
     response
 }
 
-async fn deny(state: &Validators, actor: &str, name: &str, reason: &str) {
+async fn deny(state: &Validators, actor: Option<&str>, name: &str, reason: &str) {
+    let name = match actor {
+        None if state.link_keys.get(name).is_none() => UNKNOWN_NAME,
+        _ => name,
+    };
+    if !state.refusals.note(actor, name, reason) {
+        return;
+    }
+    let actor = actor.unwrap_or("anonymous");
     state
         .audit
         .record_or_log(
@@ -131,12 +198,12 @@ async fn authorize<'a>(
     let caller = match caller {
         Ok(caller) => caller,
         Err(refusal) => {
-            deny(state, "anonymous", name, refusal.reason()).await;
+            deny(state, None, name, refusal.label()).await;
             return Err(refusal.into_response());
         }
     };
     let Some(entry) = state.link_keys.get(name) else {
-        deny(state, &caller.client_id, name, "unknown link key").await;
+        deny(state, Some(&caller.client_id), name, "unknown link key").await;
         return Err(error(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -148,7 +215,7 @@ async fn authorize<'a>(
     {
         deny(
             state,
-            &caller.client_id,
+            Some(&caller.client_id),
             name,
             "caller belongs to another tenant",
         )
@@ -188,6 +255,7 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
         (status = 200, description = "Digests (SHA-256 hex) of the valid keys, never the keys", body = ServedSet),
         (status = 304, description = "Not modified (If-None-Match)"),
         (status = 401, description = "No or invalid bearer token (RFC 6750)"),
+        (status = 429, description = "Rate limited per source address; see Retry-After"),
         (status = 403, description = "The link key belongs to another tenant"),
         (status = 404, description = "No such link key"),
         (status = 503, description = "The link-key store is unavailable"),
@@ -250,6 +318,7 @@ pub(crate) async fn list(
         (status = 204, description = "Recorded"),
         (status = 400, description = "Malformed report"),
         (status = 401, description = "No or invalid bearer token (RFC 6750)"),
+        (status = 429, description = "Rate limited per source address; see Retry-After"),
         (status = 403, description = "The link key belongs to another tenant"),
         (status = 404, description = "No such link key"),
         (status = 503, description = "The link-key store is unavailable"),

@@ -33,7 +33,8 @@ pub(crate) enum ErrorCode {
     ServerError,
     /// An abuse limit refused the request: 429 with `Retry-After` (not an RFC 6749 code).
     RateLimited,
-    /// A dependency (the store) cannot be reached now: 503 with `Retry-After`.
+    /// A dependency (the store) cannot be reached now, or the server is at its bound for
+    /// expensive work (password hashing): 503 with `Retry-After`.
     TemporarilyUnavailable,
 }
 
@@ -121,6 +122,17 @@ impl OAuthError {
     /// `429 Too Many Requests` with `Retry-After: retry_after` seconds (at least 1).
     pub(crate) fn rate_limited(retry_after: u64) -> Self {
         let mut error = Self::new(ErrorCode::RateLimited, LIMITED_DESCRIPTION);
+        error.retry_after = Some(retry_after.max(1));
+        error
+    }
+
+    /// `503 Service Unavailable` with `Retry-After: retry_after` seconds (at least 1): the
+    /// server is busy, the request was not looked at.
+    pub(crate) fn busy(retry_after: u64) -> Self {
+        let mut error = Self::new(
+            ErrorCode::TemporarilyUnavailable,
+            "the server is busy; retry after the time in Retry-After",
+        );
         error.retry_after = Some(retry_after.max(1));
         error
     }

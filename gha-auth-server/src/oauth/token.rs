@@ -114,7 +114,9 @@ async fn handle(
     peer: Option<SocketAddr>,
 ) -> Result<super::TokenResponse, OAuthError> {
     let client = client_auth::authenticate(state, headers, form, peer).await?;
-    state.limits.check_client(&client.client.id)?;
+    state
+        .limits
+        .check_client(&client.client.id, client.client.public, peer)?;
     grants::handle(
         grant,
         GrantRequest {

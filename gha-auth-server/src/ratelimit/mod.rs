@@ -1,5 +1,6 @@
 //! Abuse limits on the token endpoint: a request rate per source address and per
-//! authenticated client (GCRA token buckets, `governor`), and an exponential backoff after failed
+//! authenticated client (per client and source for a public client, which anyone can name)
+//! (GCRA token buckets, `governor`), and an exponential backoff after failed
 //! client authentication, per (client, source) pair and per source.
 //!
 //! The backoff is keyed by the pair rather than by the client alone, so that an attacker
@@ -223,20 +224,30 @@ impl RateLimits {
         })
     }
 
-    /// Counts a request by the authenticated client `client_id`.
-    pub(crate) fn check_client(&self, client_id: &str) -> Result<(), Limited> {
+    /// Counts a request by the authenticated client `client_id`. A public client has no
+    /// secret, so anyone can name it: its rate is counted per (client, source), so that one
+    /// address cannot use up the rate of every user of the app.
+    pub(crate) fn check_client(
+        &self,
+        client_id: &str,
+        public: bool,
+        source: Option<SocketAddr>,
+    ) -> Result<(), Limited> {
         let Some(limiter) = &self.per_client else {
             return Ok(());
         };
         if limiter.len() > self.config.max_tracked {
             limiter.retain_recent();
         }
-        limiter
-            .check_key(&client_id.to_owned())
-            .map_err(|not_until| Limited {
-                retry_after: Self::wait_secs(not_until.wait_time_from(self.monotonic.now())),
-                reason: LimitReason::ClientRate,
-            })
+        let key = if public {
+            Self::pair_key(client_id, source)
+        } else {
+            client_id.to_owned()
+        };
+        limiter.check_key(&key).map_err(|not_until| Limited {
+            retry_after: Self::wait_secs(not_until.wait_time_from(self.monotonic.now())),
+            reason: LimitReason::ClientRate,
+        })
     }
 
     fn source_key(source: Option<SocketAddr>) -> String {

@@ -249,7 +249,9 @@ async fn authenticate(
     peer: Option<SocketAddr>,
 ) -> Result<AuthenticatedClient, SessionError> {
     let client = client_auth::authenticate_public(state, client_id, peer).await?;
-    state.limits.check_client(&client.client.id)?;
+    state
+        .limits
+        .check_client(&client.client.id, client.client.public, peer)?;
     Ok(client)
 }
 

@@ -20,6 +20,13 @@ pub struct HttpConfig {
     pub shutdown_grace: Duration,
     /// Proxies (CIDRs) whose `X-Forwarded-For` names the client (see `transport/forwarded.rs`).
     pub trusted_proxies: Vec<IpNet>,
+    /// Longest wait for a request's complete header, counted from when the server waits for
+    /// it: on a new connection and between keep-alive requests. A silent, half-sent or idle
+    /// connection is closed after it.
+    pub header_read_timeout: Duration,
+    /// Most connections (plain or TLS, handshakes included) open at once; further clients wait
+    /// until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -29,6 +36,8 @@ impl Default for HttpConfig {
             request_timeout: Duration::seconds(10),
             shutdown_grace: Duration::seconds(10),
             trusted_proxies: Vec::new(),
+            header_read_timeout: Duration::seconds(10),
+            max_connections: 2048,
         }
     }
 }
@@ -75,6 +84,17 @@ impl HttpConfig {
         }
         if self.request_timeout <= Duration::seconds(0) {
             out.push("http.request_timeout", "must be greater than zero");
+        }
+        if self.header_read_timeout <= Duration::seconds(0)
+            || self.header_read_timeout > Duration::minutes(5)
+        {
+            out.push(
+                "http.header_read_timeout",
+                "must be greater than zero and at most 5m",
+            );
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            out.push("http.max_connections", "must be between 1 and 1000000");
         }
     }
 }

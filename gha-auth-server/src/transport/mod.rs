@@ -3,4 +3,5 @@
 
 pub(crate) mod config;
 pub(crate) mod forwarded;
+pub(crate) mod server;
 pub(crate) mod tls;

@@ -2,12 +2,10 @@
 //! when the files change (their modification times are polled every `tls.reload_interval`), no
 //! restart. A failed reload keeps the certificate in use and logs why.
 //!
-//! [`TlsListener`] plugs into `axum::serve`: a background task accepts TCP connections and runs
-//! each handshake in its own task with a timeout, so a slow or silent client cannot hold up
-//! others; finished connections are handed to the server through a channel.
+//! The handshakes run in the connection tasks of `transport::server`, each with a timeout, so a
+//! slow or silent client cannot hold up others.
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
@@ -19,13 +17,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use thiserror::Error;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
-
-/// Time a client gets to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The certificate or key could not be loaded.
 #[derive(Debug, Error)]
@@ -160,81 +151,4 @@ pub(crate) fn server_config(reloader: Arc<CertReloader>) -> Result<Arc<ServerCon
         .with_cert_resolver(reloader);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
-}
-
-/// A listener that yields finished TLS connections.
-pub(crate) struct TlsListener {
-    incoming: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local_addr: SocketAddr,
-    acceptor_task: tokio::task::JoinHandle<()>,
-}
-
-impl fmt::Debug for TlsListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsListener")
-            .field("local_addr", &self.local_addr)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.acceptor_task.abort();
-    }
-}
-
-impl TlsListener {
-    /// Accepts on `tcp`, handshaking with `config`.
-    pub(crate) fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> std::io::Result<Self> {
-        let local_addr = tcp.local_addr()?;
-        let acceptor = TlsAcceptor::from(config);
-        let (tx, incoming) = mpsc::channel(256);
-        let task = tokio::spawn(async move {
-            loop {
-                let (stream, peer) = match tcp.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed")
-                        }
-                        Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(Self {
-            incoming,
-            local_addr,
-            acceptor_task: task,
-        })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.incoming.recv().await {
-            Some(connection) => connection,
-            // The acceptor task is gone (only at shutdown): never yield again.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local_addr)
-    }
 }

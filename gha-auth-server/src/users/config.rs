@@ -15,10 +15,22 @@ pub struct UsersConfig {
     pub argon2_iterations: u32,
     /// Argon2id lanes.
     pub argon2_parallelism: u32,
-    /// Failed logins of one user before it backs off (0: never).
+    /// Memory all password hashes running at once may use, in MiB: it bounds how many run
+    /// concurrently (each needs its hash's memory cost); the rest wait or are refused.
+    pub argon2_memory_budget_mib: u32,
+    /// Logins that may wait for a password hash to start when the budget is in use; any
+    /// further one is answered 503 with `Retry-After` at once.
+    pub argon2_max_waiting: u32,
+    /// Failed logins of one user from one source address before that pair backs off (0: never).
     pub failures_before_backoff: u32,
+    /// Failed logins of one user from any source before the user backs off on every source it
+    /// has not logged in from successfully (0: never).
+    pub user_failures_before_backoff: u32,
     /// Failed logins from one source address, for any user, before it backs off (0: never).
     pub source_failures_before_backoff: u32,
+    /// How long a source address stays known for a user after a successful login: the
+    /// user-wide backoff does not apply there.
+    pub known_source_lifetime: Duration,
     /// First backoff; it doubles with every further failure.
     pub backoff_base: Duration,
     /// Longest backoff; failures older than this are forgotten.
@@ -31,8 +43,12 @@ impl Default for UsersConfig {
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
             argon2_parallelism: 1,
+            argon2_memory_budget_mib: 64,
+            argon2_max_waiting: 32,
             failures_before_backoff: 5,
+            user_failures_before_backoff: 20,
             source_failures_before_backoff: 20,
+            known_source_lifetime: Duration::days(30),
             backoff_base: Duration::seconds(1),
             backoff_max: Duration::minutes(15),
         }
@@ -53,6 +69,23 @@ impl UsersConfig {
         }
         if !(1..=16).contains(&self.argon2_parallelism) {
             out.push("users.argon2_parallelism", "must be between 1 and 16");
+        }
+        let hash_mib = self.argon2_memory_kib.div_ceil(1024);
+        if self.argon2_memory_budget_mib < hash_mib || self.argon2_memory_budget_mib > 64 * 1024 {
+            out.push(
+                "users.argon2_memory_budget_mib",
+                format!(
+                    "must be at least one hash's memory (users.argon2_memory_kib: {hash_mib} MiB) and at most 65536"
+                ),
+            );
+        }
+        if self.argon2_max_waiting > 10_000 {
+            out.push("users.argon2_max_waiting", "must be at most 10000");
+        }
+        if self.known_source_lifetime < Duration::seconds(0)
+            || self.known_source_lifetime > Duration::days(366)
+        {
+            out.push("users.known_source_lifetime", "must be between 0s and 366d");
         }
         if self.backoff_base <= Duration::seconds(0) || self.backoff_max < self.backoff_base {
             out.push(

@@ -6,8 +6,14 @@
 //!   changed cost applies to new hashes while old ones still verify.
 //! - [`Users::login`] takes the same time whether or not the user exists: an unknown (or
 //!   disabled) user is verified against a dummy hash of the same cost.
-//! - Failed logins back off exponentially per `<tenant>/<username>` (existing or not) and per
-//!   source address, in the store so every replica sees them; failures and lockouts are audited.
+//! - Failed logins back off exponentially, in the store so every replica sees them, first per
+//!   (user, source address) pair; then per user across sources, except on the sources the user
+//!   logged in from successfully (so an attacker elsewhere cannot lock the user out of their
+//!   own device); and per source address for any user (one address spraying many users).
+//!   Failures and lockouts are audited.
+//! - Password hashing is bounded by `users.argon2_memory_budget_mib`: hashes run at once only
+//!   while their memory fits the budget; a few logins may wait (`users.argon2_max_waiting`),
+//!   any further one is refused at once ([`LoginError::Busy`]), before any hashing.
 
 mod cli;
 pub(crate) mod config;
@@ -23,6 +29,7 @@ use gha_auth::{SecretString, SharedClock};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Serialize;
 use thiserror::Error;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
 use crate::store::{Store, StoreError};
@@ -97,6 +104,8 @@ pub enum LoginError {
     Invalid,
     /// The user or the source is backing off until this time (Unix seconds).
     Backoff(i64),
+    /// The password-hashing budget is in use: retry after a second. Nothing was checked.
+    Busy,
     /// The store failed.
     Internal,
     /// The store cannot be reached now.
@@ -123,6 +132,58 @@ pub(crate) fn is_valid_role(role: &str) -> bool {
     crate::clients::is_valid_scope(role)
 }
 
+/// The bound on password-hashing work: one permit per MiB of the memory budget, and a few
+/// places to wait for them.
+#[derive(Debug)]
+struct HashBudget {
+    memory: Arc<Semaphore>,
+    budget_mib: u32,
+    waiting: Semaphore,
+}
+
+/// A running hash's share of the budget; released when the hash is done (it moves into the
+/// blocking task, so a request that is dropped does not release it early).
+type HashPermit = OwnedSemaphorePermit;
+
+impl HashBudget {
+    fn new(settings: &UsersConfig) -> Self {
+        let budget_mib = settings.argon2_memory_budget_mib.max(1);
+        Self {
+            memory: Arc::new(Semaphore::new(budget_mib as usize)),
+            budget_mib,
+            waiting: Semaphore::new(settings.argon2_max_waiting as usize),
+        }
+    }
+
+    /// MiB the hash `phc` needs (its own memory cost), within the budget.
+    fn cost_of(&self, phc: &str) -> u32 {
+        PasswordHash::new(phc)
+            .ok()
+            .and_then(|parsed| Params::try_from(&parsed).ok())
+            .map_or(self.budget_mib, |p| p.m_cost().div_ceil(1024))
+            .clamp(1, self.budget_mib)
+    }
+
+    /// A share of the budget for a hash of `cost` MiB: at once, after a wait in one of the
+    /// few waiting places, or `None` when those are taken too.
+    async fn admit(&self, cost: u32) -> Option<HashPermit> {
+        if let Ok(permit) = self.memory.clone().try_acquire_many_owned(cost) {
+            return Some(permit);
+        }
+        let _place = self.waiting.try_acquire().ok()?;
+        self.memory.clone().acquire_many_owned(cost).await.ok()
+    }
+
+    /// A share of the budget, waiting as long as it takes (administrative operations).
+    async fn wait(&self, cost: u32) -> Result<HashPermit, UserError> {
+        self.memory
+            .clone()
+            .acquire_many_owned(cost)
+            .await
+            .map_err(|e| UserError::Hash(e.to_string()))
+    }
+}
+
 /// The user store and login checks. One per process; cheap to share by reference.
 pub struct Users {
     store: Store,
@@ -131,6 +192,7 @@ pub struct Users {
     settings: UsersConfig,
     params: Params,
     dummy_hash: String,
+    budget: HashBudget,
 }
 
 impl fmt::Debug for Users {
@@ -171,11 +233,15 @@ pub(crate) fn verify_password(hash: &str, password: &[u8]) -> bool {
         .is_ok_and(|parsed| Argon2::default().verify_password(password, &parsed).is_ok())
 }
 
-/// Runs CPU-heavy Argon2 off the async workers.
-async fn verify_blocking(hash: String, password: SecretString) -> bool {
-    tokio::task::spawn_blocking(move || verify_password(&hash, password.expose().as_bytes()))
-        .await
-        .unwrap_or(false)
+/// Runs CPU-heavy Argon2 off the async workers, holding `permit` until it is done.
+async fn verify_blocking(hash: String, password: SecretString, permit: HashPermit) -> bool {
+    tokio::task::spawn_blocking(move || {
+        let verified = verify_password(&hash, password.expose().as_bytes());
+        drop(permit);
+        verified
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// Checks the password policy.
@@ -239,6 +305,7 @@ impl Users {
             store,
             audit,
             clock,
+            budget: HashBudget::new(&settings),
             settings,
             params,
             dummy_hash,
@@ -414,9 +481,17 @@ impl Users {
     async fn hash(&self, password: &SecretString) -> Result<String, UserError> {
         let params = self.params.clone();
         let password = password.clone();
-        tokio::task::spawn_blocking(move || hash_password(&params, password.expose().as_bytes()))
-            .await
-            .map_err(|e| UserError::Hash(e.to_string()))?
+        let permit = self
+            .budget
+            .wait(self.budget.cost_of(&self.dummy_hash))
+            .await?;
+        tokio::task::spawn_blocking(move || {
+            let hash = hash_password(&params, password.expose().as_bytes());
+            drop(permit);
+            hash
+        })
+        .await
+        .map_err(|e| UserError::Hash(e.to_string()))?
     }
 
     /// Checks a login. Constant-time with respect to user existence: unknown, disabled and
@@ -438,6 +513,7 @@ impl Users {
             "<malformed>".to_owned()
         };
         let source_key = source.map(|ip| ip.to_string());
+        let pair_key = pair_key(&user_key, source_key.as_deref());
         let internal = |e: StoreError| {
             if e.is_unavailable() {
                 tracing::warn!(error = %e, "user store unreachable during login");
@@ -446,16 +522,26 @@ impl Users {
             tracing::error!(error = %e, "user store failed during login");
             LoginError::Internal
         };
-        let mut locked_until = store::locked_until(&self.store, "user", &user_key)
-            .await
-            .map_err(internal)?;
-        if let Some(source_key) = &source_key {
-            locked_until = locked_until.max(
-                store::locked_until(&self.store, "source", source_key)
+        let locks = Locks {
+            pair: store::locked_until(&self.store, PAIR, &pair_key)
+                .await
+                .map_err(internal)?,
+            user: store::locked_until(&self.store, USER, &user_key)
+                .await
+                .map_err(internal)?,
+            source: match &source_key {
+                Some(key) => store::locked_until(&self.store, SOURCE, key)
                     .await
                     .map_err(internal)?,
-            );
-        }
+                None => 0,
+            },
+            known_source: source_key.is_some()
+                && store::locked_until(&self.store, KNOWN, &pair_key)
+                    .await
+                    .map_err(internal)?
+                    > now,
+        };
+        let locked_until = locks.until();
         if locked_until > now {
             self.audit_failure(&user_key, client_id, source_key.as_deref(), "backing_off")
                 .await;
@@ -471,7 +557,13 @@ impl Users {
         let hash = row
             .as_ref()
             .map_or_else(|| self.dummy_hash.clone(), |r| r.password_hash.clone());
-        let verified = verify_blocking(hash, password.clone()).await;
+        let Some(permit) = self.budget.admit(self.budget.cost_of(&hash)).await else {
+            tracing::info!(client_id, "password hashing at its bound; login refused");
+            metrics::counter!(crate::ratelimit::RATE_LIMITED_METRIC, "reason" => "hash_budget")
+                .increment(1);
+            return Err(LoginError::Busy);
+        };
+        let verified = verify_blocking(hash, password.clone(), permit).await;
         let reason = match &row {
             None => Some("unknown_user"),
             Some(_) if !verified => Some("wrong_password"),
@@ -480,8 +572,15 @@ impl Users {
         };
         match (row, reason) {
             (Some(row), None) => {
-                if let Err(e) = store::clear_failures(&self.store, "user", &user_key).await {
+                if let Err(e) = store::clear_failures(&self.store, PAIR, &pair_key).await {
                     tracing::warn!(error = %e, "could not clear login failures");
+                }
+                if source_key.is_some() {
+                    let until = now.saturating_add(self.settings.known_source_lifetime.as_secs());
+                    if let Err(e) = store::remember(&self.store, KNOWN, &pair_key, until, now).await
+                    {
+                        tracing::warn!(error = %e, "could not remember the login's source");
+                    }
                 }
                 Ok(User::from(row))
             }
@@ -489,11 +588,21 @@ impl Users {
                 let reason = reason.unwrap_or("unknown_user");
                 let s = &self.settings;
                 let window = s.backoff_max.as_secs();
+                let pair_lock = store::record_failure(
+                    &self.store,
+                    PAIR,
+                    &pair_key,
+                    backoff(s.failures_before_backoff, s),
+                    now,
+                    window,
+                )
+                .await
+                .map_err(internal)?;
                 let user_lock = store::record_failure(
                     &self.store,
-                    "user",
+                    USER,
                     &user_key,
-                    backoff(s.failures_before_backoff, s),
+                    backoff(s.user_failures_before_backoff, s),
                     now,
                     window,
                 )
@@ -503,7 +612,7 @@ impl Users {
                 if let Some(source_key) = &source_key {
                     source_lock = store::record_failure(
                         &self.store,
-                        "source",
+                        SOURCE,
                         source_key,
                         backoff(s.source_failures_before_backoff, s),
                         now,
@@ -514,7 +623,7 @@ impl Users {
                 }
                 self.audit_failure(&user_key, client_id, source_key.as_deref(), reason)
                     .await;
-                if user_lock > now || source_lock > now {
+                if pair_lock > now || user_lock > now || source_lock > now {
                     self.audit
                         .record_or_log(
                             AuditEvent::new(
@@ -524,6 +633,7 @@ impl Users {
                                 Outcome::Failure,
                             )
                             .detail("source", source_key.unwrap_or_default())
+                            .detail("pair_until", pair_lock)
                             .detail("user_until", user_lock)
                             .detail("source_until", source_lock),
                         )
@@ -570,6 +680,40 @@ pub(crate) async fn purge_login_failures(
         now,
     )
     .await
+}
+
+/// Kinds of login-failure counters in the store.
+const PAIR: &str = "pair";
+const USER: &str = "user";
+const SOURCE: &str = "source";
+/// Not a counter: a source the user logged in from, until its `locked_until`.
+const KNOWN: &str = "known";
+
+/// The counter of one user from one source.
+fn pair_key(user_key: &str, source: Option<&str>) -> String {
+    format!("{}@{user_key}", source.unwrap_or("unknown"))
+}
+
+/// The backoffs that apply to one login attempt (Unix seconds; 0 for none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Locks {
+    /// This user from this source.
+    pub(crate) pair: i64,
+    /// This user from any source.
+    pub(crate) user: i64,
+    /// This source for any user.
+    pub(crate) source: i64,
+    /// Whether the user logged in successfully from this source lately.
+    pub(crate) known_source: bool,
+}
+
+impl Locks {
+    /// Until when the attempt is refused: the pair's and the source's backoff always apply;
+    /// the user-wide one only on sources the user has not logged in from.
+    pub(crate) fn until(self) -> i64 {
+        let user = if self.known_source { 0 } else { self.user };
+        self.pair.max(self.source).max(user)
+    }
 }
 
 /// The backoff rule: after `free` failures, `base · 2^(n − free)`, at most `max`.
@@ -658,6 +802,44 @@ mod tests {
         }
         let per_verify = started.elapsed() / rounds;
         eprintln!("argon2id {hash}: hash {per_hash:?}, verify {per_verify:?}");
+    }
+
+    #[test]
+    fn the_user_wide_backoff_spares_known_sources() {
+        let locks = |pair, user, source, known_source| Locks {
+            pair,
+            user,
+            source,
+            known_source,
+        };
+        assert_eq!(locks(0, 0, 0, false).until(), 0);
+        assert_eq!(locks(150, 0, 0, true).until(), 150);
+        assert_eq!(locks(0, 200, 0, false).until(), 200);
+        assert_eq!(locks(0, 200, 0, true).until(), 0);
+        assert_eq!(locks(0, 200, 300, true).until(), 300);
+        assert_eq!(locks(120, 200, 0, true).until(), 120);
+    }
+
+    #[tokio::test]
+    async fn the_hash_budget_admits_what_fits_and_refuses_beyond_the_waiting_places() {
+        let settings = UsersConfig {
+            argon2_memory_budget_mib: 40,
+            argon2_max_waiting: 1,
+            ..UsersConfig::default()
+        };
+        let budget = HashBudget::new(&settings);
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+        assert_eq!(budget.cost_of(hash), 19);
+        assert_eq!(budget.cost_of("not a hash"), 40);
+        let first = budget.admit(19).await.unwrap();
+        let _second = budget.admit(19).await.unwrap();
+        // The third waits in the one waiting place; a fourth is refused at once.
+        let third = budget.admit(19);
+        tokio::pin!(third);
+        assert!(futures_util::poll!(third.as_mut()).is_pending());
+        assert!(budget.admit(19).await.is_none());
+        drop(first);
+        assert!(third.await.is_some());
     }
 
     #[test]

@@ -230,6 +230,29 @@ pub(super) async fn record_failure(
     Ok(until)
 }
 
+/// Sets `(kind, key)`'s `locked_until` to `until` (a marker that lives until then, e.g. a
+/// known source).
+pub(super) async fn remember(
+    store: &Store,
+    kind: &str,
+    key: &str,
+    until: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO login_failures (kind, subject, failures, locked_until, updated_at) \
+         VALUES ($1, $2, 0, $3, $4) ON CONFLICT (kind, subject) DO UPDATE SET \
+         locked_until = $3, updated_at = $4",
+    )
+    .bind(kind)
+    .bind(key)
+    .bind(until)
+    .bind(now)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
 pub(super) async fn clear_failures(store: &Store, kind: &str, key: &str) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM login_failures WHERE kind = $1 AND subject = $2")
         .bind(kind)

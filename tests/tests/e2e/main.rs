@@ -25,6 +25,7 @@ mod harness;
 mod linkkeys;
 mod mobile_client;
 mod monitor;
+mod pentest;
 mod pentest_oauth;
 mod python;
 mod revocation_feed;

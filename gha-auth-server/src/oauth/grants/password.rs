@@ -100,12 +100,11 @@ pub(crate) async fn login(
                 "the username or password is wrong",
             ));
         }
-        Err(LoginError::Backoff(_)) => {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidGrant,
-                "too many failed logins; try again later",
-            ));
+        Err(LoginError::Backoff(until)) => {
+            let wait = until.saturating_sub(state.clock.unix_seconds());
+            return Err(OAuthError::rate_limited(u64::try_from(wait).unwrap_or(1)));
         }
+        Err(LoginError::Busy) => return Err(OAuthError::busy(1)),
         Err(LoginError::Internal) => return Err(OAuthError::server_error()),
         Err(LoginError::Unavailable) => return Err(OAuthError::temporarily_unavailable()),
     };
