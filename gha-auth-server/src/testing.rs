@@ -17,7 +17,6 @@ pub use crate::linkkeys::store::{LinkKeyStore, LocalLinkKeyStore, VaultLinkKeySt
 pub use crate::refresh::{lookup, purge_expired};
 pub use crate::services::Services;
 pub use crate::store::Store;
-pub use crate::targets::epicor::wire;
 pub use crate::targets::{TargetConfig, TargetDeps, build_target};
 pub use crate::users::Users;
 
@@ -37,9 +36,9 @@ pub mod fuzzing {
         Consistent,
         /// Parsed, but a pair reads back otherwise (a bug).
         Inconsistent,
-        /// Refused with an error description that echoes no value of the body.
+        /// Refused with one of the parser's fixed descriptions (at most naming a parameter).
         Refused,
-        /// Refused with a description that contains a value of the body (a leak).
+        /// Refused with any other description: it may carry a value of the body (a leak).
         RefusedEchoingAValue,
     }
 
@@ -62,18 +61,20 @@ pub mod fuzzing {
                 }
             }
             Err(error) => {
+                // The only descriptions: a fixed sentence, or one naming a repeated parameter
+                // (its name, or "a parameter"). Anything else may carry a value. (Comparing
+                // values against the text would flag a value made of the sentence's own words.)
                 let description = error.description();
-                // A repeated parameter's name may be shown; a value never. Values of four bytes
-                // or more that are not part of a name (shorter ones occur in any sentence).
-                let echoes = pairs.iter().any(|(_, value)| {
-                    value.len() >= 4
-                        && description.contains(value.as_str())
-                        && !pairs.iter().any(|(key, _)| key.contains(value.as_str()))
-                });
-                if echoes {
-                    FormOutcome::RefusedEchoingAValue
-                } else {
+                let names_a_key = description
+                    .strip_prefix("parameter ")
+                    .and_then(|rest| rest.strip_suffix(" must not be repeated"))
+                    .is_some_and(|shown| {
+                        shown == "a parameter" || pairs.iter().any(|(key, _)| key == shown)
+                    });
+                if names_a_key || description == "a parameter is too long" {
                     FormOutcome::Refused
+                } else {
+                    FormOutcome::RefusedEchoingAValue
                 }
             }
         }
@@ -95,6 +96,21 @@ pub mod fuzzing {
         crate::oauth::client_auth::parse_basic(&map)
             .ok()
             .map(|(id, secret)| (id, secret.expose().to_owned()))
+    }
+
+    /// Every Epicor REST v2 answer parser on `body` (whatever answers at Epicor's address is
+    /// untrusted input to the link-key rotation); how many user codes a `GetByID` answer held.
+    pub fn epicor_response(body: &[u8]) -> Option<usize> {
+        use crate::targets::epicor::wire;
+        let _ = wire::parse_update_ext(body);
+        let _ = wire::parse_token(body);
+        let _ = wire::error_message(body);
+        wire::parse_get_by_id(body).ok().map(|set| {
+            for row in &set.codes {
+                let _ = format!("{row:?}");
+            }
+            set.codes.len()
+        })
     }
 
     /// The session cookie's value from `Cookie` header values; `None` when a value is not a

@@ -48,7 +48,7 @@
 mod client;
 #[cfg(test)]
 mod tests;
-pub mod wire;
+pub(crate) mod wire;
 
 use std::fmt;
 
