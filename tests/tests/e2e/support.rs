@@ -109,3 +109,45 @@ async fn forward(listener: tokio::net::TcpListener, target: u16) {
         while connections.try_join_next().is_some() {}
     }
 }
+
+/// An authority in-process on 127.0.0.1:0 on a manual clock, rate limits off (the token
+/// exchange and penetration-test areas add their own request helpers in their own `impl`).
+pub(crate) struct ManualAuthority {
+    pub(crate) app: gha_auth_server::RunningApp,
+    pub(crate) clock: gha_auth::ManualClock,
+    pub(crate) http: reqwest::Client,
+    _data: tempfile::TempDir,
+}
+
+impl ManualAuthority {
+    pub(crate) async fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let mut config = gha_auth_server::config::Config::default();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.data_dir = data.path().join("data");
+        config.rate_limit.enabled = false;
+        let clock = gha_auth::ManualClock::at_unix(START);
+        let app = gha_auth_server::build_app(config, clock.shared())
+            .await
+            .unwrap()
+            .spawn();
+        Self {
+            app,
+            clock,
+            http: reqwest::Client::new(),
+            _data: data,
+        }
+    }
+
+    /// Registers `registration`; its secret.
+    pub(crate) async fn register(&self, registration: ClientRegistration) -> String {
+        let (_, secret) = self
+            .app
+            .authority()
+            .clients()
+            .register(registration, "e2e")
+            .await
+            .unwrap();
+        secret.unwrap().expose().to_owned()
+    }
+}

@@ -3,13 +3,11 @@
 //! short-lived token narrowed to the requested audience and scopes with `act` naming the
 //! requesting client; wrong keys, widened scopes and revoked subject tokens refused.
 
+use gha_auth::SecretString;
 use gha_auth::jwt::{AccessClaims, Validation, Verifier};
 use gha_auth::keys::JwkSet;
-use gha_auth::{ManualClock, SecretString};
-use gha_auth_server::config::Config;
 use gha_auth_server::testing::legacy_keys::{self, LEGACY_API_KEY_TOKEN_TYPE, NewLegacyKey};
 use gha_auth_server::testing::{ClientRegistration, GrantType};
-use gha_auth_server::{RunningApp, build_app};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -19,41 +17,9 @@ const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
 const LEGACY_KEY: &str = "legacy-epicor-key-7f3a9c2e11b04d5a";
 
-struct Authority {
-    app: RunningApp,
-    clock: ManualClock,
-    http: reqwest::Client,
-    _data: tempfile::TempDir,
-}
+type Authority = crate::support::ManualAuthority;
 
 impl Authority {
-    async fn start() -> Self {
-        let data = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.data_dir = data.path().join("data");
-        config.rate_limit.enabled = false;
-        let clock = ManualClock::at_unix(START);
-        let app = build_app(config, clock.shared()).await.unwrap().spawn();
-        Self {
-            app,
-            clock,
-            http: reqwest::Client::new(),
-            _data: data,
-        }
-    }
-
-    async fn register(&self, registration: ClientRegistration) -> String {
-        let (_, secret) = self
-            .app
-            .authority()
-            .clients()
-            .register(registration, "e2e")
-            .await
-            .unwrap();
-        secret.unwrap().expose().to_owned()
-    }
-
     async fn token(&self, id: &str, secret: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.http
             .post(self.app.authority().token_endpoint())
