@@ -13,7 +13,7 @@ use gha_auth_server::{App, build_app};
 use gha_auth_testkit::{Method, OpenBao, PgDatabase, random_hex};
 use serde_json::{Value, json};
 
-use crate::support::{AUDIENCE, START, register_service_client};
+use crate::support::{AUDIENCE, START, openbao_jwt_login_token, register_service_client};
 
 fn vault_config(bao: &OpenBao, data: &Path, prefix: &str, store: Option<&str>) -> Config {
     let token_file = data.join("vault-token");
@@ -153,46 +153,12 @@ async fn openbao_jwt_auth_accepts_a_token_this_service_issued() {
         .unwrap();
     let secret = secret.unwrap().expose().to_owned();
 
-    bao.sys_call(Method::POST, "sys/auth/jwt", Some(json!({ "type": "jwt" })))
-        .await
-        .unwrap();
-    bao.sys_call(
-        Method::POST,
-        "auth/jwt/config",
-        Some(json!({
-            "jwks_url": format!("{}/.well-known/jwks.json", app.base_url()),
-            "bound_issuer": app.authority().issuer(),
-        })),
-    )
-    .await
-    .unwrap();
-    bao.sys_call(
-        Method::POST,
-        "auth/jwt/role/field-sync",
-        Some(json!({
-            "role_type": "jwt",
-            "bound_audiences": [AUDIENCE],
-            "user_claim": "sub",
-            "bound_claims": { "client_id": "field-sync" },
-            "token_policies": ["default"],
-            "token_ttl": "5m",
-        })),
-    )
-    .await
-    .unwrap();
-
+    let config = json!({
+        "jwks_url": format!("{}/.well-known/jwks.json", app.base_url()),
+        "bound_issuer": app.authority().issuer(),
+    });
+    let jwt = &openbao_jwt_login_token(&bao, config, &app, &secret).await;
     let http = reqwest::Client::new();
-    let token: Value = http
-        .post(app.authority().token_endpoint())
-        .basic_auth("field-sync", Some(&secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let jwt = token["access_token"].as_str().unwrap();
 
     let response = http
         .post(format!("{}/v1/auth/jwt/login", bao.addr()))

@@ -15,11 +15,11 @@ use gha_auth::SystemClock;
 use gha_auth_server::config::Config;
 use gha_auth_server::testing::{ClientRegistration, GrantType};
 use gha_auth_server::{RunningApp, build_app};
-use gha_auth_testkit::{Method, OpenBao};
+use gha_auth_testkit::OpenBao;
 use serde_json::{Value, json};
 
 use crate::python::workspace;
-use crate::support::AUDIENCE;
+use crate::support::{AUDIENCE, openbao_jwt_login_token};
 use crate::web_portal::on_path;
 
 /// A server on SQLite on the real clock, with `issuer` (derived from the address when `None`)
@@ -128,44 +128,10 @@ async fn openbao_jwt_auth_with_oidc_discovery_url_accepts_a_token_minted_here() 
     let secret = register(&app, "field-sync").await;
     let issuer = app.authority().issuer().to_owned();
 
-    bao.sys_call(Method::POST, "sys/auth/jwt", Some(json!({ "type": "jwt" })))
-        .await
-        .unwrap();
     // Discovery alone: no jwks_url, no algorithm list; OpenBao reads both from the metadata.
-    bao.sys_call(
-        Method::POST,
-        "auth/jwt/config",
-        Some(json!({ "oidc_discovery_url": issuer, "bound_issuer": issuer })),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("OpenBao refused the discovery URL: {e}"));
-    bao.sys_call(
-        Method::POST,
-        "auth/jwt/role/field-sync",
-        Some(json!({
-            "role_type": "jwt",
-            "bound_audiences": [AUDIENCE],
-            "user_claim": "sub",
-            "bound_claims": { "client_id": "field-sync" },
-            "token_policies": ["default"],
-            "token_ttl": "5m",
-        })),
-    )
-    .await
-    .unwrap();
-
+    let config = json!({ "oidc_discovery_url": issuer, "bound_issuer": issuer });
+    let jwt = &openbao_jwt_login_token(&bao, config, &app, &secret).await;
     let http = reqwest::Client::new();
-    let token: Value = http
-        .post(app.authority().token_endpoint())
-        .basic_auth("field-sync", Some(&secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let jwt = token["access_token"].as_str().unwrap();
     let login = |jwt: String| {
         let http = http.clone();
         let url = format!("{}/v1/auth/jwt/login", bao.addr());

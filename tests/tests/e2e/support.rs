@@ -151,3 +151,47 @@ impl ManualAuthority {
         secret.unwrap().expose().to_owned()
     }
 }
+
+/// OpenBao's JWT auth enabled at `auth/jwt` with `config` (how it finds the keys, and the issuer)
+/// and a role `field-sync` for the tokens of the client `field-sync` for [`AUDIENCE`]; then a
+/// `client_credentials` token of that client from `app`, to log in with.
+pub(crate) async fn openbao_jwt_login_token(
+    bao: &gha_auth_testkit::OpenBao,
+    config: serde_json::Value,
+    app: &gha_auth_server::RunningApp,
+    secret: &str,
+) -> String {
+    use gha_auth_testkit::Method;
+    use serde_json::json;
+    bao.sys_call(Method::POST, "sys/auth/jwt", Some(json!({ "type": "jwt" })))
+        .await
+        .unwrap();
+    bao.sys_call(Method::POST, "auth/jwt/config", Some(config))
+        .await
+        .unwrap_or_else(|e| panic!("OpenBao refused the JWT auth configuration: {e}"));
+    bao.sys_call(
+        Method::POST,
+        "auth/jwt/role/field-sync",
+        Some(json!({
+            "role_type": "jwt",
+            "bound_audiences": [AUDIENCE],
+            "user_claim": "sub",
+            "bound_claims": { "client_id": "field-sync" },
+            "token_policies": ["default"],
+            "token_ttl": "5m",
+        })),
+    )
+    .await
+    .unwrap();
+    let token: serde_json::Value = reqwest::Client::new()
+        .post(app.authority().token_endpoint())
+        .basic_auth("field-sync", Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    token["access_token"].as_str().unwrap().to_owned()
+}
