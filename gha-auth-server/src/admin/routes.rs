@@ -21,7 +21,7 @@ use crate::clients::legacy_keys::{self, NewLegacyKey};
 use crate::clients::{ClientRegistration, GrantType};
 
 /// The name of the admin API's security scheme in `/openapi.json`.
-const SCHEME: &str = "admin_token";
+pub(crate) const SCHEME: &str = "admin_token";
 
 /// Adds the bearer scheme the admin routes name.
 struct BearerScheme;
@@ -139,7 +139,7 @@ impl NewClient {
 
 /// Clients within the caller's reach.
 #[utoipa::path(get, path = "/admin/v1/clients", tag = "admin", security(("admin_token" = [])),
-    responses((status = 200, description = "The clients (never a secret)", body = Object),
+    responses((status = 200, description = "The clients (never a secret)", body = [Object]),
         (status = 401, description = "No or invalid admin token"),
         (status = 403, description = "The token lacks admin:clients (or the role)")))]
 pub(crate) async fn list_clients(
@@ -309,7 +309,7 @@ pub(crate) struct NewLegacyKeyBody {
 /// A client's legacy keys (never the keys).
 #[utoipa::path(get, path = "/admin/v1/clients/{id}/legacy-keys", tag = "admin",
     security(("admin_token" = [])), params(("id" = String, Path, description = "Client id")),
-    responses((status = 200, description = "The keys' ids, subjects, scopes", body = Object),
+    responses((status = 200, description = "The keys' ids, subjects, scopes", body = [Object]),
         (status = 401, description = "No or invalid admin token"),
         (status = 403, description = "Not allowed (scope, role or tenant)"),
         (status = 404, description = "No such client")))]
@@ -483,7 +483,7 @@ async fn is_admin_user(admin: &Admin, tenant: &str, username: &str) -> Result<bo
 /// Users within the caller's reach (optionally of one tenant).
 #[utoipa::path(get, path = "/admin/v1/users", tag = "admin", security(("admin_token" = [])),
     params(TenantQuery),
-    responses((status = 200, description = "The users (never a password hash)", body = Object),
+    responses((status = 200, description = "The users (never a password hash)", body = [Object]),
         (status = 401, description = "No or invalid admin token"),
         (status = 403, description = "Not allowed (scope, role or tenant)")))]
 pub(crate) async fn list_users(
@@ -666,7 +666,7 @@ pub(crate) async fn set_user_roles(
 
 /// The signing keys and their states.
 #[utoipa::path(get, path = "/admin/v1/keys", tag = "admin", security(("admin_token" = [])),
-    responses((status = 200, description = "kid, alg, state, activates_at, remove_at of each key", body = Object),
+    responses((status = 200, description = "kid, alg, state, activates_at, remove_at of each key", body = [Object]),
         (status = 401, description = "No or invalid admin token"),
         (status = 403, description = "The token lacks admin:keys (or the role)")))]
 pub(crate) async fn list_keys(
