@@ -2,7 +2,9 @@
 //! `serve` with a real signal, checked for readiness and for secrets in its logs.
 //!
 //! Each test that acts on the store also runs through `--server` against a running server (a
-//! `_through_the_server` twin, same assertions). These stay local only: the `config check` tests
+//! `_through_the_server` twin, same assertions), and
+//! `commands_print_the_same_on_the_store_and_through_the_server` compares the two outputs of
+//! every reading command on one store. These stay local only: the `config check` tests
 //! and `unknown_variables_…` (they load a configuration; nothing on a store),
 //! `serve_is_ready_fast_…` and `healthcheck_…` (they test `serve` and the container's probe),
 //! `an_unwritable_data_directory_…` and `reading_commands_never_create_a_store_…` (the local data
@@ -599,6 +601,20 @@ impl Served {
         all.extend_from_slice(args);
         gha_auth(data, &all)
     }
+
+    /// Runs `args` through the server with `input` on standard input.
+    fn run_with(&self, data: &Path, input: &str, args: &[&str]) -> Output {
+        let mut all = vec![
+            "--server",
+            self.server.as_str(),
+            "--client-id",
+            "ops",
+            "--client-secret-file",
+            self.secret_file.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        gha_auth_with(data, &[], input, &all)
+    }
 }
 
 impl Drop for Served {
@@ -1142,4 +1158,132 @@ fn healthcheck_exits_0_only_while_the_local_health_check_answers_200() {
     assert!(child.wait().unwrap().success());
     assert_eq!(healthy.status.code(), Some(0), "{}", stderr(&healthy));
     assert!(stdout(&healthy).contains("200"), "{}", stdout(&healthy));
+}
+
+/// What the commands print is the same on the store and through the server: the same JSON and
+/// the same text, read from one store; and what is written through the server is what the
+/// store holds.
+#[test]
+fn commands_print_the_same_on_the_store_and_through_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ok = |output: Output| {
+        assert!(output.status.success(), "{}", stderr(&output));
+        output
+    };
+    ok(gha_auth(
+        &data,
+        &[
+            "clients",
+            "add",
+            "svc",
+            "--grant",
+            "client_credentials",
+            "--grant",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "--scope",
+            "orders:read",
+            "--audience",
+            "mfs.api",
+            "--tenant",
+            "acme",
+        ],
+    ));
+    ok(gha_auth_with(
+        &data,
+        &[],
+        "a good long password\n",
+        &[
+            "users", "add", "alice", "--tenant", "acme", "--role", "viewer",
+        ],
+    ));
+    let value_file = dir.path().join("pw");
+    std::fs::write(&value_file, "smtp-pw\n").unwrap();
+    let field = format!("password=@{}", value_file.display());
+    ok(gha_auth(
+        &data,
+        &["secrets", "put", "apps/billing/smtp", &field],
+    ));
+    let served = Served::start(&data, &[]);
+
+    // Written through the server.
+    let imported = ok(served.run_with(
+        &data,
+        "legacy-key-one-0123456789abcdef\n",
+        &[
+            "clients",
+            "legacy-key",
+            "add",
+            "svc",
+            "--subject",
+            "legacy-user",
+            "--scope",
+            "orders:read",
+            "--id",
+            "lk-one",
+        ],
+    ));
+    assert!(
+        stdout(&imported).starts_with("Imported legacy key lk-one "),
+        "{}",
+        stdout(&imported)
+    );
+    std::fs::write(&value_file, "db-pw").unwrap();
+    let put = ok(served.run(&data, &["secrets", "put", "apps/billing/db", &field]));
+    assert_eq!(
+        stdout(&put).trim(),
+        "apps/billing/db: version 1 written (password)"
+    );
+
+    for args in [
+        &["clients", "list"][..],
+        &["clients", "show", "svc"],
+        &["clients", "legacy-key", "list"],
+        &["clients", "legacy-key", "list", "svc"],
+        &["users", "list"],
+        &["users", "list", "--tenant", "acme"],
+        &["keys", "list"],
+        &["link-keys", "status"],
+        &["secrets", "list"],
+        &["secrets", "get", "apps/billing/db"],
+        &["secrets", "get", "apps/billing/smtp", "--show-values"],
+    ] {
+        for json in [false, true] {
+            let mut all = Vec::new();
+            if json {
+                all.push("--json");
+            }
+            all.extend_from_slice(args);
+            let local = ok(gha_auth(&data, &all));
+            let remote = ok(served.run(&data, &all));
+            assert_eq!(stdout(&remote), stdout(&local), "{all:?}");
+            assert!(!stdout(&local).is_empty(), "{all:?}");
+        }
+    }
+    let smtp = json(&served.run(
+        &data,
+        &[
+            "--json",
+            "secrets",
+            "get",
+            "apps/billing/smtp",
+            "--show-values",
+        ],
+    ));
+    assert_eq!(smtp["values"]["password"], "smtp-pw");
+
+    // Revoked through the server, seen on the store.
+    ok(served.run(&data, &["clients", "legacy-key", "revoke", "lk-one"]));
+    let keys = json(&gha_auth(
+        &data,
+        &["--json", "clients", "legacy-key", "list"],
+    ));
+    assert!(keys[0]["revoked_at"].is_i64(), "{keys}");
+    let unknown = served.run(&data, &["clients", "legacy-key", "revoke", "lk-none"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains(r#"legacy key "lk-none" not found"#),
+        "{}",
+        stderr(&unknown)
+    );
 }

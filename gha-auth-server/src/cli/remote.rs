@@ -260,7 +260,7 @@ async fn legacy_keys(
 async fn legacy_key(
     command: &LegacyKeyCommand,
     remote: &Remote,
-) -> Result<(Value, String), String> {
+) -> Result<(Printed, String), String> {
     match command {
         LegacyKeyCommand::Add {
             client_id,
@@ -274,16 +274,14 @@ async fn legacy_key(
                 "key": key.expose()});
             let path = format!("/clients/{}/legacy-keys", encode(client_id));
             let value = remote.call("POST", &path, Some(body)).await?;
-            let text = legacy_keys::imported_text(&typed(&value)?);
-            Ok((value, text))
+            let key: legacy_keys::LegacyKey = typed(&value)?;
+            let text = legacy_keys::imported_text(&key);
+            Ok((Printed::LegacyKey(key), text))
         }
         LegacyKeyCommand::List { client_id } => {
             let keys = legacy_keys(remote, client_id.as_deref()).await?;
             let text = legacy_keys::list_text(&keys);
-            Ok((
-                serde_json::to_value(&keys).map_err(|e| e.to_string())?,
-                text,
-            ))
+            Ok((Printed::LegacyKeys(keys), text))
         }
         LegacyKeyCommand::Revoke { id } => {
             // The admin API revokes a key under its client: find which.
@@ -297,8 +295,28 @@ async fn legacy_key(
                 encode(id)
             );
             let value = remote.call("POST", &path, None).await?;
-            Ok((value, legacy_keys::revoked_text(id)))
+            Ok((value.into(), legacy_keys::revoked_text(id)))
         }
+    }
+}
+
+/// What a command prints with `--json`: the feature's own type where the local command prints
+/// one (so the fields come in the same order), else the API's JSON.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Printed {
+    Value(Value),
+    Clients(Vec<crate::clients::Client>),
+    Client(Box<crate::clients::Client>),
+    Users(Vec<crate::users::User>),
+    User(crate::users::User),
+    LegacyKeys(Vec<legacy_keys::LegacyKey>),
+    LegacyKey(legacy_keys::LegacyKey),
+}
+
+impl From<Value> for Printed {
+    fn from(value: Value) -> Self {
+        Printed::Value(value)
     }
 }
 
@@ -354,19 +372,21 @@ pub(super) async fn run(
     remote: &Remote,
     out: &Output,
 ) -> Result<ExitCode, String> {
-    let (value, text) = match command {
+    let (value, text): (Printed, String) = match command {
         Command::Clients(command) => match command {
             ClientsCommand::List => {
                 let value = remote.call("GET", "/clients", None).await?;
                 let clients: Vec<crate::clients::Client> = typed(&value)?;
-                (value, crate::clients::list_text(&clients))
+                let text = crate::clients::list_text(&clients);
+                (Printed::Clients(clients), text)
             }
             ClientsCommand::Show { id } => {
                 let value = remote
                     .call("GET", &format!("/clients/{}", encode(id)), None)
                     .await?;
-                let text = crate::clients::describe(&typed(&value)?);
-                (value, text)
+                let client: crate::clients::Client = typed(&value)?;
+                let text = crate::clients::describe(&client);
+                (Printed::Client(Box::new(client)), text)
             }
             ClientsCommand::Add(args) => {
                 let value = remote
@@ -374,7 +394,7 @@ pub(super) async fn run(
                     .await?;
                 let client: crate::clients::Client = typed(&value["client"])?;
                 let text = crate::clients::created_text(&client, value["client_secret"].as_str());
-                (value, text)
+                (value.into(), text)
             }
             ClientsCommand::RotateSecret {
                 id,
@@ -386,12 +406,12 @@ pub(super) async fn run(
                 let value = remote.call("POST", &path, Some(body)).await?;
                 let secret = value["client_secret"].as_str().unwrap_or_default();
                 let text = crate::clients::rotated_text(id, secret, (!*emergency).then_some(grace));
-                (value, text)
+                (value.into(), text)
             }
             ClientsCommand::Disable { id } => {
                 let path = format!("/clients/{}/disable", encode(id));
                 let value = remote.call("POST", &path, None).await?;
-                (value, crate::clients::disabled_text(id))
+                (value.into(), crate::clients::disabled_text(id))
             }
             ClientsCommand::LegacyKey(command) => legacy_key(command, remote).await?,
         },
@@ -400,7 +420,8 @@ pub(super) async fn run(
                 let query = tenant.as_deref().map(tenant_query).unwrap_or_default();
                 let value = remote.call("GET", &format!("/users{query}"), None).await?;
                 let users: Vec<crate::users::User> = typed(&value)?;
-                (value, crate::users::list_text(&users))
+                let text = crate::users::list_text(&users);
+                (Printed::Users(users), text)
             }
             UsersCommand::Add {
                 username,
@@ -411,8 +432,9 @@ pub(super) async fn run(
                 let body = json!({"username": username, "tenant": tenant, "roles": roles,
                     "password": password.expose()});
                 let value = remote.call("POST", "/users", Some(body)).await?;
-                let text = format!("created {}", crate::users::user_text(&typed(&value)?));
-                (value, text)
+                let user: crate::users::User = typed(&value)?;
+                let text = format!("created {}", crate::users::user_text(&user));
+                (Printed::User(user), text)
             }
             UsersCommand::SetPassword { username, tenant } => {
                 let password = read_secret("Password: ", true)?;
@@ -424,7 +446,10 @@ pub(super) async fn run(
                 let value = remote
                     .call("POST", &path, Some(json!({"password": password.expose()})))
                     .await?;
-                (value, format!("password set for {tenant}/{username}"))
+                (
+                    value.into(),
+                    format!("password set for {tenant}/{username}"),
+                )
             }
             UsersCommand::Disable { username, tenant } => {
                 let path = format!(
@@ -433,13 +458,13 @@ pub(super) async fn run(
                     tenant_query(tenant)
                 );
                 let value = remote.call("POST", &path, None).await?;
-                (value, format!("disabled {tenant}/{username}"))
+                (value.into(), format!("disabled {tenant}/{username}"))
             }
         },
         Command::Keys(KeysCommand::List) => {
             let value = remote.call("GET", "/keys", None).await?;
             let text = crate::keys::list_text(&value)?;
-            (value, text)
+            (value.into(), text)
         }
         Command::Keys(KeysCommand::Rotate { emergency }) => {
             let path = if *emergency {
@@ -455,7 +480,7 @@ pub(super) async fn run(
             } else {
                 crate::keys::rotated_text(kid, typed(&value["activates_at"])?)
             };
-            (value, text)
+            (value.into(), text)
         }
         Command::LinkKeys(command) => match command {
             LinkKeysCommand::Status { name } => {
@@ -467,12 +492,12 @@ pub(super) async fn run(
                     .call("GET", &format!("/link-keys{query}"), None)
                     .await?;
                 let text = crate::linkkeys::cli::statuses_text(&value);
-                (value, text)
+                (value.into(), text)
             }
             LinkKeysCommand::Rotate { name } => {
                 let path = format!("/link-keys/{}/rotate", encode(name));
                 let value = remote.call("POST", &path, None).await?;
-                (value, crate::linkkeys::cli::requested_text(name))
+                (value.into(), crate::linkkeys::cli::requested_text(name))
             }
             LinkKeysCommand::RetirePrevious { name, force } => {
                 let path = format!("/link-keys/{}/retire-previous", encode(name));
@@ -483,7 +508,7 @@ pub(super) async fn run(
                     name,
                     value["retired"].as_str().unwrap_or("-"),
                 );
-                (value, text)
+                (value.into(), text)
             }
         },
         Command::Audit(AuditCommand::Verify) => {
@@ -504,7 +529,7 @@ pub(super) async fn run(
                         .call("PUT", &route, Some(json!({ "fields": fields })))
                         .await?;
                     let text = secrets::put_text(&value);
-                    (value, text)
+                    (value.into(), text)
                 }
                 SecretsCommand::Get { path, show_values } => {
                     let query = if *show_values {
@@ -515,12 +540,12 @@ pub(super) async fn run(
                     let route = format!("/broker/secrets/{}{query}", encode_path(path));
                     let value = remote.call("GET", &route, None).await?;
                     let text = secrets::get_text(&value);
-                    (value, text)
+                    (value.into(), text)
                 }
                 SecretsCommand::List => {
                     let value = remote.call("GET", "/broker/secrets", None).await?;
                     let text = secrets::list_text(&value);
-                    (value, text)
+                    (value.into(), text)
                 }
             }
         }
