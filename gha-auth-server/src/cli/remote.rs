@@ -3,7 +3,8 @@
 //!
 //! The token comes from `--client-id` with `--client-secret-file` (client_credentials for a
 //! client with admin scopes) or from `gha-auth login` (a user's short-lived token kept in the
-//! user's configuration directory, mode 0600). `--json` prints what the API answers.
+//! user's configuration directory, mode 0600). The output, text or `--json`, is the local
+//! command's: the features' own text functions over what the API answers.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -320,3 +320,52 @@ pub(crate) async fn run_cli(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text is made from the status JSON (so `--server` prints it from the admin API's
+    /// answer): every key, the rotation in progress and a pending request are named.
+    #[test]
+    fn status_text_names_keys_rotation_and_request_from_the_json() {
+        let key = |id: &str, last_seen: Value, expires_at: Value| {
+            json!({"id": id, "key": "ghal_not-shown", "rotation_id": "rot-x",
+                "created_at": "2026-01-01T00:00:00Z", "last_seen": last_seen,
+                "expires_at": expires_at})
+        };
+        let state: LinkKeyState = serde_json::from_value(json!({
+            "format": 1, "name": "epicor",
+            "current": key("lk-b", json!("2026-01-02T00:00:00Z"), Value::Null),
+            "previous": key("lk-a", Value::Null, json!("2026-01-03T00:00:00Z")),
+            "rotation": {"id": "rot-c", "reason": "requested", "started_by": "cli",
+                "started_at": "2026-01-02T00:00:00Z", "step": "set", "attempts": 2,
+                "last_error": "target down", "failures": 1,
+                "next_attempt": "2026-01-02T01:00:00Z"},
+            "requested": {"at": "2026-01-02T00:00:00Z", "by": "cli:ops"},
+            "rotations": 3,
+        }))
+        .unwrap();
+        let value = json!({
+            "link_keys": [
+                status_json("epicor", &Configured::new(), Some(&state)),
+                status_json("webhook", &Configured::new(), None),
+            ],
+            "store": "the store",
+        });
+        assert_eq!(
+            statuses_text(&value),
+            "epicor: current lk-b (last seen 2026-01-02T00:00:00+00:00), pending -, previous lk-a \
+             (expires 2026-01-03T00:00:00+00:00), rotations 3\n  rotation rot-c at set (failures \
+             1, next attempt 2026-01-02T01:00:00+00:00), last error: target down\n  a rotation is \
+             requested\nwebhook: no key yet (the server creates one at start)\nstate kept in: the \
+             store\n"
+        );
+        assert!(!statuses_text(&value).contains("ghal_"));
+        let none = json!({"link_keys": [], "store": "the store"});
+        assert_eq!(
+            statuses_text(&none),
+            "no link keys are configured\nstate kept in: the store\n"
+        );
+    }
+}
