@@ -27,7 +27,7 @@ use std::sync::Arc;
 use argon2::{Params, PasswordHash};
 use gha_auth::{SecretString, SharedClock};
 use ring::rand::{SecureRandom, SystemRandom};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -35,7 +35,7 @@ use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
 use crate::store::{Store, StoreError};
 
 pub(crate) use cli::UsersCommand;
-pub(crate) use cli::run as run_cli;
+pub(crate) use cli::{list_text, run as run_cli, user_text};
 pub(crate) use config::UsersConfig;
 pub(crate) use hashing::{hash_password, verify_password};
 pub(crate) use store::UserRow;
@@ -63,8 +63,8 @@ pub enum UserError {
     Hash(String),
 }
 
-/// A user, as shown by `users list` (no hash).
-#[derive(Debug, Clone, Serialize)]
+/// A user, as shown by `users list` (no hash); read back from the admin API by `--server`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct User {
     /// Stable id: the `sub` of the user's tokens.
