@@ -3,7 +3,8 @@
 # limits off, so a 429 cannot hide an answer), every check, each group of operations with the
 # credentials it documents, so generated requests reach the handlers instead of stopping at 401:
 #   /admin/v1/*                  a client token for gha-auth-admin with every admin:<area> scope
-#                                (the emergency rotation last: it invalidates that token)
+#                                (the emergency rotation and client disabling last: they may
+#                                invalidate that token)
 #   /oauth2/*                    client_secret_basic of a client_credentials client
 #   /v1/secrets, /v1/database    a client token for gha-auth-broker
 #   /v1/link-keys                a client token for gha-auth-link-keys
@@ -73,8 +74,10 @@ run_group() {
   sed -n '/ FAILURES \| ERRORS /,/ SUMMARY /p' "$WORK/$name.txt" | grep -v -e '^ *curl ' -e '^ *$' | cut -c1-240 || true
   sed -n '/ SUMMARY /,$p' "$WORK/$name.txt" | grep -v '^ *$'
 }
-# The emergency rotation drops the key that signed the admin token: it runs last, on its own.
-run_group admin --include-path-regex '^/admin/' --exclude-path '/admin/v1/keys/emergency-rotate' \
+# The emergency rotation drops the key that signed the admin token, and disabling a client may
+# disable the admin client itself: they run last, on their own.
+DESTRUCTIVE='(/keys/emergency-rotate|/clients/\{id\}/disable)$'
+run_group admin --include-path-regex '^/admin/' --exclude-path-regex "$DESTRUCTIVE" \
   -H "Authorization: Bearer $ADMIN_TOKEN"
 run_group oauth --include-path-regex '^/oauth2/' --auth "st-oauth:$OAUTH_SECRET"
 run_group broker --include-path-regex '^/v1/(secrets|database)' \
@@ -82,7 +85,7 @@ run_group broker --include-path-regex '^/v1/(secrets|database)' \
 run_group link-keys --include-path-regex '^/v1/link-keys' \
   -H "Authorization: Bearer $LINK_TOKEN"
 run_group open --exclude-path-regex '^/(admin|oauth2|v1)/'
-run_group admin-emergency-rotation --include-path '/admin/v1/keys/emergency-rotate' \
+run_group admin-destructive --include-path-regex "$DESTRUCTIVE" \
   -H "Authorization: Bearer $ADMIN_TOKEN"
 kill -0 "$SERVER" || { echo "the server died" >&2; exit 1; }
 if (( ${#FAILED[@]} )); then

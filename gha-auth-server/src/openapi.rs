@@ -141,6 +141,13 @@ pub(crate) fn complete(document: &mut utoipa::openapi::OpenApi) {
                     "A malformed Authorization header (RFC 6750 §3.1), or an invalid request",
                 );
             }
+            if operation.request_body.is_some() {
+                add_response(
+                    &mut operation.responses,
+                    "415",
+                    "The body is not of the documented Content-Type",
+                );
+            }
             let has_query = operation
                 .parameters
                 .iter()

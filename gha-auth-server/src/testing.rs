@@ -32,7 +32,8 @@ pub mod fuzzing {
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     #[non_exhaustive]
     pub enum FormOutcome {
-        /// Parsed, and every non-empty pair of the body reads back as it was sent.
+        /// Parsed, and every non-empty recognized pair of the body reads back as it was sent
+        /// (an unrecognized one not at all).
         Consistent,
         /// Parsed, but a pair reads back otherwise (a bug).
         Inconsistent,

@@ -108,6 +108,33 @@ impl IntoResponse for AdminError {
     }
 }
 
+/// A JSON request body whose rejections are [`AdminError`]s: a JSON `invalid_request` (400)
+/// like every other refusal of the admin API, rather than the extractor's plain-text 415/422.
+/// The descriptions are fixed: the extractor's own would quote the body, which may hold a
+/// password or a secret's value.
+#[derive(Debug, axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(AdminError))]
+pub(crate) struct AdminJson<T>(pub(crate) T);
+
+impl From<axum::extract::rejection::JsonRejection> for AdminError {
+    fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        use axum::extract::rejection::JsonRejection as R;
+        AdminError::Invalid(
+            match rejection {
+                R::MissingJsonContentType(_) => {
+                    "the body must be JSON (Content-Type: application/json)"
+                }
+                R::JsonSyntaxError(_) => "the body is not valid JSON",
+                R::JsonDataError(_) => {
+                    "the body does not match this operation's request schema (see /openapi.json)"
+                }
+                _ => "the body could not be read",
+            }
+            .to_owned(),
+        )
+    }
+}
+
 impl From<crate::clients::ClientError> for AdminError {
     fn from(e: crate::clients::ClientError) -> Self {
         use crate::clients::ClientError as E;

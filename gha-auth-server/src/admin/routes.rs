@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{FromRef, Path, Query, State};
 use axum::response::Response;
 use gha_auth::SecretString;
@@ -15,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::decide::{ADMIN_ROLE, Area, Target};
-use super::{Admin, AdminError, Call};
+use super::{Admin, AdminError, AdminJson, Call};
 use crate::caller::{AdminApi, Caller, Callers};
 use crate::clients::legacy_keys::{self, NewLegacyKey};
 use crate::clients::{ClientRegistration, GrantType};
@@ -121,7 +120,9 @@ pub(crate) struct NewClient {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     jwk: Option<Value>,
+    /// Access-token lifetime, 1 s up to `tokens.max_lifetime` (default: `tokens.default_lifetime`).
     #[serde(default)]
+    #[schema(minimum = 1)]
     token_lifetime_secs: Option<i64>,
 }
 
@@ -146,7 +147,10 @@ impl NewClient {
             registration = registration.tenant(tenant.clone());
         }
         if let Some(secs) = self.token_lifetime_secs {
-            registration = registration.token_lifetime(chrono::TimeDelta::seconds(secs));
+            let lifetime = chrono::TimeDelta::try_seconds(secs).ok_or_else(|| {
+                AdminError::Invalid("token_lifetime_secs is out of range".to_owned())
+            })?;
+            registration = registration.token_lifetime(lifetime);
         }
         if let Some(jwk) = &self.jwk {
             registration = registration.jwk(jwk.clone());
@@ -192,7 +196,7 @@ pub(crate) async fn list_clients(
 pub(crate) async fn add_client(
     State(admin): State<Arc<Admin>>,
     caller: Caller<AdminApi>,
-    Json(body): Json<NewClient>,
+    AdminJson(body): AdminJson<NewClient>,
 ) -> Response {
     let call = Call::new(&admin, &caller, Area::Clients, "clients.add", &body.id);
     let result = async {
@@ -222,7 +226,7 @@ async fn reachable_client(
 
 /// One client.
 #[utoipa::path(get, path = "/admin/v1/clients/{id}", tag = "admin", security(("admin_token" = [])),
-    params(("id" = String, Path, description = "Client id")),
+    params(("id" = String, Path, description = "Client id", max_length = 128, pattern = "^[A-Za-z0-9._~-]+$")),
     responses((status = 200, description = "The client (never a secret)", body = Object),
         (status = 401, description = "No or invalid admin token"),
         (status = 403, description = "Not allowed (scope, role or tenant)"),
@@ -239,7 +243,7 @@ pub(crate) async fn show_client(
 
 /// Disables a client and revokes its tokens.
 #[utoipa::path(post, path = "/admin/v1/clients/{id}/disable", tag = "admin", security(("admin_token" = [])),
-    params(("id" = String, Path, description = "Client id")),
+    params(("id" = String, Path, description = "Client id", max_length = 128, pattern = "^[A-Za-z0-9._~-]+$")),
     responses((status = 200, description = "{client_id, disabled}", body = Object),
         (status = 401, description = "No or invalid admin token"),
         (status = 403, description = "Not allowed (scope, role or tenant)"),
@@ -262,8 +266,9 @@ pub(crate) async fn disable_client(
 /// How to rotate a client secret.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub(crate) struct RotateSecret {
-    /// How long the previous secret stays valid (default 24 h).
+    /// How long the previous secret stays valid (default 24 h, at most 30 days).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 2_592_000)]
     grace_secs: Option<i64>,
     /// The secret leaked: no grace, and the client's tokens are revoked.
     #[serde(default)]
@@ -273,7 +278,7 @@ pub(crate) struct RotateSecret {
 /// Issues a new client secret (in the answer, once).
 #[utoipa::path(post, path = "/admin/v1/clients/{id}/rotate-secret", tag = "admin",
     security(("admin_token" = [])), request_body = RotateSecret,
-    params(("id" = String, Path, description = "Client id")),
+    params(("id" = String, Path, description = "Client id", max_length = 128, pattern = "^[A-Za-z0-9._~-]+$")),
     responses((status = 200, description = "{client_id, client_secret, previous_valid_for_secs}", body = Object),
         (status = 401, description = "No or invalid admin token"),
         (status = 403, description = "Not allowed (scope, role or tenant)"),
@@ -282,7 +287,7 @@ pub(crate) async fn rotate_client_secret(
     State(admin): State<Arc<Admin>>,
     caller: Caller<AdminApi>,
     Path(id): Path<String>,
-    Json(body): Json<RotateSecret>,
+    AdminJson(body): AdminJson<RotateSecret>,
 ) -> Response {
     let call = Call::new(&admin, &caller, Area::Clients, "clients.rotate_secret", &id);
     let result = async {
@@ -294,11 +299,11 @@ pub(crate) async fn rotate_client_secret(
                 "previous_valid_for_secs": 0, "tokens_revoked": true}));
         }
         let grace = body.grace_secs.unwrap_or(24 * 3600);
-        if grace < 0 {
-            return Err(AdminError::Invalid("grace_secs must not be negative".into()));
-        }
+        let grace_delta = chrono::TimeDelta::try_seconds(grace)
+            .filter(|g| *g >= chrono::TimeDelta::zero())
+            .ok_or_else(|| AdminError::Invalid("grace_secs must be between 0 and 30 days".into()))?;
         let secret = clients
-            .rotate_secret(&id, chrono::TimeDelta::seconds(grace), &call.actor)
+            .rotate_secret(&id, grace_delta, &call.actor)
             .await?;
         Ok(json!({"client_id": id, "client_secret": secret.expose(), "previous_valid_for_secs": grace}))
     }
@@ -326,7 +331,7 @@ pub(crate) struct NewLegacyKeyBody {
 
 /// A client's legacy keys (never the keys).
 #[utoipa::path(get, path = "/admin/v1/clients/{id}/legacy-keys", tag = "admin",
-    security(("admin_token" = [])), params(("id" = String, Path, description = "Client id")),
+    security(("admin_token" = [])), params(("id" = String, Path, description = "Client id", max_length = 128, pattern = "^[A-Za-z0-9._~-]+$")),
     responses((status = 200, description = "The keys' ids, subjects, scopes", body = [Object]),
         (status = 401, description = "No or invalid admin token"),
         (status = 403, description = "Not allowed (scope, role or tenant)"),
@@ -354,7 +359,7 @@ pub(crate) async fn list_legacy_keys(
 /// Imports a legacy static API key the client may exchange for tokens.
 #[utoipa::path(post, path = "/admin/v1/clients/{id}/legacy-keys", tag = "admin",
     security(("admin_token" = [])), request_body = NewLegacyKeyBody,
-    params(("id" = String, Path, description = "Client id")),
+    params(("id" = String, Path, description = "Client id", max_length = 128, pattern = "^[A-Za-z0-9._~-]+$")),
     responses((status = 200, description = "The imported key (never the key itself)", body = Object),
         (status = 400, description = "Invalid key, or the client lacks the token-exchange grant"),
         (status = 401, description = "No or invalid admin token"),
@@ -364,7 +369,7 @@ pub(crate) async fn add_legacy_key(
     State(admin): State<Arc<Admin>>,
     caller: Caller<AdminApi>,
     Path(id): Path<String>,
-    Json(body): Json<NewLegacyKeyBody>,
+    AdminJson(body): AdminJson<NewLegacyKeyBody>,
 ) -> Response {
     let call = Call::new(
         &admin,
@@ -407,7 +412,7 @@ pub(crate) async fn add_legacy_key(
 /// Revokes one of the client's legacy keys.
 #[utoipa::path(post, path = "/admin/v1/clients/{id}/legacy-keys/{key_id}/revoke", tag = "admin",
     security(("admin_token" = [])),
-    params(("id" = String, Path, description = "Client id"), ("key_id" = String, Path, description = "The key's id")),
+    params(("id" = String, Path, description = "Client id", max_length = 128, pattern = "^[A-Za-z0-9._~-]+$"), ("key_id" = String, Path, description = "The key's id")),
     responses((status = 200, description = "{id, revoked}", body = Object),
         (status = 401, description = "No or invalid admin token"),
         (status = 403, description = "Not allowed (scope, role or tenant)"),
@@ -448,6 +453,7 @@ pub(crate) async fn revoke_legacy_key(
 pub(crate) struct TenantQuery {
     /// The user's tenant (empty or absent: none).
     #[serde(default)]
+    #[param(max_length = 128, pattern = "^[A-Za-z0-9._~-]*$")]
     tenant: Option<String>,
 }
 
@@ -465,14 +471,14 @@ pub(crate) struct NewUser {
     tenant: String,
     #[serde(default)]
     roles: Vec<String>,
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 8, max_length = 1024)]
     password: SecretString,
 }
 
 /// A new password.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub(crate) struct NewPassword {
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 8, max_length = 1024)]
     password: SecretString,
 }
 
@@ -511,6 +517,13 @@ pub(crate) async fn list_users(
 ) -> Response {
     let call = Call::new(&admin, &caller, Area::Users, "users.list", "users");
     let result = async {
+        if let Some(tenant) = &query.tenant
+            && !crate::users::is_valid_tenant(tenant)
+        {
+            return Err(AdminError::Invalid(
+                "tenant must be 1-128 of A-Z a-z 0-9 . _ ~ -".to_owned(),
+            ));
+        }
         let reach = match &query.tenant {
             Some(tenant) => call.allow(Target::Tenant(Some(tenant)), false)?,
             None => call.allow(Target::Area, false)?,
@@ -540,7 +553,7 @@ pub(crate) async fn list_users(
 pub(crate) async fn add_user(
     State(admin): State<Arc<Admin>>,
     caller: Caller<AdminApi>,
-    Json(body): Json<NewUser>,
+    AdminJson(body): AdminJson<NewUser>,
 ) -> Response {
     let subject = format!("{}/{}", body.tenant, body.username);
     let call = Call::new(&admin, &caller, Area::Users, "users.add", subject);
@@ -568,7 +581,8 @@ pub(crate) async fn add_user(
 
 /// Disables a user and revokes their tokens.
 #[utoipa::path(post, path = "/admin/v1/users/{username}/disable", tag = "admin",
-    security(("admin_token" = [])), params(("username" = String, Path, description = "Login name"), TenantQuery),
+    security(("admin_token" = [])), params(("username" = String, Path, description = "Login name: no whitespace, control character or /",
+        max_length = 128, pattern = "^[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000/]+$"), TenantQuery),
     responses((status = 200, description = "{tenant, username, disabled}", body = Object),
         (status = 401, description = "No or invalid admin token"),
         (status = 403, description = "Not allowed (scope, role or tenant)"),
@@ -604,7 +618,8 @@ pub(crate) async fn disable_user(
 /// Replaces a user's password (tokens issued before stop working).
 #[utoipa::path(post, path = "/admin/v1/users/{username}/password", tag = "admin",
     security(("admin_token" = [])), request_body = NewPassword,
-    params(("username" = String, Path, description = "Login name"), TenantQuery),
+    params(("username" = String, Path, description = "Login name: no whitespace, control character or /",
+        max_length = 128, pattern = "^[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000/]+$"), TenantQuery),
     responses((status = 200, description = "{tenant, username, password_set}", body = Object),
         (status = 400, description = "The password is refused by the policy"),
         (status = 401, description = "No or invalid admin token"),
@@ -615,7 +630,7 @@ pub(crate) async fn set_user_password(
     caller: Caller<AdminApi>,
     Path(username): Path<String>,
     Query(query): Query<TenantQuery>,
-    Json(body): Json<NewPassword>,
+    AdminJson(body): AdminJson<NewPassword>,
 ) -> Response {
     let tenant = query.tenant();
     let call = Call::new(
@@ -642,7 +657,8 @@ pub(crate) async fn set_user_password(
 /// Replaces a user's roles.
 #[utoipa::path(put, path = "/admin/v1/users/{username}/roles", tag = "admin",
     security(("admin_token" = [])), request_body = Roles,
-    params(("username" = String, Path, description = "Login name"), TenantQuery),
+    params(("username" = String, Path, description = "Login name: no whitespace, control character or /",
+        max_length = 128, pattern = "^[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000/]+$"), TenantQuery),
     responses((status = 200, description = "The user", body = Object),
         (status = 400, description = "Invalid role"),
         (status = 401, description = "No or invalid admin token"),
@@ -653,7 +669,7 @@ pub(crate) async fn set_user_roles(
     caller: Caller<AdminApi>,
     Path(username): Path<String>,
     Query(query): Query<TenantQuery>,
-    Json(body): Json<Roles>,
+    AdminJson(body): AdminJson<Roles>,
 ) -> Response {
     let tenant = query.tenant();
     let call = Call::new(
@@ -832,7 +848,7 @@ pub(crate) async fn retire_previous_link_key(
     State(admin): State<Arc<Admin>>,
     caller: Caller<AdminApi>,
     Path(name): Path<String>,
-    Json(body): Json<Retire>,
+    AdminJson(body): AdminJson<Retire>,
 ) -> Response {
     let call = Call::new(
         &admin,
@@ -923,7 +939,8 @@ pub(crate) async fn list_broker_secrets(
 /// One local secret: field names and version (the values only with `show_values`).
 #[utoipa::path(get, path = "/admin/v1/broker/secrets/{path}", tag = "admin",
     security(("admin_token" = [])),
-    params(("path" = String, Path, description = "The secret's path (may contain /)"), ShowValues),
+    params(("path" = String, Path, description = "The secret's path (may contain /)",
+        max_length = 512, pattern = "^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\\.\\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\\.\\.[A-Za-z0-9._-]+))*$"), ShowValues),
     responses((status = 200, description = "{path, version, updated_at, fields, values?}", body = Object),
         (status = 400, description = "Malformed path"),
         (status = 401, description = "No or invalid admin token"),
@@ -955,7 +972,8 @@ pub(crate) async fn show_broker_secret(
 /// their cached version is due (`broker.cache_ttl`).
 #[utoipa::path(put, path = "/admin/v1/broker/secrets/{path}", tag = "admin",
     security(("admin_token" = [])), request_body = NewSecret,
-    params(("path" = String, Path, description = "The secret's path (may contain /)")),
+    params(("path" = String, Path, description = "The secret's path (may contain /)",
+        max_length = 512, pattern = "^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\\.\\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\\.\\.[A-Za-z0-9._-]+))*$")),
     responses((status = 200, description = "{path, version, fields}", body = Object),
         (status = 400, description = "Malformed path or field name, or no field"),
         (status = 401, description = "No or invalid admin token"),
@@ -965,7 +983,7 @@ pub(crate) async fn put_broker_secret(
     State(admin): State<Arc<Admin>>,
     caller: Caller<AdminApi>,
     Path(path): Path<String>,
-    Json(body): Json<NewSecret>,
+    AdminJson(body): AdminJson<NewSecret>,
 ) -> Response {
     let call = Call::new(&admin, &caller, Area::Broker, "broker.secrets.put", &path);
     let result = async {

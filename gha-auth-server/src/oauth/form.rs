@@ -8,8 +8,9 @@ use super::OAuthError;
 /// Parameters that may appear more than once (RFC 8693 §2.1, RFC 8707 §2).
 const MULTI_VALUED: [&str; 2] = ["audience", "resource"];
 
-/// The parameters this authority reads: one of these given twice is refused (RFC 6749 §3.1).
-/// Any other parameter is unrecognized and ignored, however often it appears.
+/// The single-valued parameters this authority reads: one of these given twice is refused (RFC
+/// 6749 §3.1). Any parameter neither here nor in [`MULTI_VALUED`] is unrecognized and ignored,
+/// however often and however long.
 const RECOGNIZED: [&str; 20] = [
     "grant_type",
     "scope",
@@ -50,8 +51,8 @@ const MAX_VALUE_LEN: usize = 8 * 1024;
 /// The parameters of a token request.
 ///
 /// Empty values count as absent (RFC 6749 §3.1); a recognized parameter other than `audience`
-/// and `resource` may appear only once; unrecognized parameters are ignored (their first value
-/// is kept, never read). `Debug` hides credential values.
+/// and `resource` may appear only once; unrecognized parameters are dropped. `Debug` hides
+/// credential values.
 #[derive(Default)]
 pub(crate) struct TokenForm {
     single: HashMap<String, String>,
@@ -75,15 +76,20 @@ impl fmt::Debug for TokenForm {
     }
 }
 
+/// Whether the token and session endpoints read parameter `name` (others are ignored).
+pub(crate) fn is_recognized(name: &str) -> bool {
+    RECOGNIZED.contains(&name) || MULTI_VALUED.contains(&name)
+}
+
 impl TokenForm {
     /// Parses an `application/x-www-form-urlencoded` body.
     pub(crate) fn parse(body: &[u8]) -> Result<Self, OAuthError> {
         let mut form = Self::default();
         for (key, value) in url::form_urlencoded::parse(body) {
-            if value.is_empty() {
+            if value.is_empty() || !is_recognized(&key) {
                 continue;
             }
-            if value.len() > MAX_VALUE_LEN || key.len() > 128 {
+            if value.len() > MAX_VALUE_LEN {
                 return Err(OAuthError::invalid_request("a parameter is too long"));
             }
             if let Some(name) = MULTI_VALUED.iter().find(|m| **m == key) {
@@ -91,15 +97,11 @@ impl TokenForm {
                 continue;
             }
             if form.single.contains_key(key.as_ref()) {
-                if let Some(name) = RECOGNIZED.iter().find(|r| **r == key) {
-                    return Err(OAuthError::invalid_request(format!(
-                        "parameter {name} must not be repeated"
-                    )));
-                }
-                continue;
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {key} must not be repeated"
+                )));
             }
-            let key = key.into_owned();
-            form.single.insert(key, value.into_owned());
+            form.single.insert(key.into_owned(), value.into_owned());
         }
         Ok(form)
     }
@@ -139,7 +141,7 @@ mod tests {
         assert_eq!(form.get("grant_type"), Some("client_credentials"));
         assert_eq!(form.get("scope"), Some("a b:c"));
         assert_eq!(form.get("state"), None);
-        assert_eq!(form.get("x"), Some("1"));
+        assert_eq!(form.get("x"), None, "unrecognized");
     }
 
     #[test]
