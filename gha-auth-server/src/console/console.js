@@ -24,7 +24,7 @@
       else if (key === "data") Object.assign(node.dataset, value);
       else node.setAttribute(key, value === true ? "" : value);
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined || child === false) continue;
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
@@ -339,16 +339,20 @@
   const keyText = (key) => (key ? `${key.id} (created ${when(key.created_at)}${key.last_seen ? `, last seen ${when(key.last_seen)}` : ""}${key.expires_at ? `, expires ${when(key.expires_at)}` : ""})` : "—");
 
   async function linkKeys() {
-    const [status, history] = await Promise.all([
+    // The history: the scheduler's steps (link_keys.*) and the operators' requests
+    // (admin.link_keys_*), newest first.
+    const [status, steps, requests] = await Promise.all([
       api("/admin/v1/link-keys"),
       api("/admin/v1/audit?tail=true&kind=link_keys.&limit=200"),
+      api("/admin/v1/audit?tail=true&kind=admin.link_keys_&limit=50"),
     ]);
+    const history = steps.events.concat(requests.events).sort((a, b) => b.seq - a.seq);
     if (!status.link_keys.length) return [h("p", { class: "empty", text: "No link keys are configured ([link_keys.<name>])." })];
     return [
       h("p", {}, "State kept in ", h("code", { text: status.store }), "."),
       h("ul", { class: "cards", id: "link-keys" },
         status.link_keys.map((k) => {
-          const events = history.events.filter((e) => e.subject === k.name).slice(0, 10);
+          const events = history.filter((e) => e.subject === k.name).slice(0, 10);
           const rotation = k.rotation;
           return h("li", { class: "card", data: { name: k.name } },
             h("header", {}, h("h2", { text: k.name }),
@@ -365,8 +369,8 @@
             ]),
             h("h3", { text: "Rotation history" }),
             events.length
-              ? h("ul", { class: "events" },
-                  events.map((e) => h("li", {}, h("span", { text: e.kind }), " ", h("span", { class: "meta", text: `${when(e.at)} · ${e.actor} · ${e.outcome}` }))))
+              ? h("ul", { class: "events rotation-history" },
+                  events.map((e) => h("li", { data: { kind: e.kind } }, h("span", { text: e.kind }), " ", h("span", { class: "meta", text: `${when(e.at)} · ${e.actor} · ${e.outcome}` }))))
               : h("p", { class: "empty", text: "No rotation recorded yet." }),
             h("div", { class: "actions" },
               h("button", {
