@@ -1,10 +1,11 @@
 // Drives the operators' console (/console) in headless Debian chromium through playwright-core,
 // for the `console` e2e test (which starts the authority, runs this and checks what it reports).
 //
-// Input (environment): CONSOLE_URL, CHROMIUM (executable), ADMIN_USER, ADMIN_PASSWORD (a user
+// Input (environment): CONSOLE_URL, OFF_URL, CHROMIUM (executable), ADMIN_USER, ADMIN_PASSWORD (a user
 // with the admin role), OTHER_USER, OTHER_PASSWORD (a user without it), DOOMED (two client ids,
 // one for each screen to disable), ARTIFACTS_DIR (where the screenshots go). Output: one JSON
-// object on stdout with what the browser saw. Assertions live in the Rust test; this script
+// object on stdout with what the browser saw. OFF_URL is the console of an authority with
+// sessions off. Assertions live in the Rust test; this script
 // only fails when the page does not reach a step at all.
 "use strict";
 
@@ -195,6 +196,31 @@ async function tour(browser, shots, screen, options, doomed) {
     out.after_logout = await statusText(page);
     out.csp_violations = await page.evaluate(() => window.__csp);
     out.console = seen.console;
+    out.refreshes = seen.statuses.filter((s) => s.includes("/session/refresh"));
+  } finally {
+    await context.close();
+  }
+  return out;
+}
+
+// An authority with sessions off: the page says what to configure.
+async function sessionsOff(browser, shots) {
+  const context = await browser.newContext(PHONE);
+  context.setDefaultTimeout(STEP_TIMEOUT);
+  const page = await context.newPage();
+  const seen = await watch(context, page);
+  const out = {};
+  try {
+    await page.goto(env("OFF_URL"), { waitUntil: "networkidle" });
+    await page.waitForSelector('body[data-view="setup"]');
+    out.title = await page.textContent("#setup-title");
+    out.text = await page.textContent("#setup-body");
+    out.signin_visible = await page.isVisible("#login-form");
+    out.axe = await audit(page);
+    out.layout = await layout(page);
+    await shots.shoot(page, "sessions-off");
+    out.csp_violations = await page.evaluate(() => window.__csp);
+    out.console = seen.console;
   } finally {
     await context.close();
   }
@@ -252,6 +278,7 @@ async function main() {
     out.phone = await tour(browser, shots, "phone", PHONE, doomed[0]);
     out.desktop = await tour(browser, shots, "desktop", DESKTOP, doomed[1]);
     out.other = await refused(browser, shots);
+    out.off = await sessionsOff(browser, shots);
   } finally {
     await browser.close();
   }

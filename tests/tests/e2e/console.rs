@@ -110,10 +110,12 @@ impl Console {
         state
             .clients()
             .register(
+                // Short-lived tokens: the page refreshes them during the tour.
                 ClientRegistration::new(SESSION_CLIENT)
                     .grant(GrantType::Password)
                     .grant(GrantType::RefreshToken)
                     .audience(ADMIN_AUDIENCE)
+                    .token_lifetime(chrono::TimeDelta::seconds(25))
                     .first_party(true)
                     .public(true),
                 "e2e",
@@ -344,6 +346,48 @@ fn check_pages(screen: &str, seen: &Value, width: u64) {
             .all(|k| k.as_str().unwrap().starts_with("admin.api_call"))
     );
     assert_eq!(seen["after_logout"], "You are signed out.");
+    // The access token outlived its lifetime: the page refreshed it through the cookie.
+    let refreshes = seen["refreshes"].as_array().unwrap();
+    assert!(!refreshes.is_empty(), "{screen}: never refreshed");
+    assert!(
+        refreshes
+            .iter()
+            .all(|r| r.as_str().unwrap().starts_with("200 POST ")),
+        "{screen}: {refreshes:?}"
+    );
+}
+
+/// An authority with sessions off: its console says what to configure, with no sign-in form.
+async fn sessions_off() -> (RunningApp, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.data_dir = data.path().join("data");
+    let app = build_app(config, SystemClock::shared())
+        .await
+        .unwrap()
+        .spawn();
+    (app, data)
+}
+
+fn check_sessions_off(off: &Value, origin: &str) {
+    assert_eq!(off["title"], "Sign-in is not configured", "{off}");
+    assert_eq!(off["signin_visible"], false);
+    let text = off["text"].as_str().unwrap();
+    for needed in [
+        "[session]",
+        "client_id = \"gha-auth-console\"",
+        &format!("allowed_origins = [\"{origin}\"]"),
+        "--grant password --grant refresh_token",
+        "--audience gha-auth-admin --first-party --public",
+        "--role admin",
+    ] {
+        assert!(text.contains(needed), "{needed:?} in {text:?}");
+    }
+    check_axe("sessions off", &off["axe"]);
+    assert_eq!(off["layout"]["overflowing"], json!([]), "{off}");
+    assert_eq!(off["console"], json!([]), "{off}");
+    assert_eq!(off["csp_violations"], json!([]), "{off}");
 }
 
 #[tokio::test]
@@ -353,6 +397,7 @@ async fn console_signs_in_an_admin_rotates_a_link_key_disables_a_client_and_refu
     let console = Console::start().await;
     let base = console.app.base_url();
     let operator = console.operator_token().await;
+    let (off, _off_data) = sessions_off().await;
 
     // Before the browser: the board has seen both targets, the link key has its first key.
     console
@@ -376,6 +421,7 @@ async fn console_signs_in_an_admin_rotates_a_link_key_disables_a_client_and_refu
         .env("NODE_PATH", &modules)
         .env("CHROMIUM", &chromium)
         .env("CONSOLE_URL", format!("{base}/console"))
+        .env("OFF_URL", format!("{}/console", off.base_url()))
         .env("ADMIN_USER", ADMIN)
         .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("OTHER_USER", TECHNICIAN)
@@ -398,7 +444,8 @@ async fn console_signs_in_an_admin_rotates_a_link_key_disables_a_client_and_refu
         eprintln!("screenshot: {}", shot.as_str().unwrap());
         assert!(Path::new(shot.as_str().unwrap()).is_file());
     }
-    assert!(shots.len() >= 19, "{}", shots.len());
+    assert!(shots.len() >= 20, "{}", shots.len());
+    check_sessions_off(&seen["off"], &off.base_url());
 
     check_pages("phone", &seen["phone"], 390);
     check_pages("desktop", &seen["desktop"], 1280);
@@ -498,4 +545,5 @@ async fn console_signs_in_an_admin_rotates_a_link_key_disables_a_client_and_refu
         "the other user did nothing: {calls:?}"
     );
     console.app.shutdown().await.unwrap();
+    off.shutdown().await.unwrap();
 }
