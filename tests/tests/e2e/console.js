@@ -132,6 +132,12 @@ async function tour(browser, shots, screen, options, doomed) {
       out.keyboard = { first_focus: first, second_focus: second, outline, focus_after_login: await focused() };
     }
     await onPage(page, "overview");
+    // What page scripts can see after sign-in: no readable cookie, no token in storage.
+    out.storage = await page.evaluate(() => ({
+      document_cookie: document.cookie,
+      local_storage: Object.fromEntries(Object.entries(localStorage)),
+      session_storage: sessionStorage.length,
+    }));
     await page.waitForSelector("#board li");
     out.board = await page.$$eval("#board li", (items) =>
       Object.fromEntries(items.map((i) => [i.dataset.target, { state: i.dataset.state, text: i.textContent }])));
@@ -143,6 +149,9 @@ async function tour(browser, shots, screen, options, doomed) {
     out.history = await page.$$eval("#history li", (items) => items.length);
     await visit("history");
 
+    // The session client's tokens live 25 s and the page renews them 20 s early: after 5 s the
+    // next call goes through /session/refresh first.
+    await page.waitForTimeout(6_000);
     await press('#nav a[href="#/keys"]');
     await onPage(page, "keys");
     out.keys = await page.$$eval("#keys li", (items) => items.length);

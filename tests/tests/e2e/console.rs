@@ -289,6 +289,13 @@ fn check_pages(screen: &str, seen: &Value, width: u64) {
             "{state}: text wider than its box"
         );
     }
+    // The access token lives in the page's memory only: storage holds the mark and the name.
+    assert_eq!(
+        seen["storage"],
+        json!({"document_cookie": "", "session_storage": 0,
+            "local_storage": {"gha-console.session": format!("{{\"user\":\"{ADMIN}\"}}")}}),
+        "{screen}"
+    );
     assert_eq!(seen["console"], json!([]), "{screen}: console errors");
     assert_eq!(
         seen["csp_violations"],
