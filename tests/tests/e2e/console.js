@@ -90,7 +90,7 @@ const statusText = (page) => page.textContent("#status");
 
 // One screen through every page: sign in, the board, history, keys, link keys (rotate), clients
 // (cancel, then disable), users, audit (filter, verify), sign out.
-async function tour(browser, shots, screen, options, doomed) {
+async function tour(browser, shots, screen, options, doomed, doomedUser) {
   const context = await browser.newContext(options);
   context.setDefaultTimeout(STEP_TIMEOUT);
   const page = await context.newPage();
@@ -186,6 +186,13 @@ async function tour(browser, shots, screen, options, doomed) {
 
     await press('#nav a[href="#/users"]');
     await onPage(page, "users");
+    if (doomedUser) {
+      await press(`#users li[data-user="${doomedUser}"] button[data-action="disable"]`);
+      await page.waitForSelector("#confirm[open]");
+      await press("#confirm-ok");
+      await page.waitForSelector(`#users li[data-user="${doomedUser}"] .badge[data-tone="down"]`);
+      out.after_user_disable = await statusText(page);
+    }
     await visit("users");
 
     await press('#nav a[href="#/audit"]');
@@ -284,8 +291,8 @@ async function main() {
   const doomed = env("DOOMED").split(",");
   const out = {};
   try {
-    out.phone = await tour(browser, shots, "phone", PHONE, doomed[0]);
-    out.desktop = await tour(browser, shots, "desktop", DESKTOP, doomed[1]);
+    out.phone = await tour(browser, shots, "phone", PHONE, doomed[0], null);
+    out.desktop = await tour(browser, shots, "desktop", DESKTOP, doomed[1], env("DOOMED_USER"));
     out.other = await refused(browser, shots);
     out.off = await sessionsOff(browser, shots);
   } finally {

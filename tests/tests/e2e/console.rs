@@ -36,6 +36,8 @@ const TECHNICIAN: &str = "tom";
 const TECHNICIAN_PASSWORD: &str = "pump seals all day";
 /// One client for each screen to disable.
 const DOOMED: [&str; 2] = ["billing-sync", "reports-sync"];
+/// The user the desktop disables.
+const DOOMED_USER: &str = "ursula";
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
                    img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
@@ -139,6 +141,7 @@ impl Console {
         for (name, role, password) in [
             (ADMIN, "admin", ADMIN_PASSWORD),
             (TECHNICIAN, "technician", TECHNICIAN_PASSWORD),
+            (DOOMED_USER, "auditor", TECHNICIAN_PASSWORD),
         ] {
             state
                 .users()
@@ -434,6 +437,7 @@ async fn console_signs_in_an_admin_rotates_a_link_key_disables_a_client_and_refu
         .env("OTHER_USER", TECHNICIAN)
         .env("OTHER_PASSWORD", TECHNICIAN_PASSWORD)
         .env("DOOMED", DOOMED.join(","))
+        .env("DOOMED_USER", DOOMED_USER)
         .env("ARTIFACTS_DIR", &artifacts)
         .kill_on_drop(true)
         .output();
@@ -518,6 +522,25 @@ async fn console_signs_in_an_admin_rotates_a_link_key_disables_a_client_and_refu
         assert_eq!(body["error"], "invalid_client");
     }
 
+    // The disabled user cannot sign in any more.
+    assert_eq!(
+        seen["desktop"]["after_user_disable"],
+        format!("User {DOOMED_USER} is disabled.")
+    );
+    let login = console
+        .http
+        .post(console.app.authority().token_endpoint())
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", SESSION_CLIENT),
+            ("username", DOOMED_USER),
+            ("password", TECHNICIAN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::BAD_REQUEST);
+
     // Each act is audited with the user who did it; the refusal too.
     let users = console.admin_get(&operator, "/admin/v1/users").await;
     let id_of = |name: &str| {
@@ -544,6 +567,7 @@ async fn console_signs_in_an_admin_rotates_a_link_key_disables_a_client_and_refu
     };
     assert_eq!(count(&admin, "clients.disable", "success"), 2, "{calls:?}");
     assert_eq!(count(&admin, "link_keys.rotate", "success"), 2, "{calls:?}");
+    assert_eq!(count(&admin, "users.disable", "success"), 1, "{calls:?}");
     assert!(count(&admin, "monitor.board", "success") >= 2, "{calls:?}");
     assert!(count(&admin, "audit.verify", "success") >= 2, "{calls:?}");
     assert!(count(&other, "monitor.board", "failure") >= 1, "{calls:?}");
