@@ -253,7 +253,17 @@ async function refused(browser, shots) {
   try {
     await page.goto(env("CONSOLE_URL"), { waitUntil: "networkidle" });
     await page.waitForSelector('body[data-view="signin"]');
+    // A wrong password first: said at once, both fields marked, the focus on the password.
     await page.fill("#username", env("OTHER_USER"));
+    await page.fill("#password", "not the password");
+    await page.click("#login");
+    await page.waitForSelector("#login-error:not(:empty)");
+    out.wrong_password = await page.evaluate(() => ({
+      text: document.querySelector("#login-error").textContent,
+      role: document.querySelector("#login-error").getAttribute("role"),
+      invalid: ["username", "password"].map((id) => document.getElementById(id).getAttribute("aria-invalid")),
+      focused: document.activeElement && document.activeElement.id,
+    }));
     await page.fill("#password", env("OTHER_PASSWORD"));
     await page.click("#login");
     await page.waitForSelector('body[data-view="refused"]');

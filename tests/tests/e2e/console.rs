@@ -502,10 +502,16 @@ async fn console_signs_in_an_admin_rotates_a_link_key_disables_a_client_and_refu
     );
     check_axe("refused", &other["axe"]);
     assert_eq!(other["csp_violations"], json!([]));
+    assert_eq!(
+        other["wrong_password"],
+        json!({"text": "Sign-in failed: the username or password is wrong", "role": "alert",
+            "invalid": ["true", "true"], "focused": "password"})
+    );
     for line in other["console"].as_array().unwrap() {
+        let line = line.as_str().unwrap();
         assert!(
-            line.as_str().unwrap().contains("status of 403"),
-            "only the refusal itself: {other}"
+            line.contains("status of 400") || line.contains("status of 403"),
+            "only the wrong password's 400 and the refusal's 403: {other}"
         );
     }
 
