@@ -84,6 +84,8 @@ async fn the_shell_has_nothing_inline_and_names_only_its_own_versioned_assets() 
     let (_, _, html) = get("/console").await;
     assert!(html.contains("name=\"viewport\""));
     assert!(!html.contains("{{version}}"));
+    // Should the script not run, the form still never puts the password into a URL.
+    assert!(html.contains("<form id=\"login-form\" method=\"post\""));
     let lower = html.to_lowercase();
     assert_eq!(lower.matches("<script").count(), 1, "one script: {html}");
     assert!(lower.contains("<script src=\"/console/console.js?v="));
