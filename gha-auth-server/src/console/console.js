@@ -259,7 +259,8 @@
       // A refusal or an ended session shows again when the page reloads below.
       setStatus(`Failed: ${e.message}`, "error");
     }
-    await route(false);
+    // The button that opened the dialog is gone with the reload: the focus goes to the title.
+    await route(true);
   }
 
   // ---- pages ----
