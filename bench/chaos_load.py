@@ -2,6 +2,8 @@
 
     python3 bench/chaos_load.py load URL CLIENT SECRET OUT_FILE STOP_FILE [THREADS]
     python3 bench/chaos_load.py report OUT_FILE PHASES_FILE
+    python3 bench/chaos_load.py watch-jwks OUT_FILE STOP_FILE URL...
+    python3 bench/chaos_load.py visible WATCH_FILE KID SINCE
 
 `load` sends, from THREADS threads until STOP_FILE exists, client_credentials token requests
 (9 in 10) and revocation-feed reads (1 in 10, a request that needs the database) through URL,
@@ -11,6 +13,7 @@ exception's class), latency. `report` splits them by the phases in PHASES_FILE (
 outcome, p99, the slowest 503, and the time from the phase's end to the last failure.
 """
 
+import datetime
 import sys
 import threading
 import time
@@ -93,9 +96,54 @@ def report(out_file, phases_file):
         print(f"   requests {len(mine)} (token {len(tokens)}, token failed {token_failed}); "
               f"p99 {p99([r[3] for r in mine]) * 1000:.0f} ms")
         print(f"   failures by kind: {failures or 'none'}")
+        for at, kind, outcome, latency in sorted(r for r in tokens if r[2] != "200"):
+            print(f"   failed token request at +{at - start:.2f}s: {outcome} after {latency * 1000:.0f} ms")
         if slowest_503 is not None:
             print(f"   slowest 503: {slowest_503 * 1000:.0f} ms")
         print(f"   last failure: {recovered}")
+
+
+def watch_jwks(out_file, stop_file, urls):
+    lock = threading.Lock()
+    out = open(out_file, "a", buffering=1)
+
+    def watcher(index, url):
+        session = requests.Session()
+        last = None
+        while True:
+            try:
+                open(stop_file).close()
+                return
+            except FileNotFoundError:
+                pass
+            try:
+                keys = session.get(url + "/.well-known/jwks.json", timeout=2).json()["keys"]
+                kids = ",".join(sorted(k["kid"] for k in keys))
+            except (requests.RequestException, ValueError, KeyError):
+                kids = "unreachable"
+                session = requests.Session()
+            if kids != last:
+                with lock:
+                    out.write(f"{time.time():.3f} {index} {kids}\n")
+                last = kids
+            time.sleep(0.02)
+
+    workers = [threading.Thread(target=watcher, args=(i, u)) for i, u in enumerate(urls)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+
+
+def visible(watch_file, kid, since):
+    since = datetime.datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp()
+    first = {}
+    for line in open(watch_file):
+        at, index, kids = line.split()
+        if kids == kid and float(at) >= since and index not in first:
+            first[index] = float(at) - since
+    print(" ".join(f"replica{i}={first[i]:.2f}s" if i in first else f"replica{i}=never"
+                   for i in sorted(first.keys() | {"0", "1"})))
 
 
 if __name__ == "__main__":
@@ -104,5 +152,9 @@ if __name__ == "__main__":
         load(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], threads)
     elif sys.argv[1] == "report":
         report(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "watch-jwks":
+        watch_jwks(sys.argv[2], sys.argv[3], sys.argv[4:])
+    elif sys.argv[1] == "visible":
+        visible(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
         sys.exit(__doc__)

@@ -124,6 +124,10 @@ pub(crate) fn complete(document: &mut utoipa::openapi::OpenApi) {
                     Security::Bearer => {
                         vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]
                     }
+                    Security::Admin => vec![SecurityRequirement::new(
+                        crate::admin::routes::SCHEME,
+                        Vec::<String>::new(),
+                    )],
                     Security::None => vec![SecurityRequirement::default()],
                 });
             }
@@ -131,6 +135,25 @@ pub(crate) fn complete(document: &mut utoipa::openapi::OpenApi) {
                 constrain_path_parameter(parameter);
             }
             add_common_responses(&mut operation.responses, method == "post");
+            if matches!(security_of(path), Security::Bearer | Security::Admin) {
+                add_response(
+                    &mut operation.responses,
+                    "400",
+                    "A malformed Authorization header (RFC 6750 §3.1), or an invalid request",
+                );
+            }
+            let has_query = operation
+                .parameters
+                .iter()
+                .flatten()
+                .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Query);
+            if has_query {
+                add_response(
+                    &mut operation.responses,
+                    "400",
+                    "A query parameter is not valid",
+                );
+            }
         }
     }
 }
@@ -142,6 +165,8 @@ enum Security {
     Client,
     /// A bearer access token (the broker and link-key APIs).
     Bearer,
+    /// A bearer access token for the admin audience (`/admin/v1`).
+    Admin,
     /// None (discovery, health, metrics, sessions: the cookie and CSRF header are their own).
     None,
 }
@@ -154,6 +179,8 @@ fn security_of(path: &str) -> Security {
         || path.starts_with("/v1/link-keys")
     {
         Security::Bearer
+    } else if path.starts_with("/admin/") {
+        Security::Admin
     } else {
         Security::None
     }
@@ -174,6 +201,16 @@ fn constrain_path_parameter(parameter: &mut utoipa::openapi::path::Parameter) {
             .pattern
             .get_or_insert_with(|| "^[^\\s\\x00-\\x1f]+$".to_owned());
     }
+}
+
+/// Documents the answer `status` unless the operation already does.
+fn add_response(responses: &mut utoipa::openapi::Responses, status: &str, description: &str) {
+    use utoipa::openapi::{RefOr, Response};
+
+    responses
+        .responses
+        .entry(status.to_owned())
+        .or_insert_with(|| RefOr::T(Response::new(description)));
 }
 
 fn add_common_responses(responses: &mut utoipa::openapi::Responses, has_body: bool) {

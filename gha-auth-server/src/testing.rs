@@ -52,7 +52,14 @@ pub mod fuzzing {
             Ok(form) => {
                 let consistent = pairs.iter().all(|(key, value)| match key.as_str() {
                     "audience" | "resource" => form.all(key).contains(value),
-                    _ => form.get(key) == Some(value.as_str()),
+                    // A repeated unrecognized parameter reads back as its first value.
+                    _ => {
+                        form.get(key)
+                            == pairs
+                                .iter()
+                                .find(|(k, _)| k == key)
+                                .map(|(_, v)| v.as_str())
+                    }
                 });
                 if consistent {
                     FormOutcome::Consistent
@@ -61,16 +68,14 @@ pub mod fuzzing {
                 }
             }
             Err(error) => {
-                // The only descriptions: a fixed sentence, or one naming a repeated parameter
-                // (its name, or "a parameter"). Anything else may carry a value. (Comparing
-                // values against the text would flag a value made of the sentence's own words.)
+                // The only descriptions: a fixed sentence, or one naming a repeated recognized
+                // parameter. Anything else may carry a value. (Comparing values against the text
+                // would flag a value made of the sentence's own words.)
                 let description = error.description();
                 let names_a_key = description
                     .strip_prefix("parameter ")
                     .and_then(|rest| rest.strip_suffix(" must not be repeated"))
-                    .is_some_and(|shown| {
-                        shown == "a parameter" || pairs.iter().any(|(key, _)| key == shown)
-                    });
+                    .is_some_and(|shown| pairs.iter().any(|(key, _)| key == shown));
                 if names_a_key || description == "a parameter is too long" {
                     FormOutcome::Refused
                 } else {

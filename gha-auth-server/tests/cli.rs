@@ -1,5 +1,15 @@
 //! The `gha-auth` binary as an operator uses it: admin commands, `--json`, exit codes, and
 //! `serve` with a real signal, checked for readiness and for secrets in its logs.
+//!
+//! Each test that acts on the store also runs through `--server` against a running server (a
+//! `_through_the_server` twin, same assertions), and
+//! `commands_print_the_same_on_the_store_and_through_the_server` compares the two outputs of
+//! every reading command on one store. These stay local only: the `config check` tests
+//! and `unknown_variables_…` (they load a configuration; nothing on a store),
+//! `serve_is_ready_fast_…` and `healthcheck_…` (they test `serve` and the container's probe),
+//! `an_unwritable_data_directory_…` and `reading_commands_never_create_a_store_…` (the local data
+//! directory and store: through the server there is none on the operator's side, which
+//! `commands_work_through_the_admin_api_…` checks).
 
 // Test helpers outside #[test] functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -180,8 +190,33 @@ fn config_check_reports_ok_or_every_problem() {
 
 #[test]
 fn client_key_and_audit_commands_work_on_one_store() {
+    client_key_and_audit_commands_via(false);
+}
+
+/// The same commands through `--server`: the admin API answers with the same JSON and text.
+#[test]
+fn client_key_and_audit_commands_work_through_the_server() {
+    client_key_and_audit_commands_via(true);
+}
+
+fn client_key_and_audit_commands_via(through_server: bool) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let served =
+        through_server.then(|| Served::start(&data, &[("GHA_AUTH_KEYS_ALGORITHM", "EdDSA")]));
+    // Every call through the server is one more audit row (`admin.api_call`); clap's usage
+    // errors never reach it.
+    let calls = std::cell::Cell::new(0_u64);
+    let gha_auth = |data: &Path, args: &[&str]| match &served {
+        Some(served) => {
+            let output = served.run(data, args);
+            if output.status.code() != Some(2) {
+                calls.set(calls.get() + 1);
+            }
+            output
+        }
+        None => gha_auth(data, args),
+    };
 
     let added = gha_auth(
         &data,
@@ -212,9 +247,15 @@ fn client_key_and_audit_commands_work_on_one_store() {
     assert!(text.contains("shown only once"));
 
     let list = json(&gha_auth(&data, &["--json", "clients", "list"]));
-    assert_eq!(list[0]["id"], "svc-sync");
-    assert_eq!(list[0]["grants"][0], "client_credentials");
-    assert_eq!(list[0]["auth_method"], "client_secret");
+    // Through the server, its admin client `ops` is listed too.
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "svc-sync")
+        .unwrap_or_else(|| panic!("svc-sync listed: {list}"));
+    assert_eq!(listed["grants"][0], "client_credentials");
+    assert_eq!(listed["auth_method"], "client_secret");
     assert!(
         !list.to_string().contains(&secret),
         "listing never shows a secret"
@@ -268,14 +309,17 @@ fn client_key_and_audit_commands_work_on_one_store() {
     assert_eq!(usage.status.code(), Some(2), "clap usage error");
 
     // Admin commands never make the first signing key: the server does, with its configuration.
-    let before = gha_auth(&data, &["keys", "list"]);
-    assert_eq!(before.status.code(), Some(1));
-    assert!(
-        stderr(&before).contains("no signing keys yet"),
-        "{}",
-        stderr(&before)
-    );
-    serve_until_ready(&data, &[("GHA_AUTH_KEYS_ALGORITHM", "EdDSA")]);
+    // (Through the server, it made it when it started.)
+    if !through_server {
+        let before = gha_auth(&data, &["keys", "list"]);
+        assert_eq!(before.status.code(), Some(1));
+        assert!(
+            stderr(&before).contains("no signing keys yet"),
+            "{}",
+            stderr(&before)
+        );
+        serve_until_ready(&data, &[("GHA_AUTH_KEYS_ALGORITHM", "EdDSA")]);
+    }
     let keys = json(&gha_auth(&data, &["--json", "keys", "list"]));
     assert_eq!(keys.as_array().unwrap().len(), 1);
     assert_eq!(keys[0]["state"], "active");
@@ -309,10 +353,13 @@ fn client_key_and_audit_commands_work_on_one_store() {
         .collect();
     assert!(removed.contains(&first.as_str()) && removed.contains(&next.as_str()));
 
+    // Through the server: also its admin client `ops`, and one row per call before this one.
+    let server_rows = if through_server { 1 + calls.get() } else { 0 };
     let verify = json(&gha_auth(&data, &["--json", "audit", "verify"]));
     assert_eq!(verify["problems"], serde_json::json!([]));
     assert_eq!(
-        verify["rows"], 8,
+        verify["rows"],
+        8 + server_rows,
         "add, rotate-secret, disable (+ its revocation), the server's first key and its start, \
          rotate, emergency: {verify}"
     );
@@ -469,7 +516,8 @@ struct Served {
 }
 
 impl Served {
-    fn start(data: &Path) -> Self {
+    /// Starts the server on `data` with `env` (after adding `ops` on the store).
+    fn start(data: &Path, env: &[(&str, &str)]) -> Self {
         let mut args = vec![
             "--json",
             "clients",
@@ -505,6 +553,7 @@ impl Served {
             }
         }
         let child = command
+            .envs(env.iter().copied())
             .args([
                 "--data-dir",
                 data.to_str().unwrap(),
@@ -552,6 +601,20 @@ impl Served {
         all.extend_from_slice(args);
         gha_auth(data, &all)
     }
+
+    /// Runs `args` through the server with `input` on standard input.
+    fn run_with(&self, data: &Path, input: &str, args: &[&str]) -> Output {
+        let mut all = vec![
+            "--server",
+            self.server.as_str(),
+            "--client-id",
+            "ops",
+            "--client-secret-file",
+            self.secret_file.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        gha_auth_with(data, &[], input, &all)
+    }
 }
 
 impl Drop for Served {
@@ -566,7 +629,7 @@ impl Drop for Served {
 fn messages_name_the_thing_and_what_is_wrong_via(through_server: bool) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let served = through_server.then(|| Served::start(&data));
+    let served = through_server.then(|| Served::start(&data, &[]));
     let gha_auth = |data: &Path, args: &[&str]| match &served {
         Some(served) => served.run(data, args),
         None => gha_auth(data, args),
@@ -1095,4 +1158,132 @@ fn healthcheck_exits_0_only_while_the_local_health_check_answers_200() {
     assert!(child.wait().unwrap().success());
     assert_eq!(healthy.status.code(), Some(0), "{}", stderr(&healthy));
     assert!(stdout(&healthy).contains("200"), "{}", stdout(&healthy));
+}
+
+/// What the commands print is the same on the store and through the server: the same JSON and
+/// the same text, read from one store; and what is written through the server is what the
+/// store holds.
+#[test]
+fn commands_print_the_same_on_the_store_and_through_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ok = |output: Output| {
+        assert!(output.status.success(), "{}", stderr(&output));
+        output
+    };
+    ok(gha_auth(
+        &data,
+        &[
+            "clients",
+            "add",
+            "svc",
+            "--grant",
+            "client_credentials",
+            "--grant",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "--scope",
+            "orders:read",
+            "--audience",
+            "mfs.api",
+            "--tenant",
+            "acme",
+        ],
+    ));
+    ok(gha_auth_with(
+        &data,
+        &[],
+        "a good long password\n",
+        &[
+            "users", "add", "alice", "--tenant", "acme", "--role", "viewer",
+        ],
+    ));
+    let value_file = dir.path().join("pw");
+    std::fs::write(&value_file, "smtp-pw\n").unwrap();
+    let field = format!("password=@{}", value_file.display());
+    ok(gha_auth(
+        &data,
+        &["secrets", "put", "apps/billing/smtp", &field],
+    ));
+    let served = Served::start(&data, &[]);
+
+    // Written through the server.
+    let imported = ok(served.run_with(
+        &data,
+        "legacy-key-one-0123456789abcdef\n",
+        &[
+            "clients",
+            "legacy-key",
+            "add",
+            "svc",
+            "--subject",
+            "legacy-user",
+            "--scope",
+            "orders:read",
+            "--id",
+            "lk-one",
+        ],
+    ));
+    assert!(
+        stdout(&imported).starts_with("Imported legacy key lk-one "),
+        "{}",
+        stdout(&imported)
+    );
+    std::fs::write(&value_file, "db-pw").unwrap();
+    let put = ok(served.run(&data, &["secrets", "put", "apps/billing/db", &field]));
+    assert_eq!(
+        stdout(&put).trim(),
+        "apps/billing/db: version 1 written (password)"
+    );
+
+    for args in [
+        &["clients", "list"][..],
+        &["clients", "show", "svc"],
+        &["clients", "legacy-key", "list"],
+        &["clients", "legacy-key", "list", "svc"],
+        &["users", "list"],
+        &["users", "list", "--tenant", "acme"],
+        &["keys", "list"],
+        &["link-keys", "status"],
+        &["secrets", "list"],
+        &["secrets", "get", "apps/billing/db"],
+        &["secrets", "get", "apps/billing/smtp", "--show-values"],
+    ] {
+        for json in [false, true] {
+            let mut all = Vec::new();
+            if json {
+                all.push("--json");
+            }
+            all.extend_from_slice(args);
+            let local = ok(gha_auth(&data, &all));
+            let remote = ok(served.run(&data, &all));
+            assert_eq!(stdout(&remote), stdout(&local), "{all:?}");
+            assert!(!stdout(&local).is_empty(), "{all:?}");
+        }
+    }
+    let smtp = json(&served.run(
+        &data,
+        &[
+            "--json",
+            "secrets",
+            "get",
+            "apps/billing/smtp",
+            "--show-values",
+        ],
+    ));
+    assert_eq!(smtp["values"]["password"], "smtp-pw");
+
+    // Revoked through the server, seen on the store.
+    ok(served.run(&data, &["clients", "legacy-key", "revoke", "lk-one"]));
+    let keys = json(&gha_auth(
+        &data,
+        &["--json", "clients", "legacy-key", "list"],
+    ));
+    assert!(keys[0]["revoked_at"].is_i64(), "{keys}");
+    let unknown = served.run(&data, &["clients", "legacy-key", "revoke", "lk-none"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains(r#"legacy key "lk-none" not found"#),
+        "{}",
+        stderr(&unknown)
+    );
 }

@@ -1,5 +1,5 @@
 //! The admin API under `/admin/v1/`: clients, users, signing keys, link keys, the broker's state
-//! and the audit log, through the same feature functions as the `gha-auth` subcommands.
+//! and local secrets, and the audit log, through the same feature functions as the `gha-auth` subcommands.
 //!
 //! Callers present a bearer token of this authority for `api_auth.admin_audience` (the
 //! [`Caller<AdminApi>`] extractor: 401 without one). [`decide::decide`] then allows or refuses
@@ -23,6 +23,8 @@ use serde_json::{Value, json};
 use self::decide::{Actor, Area, Decision, Reach, Target};
 use crate::audit::{AuditEvent, AuditKind, Outcome};
 use crate::broker::Broker;
+use crate::broker::cli::SecretsActError;
+use crate::broker::local::LocalSecrets;
 use crate::caller::{AdminApi, Caller};
 use crate::linkkeys::LinkKeyStore;
 use crate::linkkeys::cli::Configured;
@@ -40,6 +42,10 @@ pub(crate) struct Admin {
     pub(crate) link_keys: Configured,
     /// Where link-key state lives.
     pub(crate) link_key_store: Arc<dyn LinkKeyStore>,
+    /// The broker's local secrets (what `gha-auth secrets` writes).
+    pub(crate) local_secrets: LocalSecrets,
+    /// The broker's KV v2 mount when [vault] is configured: its secrets are managed there.
+    pub(crate) secrets_vault_mount: Option<String>,
 }
 
 /// Why an admin call failed: the one place that maps it to HTTP.
@@ -176,6 +182,17 @@ impl From<crate::linkkeys::cli::LinkKeyActError> for AdminError {
             E::Unknown(m) => AdminError::NotFound(m),
             E::Refused(m) => AdminError::Conflict(m),
             E::Store(m) => AdminError::Internal(m),
+        }
+    }
+}
+
+impl From<SecretsActError> for AdminError {
+    fn from(e: SecretsActError) -> Self {
+        match e {
+            SecretsActError::Invalid(m) => AdminError::Invalid(m),
+            SecretsActError::NotFound(m) => AdminError::NotFound(m),
+            SecretsActError::InVault(m) => AdminError::Conflict(m),
+            SecretsActError::Store(m) => AdminError::Internal(m),
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::clients::legacy_keys::{self, NewLegacyKey};
 use crate::clients::{ClientRegistration, GrantType};
 
 /// The name of the admin API's security scheme in `/openapi.json`.
-const SCHEME: &str = "admin_token";
+pub(crate) const SCHEME: &str = "admin_token";
 
 /// Adds the bearer scheme the admin routes name.
 struct BearerScheme;
@@ -46,8 +46,12 @@ impl Modify for BearerScheme {
     }
 }
 
+/// Route of one local secret (axum syntax: the path may contain `/`).
+const SECRET_ROUTE: &str = "/admin/v1/broker/secrets/{*path}";
+
 #[derive(OpenApi)]
 #[openapi(
+    paths(show_broker_secret, put_broker_secret),
     modifiers(&BearerScheme),
     tags((name = "admin", description = "Administration: clients, users, keys, link keys, broker, audit"))
 )]
@@ -78,6 +82,11 @@ where
         .routes(routes!(rotate_link_key))
         .routes(routes!(retire_previous_link_key))
         .routes(routes!(broker_state))
+        .routes(routes!(list_broker_secrets))
+        .route(
+            SECRET_ROUTE,
+            axum::routing::get(show_broker_secret).put(put_broker_secret),
+        )
         .routes(routes!(audit_events))
         .routes(routes!(verify_audit))
 }
@@ -92,10 +101,16 @@ fn json_of<T: serde::Serialize>(value: &T) -> Result<Value, AdminError> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub(crate) struct NewClient {
     id: String,
+    /// Optional for a client that is only a resource server.
+    #[serde(default)]
     grants: Vec<String>,
     #[serde(default)]
     scopes: Vec<String>,
+    #[serde(default)]
     audiences: Vec<String>,
+    /// Audiences this client is the resource server (API) of: it may introspect their tokens.
+    #[serde(default)]
+    resource_servers: Vec<String>,
     #[serde(default)]
     tenant: Option<String>,
     #[serde(default)]
@@ -124,6 +139,9 @@ impl NewClient {
         for audience in &self.audiences {
             registration = registration.audience(audience.clone());
         }
+        for audience in &self.resource_servers {
+            registration = registration.resource_server(audience.clone());
+        }
         if let Some(tenant) = &self.tenant {
             registration = registration.tenant(tenant.clone());
         }
@@ -139,7 +157,7 @@ impl NewClient {
 
 /// Clients within the caller's reach.
 #[utoipa::path(get, path = "/admin/v1/clients", tag = "admin", security(("admin_token" = [])),
-    responses((status = 200, description = "The clients (never a secret)", body = Object),
+    responses((status = 200, description = "The clients (never a secret)", body = [Object]),
         (status = 401, description = "No or invalid admin token"),
         (status = 403, description = "The token lacks admin:clients (or the role)")))]
 pub(crate) async fn list_clients(
@@ -309,7 +327,7 @@ pub(crate) struct NewLegacyKeyBody {
 /// A client's legacy keys (never the keys).
 #[utoipa::path(get, path = "/admin/v1/clients/{id}/legacy-keys", tag = "admin",
     security(("admin_token" = [])), params(("id" = String, Path, description = "Client id")),
-    responses((status = 200, description = "The keys' ids, subjects, scopes", body = Object),
+    responses((status = 200, description = "The keys' ids, subjects, scopes", body = [Object]),
         (status = 401, description = "No or invalid admin token"),
         (status = 403, description = "Not allowed (scope, role or tenant)"),
         (status = 404, description = "No such client")))]
@@ -483,7 +501,7 @@ async fn is_admin_user(admin: &Admin, tenant: &str, username: &str) -> Result<bo
 /// Users within the caller's reach (optionally of one tenant).
 #[utoipa::path(get, path = "/admin/v1/users", tag = "admin", security(("admin_token" = [])),
     params(TenantQuery),
-    responses((status = 200, description = "The users (never a password hash)", body = Object),
+    responses((status = 200, description = "The users (never a password hash)", body = [Object]),
         (status = 401, description = "No or invalid admin token"),
         (status = 403, description = "Not allowed (scope, role or tenant)")))]
 pub(crate) async fn list_users(
@@ -666,7 +684,7 @@ pub(crate) async fn set_user_roles(
 
 /// The signing keys and their states.
 #[utoipa::path(get, path = "/admin/v1/keys", tag = "admin", security(("admin_token" = [])),
-    responses((status = 200, description = "kid, alg, state, activates_at, remove_at of each key", body = Object),
+    responses((status = 200, description = "kid, alg, state, activates_at, remove_at of each key", body = [Object]),
         (status = 401, description = "No or invalid admin token"),
         (status = 403, description = "The token lacks admin:keys (or the role)")))]
 pub(crate) async fn list_keys(
@@ -723,14 +741,25 @@ pub(crate) async fn emergency_rotate_keys(
 
 // ---- link keys ----
 
+/// Which link key to show (all by default).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub(crate) struct LinkKeyQuery {
+    /// Only this link key.
+    #[serde(default)]
+    name: Option<String>,
+}
+
 /// Each configured link key's state: key ids, ages, the rotation in progress (never a key).
 #[utoipa::path(get, path = "/admin/v1/link-keys", tag = "admin", security(("admin_token" = [])),
+    params(LinkKeyQuery),
     responses((status = 200, description = "{link_keys, store}", body = Object),
         (status = 401, description = "No or invalid admin token"),
-        (status = 403, description = "The token lacks admin:link-keys (or the role)")))]
+        (status = 403, description = "The token lacks admin:link-keys (or the role)"),
+        (status = 404, description = "No such link key is configured")))]
 pub(crate) async fn link_keys_status(
     State(admin): State<Arc<Admin>>,
     caller: Caller<AdminApi>,
+    Query(query): Query<LinkKeyQuery>,
 ) -> Response {
     let call = Call::new(
         &admin,
@@ -741,8 +770,12 @@ pub(crate) async fn link_keys_status(
     );
     let result = async {
         call.allow(Target::Area, false)?;
-        let (value, _) =
-            crate::linkkeys::cli::status(&admin.link_keys, &*admin.link_key_store, None).await?;
+        let (value, _) = crate::linkkeys::cli::status(
+            &admin.link_keys,
+            &*admin.link_key_store,
+            query.name.as_deref(),
+        )
+        .await?;
         Ok(value)
     }
     .await;
@@ -840,6 +873,116 @@ pub(crate) async fn broker_state(
     let result = async {
         call.allow(Target::Area, false)?;
         Ok(admin.broker.state())
+    }
+    .await;
+    call.finish(result).await
+}
+
+/// Whether to show a secret's values.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub(crate) struct ShowValues {
+    /// Include the values (default: field names and version only).
+    #[serde(default)]
+    show_values: bool,
+}
+
+/// A new version of a local secret: its fields (all of them; the version replaces the last).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct NewSecret {
+    /// Field names to values (strings).
+    #[schema(value_type = Object)]
+    fields: std::collections::BTreeMap<String, SecretString>,
+}
+
+/// The broker's local secrets (embedded defaults): paths, versions, write times; never a value.
+#[utoipa::path(get, path = "/admin/v1/broker/secrets", tag = "admin", security(("admin_token" = [])),
+    responses((status = 200, description = "{secrets: [{path, version, updated_at}]}", body = Object),
+        (status = 401, description = "No or invalid admin token"),
+        (status = 403, description = "The token lacks admin:broker (or the role)"),
+        (status = 409, description = "The broker serves Vault KV v2: its secrets are managed there")))]
+pub(crate) async fn list_broker_secrets(
+    State(admin): State<Arc<Admin>>,
+    caller: Caller<AdminApi>,
+) -> Response {
+    let call = Call::new(
+        &admin,
+        &caller,
+        Area::Broker,
+        "broker.secrets.list",
+        "broker",
+    );
+    let result = async {
+        call.allow(Target::Area, false)?;
+        crate::broker::cli::local_only(admin.secrets_vault_mount.as_deref())?;
+        Ok(crate::broker::cli::list(&admin.local_secrets).await?)
+    }
+    .await;
+    call.finish(result).await
+}
+
+/// One local secret: field names and version (the values only with `show_values`).
+#[utoipa::path(get, path = "/admin/v1/broker/secrets/{path}", tag = "admin",
+    security(("admin_token" = [])),
+    params(("path" = String, Path, description = "The secret's path (may contain /)"), ShowValues),
+    responses((status = 200, description = "{path, version, updated_at, fields, values?}", body = Object),
+        (status = 400, description = "Malformed path"),
+        (status = 401, description = "No or invalid admin token"),
+        (status = 403, description = "The token lacks admin:broker (or the role)"),
+        (status = 404, description = "No secret at the path"),
+        (status = 409, description = "The broker serves Vault KV v2: its secrets are managed there")))]
+pub(crate) async fn show_broker_secret(
+    State(admin): State<Arc<Admin>>,
+    caller: Caller<AdminApi>,
+    Path(path): Path<String>,
+    Query(query): Query<ShowValues>,
+) -> Response {
+    let action = if query.show_values {
+        "broker.secrets.show_values"
+    } else {
+        "broker.secrets.show"
+    };
+    let call = Call::new(&admin, &caller, Area::Broker, action, &path);
+    let result = async {
+        call.allow(Target::Area, false)?;
+        crate::broker::cli::local_only(admin.secrets_vault_mount.as_deref())?;
+        Ok(crate::broker::cli::get(&admin.local_secrets, &path, query.show_values).await?)
+    }
+    .await;
+    call.finish(result).await
+}
+
+/// Writes a new version of a local secret (audited without its values). Servers serve it once
+/// their cached version is due (`broker.cache_ttl`).
+#[utoipa::path(put, path = "/admin/v1/broker/secrets/{path}", tag = "admin",
+    security(("admin_token" = [])), request_body = NewSecret,
+    params(("path" = String, Path, description = "The secret's path (may contain /)")),
+    responses((status = 200, description = "{path, version, fields}", body = Object),
+        (status = 400, description = "Malformed path or field name, or no field"),
+        (status = 401, description = "No or invalid admin token"),
+        (status = 403, description = "The token lacks admin:broker (or the role)"),
+        (status = 409, description = "The broker serves Vault KV v2: its secrets are managed there")))]
+pub(crate) async fn put_broker_secret(
+    State(admin): State<Arc<Admin>>,
+    caller: Caller<AdminApi>,
+    Path(path): Path<String>,
+    Json(body): Json<NewSecret>,
+) -> Response {
+    let call = Call::new(&admin, &caller, Area::Broker, "broker.secrets.put", &path);
+    let result = async {
+        call.allow(Target::Area, false)?;
+        crate::broker::cli::local_only(admin.secrets_vault_mount.as_deref())?;
+        let mut data = gha_auth::broker::SecretData::new();
+        for (name, value) in body.fields {
+            data.insert(name, value);
+        }
+        Ok(crate::broker::cli::put(
+            &admin.local_secrets,
+            &admin.oauth.audit,
+            &path,
+            &data,
+            &call.actor,
+        )
+        .await?)
     }
     .await;
     call.finish(result).await

@@ -206,6 +206,7 @@ async fn assemble(
         )
         .await?,
     );
+    let local_secrets = broker_secrets.clone();
     let broker = Arc::new(Broker::open(
         &config.broker,
         config.broker_kv_mount(),
@@ -304,6 +305,12 @@ async fn assemble(
         broker: broker.clone(),
         link_keys: config.link_keys.clone(),
         link_key_store: admin_link_key_store,
+        local_secrets,
+        secrets_vault_mount: config
+            .vault
+            .address
+            .is_some()
+            .then(|| config.broker_kv_mount().to_owned()),
     });
     Ok(Authority {
         admin,

@@ -24,6 +24,12 @@ pub(crate) async fn run(
 ) -> Result<ExitCode, String> {
     let AuditCommand::Verify = command;
     let report = super::verify(store).await.map_err(|e| e.to_string())?;
+    Ok(print_report(&report, out))
+}
+
+/// Prints what `audit verify` found (here or through `--server`); exit 1 when the chain is
+/// broken.
+pub(crate) fn print_report(report: &super::VerifyReport, out: &Output) -> ExitCode {
     let mut text = String::new();
     if report.ok() {
         let _ = write!(
@@ -43,10 +49,10 @@ pub(crate) async fn run(
             let _ = writeln!(text, "  - {problem}");
         }
     }
-    out.print(&report, &text);
-    Ok(if report.ok() {
+    out.print(report, &text);
+    if report.ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
+    }
 }

@@ -29,9 +29,9 @@ use tokio::sync::Mutex;
 
 use crate::store::{Store, StoreError};
 
-pub(crate) use cli::{AuditCommand, run as run_cli};
+pub(crate) use cli::{AuditCommand, print_report, run as run_cli};
 pub(crate) use store::AuditRow;
-pub(crate) use verify::verify;
+pub(crate) use verify::{VerifyReport, verify};
 
 /// Hash that precedes the first row.
 pub(crate) const GENESIS_HASH: &str =

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{GENESIS_HASH, row_hash};
 use crate::store::{Store, StoreError};
@@ -11,7 +11,7 @@ const PAGE: i64 = 1000;
 const MAX_PROBLEMS: usize = 100;
 
 /// One break in the chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "problem", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ChainProblem {
@@ -52,8 +52,8 @@ impl fmt::Display for ChainProblem {
     }
 }
 
-/// What [`verify`] found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What [`verify`] found (read back from the admin API's answer by `--server`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct VerifyReport {
     /// Rows read.

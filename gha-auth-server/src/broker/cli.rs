@@ -157,6 +157,183 @@ fn checked_path(path: &str) -> Result<&str, String> {
     }
 }
 
+/// Why an act on the local secrets failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum SecretsActError {
+    /// A bad path or field name (never a value).
+    #[error("{0}")]
+    Invalid(String),
+    /// No secret at the path.
+    #[error("{0}")]
+    NotFound(String),
+    /// With [vault] configured the broker serves Vault KV v2: the secrets are managed there.
+    #[error("{0}")]
+    InVault(String),
+    /// The store failed.
+    #[error("{0}")]
+    Store(String),
+}
+
+/// Refuses when the broker serves Vault KV v2 (`vault_mount`): its secrets are managed there.
+pub(crate) fn local_only(vault_mount: Option<&str>) -> Result<(), SecretsActError> {
+    match vault_mount {
+        Some(mount) => Err(SecretsActError::InVault(format!(
+            "with [vault] configured the broker serves Vault KV v2 (mount {mount:?}); manage the \
+             secrets there (e.g. `bao kv put -mount={mount} <path> field=@file`)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn checked(path: &str) -> Result<&str, SecretsActError> {
+    checked_path(path).map_err(SecretsActError::Invalid)
+}
+
+/// Writes `data` at `path` (a new version replacing all its fields); audited without values.
+/// Returns `{path, version, fields}`.
+pub(crate) async fn put(
+    local: &LocalSecrets,
+    audit: &AuditLog,
+    path: &str,
+    data: &SecretData,
+    actor: &str,
+) -> Result<Value, SecretsActError> {
+    let path = checked(path)?;
+    if data.is_empty() {
+        return Err(SecretsActError::Invalid(
+            "a secret needs at least one field".into(),
+        ));
+    }
+    if let Some(bad) = data.keys().find(|name| !is_valid_field(name)) {
+        return Err(SecretsActError::Invalid(format!(
+            "field name {bad:?} must be 1-128 characters of A-Z a-z 0-9 _ - ."
+        )));
+    }
+    let names: Vec<String> = data.keys().map(str::to_owned).collect();
+    let version = local
+        .put(path, data, actor)
+        .await
+        .map_err(|e| SecretsActError::Store(e.to_string()))?;
+    audit
+        .record_or_log(
+            AuditEvent::new(
+                AuditKind::BrokerSecretWritten,
+                actor,
+                path,
+                Outcome::Success,
+            )
+            .detail("version", version)
+            .detail("fields", names.join(",")),
+        )
+        .await;
+    Ok(json!({"path": path, "version": version, "fields": names}))
+}
+
+/// The text of `secrets put`, from its JSON.
+pub(crate) fn put_text(value: &Value) -> String {
+    format!(
+        "{}: version {} written ({})",
+        value["path"].as_str().unwrap_or("-"),
+        value["version"],
+        names(&value["fields"]).join(", ")
+    )
+}
+
+fn names(fields: &Value) -> Vec<&str> {
+    fields
+        .as_array()
+        .map(|all| all.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// The secret at `path`: `{path, version, updated_at, fields}`, and `values` when `show_values`.
+pub(crate) async fn get(
+    local: &LocalSecrets,
+    path: &str,
+    show_values: bool,
+) -> Result<Value, SecretsActError> {
+    let path = checked(path)?;
+    let Some(secret) = local
+        .get(path)
+        .await
+        .map_err(|e| SecretsActError::Store(e.to_string()))?
+    else {
+        return Err(SecretsActError::NotFound(format!("no secret at {path}")));
+    };
+    let names: Vec<&str> = secret.data.keys().collect();
+    let mut value = json!({
+        "path": path, "version": secret.version, "updated_at": time(secret.updated_at),
+        "fields": names,
+    });
+    if show_values {
+        let values: Map<String, Value> = secret
+            .data
+            .iter()
+            .map(|(k, v)| (k.to_owned(), Value::String(v.expose().to_owned())))
+            .collect();
+        value["values"] = Value::Object(values);
+    }
+    Ok(value)
+}
+
+/// The text of `secrets get`, from its JSON (values only when it holds them).
+pub(crate) fn get_text(value: &Value) -> String {
+    let mut text = format!(
+        "{}: version {} written {}\nfields: {}\n",
+        value["path"].as_str().unwrap_or("-"),
+        value["version"],
+        value["updated_at"].as_str().unwrap_or("-"),
+        names(&value["fields"]).join(", ")
+    );
+    if let Some(values) = value["values"].as_object() {
+        for (k, v) in values {
+            text.push_str(&format!("{k}={}\n", v.as_str().unwrap_or_default()));
+        }
+    }
+    text
+}
+
+/// Every stored path with its version: `{secrets: [{path, version, updated_at}]}`.
+pub(crate) async fn list(local: &LocalSecrets) -> Result<Value, SecretsActError> {
+    let all = local
+        .list()
+        .await
+        .map_err(|e| SecretsActError::Store(e.to_string()))?;
+    let list: Vec<Value> = all
+        .iter()
+        .map(|(path, version, at)| json!({"path": path, "version": version, "updated_at": time(*at)}))
+        .collect();
+    Ok(json!({ "secrets": list }))
+}
+
+/// The text of `secrets list`, from its JSON.
+pub(crate) fn list_text(value: &Value) -> String {
+    let all = value["secrets"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if all.is_empty() {
+        return "no secrets are stored\n".to_owned();
+    }
+    all.iter()
+        .map(|s| {
+            format!(
+                "{}  version {}  {}\n",
+                s["path"].as_str().unwrap_or("-"),
+                s["version"],
+                s["updated_at"].as_str().unwrap_or("-")
+            )
+        })
+        .collect()
+}
+
+/// Reads the fields of `secrets put` (`field=@FILE`, `field=-`), checking the path first.
+pub(crate) fn fields_to_put(path: &str, fields: &[String]) -> Result<SecretData, String> {
+    checked_path(path)?;
+    read_fields(fields)
+}
+
 /// Runs a `secrets` command.
 ///
 /// `vault_mount` is the broker's KV v2 mount when Vault is configured: the secrets are managed
@@ -169,88 +346,28 @@ pub(crate) async fn run_cli(
     actor: &str,
     out: &Output,
 ) -> Result<ExitCode, String> {
-    if let Some(mount) = vault_mount {
-        return Err(format!(
-            "with [vault] configured the broker serves Vault KV v2 (mount {mount:?}); manage the \
-             secrets there (e.g. `bao kv put -mount={mount} <path> field=@file`)"
-        ));
-    }
-    match command {
+    let act = |e: SecretsActError| e.to_string();
+    local_only(vault_mount).map_err(act)?;
+    let (value, text) = match command {
         SecretsCommand::Put { path, fields } => {
-            let path = checked_path(path)?;
-            let data = read_fields(fields)?;
-            let names: Vec<String> = data.keys().map(str::to_owned).collect();
-            let version = local
-                .put(path, &data, actor)
-                .await
-                .map_err(|e| e.to_string())?;
-            audit
-                .record_or_log(
-                    AuditEvent::new(
-                        AuditKind::BrokerSecretWritten,
-                        actor,
-                        path,
-                        Outcome::Success,
-                    )
-                    .detail("version", version)
-                    .detail("fields", names.join(",")),
-                )
-                .await;
-            out.print(
-                &json!({"path": path, "version": version, "fields": names}),
-                &format!("{path}: version {version} written ({})", names.join(", ")),
-            );
-            Ok(ExitCode::SUCCESS)
+            let data = fields_to_put(path, fields)?;
+            let value = put(local, audit, path, &data, actor).await.map_err(act)?;
+            let text = put_text(&value);
+            (value, text)
         }
         SecretsCommand::Get { path, show_values } => {
-            let path = checked_path(path)?;
-            let Some(secret) = local.get(path).await.map_err(|e| e.to_string())? else {
-                return Err(format!("no secret at {path}"));
-            };
-            let names: Vec<&str> = secret.data.keys().collect();
-            let mut text = format!(
-                "{path}: version {} written {}\nfields: {}\n",
-                secret.version,
-                time(secret.updated_at),
-                names.join(", ")
-            );
-            let mut value = json!({
-                "path": path, "version": secret.version, "updated_at": time(secret.updated_at),
-                "fields": names,
-            });
-            if *show_values {
-                let values: Map<String, Value> = secret
-                    .data
-                    .iter()
-                    .map(|(k, v)| (k.to_owned(), Value::String(v.expose().to_owned())))
-                    .collect();
-                for (k, v) in secret.data.iter() {
-                    text.push_str(&format!("{k}={}\n", v.expose()));
-                }
-                value["values"] = Value::Object(values);
-            }
-            out.print(&value, &text);
-            Ok(ExitCode::SUCCESS)
+            let value = get(local, path, *show_values).await.map_err(act)?;
+            let text = get_text(&value);
+            (value, text)
         }
         SecretsCommand::List => {
-            let all = local.list().await.map_err(|e| e.to_string())?;
-            let text = if all.is_empty() {
-                "no secrets are stored\n".to_owned()
-            } else {
-                all.iter()
-                    .map(|(path, version, at)| {
-                        format!("{path}  version {version}  {}\n", time(*at))
-                    })
-                    .collect()
-            };
-            let list: Vec<Value> = all
-                .iter()
-                .map(|(path, version, at)| json!({"path": path, "version": version, "updated_at": time(*at)}))
-                .collect();
-            out.print(&json!({ "secrets": list }), &text);
-            Ok(ExitCode::SUCCESS)
+            let value = list(local).await.map_err(act)?;
+            let text = list_text(&value);
+            (value, text)
         }
-    }
+    };
+    out.print(&value, &text);
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

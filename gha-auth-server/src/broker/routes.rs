@@ -51,7 +51,8 @@ fn no_store<T: Serialize>(body: &T) -> Response {
     get,
     path = "/v1/secrets/{path}",
     tag = "broker",
-    params(("path" = String, Path, description = "The secret's path, e.g. apps/billing/db (may contain /)")),
+    params(("path" = String, Path, description = "The secret's path, e.g. apps/billing/db (may contain /)",
+        max_length = 512, pattern = "^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\\.\\.[A-Za-z0-9._-]+)(?:/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\\.\\.[A-Za-z0-9._-]+))*$")),
     responses(
         (status = 200, description = "The fields (strings), version, fetched_at and max_age_seconds (gha_auth::broker::SecretResponse)", body = Object),
         (status = 400, description = "Malformed path"),
@@ -78,7 +79,8 @@ pub(crate) async fn read_secret(
     post,
     path = "/v1/database/creds/{role}",
     tag = "broker",
-    params(("role" = String, Path, description = "The database role")),
+    params(("role" = String, Path, description = "The database role", max_length = 128,
+        pattern = "^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\\.\\.[A-Za-z0-9._-]+)$")),
     responses(
         (status = 200, description = "username, password, kind (dynamic or static), issued_at, expires_at, refresh_at (gha_auth::broker::DatabaseCredsResponse)", body = Object),
         (status = 400, description = "Malformed role name"),

@@ -57,7 +57,15 @@ pub struct Cli {
     #[arg(long, global = true, env = "GHA_AUTH_SERVER", value_name = "URL")]
     pub server: Option<String>,
     /// With --server: a client of the authority with admin scopes (client_credentials).
-    #[arg(long, global = true, env = "GHA_AUTH_CLIENT_ID", value_name = "ID")]
+    // Its own id: a global argument shares its value with a subcommand's argument of the same
+    // id (`legacy-key add CLIENT_ID` would otherwise log in as that client).
+    #[arg(
+        long = "client-id",
+        id = "server_client_id",
+        global = true,
+        env = "GHA_AUTH_CLIENT_ID",
+        value_name = "ID"
+    )]
     pub client_id: Option<String>,
     /// With --server: the file holding that client's secret.
     #[arg(

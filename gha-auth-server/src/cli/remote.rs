@@ -3,7 +3,8 @@
 //!
 //! The token comes from `--client-id` with `--client-secret-file` (client_credentials for a
 //! client with admin scopes) or from `gha-auth login` (a user's short-lived token kept in the
-//! user's configuration directory, mode 0600). `--json` prints what the API answers.
+//! user's configuration directory, mode 0600). The output, text or `--json`, is the local
+//! command's: the features' own text functions over what the API answers.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,8 +15,9 @@ use serde_json::{Value, json};
 
 use super::Command;
 use crate::audit::AuditCommand;
+use crate::broker::SecretsCommand;
 use crate::clients::ClientsCommand;
-use crate::clients::legacy_keys::LegacyKeyCommand;
+use crate::clients::legacy_keys::{self, LegacyKeyCommand};
 use crate::keys::KeysCommand;
 use crate::linkkeys::LinkKeysCommand;
 use crate::terminal::{Output, read_secret};
@@ -231,18 +233,99 @@ fn write_private(file: &Path, bytes: &[u8]) -> Result<(), String> {
     handle.write_all(bytes).map_err(fail)
 }
 
-fn pretty(value: &Value) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_default()
+/// Legacy keys of `client_id`, or of every client within reach (the admin API lists them per
+/// client).
+async fn legacy_keys(
+    remote: &Remote,
+    client_id: Option<&str>,
+) -> Result<Vec<legacy_keys::LegacyKey>, String> {
+    let ids: Vec<String> = match client_id {
+        Some(id) => vec![id.to_owned()],
+        None => {
+            let clients: Vec<crate::clients::Client> =
+                typed(&remote.call("GET", "/clients", None).await?)?;
+            clients.into_iter().map(|c| c.id).collect()
+        }
+    };
+    let mut keys = Vec::new();
+    for id in ids {
+        let path = format!("/clients/{}/legacy-keys", encode(&id));
+        let mut some: Vec<legacy_keys::LegacyKey> = typed(&remote.call("GET", &path, None).await?)?;
+        keys.append(&mut some);
+    }
+    keys.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(keys)
 }
 
-fn secret_text(value: &Value, id: &str) -> String {
-    match value["client_secret"].as_str() {
-        Some(secret) => format!(
-            "client {id}\nclient_secret: {secret}\nStore this secret now: it is shown only once \
-             and cannot be recovered."
-        ),
-        None => format!("client {id}: no secret"),
+/// `clients legacy-key …` through the admin API: the same JSON and text as on the store.
+async fn legacy_key(
+    command: &LegacyKeyCommand,
+    remote: &Remote,
+) -> Result<(Printed, String), String> {
+    match command {
+        LegacyKeyCommand::Add {
+            client_id,
+            subject,
+            tenant,
+            scopes,
+            id,
+        } => {
+            let key = legacy_keys::read_key()?;
+            let body = json!({"subject": subject, "tenant": tenant, "scopes": scopes, "id": id,
+                "key": key.expose()});
+            let path = format!("/clients/{}/legacy-keys", encode(client_id));
+            let value = remote.call("POST", &path, Some(body)).await?;
+            let key: legacy_keys::LegacyKey = typed(&value)?;
+            let text = legacy_keys::imported_text(&key);
+            Ok((Printed::LegacyKey(key), text))
+        }
+        LegacyKeyCommand::List { client_id } => {
+            let keys = legacy_keys(remote, client_id.as_deref()).await?;
+            let text = legacy_keys::list_text(&keys);
+            Ok((Printed::LegacyKeys(keys), text))
+        }
+        LegacyKeyCommand::Revoke { id } => {
+            // The admin API revokes a key under its client: find which.
+            let keys = legacy_keys(remote, None).await?;
+            let Some(key) = keys.iter().find(|k| &k.id == id) else {
+                return Err(format!("legacy key {id:?} not found"));
+            };
+            let path = format!(
+                "/clients/{}/legacy-keys/{}/revoke",
+                encode(&key.client_id),
+                encode(id)
+            );
+            let value = remote.call("POST", &path, None).await?;
+            Ok((value.into(), legacy_keys::revoked_text(id)))
+        }
     }
+}
+
+/// What a command prints with `--json`: the feature's own type where the local command prints
+/// one (so the fields come in the same order), else the API's JSON.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Printed {
+    Value(Value),
+    Clients(Vec<crate::clients::Client>),
+    Client(Box<crate::clients::Client>),
+    Users(Vec<crate::users::User>),
+    User(crate::users::User),
+    LegacyKeys(Vec<legacy_keys::LegacyKey>),
+    LegacyKey(legacy_keys::LegacyKey),
+}
+
+impl From<Value> for Printed {
+    fn from(value: Value) -> Self {
+        Printed::Value(value)
+    }
+}
+
+/// Reads a typed value back from the admin API's JSON (to print the text the local command
+/// prints).
+fn typed<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, String> {
+    serde_json::from_value(value.clone())
+        .map_err(|e| format!("unexpected answer from the server: {e}"))
 }
 
 fn add_client_body(args: &crate::clients::AddClient) -> Result<Value, String> {
@@ -259,7 +342,8 @@ fn add_client_body(args: &crate::clients::AddClient) -> Result<Value, String> {
     };
     Ok(json!({
         "id": args.id, "grants": args.grants, "scopes": args.scopes, "audiences": args.audiences,
-        "tenant": args.tenant, "first_party": args.first_party, "public": args.public, "jwk": jwk,
+        "resource_servers": args.resource_servers, "tenant": args.tenant,
+        "first_party": args.first_party, "public": args.public, "jwk": jwk,
         "token_lifetime_secs": args.token_lifetime.map(|d| d.as_delta().num_seconds()),
     }))
 }
@@ -278,37 +362,40 @@ fn encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
+/// Percent-encodes each segment of a secret path, keeping its `/`.
+fn encode_path(path: &str) -> String {
+    path.split('/').map(encode).collect::<Vec<_>>().join("/")
+}
+
 /// Runs an admin command through `remote`.
 pub(super) async fn run(
     command: &Command,
     remote: &Remote,
     out: &Output,
 ) -> Result<ExitCode, String> {
-    let (value, text) = match command {
+    let (value, text): (Printed, String) = match command {
         Command::Clients(command) => match command {
             ClientsCommand::List => {
                 let value = remote.call("GET", "/clients", None).await?;
-                let clients: Vec<crate::clients::Client> =
-                    serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
-                (value, crate::clients::list_text(&clients))
+                let clients: Vec<crate::clients::Client> = typed(&value)?;
+                let text = crate::clients::list_text(&clients);
+                (Printed::Clients(clients), text)
             }
             ClientsCommand::Show { id } => {
                 let value = remote
                     .call("GET", &format!("/clients/{}", encode(id)), None)
                     .await?;
-                let client: crate::clients::Client =
-                    serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+                let client: crate::clients::Client = typed(&value)?;
                 let text = crate::clients::describe(&client);
-                (value, text)
+                (Printed::Client(Box::new(client)), text)
             }
             ClientsCommand::Add(args) => {
                 let value = remote
                     .call("POST", "/clients", Some(add_client_body(args)?))
                     .await?;
-                let client: crate::clients::Client =
-                    serde_json::from_value(value["client"].clone()).map_err(|e| e.to_string())?;
+                let client: crate::clients::Client = typed(&value["client"])?;
                 let text = crate::clients::created_text(&client, value["client_secret"].as_str());
-                (value, text)
+                (value.into(), text)
             }
             ClientsCommand::RotateSecret {
                 id,
@@ -318,36 +405,24 @@ pub(super) async fn run(
                 let body = json!({"grace_secs": grace.as_secs(), "emergency": emergency});
                 let path = format!("/clients/{}/rotate-secret", encode(id));
                 let value = remote.call("POST", &path, Some(body)).await?;
-                let text = secret_text(&value, id);
-                (value, text)
+                let secret = value["client_secret"].as_str().unwrap_or_default();
+                let text = crate::clients::rotated_text(id, secret, (!*emergency).then_some(grace));
+                (value.into(), text)
             }
             ClientsCommand::Disable { id } => {
                 let path = format!("/clients/{}/disable", encode(id));
                 let value = remote.call("POST", &path, None).await?;
-                (value, format!("Disabled {id}."))
+                (value.into(), crate::clients::disabled_text(id))
             }
-            ClientsCommand::LegacyKey(LegacyKeyCommand::List {
-                client_id: Some(client_id),
-            }) => {
-                let path = format!("/clients/{}/legacy-keys", encode(client_id));
-                let value = remote.call("GET", &path, None).await?;
-                let text = pretty(&value);
-                (value, text)
-            }
-            ClientsCommand::LegacyKey(_) => {
-                return Err(
-                    "through --server, legacy keys are listed per client (`legacy-key list \
-                     CLIENT_ID`); import and revoke them with the admin API"
-                        .to_owned(),
-                );
-            }
+            ClientsCommand::LegacyKey(command) => legacy_key(command, remote).await?,
         },
         Command::Users(command) => match command {
             UsersCommand::List { tenant } => {
                 let query = tenant.as_deref().map(tenant_query).unwrap_or_default();
                 let value = remote.call("GET", &format!("/users{query}"), None).await?;
-                let text = pretty(&value);
-                (value, text)
+                let users: Vec<crate::users::User> = typed(&value)?;
+                let text = crate::users::list_text(&users);
+                (Printed::Users(users), text)
             }
             UsersCommand::Add {
                 username,
@@ -358,7 +433,9 @@ pub(super) async fn run(
                 let body = json!({"username": username, "tenant": tenant, "roles": roles,
                     "password": password.expose()});
                 let value = remote.call("POST", "/users", Some(body)).await?;
-                (value, format!("created {tenant}/{username}"))
+                let user: crate::users::User = typed(&value)?;
+                let text = format!("created {}", crate::users::user_text(&user));
+                (Printed::User(user), text)
             }
             UsersCommand::SetPassword { username, tenant } => {
                 let password = read_secret("Password: ", true)?;
@@ -370,7 +447,10 @@ pub(super) async fn run(
                 let value = remote
                     .call("POST", &path, Some(json!({"password": password.expose()})))
                     .await?;
-                (value, format!("password set for {tenant}/{username}"))
+                (
+                    value.into(),
+                    format!("password set for {tenant}/{username}"),
+                )
             }
             UsersCommand::Disable { username, tenant } => {
                 let path = format!(
@@ -379,13 +459,13 @@ pub(super) async fn run(
                     tenant_query(tenant)
                 );
                 let value = remote.call("POST", &path, None).await?;
-                (value, format!("disabled {tenant}/{username}"))
+                (value.into(), format!("disabled {tenant}/{username}"))
             }
         },
         Command::Keys(KeysCommand::List) => {
             let value = remote.call("GET", "/keys", None).await?;
-            let text = pretty(&value);
-            (value, text)
+            let text = crate::keys::list_text(&value)?;
+            (value.into(), text)
         }
         Command::Keys(KeysCommand::Rotate { emergency }) => {
             let path = if *emergency {
@@ -394,55 +474,81 @@ pub(super) async fn run(
                 "/keys/rotate"
             };
             let value = remote.call("POST", path, None).await?;
-            let text = pretty(&value);
-            (value, text)
+            let kid = value["kid"].as_str().unwrap_or_default();
+            let text = if *emergency {
+                let removed: Vec<String> = typed(&value["removed"])?;
+                crate::keys::emergency_text(kid, &removed)
+            } else {
+                crate::keys::rotated_text(kid, typed(&value["activates_at"])?)
+            };
+            (value.into(), text)
         }
         Command::LinkKeys(command) => match command {
             LinkKeysCommand::Status { name } => {
-                let mut value = remote.call("GET", "/link-keys", None).await?;
-                if let (Some(name), Some(list)) = (name, value["link_keys"].as_array_mut()) {
-                    list.retain(|k| k["name"].as_str() == Some(name.as_str()));
-                }
-                let text = pretty(&value);
-                (value, text)
+                let query = name
+                    .as_deref()
+                    .map(|n| format!("?name={}", encode(n)))
+                    .unwrap_or_default();
+                let value = remote
+                    .call("GET", &format!("/link-keys{query}"), None)
+                    .await?;
+                let text = crate::linkkeys::cli::statuses_text(&value);
+                (value.into(), text)
             }
             LinkKeysCommand::Rotate { name } => {
                 let path = format!("/link-keys/{}/rotate", encode(name));
                 let value = remote.call("POST", &path, None).await?;
-                (
-                    value,
-                    format!("rotation of {name} requested; the running server performs it"),
-                )
+                (value.into(), crate::linkkeys::cli::requested_text(name))
             }
             LinkKeysCommand::RetirePrevious { name, force } => {
                 let path = format!("/link-keys/{}/retire-previous", encode(name));
                 let value = remote
                     .call("POST", &path, Some(json!({"force": force})))
                     .await?;
-                let id = value["retired"].as_str().unwrap_or("-").to_owned();
-                (value, format!("{name}: previous key {id} retired"))
+                let text = crate::linkkeys::cli::retired_text(
+                    name,
+                    value["retired"].as_str().unwrap_or("-"),
+                );
+                (value.into(), text)
             }
         },
         Command::Audit(AuditCommand::Verify) => {
             let value = remote.call("GET", "/audit/verify", None).await?;
-            let ok = value["problems"].as_array().is_some_and(Vec::is_empty);
-            let text = if ok {
-                format!("OK: {} audit events, chain intact", value["rows"])
-            } else {
-                format!("BROKEN: {}", pretty(&value["problems"]))
-            };
-            out.print(&value, &text);
-            return Ok(if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            });
+            return Ok(crate::audit::print_report(&typed(&value)?, out));
         }
-        Command::Secrets(_) => {
-            return Err(
-                "the broker's local secrets are written on the store, not through --server"
-                    .to_owned(),
-            );
+        Command::Secrets(command) => {
+            use crate::broker::cli as secrets;
+            match command {
+                SecretsCommand::Put { path, fields } => {
+                    let data = secrets::fields_to_put(path, fields)?;
+                    let fields: serde_json::Map<String, Value> = data
+                        .iter()
+                        .map(|(k, v)| (k.to_owned(), Value::String(v.expose().to_owned())))
+                        .collect();
+                    let route = format!("/broker/secrets/{}", encode_path(path));
+                    let value = remote
+                        .call("PUT", &route, Some(json!({ "fields": fields })))
+                        .await?;
+                    let text = secrets::put_text(&value);
+                    (value.into(), text)
+                }
+                SecretsCommand::Get { path, show_values } => {
+                    let query = if *show_values {
+                        "?show_values=true"
+                    } else {
+                        ""
+                    };
+                    let route = format!("/broker/secrets/{}{query}", encode_path(path));
+                    let value = remote.call("GET", &route, None).await?;
+                    let text = secrets::get_text(&value);
+                    (value.into(), text)
+                }
+                SecretsCommand::List => {
+                    let value = remote.call("GET", "/broker/secrets", None).await?;
+                    let text = secrets::list_text(&value);
+                    (value.into(), text)
+                }
+            }
         }
         Command::Serve(_)
         | Command::Config(_)

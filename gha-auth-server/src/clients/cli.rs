@@ -126,11 +126,7 @@ pub(crate) async fn run(
                 .map_err(|e| e.to_string())?;
             out.print(
                 &json!({"client_id": id, "client_secret": secret.expose(), "previous_valid_for_secs": 0, "tokens_revoked": true}),
-                &format!(
-                    "New secret for {id}: {}\nThe previous secret no longer works and every token \
-                     issued to {id} so far is revoked. Store this secret now: it is shown only once.",
-                    secret.expose()
-                ),
+                &rotated_text(id, secret.expose(), None),
             );
         }
         ClientsCommand::RotateSecret { id, grace, .. } => {
@@ -140,11 +136,7 @@ pub(crate) async fn run(
                 .map_err(|e| e.to_string())?;
             out.print(
                 &json!({"client_id": id, "client_secret": secret.expose(), "previous_valid_for_secs": grace.as_secs()}),
-                &format!(
-                    "New secret for {id}: {}\nThe previous secret stays valid for {grace}. Store \
-                     this secret now: it is shown only once.",
-                    secret.expose()
-                ),
+                &rotated_text(id, secret.expose(), Some(grace)),
             );
         }
         ClientsCommand::LegacyKey(command) => {
@@ -157,7 +149,7 @@ pub(crate) async fn run(
                 .map_err(|e| e.to_string())?;
             out.print(
                 &json!({"client_id": id, "disabled": true}),
-                &format!("Disabled {id}."),
+                &disabled_text(id),
             );
         }
     }
@@ -214,6 +206,26 @@ pub(crate) fn created_text(client: &Client, secret: Option<&str>) -> String {
         None => text.push_str("No secret: a public client authenticates with its id alone."),
     }
     text
+}
+
+/// The text of `clients rotate-secret`: with the grace of the previous secret, or none (an
+/// emergency rotation).
+pub(crate) fn rotated_text(id: &str, secret: &str, grace: Option<&Duration>) -> String {
+    match grace {
+        Some(grace) => format!(
+            "New secret for {id}: {secret}\nThe previous secret stays valid for {grace}. Store \
+             this secret now: it is shown only once."
+        ),
+        None => format!(
+            "New secret for {id}: {secret}\nThe previous secret no longer works and every token \
+             issued to {id} so far is revoked. Store this secret now: it is shown only once."
+        ),
+    }
+}
+
+/// The text of `clients disable`.
+pub(crate) fn disabled_text(id: &str) -> String {
+    format!("Disabled {id}.")
 }
 
 /// The text of `clients list`.

@@ -32,7 +32,8 @@ pub(crate) use store::ClientRow;
 
 pub(crate) use assertion_jtis::{purge_assertion_jtis, record_assertion_jti};
 pub(crate) use cli::{
-    AddClient, ClientsCommand, created_text, describe, list_text, run as run_cli,
+    AddClient, ClientsCommand, created_text, describe, disabled_text, list_text, rotated_text,
+    run as run_cli,
 };
 pub(crate) use jwk::client_key_from_json;
 pub(crate) use model::{

@@ -50,7 +50,7 @@ const STYLESHEET_PATH: &str = "/home.css";
     get,
     path = "/",
     tag = "discovery",
-    responses((status = 200, description = "What this service is and where its metadata, keys, API document and health are (HTML for browsers, plain text otherwise)", content_type = "text/html")),
+    responses((status = 200, description = "What this service is and where its metadata, keys, API document and health are (HTML for browsers, plain text otherwise)", content((String = "text/html"), (String = "text/plain")))),
 )]
 async fn home(headers: HeaderMap) -> Response {
     let wants_html = headers

@@ -20,7 +20,7 @@ use gha_auth::keys::{KeySchedule, ScheduleError, SigningKey, is_dev_key};
 
 use crate::settings::Duration;
 
-pub(crate) use cli::{KeysCommand, run as run_cli};
+pub(crate) use cli::{KeysCommand, emergency_text, list_text, rotated_text, run as run_cli};
 pub(crate) use config::KeysConfig;
 pub(crate) use health::SigningKeysCheck;
 pub(crate) use manager::{KeyManager, KeyManagerError, KeySettings, follow_changes};

@@ -82,41 +82,80 @@ fn status_json(name: &str, configured: &Configured, state: Option<&LinkKeyState>
     })
 }
 
-fn when(at: Option<DateTime<Utc>>) -> String {
-    at.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339())
+/// A time of the status JSON, for a person (`-` when absent).
+fn when(at: &Value) -> String {
+    serde_json::from_value::<DateTime<Utc>>(at.clone())
+        .map_or_else(|_| "-".to_owned(), |t| t.to_rfc3339())
 }
 
-fn status_text(name: &str, state: Option<&LinkKeyState>) -> String {
-    let Some(state) = state else {
+/// One link key's lines, from its status JSON.
+fn status_text(status: &Value) -> String {
+    let name = status["name"].as_str().unwrap_or("-");
+    if status["initialized"] != Value::Bool(true) {
         return format!("{name}: no key yet (the server creates one at start)\n");
-    };
-    let id = |k: Option<&super::model::StoredKey>| k.map_or("-", |k| k.id.as_str()).to_owned();
+    }
+    let id = |key: &str| status[key]["id"].as_str().unwrap_or("-").to_owned();
     let mut text = format!(
         "{name}: current {} (last seen {}), pending {}, previous {} (expires {}), rotations {}\n",
-        id(state.current.as_ref()),
-        when(state.current.as_ref().and_then(|k| k.last_seen)),
-        id(state.pending.as_ref()),
-        id(state.previous.as_ref()),
-        when(state.previous.as_ref().and_then(|k| k.expires_at)),
-        state.rotations,
+        id("current"),
+        when(&status["current"]["last_seen"]),
+        id("pending"),
+        id("previous"),
+        when(&status["previous"]["expires_at"]),
+        status["rotations"],
     );
-    if let Some(r) = &state.rotation {
+    let r = &status["rotation"];
+    if r.is_object() {
         text.push_str(&format!(
             "  rotation {} at {} (failures {}, next attempt {}){}\n",
-            r.id,
-            r.step,
-            r.failures,
-            r.next_attempt.to_rfc3339(),
-            r.last_error
-                .as_ref()
+            r["id"].as_str().unwrap_or("-"),
+            r["step"].as_str().unwrap_or("-"),
+            r["failures"],
+            when(&r["next_attempt"]),
+            r["last_error"]
+                .as_str()
                 .map(|e| format!(", last error: {e}"))
                 .unwrap_or_default(),
         ));
     }
-    if state.requested.is_some() {
+    if !status["requested"].is_null() {
         text.push_str("  a rotation is requested\n");
     }
     text
+}
+
+/// The text of `link-keys status`, from its JSON (here or as the admin API answers it).
+pub(crate) fn statuses_text(value: &Value) -> String {
+    let mut text = String::new();
+    let all = value["link_keys"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for status in all {
+        text.push_str(&status_text(status));
+    }
+    if all.is_empty() {
+        text.push_str("no link keys are configured\n");
+    }
+    let _ = writeln!(
+        text,
+        "state kept in: {}",
+        value["store"].as_str().unwrap_or("-")
+    );
+    text
+}
+
+/// The text of `link-keys rotate`.
+pub(crate) fn requested_text(name: &str) -> String {
+    format!(
+        "rotation of {name} requested; the running server performs it (see `gha-auth link-keys \
+         status {name}`)"
+    )
+}
+
+/// The text of `link-keys retire-previous`.
+pub(crate) fn retired_text(name: &str, id: &str) -> String {
+    format!("{name}: previous key {id} retired")
 }
 
 /// Why an operator's act on a link key failed.
@@ -156,7 +195,6 @@ pub(crate) async fn status(
         None => configured.keys().cloned().collect(),
     };
     let mut all = Vec::new();
-    let mut text = String::new();
     for name in &names {
         let loaded = store
             .load(name)
@@ -164,13 +202,10 @@ pub(crate) async fn status(
             .map_err(|e| LinkKeyActError::Store(e.to_string()))?;
         let state = loaded.as_ref().map(|l| &l.state);
         all.push(status_json(name, configured, state));
-        text.push_str(&status_text(name, state));
     }
-    if names.is_empty() {
-        text.push_str("no link keys are configured\n");
-    }
-    let _ = writeln!(text, "state kept in: {}", store.describe());
-    Ok((json!({ "link_keys": all, "store": store.describe() }), text))
+    let value = json!({ "link_keys": all, "store": store.describe() });
+    let text = statuses_text(&value);
+    Ok((value, text))
 }
 
 /// Records a rotation request for `name` (the running server's scheduler performs it); audited.
@@ -271,12 +306,7 @@ pub(crate) async fn run_cli(
             let value = request_rotation(configured, store, audit, name, now, actor)
                 .await
                 .map_err(|e| e.to_string())?;
-            out.print(
-                &value,
-                &format!(
-                    "rotation of {name} requested; the running server performs it (see `gha-auth link-keys status {name}`)"
-                ),
-            );
+            out.print(&value, &requested_text(name));
         }
         LinkKeysCommand::RetirePrevious { name, force } => {
             let id = retire_previous(configured, store, audit, name, *force, actor)
@@ -284,9 +314,58 @@ pub(crate) async fn run_cli(
                 .map_err(|e| e.to_string())?;
             out.print(
                 &json!({"name": name, "retired": id}),
-                &format!("{name}: previous key {id} retired"),
+                &retired_text(name, &id),
             );
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text is made from the status JSON (so `--server` prints it from the admin API's
+    /// answer): every key, the rotation in progress and a pending request are named.
+    #[test]
+    fn status_text_names_keys_rotation_and_request_from_the_json() {
+        let key = |id: &str, last_seen: Value, expires_at: Value| {
+            json!({"id": id, "key": "ghal_not-shown", "rotation_id": "rot-x",
+                "created_at": "2026-01-01T00:00:00Z", "last_seen": last_seen,
+                "expires_at": expires_at})
+        };
+        let state: LinkKeyState = serde_json::from_value(json!({
+            "format": 1, "name": "epicor",
+            "current": key("lk-b", json!("2026-01-02T00:00:00Z"), Value::Null),
+            "previous": key("lk-a", Value::Null, json!("2026-01-03T00:00:00Z")),
+            "rotation": {"id": "rot-c", "reason": "requested", "started_by": "cli",
+                "started_at": "2026-01-02T00:00:00Z", "step": "set", "attempts": 2,
+                "last_error": "target down", "failures": 1,
+                "next_attempt": "2026-01-02T01:00:00Z"},
+            "requested": {"at": "2026-01-02T00:00:00Z", "by": "cli:ops"},
+            "rotations": 3,
+        }))
+        .unwrap();
+        let value = json!({
+            "link_keys": [
+                status_json("epicor", &Configured::new(), Some(&state)),
+                status_json("webhook", &Configured::new(), None),
+            ],
+            "store": "the store",
+        });
+        assert_eq!(
+            statuses_text(&value),
+            "epicor: current lk-b (last seen 2026-01-02T00:00:00+00:00), pending -, previous lk-a \
+             (expires 2026-01-03T00:00:00+00:00), rotations 3\n  rotation rot-c at set (failures \
+             1, next attempt 2026-01-02T01:00:00+00:00), last error: target down\n  a rotation is \
+             requested\nwebhook: no key yet (the server creates one at start)\nstate kept in: the \
+             store\n"
+        );
+        assert!(!statuses_text(&value).contains("ghal_"));
+        let none = json!({"link_keys": [], "store": "the store"});
+        assert_eq!(
+            statuses_text(&none),
+            "no link keys are configured\nstate kept in: the store\n"
+        );
+    }
 }

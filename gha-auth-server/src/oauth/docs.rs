@@ -4,13 +4,28 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// The grant types the token endpoint serves.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) enum GrantTypeDoc {
+    /// RFC 6749 §4.4.
+    #[serde(rename = "client_credentials")]
+    ClientCredentials,
+    /// RFC 6749 §4.3 (first-party clients).
+    #[serde(rename = "password")]
+    Password,
+    /// RFC 6749 §6.
+    #[serde(rename = "refresh_token")]
+    RefreshToken,
+    /// RFC 8693.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    TokenExchange,
+}
+
 /// A token request (RFC 6749 §4.4, RFC 7523 §2.2, RFC 8693, RFC 8707), form-encoded.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TokenRequestDoc {
-    /// `client_credentials`, `password`, `refresh_token` or
-    /// `urn:ietf:params:oauth:grant-type:token-exchange`.
-    #[schema(min_length = 1, max_length = 8192)]
-    pub(crate) grant_type: String,
+    /// The grant; any other value is answered `unsupported_grant_type`.
+    pub(crate) grant_type: GrantTypeDoc,
     /// Space-separated scopes; narrowed to what the client may have.
     pub(crate) scope: Option<String>,
     /// The audience (RFC 8693); a client with a single audience gets it by default.

@@ -8,6 +8,31 @@ use super::OAuthError;
 /// Parameters that may appear more than once (RFC 8693 §2.1, RFC 8707 §2).
 const MULTI_VALUED: [&str; 2] = ["audience", "resource"];
 
+/// The parameters this authority reads: one of these given twice is refused (RFC 6749 §3.1).
+/// Any other parameter is unrecognized and ignored, however often it appears.
+const RECOGNIZED: [&str; 20] = [
+    "grant_type",
+    "scope",
+    "client_id",
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+    "username",
+    "password",
+    "tenant",
+    "refresh_token",
+    "subject_token",
+    "subject_token_type",
+    "actor_token",
+    "actor_token_type",
+    "requested_token_type",
+    "token",
+    "token_type_hint",
+    "code",
+    "redirect_uri",
+    "code_verifier",
+];
+
 /// Parameters whose values are credentials: never logged or echoed.
 const SECRET_PARAMS: [&str; 7] = [
     "client_secret",
@@ -24,9 +49,9 @@ const MAX_VALUE_LEN: usize = 8 * 1024;
 
 /// The parameters of a token request.
 ///
-/// Empty values count as absent (RFC 6749 §3.1); a parameter other than `audience` and
-/// `resource` may appear only once; unknown parameters are ignored. `Debug` hides credential
-/// values.
+/// Empty values count as absent (RFC 6749 §3.1); a recognized parameter other than `audience`
+/// and `resource` may appear only once; unrecognized parameters are ignored (their first value
+/// is kept, never read). `Debug` hides credential values.
 #[derive(Default)]
 pub(crate) struct TokenForm {
     single: HashMap<String, String>,
@@ -65,17 +90,15 @@ impl TokenForm {
                 form.multi.entry(name).or_default().push(value.into_owned());
                 continue;
             }
-            let key = key.into_owned();
-            if form.single.contains_key(&key) {
-                let shown = if key.len() <= 40 && key.bytes().all(|b| b.is_ascii_graphic()) {
-                    key
-                } else {
-                    "a parameter".to_owned()
-                };
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter {shown} must not be repeated"
-                )));
+            if form.single.contains_key(key.as_ref()) {
+                if let Some(name) = RECOGNIZED.iter().find(|r| **r == key) {
+                    return Err(OAuthError::invalid_request(format!(
+                        "parameter {name} must not be repeated"
+                    )));
+                }
+                continue;
             }
+            let key = key.into_owned();
             form.single.insert(key, value.into_owned());
         }
         Ok(form)
@@ -95,6 +118,19 @@ impl TokenForm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_unrecognized_parameters_are_ignored() {
+        // RFC 6749 §3.1: unrecognized parameters are ignored, repeated or not.
+        let form =
+            TokenForm::parse(b"grant_type=client_credentials&x=1&x=2&%C3%9D=a&%C3%9D=b").unwrap();
+        assert_eq!(form.get("grant_type"), Some("client_credentials"));
+        let err = TokenForm::parse(b"grant_type=a&x=1&grant_type=b").unwrap_err();
+        assert_eq!(
+            err.description(),
+            "parameter grant_type must not be repeated"
+        );
+    }
 
     #[test]
     fn parses_decodes_and_ignores_empty_values() {

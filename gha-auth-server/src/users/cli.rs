@@ -54,7 +54,8 @@ fn read_password(confirm: bool) -> Result<SecretString, String> {
     read_secret("Password: ", confirm)
 }
 
-fn user_text(user: &User) -> String {
+/// One user's line (`users add`, `users list`).
+pub(crate) fn user_text(user: &User) -> String {
     format!(
         "{}/{}  id={}  roles={}  {}",
         user.tenant,
@@ -67,6 +68,15 @@ fn user_text(user: &User) -> String {
         },
         if user.disabled { "disabled" } else { "enabled" }
     )
+}
+
+/// The text of `users list`.
+pub(crate) fn list_text(list: &[User]) -> String {
+    if list.is_empty() {
+        "no users".to_owned()
+    } else {
+        list.iter().map(user_text).collect::<Vec<_>>().join("\n")
+    }
 }
 
 /// Runs a `users` command on `users`.
@@ -115,12 +125,7 @@ pub(crate) async fn run(
                 .list(tenant.as_deref())
                 .await
                 .map_err(|e| e.to_string())?;
-            let text = if list.is_empty() {
-                "no users".to_owned()
-            } else {
-                list.iter().map(user_text).collect::<Vec<_>>().join("\n")
-            };
-            out.print(&list, &text);
+            out.print(&list, &list_text(&list));
         }
     }
     Ok(ExitCode::SUCCESS)

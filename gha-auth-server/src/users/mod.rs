@@ -17,17 +17,17 @@
 
 mod cli;
 pub(crate) mod config;
+mod hashing;
 mod store;
 
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use argon2::password_hash::SaltString;
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
+use argon2::{Params, PasswordHash};
 use gha_auth::{SecretString, SharedClock};
 use ring::rand::{SecureRandom, SystemRandom};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -35,8 +35,9 @@ use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
 use crate::store::{Store, StoreError};
 
 pub(crate) use cli::UsersCommand;
-pub(crate) use cli::run as run_cli;
+pub(crate) use cli::{list_text, run as run_cli, user_text};
 pub(crate) use config::UsersConfig;
+pub(crate) use hashing::{hash_password, verify_password};
 pub(crate) use store::UserRow;
 
 /// Longest accepted password, in bytes (Argon2 cost must not be an amplifier).
@@ -62,8 +63,8 @@ pub enum UserError {
     Hash(String),
 }
 
-/// A user, as shown by `users list` (no hash).
-#[derive(Debug, Clone, Serialize)]
+/// A user, as shown by `users list` (no hash); read back from the admin API by `--server`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct User {
     /// Stable id: the `sub` of the user's tokens.
@@ -211,26 +212,6 @@ fn params_from(settings: &UsersConfig) -> Result<Params, UserError> {
         None,
     )
     .map_err(|e| UserError::Hash(e.to_string()))
-}
-
-/// Hashes `password` with Argon2id at `params` and a fresh 16-byte salt; a PHC string.
-pub(crate) fn hash_password(params: &Params, password: &[u8]) -> Result<String, UserError> {
-    let mut salt = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut salt)
-        .map_err(|_| UserError::Hash("no randomness".into()))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| UserError::Hash(e.to_string()))?;
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-        .hash_password(password, &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| UserError::Hash(e.to_string()))
-}
-
-/// Checks `password` against a PHC string (its own parameters apply). False for anything
-/// unparseable.
-pub(crate) fn verify_password(hash: &str, password: &[u8]) -> bool {
-    PasswordHash::new(hash)
-        .is_ok_and(|parsed| Argon2::default().verify_password(password, &parsed).is_ok())
 }
 
 /// Runs CPU-heavy Argon2 off the async workers, holding `permit` until it is done.

@@ -81,6 +81,35 @@ impl Server {
         secret.unwrap().expose().to_owned()
     }
 
+    /// Registers `ops`, an admin client with `admin:broker`, for `gha-auth --server`; returns
+    /// the CLI's arguments that act through this server as `ops` (its secret in a file in
+    /// `dir`).
+    async fn admin_cli_args(&self, dir: &Path) -> Vec<String> {
+        let (_, secret) = self
+            .app
+            .authority()
+            .clients()
+            .register(
+                ClientRegistration::new("ops")
+                    .grant(GrantType::ClientCredentials)
+                    .scope("admin:broker")
+                    .audience("gha-auth-admin"),
+                "e2e",
+            )
+            .await
+            .unwrap();
+        let file = dir.join("ops-secret");
+        std::fs::write(&file, secret.unwrap().expose()).unwrap();
+        vec![
+            "--server".to_owned(),
+            self.app.base_url(),
+            "--client-id".to_owned(),
+            "ops".to_owned(),
+            "--client-secret-file".to_owned(),
+            file.display().to_string(),
+        ]
+    }
+
     async fn token(&self, id: &str, secret: &str) -> String {
         let response: Value = self
             .http
@@ -320,8 +349,14 @@ async fn vault_kv_reads_carry_version_and_max_age_and_everything_else_is_refused
     server.app.shutdown().await.unwrap();
 }
 
-/// `gha-auth secrets …` run in-process, the way the binary runs it.
-async fn cli(config_file: &Path, data: &Path, args: &[&str]) -> std::process::ExitCode {
+/// `gha-auth secrets …` run in-process, the way the binary runs it (`server`: the arguments
+/// that act through a running server's admin API, or none).
+async fn cli(
+    config_file: &Path,
+    data: &Path,
+    server: &[String],
+    args: &[&str],
+) -> std::process::ExitCode {
     let mut argv = vec![
         "gha-auth".to_owned(),
         "--config".to_owned(),
@@ -329,11 +364,25 @@ async fn cli(config_file: &Path, data: &Path, args: &[&str]) -> std::process::Ex
         "--data-dir".to_owned(),
         data.display().to_string(),
     ];
+    argv.extend(server.iter().cloned());
     argv.extend(args.iter().map(|a| (*a).to_owned()));
     gha_auth_server::run(gha_auth_server::cli::Cli::parse_from(argv)).await
 }
 
-async fn local_store_round_trip(store_url: Option<&str>) {
+/// A server with `config_file` on `data`, on a manual clock that starts at the wall clock's now
+/// (where a CLI on the store made the signing keys).
+async fn start_on(config_file: &Path, data: &Path) -> (ManualClock, Server) {
+    let clock = ManualClock::new(gha_auth::Clock::now(&SystemClock));
+    let mut config = Config::load(Some(config_file), Vec::new(), &Default::default()).unwrap();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.data_dir = data.to_owned();
+    let server = Server::start(config, clock.shared()).await;
+    (clock, server)
+}
+
+/// `through_server`: the CLI acts through the running server's admin API (`--server`) instead of
+/// on the store, with the same results.
+async fn local_store_round_trip(store_url: Option<&str>, through_server: bool) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config_file = dir.path().join("gha-auth.toml");
@@ -345,22 +394,28 @@ async fn local_store_round_trip(store_url: Option<&str>) {
     let value_file = dir.path().join("pw");
     std::fs::write(&value_file, "local-pw-one\n").unwrap();
     let field = format!("password=@{}", value_file.display());
+    // Through the server, it runs before the first put.
+    let mut running = None;
+    let mut through = Vec::new();
+    if through_server {
+        let (clock, server) = start_on(&config_file, &data).await;
+        through = server.admin_cli_args(dir.path()).await;
+        running = Some((clock, server));
+    }
     assert_eq!(
         cli(
             &config_file,
             &data,
+            &through,
             &["secrets", "put", "apps/billing/smtp", &field]
         )
         .await,
         std::process::ExitCode::SUCCESS
     );
-
-    // The CLI made the signing keys on the wall clock; the manual clock starts there.
-    let clock = ManualClock::new(gha_auth::Clock::now(&SystemClock));
-    let mut config = Config::load(Some(&config_file), Vec::new(), &Default::default()).unwrap();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.data_dir = data.clone();
-    let server = Server::start(config, clock.shared()).await;
+    let (clock, server) = match running {
+        Some(running) => running,
+        None => start_on(&config_file, &data).await,
+    };
     let billing = server.client("billing", BROKER_AUDIENCE).await;
     let token = server.token("billing", &billing).await;
     let (status, _, body) = server.get_secret(&token, "apps/billing/smtp").await;
@@ -374,6 +429,7 @@ async fn local_store_round_trip(store_url: Option<&str>) {
         cli(
             &config_file,
             &data,
+            &through,
             &["secrets", "put", "apps/billing/smtp", &field]
         )
         .await,
@@ -387,6 +443,10 @@ async fn local_store_round_trip(store_url: Option<&str>) {
     // The row is sealed; the put is audited without its value.
     let rows = server.audit_rows("admin.broker_secret_put").await;
     assert_eq!(rows.len(), 2);
+    if through_server {
+        // Written by the server for its admin client, not by a CLI on the store.
+        assert!(rows.iter().all(|r| r.actor == "client:ops"), "{rows:?}");
+    }
     assert!(
         rows.iter().all(|r| !r.detail.contains("local-pw")),
         "{rows:?}"
@@ -397,6 +457,7 @@ async fn local_store_round_trip(store_url: Option<&str>) {
         cli(
             &config_file,
             &data,
+            &through,
             &[
                 "secrets",
                 "put",
@@ -423,13 +484,24 @@ async fn local_store_round_trip(store_url: Option<&str>) {
 
 #[tokio::test]
 async fn local_store_on_embedded_defaults_cli_put_then_get_sqlite() {
-    local_store_round_trip(None).await;
+    local_store_round_trip(None, false).await;
+}
+
+#[tokio::test]
+async fn local_store_on_embedded_defaults_cli_put_through_the_server_then_get_sqlite() {
+    local_store_round_trip(None, true).await;
 }
 
 #[tokio::test]
 async fn local_store_cli_put_then_get_postgres() {
     let pg = PgDatabase::create().await.unwrap();
-    local_store_round_trip(Some(pg.url())).await;
+    local_store_round_trip(Some(pg.url()), false).await;
+}
+
+#[tokio::test]
+async fn local_store_cli_put_through_the_server_then_get_postgres() {
+    let pg = PgDatabase::create().await.unwrap();
+    local_store_round_trip(Some(pg.url()), true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,6 +50,7 @@ pub enum LegacyKeyCommand {
     },
 }
 
+/// One key's line.
 fn describe(key: &LegacyKey) -> String {
     format!(
         "{}  client={}  subject={}  tenant={}  scopes={}{}",
@@ -64,6 +65,34 @@ fn describe(key: &LegacyKey) -> String {
             ""
         }
     )
+}
+
+/// The text of `legacy-key add`.
+pub(crate) fn imported_text(added: &LegacyKey) -> String {
+    format!(
+        "Imported legacy key {}.\nThe holder exchanges it at the token endpoint with \
+         grant_type=urn:ietf:params:oauth:grant-type:token-exchange, \
+         subject_token_type={LEGACY_API_KEY_TOKEN_TYPE}, authenticating as {}.",
+        describe(added),
+        added.client_id
+    )
+}
+
+/// The text of `legacy-key list`.
+pub(crate) fn list_text(keys: &[LegacyKey]) -> String {
+    let mut text = String::new();
+    for key in keys {
+        let _ = writeln!(text, "{}", describe(key));
+    }
+    if keys.is_empty() {
+        text.push_str("no legacy keys");
+    }
+    text
+}
+
+/// The text of `legacy-key revoke`.
+pub(crate) fn revoked_text(id: &str) -> String {
+    format!("Revoked legacy key {id}.")
 }
 
 /// Runs a `legacy-key` command on `store`.
@@ -98,42 +127,26 @@ pub(crate) async fn run(
             let added = super::add(store, clients.pepper(), audit, now, spec, &key, actor)
                 .await
                 .map_err(|e| e.to_string())?;
-            let text = format!(
-                "Imported legacy key {}.\nThe holder exchanges it at the token endpoint with \
-                 grant_type=urn:ietf:params:oauth:grant-type:token-exchange, \
-                 subject_token_type={LEGACY_API_KEY_TOKEN_TYPE}, authenticating as {}.",
-                describe(&added),
-                added.client_id
-            );
-            out.print(&added, &text);
+            out.print(&added, &imported_text(&added));
         }
         LegacyKeyCommand::List { client_id } => {
             let keys = super::list(store, client_id.as_deref())
                 .await
                 .map_err(|e| e.to_string())?;
-            let mut text = String::new();
-            for key in &keys {
-                let _ = writeln!(text, "{}", describe(key));
-            }
-            if keys.is_empty() {
-                text.push_str("no legacy keys");
-            }
-            out.print(&keys, &text);
+            out.print(&keys, &list_text(&keys));
         }
         LegacyKeyCommand::Revoke { id } => {
             super::revoke(store, audit, now, id, actor)
                 .await
                 .map_err(|e| e.to_string())?;
-            out.print(
-                &json!({"id": id, "revoked": true}),
-                &format!("Revoked legacy key {id}."),
-            );
+            out.print(&json!({"id": id, "revoked": true}), &revoked_text(id));
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_key() -> Result<SecretString, String> {
+/// Reads the key to import from standard input (or a prompt).
+pub(crate) fn read_key() -> Result<SecretString, String> {
     let key = read_secret("Legacy API key: ", false)?;
     if key.expose().is_empty() {
         return Err("no key on standard input".into());

@@ -13,11 +13,11 @@ mod cli;
 use gha_auth::SecretString;
 use gha_auth::apikey::Pepper;
 use ring::rand::{SecureRandom, SystemRandom};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub(crate) use cli::LegacyKeyCommand;
-pub(crate) use cli::run as run_cli;
+pub(crate) use cli::{imported_text, list_text, read_key, revoked_text, run as run_cli};
 
 use crate::audit::{AuditEvent, AuditKind, AuditLog, Outcome};
 use crate::clients::{is_valid_client_id, is_valid_scope};
@@ -48,8 +48,8 @@ pub enum LegacyKeyError {
     Store(#[from] StoreError),
 }
 
-/// An imported key as stored (never the key itself).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An imported key as stored (never the key itself); read back from the admin API by `--server`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct LegacyKey {
     /// Operator-facing id (`lk_…` unless given).
