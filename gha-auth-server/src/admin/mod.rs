@@ -300,3 +300,26 @@ impl<'a> Call<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store outage is a 503 with `Retry-After`, and its reason stays in the log.
+    #[tokio::test]
+    async fn an_unavailable_store_is_503_with_retry_after_and_no_reason() {
+        let response =
+            AdminError::Unavailable("pool timed out at db.internal".into()).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            json!({"error": "temporarily_unavailable", "error_description": "the store is unavailable"})
+        );
+    }
+}
