@@ -22,6 +22,7 @@ mod caller;
 pub mod cli;
 mod clients;
 pub mod config;
+mod console;
 mod health;
 mod home;
 mod keys;

@@ -32,6 +32,7 @@ pub(crate) const OPENAPI_PATH: &str = "/openapi.json";
         (name = "operations", description = "Health, metrics and this document"),
         (name = "broker", description = "Secrets broker: secrets and database credentials for authorized clients"),
         (name = "link-keys", description = "Rotated link keys: digests for validators, usage reports"),
+        (name = "console", description = "The operators' web console and its assets"),
     )
 )]
 pub(crate) struct ApiDoc;

@@ -28,6 +28,8 @@ pub(crate) enum Area {
     Broker,
     /// The audit log.
     Audit,
+    /// The health board (`/admin/v1/monitor`).
+    Monitor,
 }
 
 impl Area {
@@ -40,6 +42,7 @@ impl Area {
             Area::LinkKeys => "admin:link-keys",
             Area::Broker => "admin:broker",
             Area::Audit => "admin:audit",
+            Area::Monitor => "admin:monitor",
         }
     }
 
@@ -477,6 +480,72 @@ mod tests {
             };
             assert_eq!(
                 decide(actor, area, target, grants_admin),
+                expected,
+                "case {i}"
+            );
+        }
+    }
+
+    /// (user?, scopes, roles, tenant, expected)
+    type BoardCase = (
+        bool,
+        &'static [&'static str],
+        &'static [&'static str],
+        Option<&'static str>,
+        Decision,
+    );
+
+    /// The health board's rules, as the board had them before it decided here: the scope
+    /// `admin:monitor` for a client, the role `admin` for a user, nothing for a tenant's
+    /// administrator (the board is the whole authority's). One change: an `admin` user bound to
+    /// a tenant reads it, as it reads every other area.
+    #[test]
+    fn who_may_read_the_board() {
+        let all = Decision::Allow(Reach::All);
+        let no_scope = Decision::Deny("the token lacks the area's admin scope");
+        let no_role = Decision::Deny("the user has neither the admin nor the tenant-admin role");
+        let tenant = Decision::Deny("a tenant's administrator cannot reach this area");
+        let cases: Vec<BoardCase> = vec![
+            (false, &["admin:monitor"], &[], None, all.clone()),
+            (true, &[], &["admin"], None, all.clone()),
+            (
+                false,
+                &["admin:monitor", "jobs:read"],
+                &["user"],
+                None,
+                all.clone(),
+            ),
+            (false, &[], &[], None, no_scope.clone()),
+            (true, &[], &[], None, no_role.clone()),
+            (false, &["admin:clients"], &["user"], None, no_scope.clone()),
+            (
+                false,
+                &["admin:monitorx"],
+                &["administrator"],
+                None,
+                no_scope.clone(),
+            ),
+            (
+                true,
+                &["admin:monitor"],
+                &["administrator"],
+                None,
+                no_role.clone(),
+            ),
+            (false, &["admin:monitor"], &[], Some("acme"), tenant.clone()),
+            (true, &[], &["tenant-admin"], Some("acme"), tenant),
+            (true, &[], &["admin"], Some("acme"), all),
+        ];
+        for (i, (is_user, scopes, roles, tenant, expected)) in cases.into_iter().enumerate() {
+            let (scopes, roles) = (strings(scopes), strings(roles));
+            let actor = Actor {
+                is_user,
+                scopes: &scopes,
+                roles: &roles,
+                tenant,
+            };
+            assert_eq!(
+                decide(actor, Area::Monitor, Target::Area, false),
                 expected,
                 "case {i}"
             );

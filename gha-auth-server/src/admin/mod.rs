@@ -4,10 +4,11 @@
 //! Callers present a bearer token of this authority for `api_auth.admin_audience` (the
 //! [`Caller<AdminApi>`] extractor: 401 without one). [`decide::decide`] then allows or refuses
 //! the act (403): clients by per-area scopes (`admin:clients`, `admin:users`, `admin:keys`,
-//! `admin:link-keys`, `admin:broker`, `admin:audit`), users by the role `admin` (everything) or
-//! `tenant-admin` (its own tenant's clients and users, never the `admin` role: neither granting
-//! it nor acting on a user who holds it). Every call, allowed or refused, is
-//! audited (`admin.api_call`) with its actor: `client:<id>` or `user:<sub>`.
+//! `admin:link-keys`, `admin:broker`, `admin:audit`, and `admin:monitor` for the health board in
+//! `monitor/http.rs`), users by the role `admin` (everything) or `tenant-admin` (its own tenant's
+//! clients and users, never the `admin` role: neither granting it nor acting on a user who holds
+//! it). Every call, allowed or refused, is audited (`admin.api_call`) with its actor:
+//! `client:<id>` or `user:<sub>`.
 
 pub(crate) mod decide;
 pub(crate) mod routes;
@@ -66,6 +67,10 @@ pub(crate) enum AdminError {
     /// The authority failed (500); the reason goes to the log only.
     #[error("{0}")]
     Internal(String),
+    /// A store the call needs cannot be reached now (503 with `Retry-After`); the reason goes
+    /// to the log only.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl AdminError {
@@ -76,6 +81,7 @@ impl AdminError {
             AdminError::Invalid(_) => StatusCode::BAD_REQUEST,
             AdminError::Conflict(_) => StatusCode::CONFLICT,
             AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -86,6 +92,7 @@ impl AdminError {
             AdminError::Invalid(_) => "invalid_request",
             AdminError::Conflict(_) => "conflict",
             AdminError::Internal(_) => "server_error",
+            AdminError::Unavailable(_) => "temporarily_unavailable",
         }
     }
 
@@ -93,6 +100,7 @@ impl AdminError {
     fn description(&self) -> String {
         match self {
             AdminError::Internal(_) => "the authority failed; see its log".to_owned(),
+            AdminError::Unavailable(_) => "the store is unavailable".to_owned(),
             other => other.to_string(),
         }
     }
@@ -100,11 +108,21 @@ impl AdminError {
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
-        if let AdminError::Internal(reason) = &self {
-            tracing::error!(%reason, "admin api call failed");
+        match &self {
+            AdminError::Internal(reason) => tracing::error!(%reason, "admin api call failed"),
+            AdminError::Unavailable(reason) => {
+                tracing::warn!(%reason, "admin api call: store unavailable")
+            }
+            _ => {}
         }
         let body = json!({"error": self.code(), "error_description": self.description()});
-        no_store(self.status(), &body)
+        let mut response = no_store(self.status(), &body);
+        if matches!(self, AdminError::Unavailable(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
     }
 }
 
@@ -307,5 +325,28 @@ impl<'a> Call<'a> {
             Ok(body) => no_store(StatusCode::OK, &body),
             Err(error) => error.into_response(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store outage is a 503 with `Retry-After`, and its reason stays in the log.
+    #[tokio::test]
+    async fn an_unavailable_store_is_503_with_retry_after_and_no_reason() {
+        let response =
+            AdminError::Unavailable("pool timed out at db.internal".into()).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            json!({"error": "temporarily_unavailable", "error_description": "the store is unavailable"})
+        );
     }
 }

@@ -1008,7 +1008,7 @@ pub(crate) async fn put_broker_secret(
 
 // ---- audit ----
 
-/// A page of the audit log.
+/// A page of the audit log: forward from `after`, or the tail (newest first) with `tail`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 pub(crate) struct Page {
     /// Events after this sequence number (default 0: from the first).
@@ -1017,12 +1017,32 @@ pub(crate) struct Page {
     /// Most events (default 100, at most 1000).
     #[serde(default)]
     limit: Option<i64>,
+    /// The newest events instead, newest first (before `before` when given); `kind` and `actor`
+    /// filter them.
+    #[serde(default)]
+    tail: bool,
+    /// With `tail`: only events before this sequence number (the next page back).
+    #[serde(default)]
+    before: Option<i64>,
+    /// With `tail`: only kinds starting with this (`link_keys.`, `admin.api_call`).
+    #[serde(default)]
+    kind: Option<String>,
+    /// With `tail`: only this actor (`user:<sub>`, `client:<id>`, `scheduler`, …).
+    #[serde(default)]
+    actor: Option<String>,
 }
 
-/// A page of audit events in chain order.
+fn event_json(r: crate::audit::AuditRow) -> Value {
+    json!({"seq": r.seq, "at": r.at, "kind": r.kind, "actor": r.actor,
+        "subject": r.subject, "outcome": r.outcome,
+        "detail": serde_json::from_str::<Value>(&r.detail).unwrap_or(Value::Null),
+        "hash": r.hash})
+}
+
+/// A page of audit events in chain order, or the tail newest first.
 #[utoipa::path(get, path = "/admin/v1/audit", tag = "admin", security(("admin_token" = [])),
     params(Page),
-    responses((status = 200, description = "{events, next_after}: next_after is absent on the last page", body = Object),
+    responses((status = 200, description = "{events, next_after}: next_after is absent on the last page; with tail, {events, next_before} newest first", body = Object),
         (status = 401, description = "No or invalid admin token"),
         (status = 403, description = "The token lacks admin:audit (or the role)")))]
 pub(crate) async fn audit_events(
@@ -1034,22 +1054,22 @@ pub(crate) async fn audit_events(
     let result = async {
         call.allow(Target::Area, false)?;
         let limit = page.limit.unwrap_or(100).clamp(1, 1000);
-        let rows = admin
-            .oauth
-            .store
-            .audit_rows_after(page.after, limit)
-            .await?;
+        let store = &admin.oauth.store;
+        let rows = if page.tail {
+            let before = page.before.unwrap_or(i64::MAX);
+            let (kind, actor) = (page.kind.as_deref(), page.actor.as_deref());
+            store
+                .audit_rows_before(before, kind.unwrap_or(""), actor.unwrap_or(""), limit)
+                .await?
+        } else {
+            store.audit_rows_after(page.after, limit).await?
+        };
         let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == limit;
         let next = rows.last().map(|r| r.seq).filter(|_| full);
-        let events: Vec<Value> = rows
-            .into_iter()
-            .map(|r| {
-                json!({"seq": r.seq, "at": r.at, "kind": r.kind, "actor": r.actor,
-                    "subject": r.subject, "outcome": r.outcome,
-                    "detail": serde_json::from_str::<Value>(&r.detail).unwrap_or(Value::Null),
-                    "hash": r.hash})
-            })
-            .collect();
+        let events: Vec<Value> = rows.into_iter().map(event_json).collect();
+        if page.tail {
+            return Ok(json!({"events": events, "next_before": next}));
+        }
         Ok(json!({"events": events, "next_after": next}))
     }
     .await;

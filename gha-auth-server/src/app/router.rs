@@ -13,8 +13,8 @@ use utoipa_axum::router::OpenApiRouter;
 use super::state::AppState;
 use crate::config::HttpConfig;
 use crate::{
-    admin, broker, health, home, linkkeys, metrics, monitor, oauth, openapi, revocations, session,
-    wellknown,
+    admin, broker, console, health, home, linkkeys, metrics, monitor, oauth, openapi, revocations,
+    session, wellknown,
 };
 
 /// Every feature's routes, and the OpenAPI document they make up.
@@ -28,6 +28,7 @@ pub(super) fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::Op
         .merge(linkkeys::http::router(state))
         .merge(health::router())
         .merge(home::router())
+        .merge(console::router())
         .merge(metrics::router())
         .merge(monitor::http::router())
         .merge(admin::routes::router())

@@ -102,6 +102,32 @@ impl Store {
         .fetch_all(self.pool())
         .await?)
     }
+
+    /// Up to `limit` rows with `seq < before` whose kind starts with `kind` and whose actor is
+    /// `actor` (empty: any), newest first (for reading the tail of the chain).
+    pub async fn audit_rows_before(
+        &self,
+        before: i64,
+        kind: &str,
+        actor: &str,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        // Each parameter is bound once, in order: SQLite and PostgreSQL number them alike then.
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE seq < $1 \
+             AND ($2 = '' OR substr(kind, 1, length($3)) = $4) AND ($5 = '' OR actor = $6) \
+             ORDER BY seq DESC LIMIT $7"
+        ))
+        .bind(before)
+        .bind(kind)
+        .bind(kind)
+        .bind(kind)
+        .bind(actor)
+        .bind(actor)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
 }
 
 #[cfg(test)]
@@ -125,8 +151,80 @@ mod tests {
         assert!(store.try_append_audit_row(&row).await.unwrap());
         assert!(!store.try_append_audit_row(&row).await.unwrap());
         assert_eq!(store.last_audit_row().await.unwrap(), Some(row.clone()));
-        assert_eq!(store.audit_rows_after(0, 10).await.unwrap(), vec![row]);
+        assert_eq!(
+            store.audit_rows_after(0, 10).await.unwrap(),
+            vec![row.clone()]
+        );
         assert!(store.audit_rows_after(1, 10).await.unwrap().is_empty());
+
+        // the tail, newest first, by kind prefix and actor
+        let mut prev = row.hash.clone();
+        for (seq, kind, actor) in [
+            (2, "link_keys.rotated", "scheduler"),
+            (3, "link_keys.rotation_requested", "user:u1"),
+            (4, "admin.api_call", "user:u1"),
+        ] {
+            let next = AuditRow::new(
+                seq,
+                10,
+                kind.into(),
+                actor.into(),
+                "s".into(),
+                "success".into(),
+                "{}".into(),
+                prev.clone(),
+                format!("{seq}").repeat(64),
+            );
+            prev.clone_from(&next.hash);
+            assert!(store.try_append_audit_row(&next).await.unwrap());
+        }
+        let seqs = |rows: Vec<AuditRow>| rows.iter().map(|r| r.seq).collect::<Vec<_>>();
+        assert_eq!(
+            seqs(store.audit_rows_before(i64::MAX, "", "", 10).await.unwrap()),
+            [4, 3, 2, 1]
+        );
+        assert_eq!(
+            seqs(store.audit_rows_before(i64::MAX, "", "", 2).await.unwrap()),
+            [4, 3]
+        );
+        assert_eq!(
+            seqs(store.audit_rows_before(3, "", "", 10).await.unwrap()),
+            [2, 1]
+        );
+        assert_eq!(
+            seqs(
+                store
+                    .audit_rows_before(i64::MAX, "link_keys.", "", 10)
+                    .await
+                    .unwrap()
+            ),
+            [3, 2]
+        );
+        assert_eq!(
+            seqs(
+                store
+                    .audit_rows_before(i64::MAX, "", "user:u1", 10)
+                    .await
+                    .unwrap()
+            ),
+            [4, 3]
+        );
+        assert_eq!(
+            seqs(
+                store
+                    .audit_rows_before(i64::MAX, "link_keys.", "user:u1", 10)
+                    .await
+                    .unwrap()
+            ),
+            [3]
+        );
+        assert!(
+            store
+                .audit_rows_before(i64::MAX, "link_keys.rotated.", "", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]

@@ -1,38 +1,34 @@
 //! `GET /admin/v1/monitor` and `GET /admin/v1/monitor/{name}/history`: the health board for the
-//! console. Authorised like the admin API: a bearer token of this authority for the audience
-//! `api_auth.admin_audience` (default `gha-auth-admin`, [`Caller<AdminApi>`]) with the scope
-//! `admin:monitor` or the user role `admin`, not bound to a tenant (the board is the whole
-//! authority's).
+//! console. Routes of the admin API: a bearer token of this authority for the audience
+//! `api_auth.admin_audience` (default `gha-auth-admin`, [`Caller<AdminApi>`]), allowed by
+//! [`crate::admin::decide`] for the area `Monitor` (the scope `admin:monitor`, or the user role
+//! `admin`; never a tenant's administrator: the board is the whole authority's), and every call
+//! audited as `admin.api_call` with its actor.
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{FromRef, Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::{DateTime, TimeDelta, Utc};
 use gha_auth::outbound::redact;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::Monitor;
 use super::machine::TargetState;
 use super::store::{self, StateRow};
-use crate::caller::{AdminApi, Caller, CallerError, Callers};
+use crate::admin::decide::{Area, Target};
+use crate::admin::{Admin, AdminError, Call};
+use crate::caller::{AdminApi, Caller, Callers};
 use crate::store::StoreError;
-
-/// The scope that reads the board.
-pub(crate) const MONITOR_SCOPE: &str = "admin:monitor";
-/// The user role that may do everything in the admin API.
-pub(crate) const ADMIN_ROLE: &str = "admin";
 
 /// The board's routes.
 pub(crate) fn router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<Monitor>: FromRef<S>,
+    Arc<Admin>: FromRef<S>,
     Arc<Callers>: FromRef<S>,
 {
     OpenApiRouter::new()
@@ -40,63 +36,12 @@ where
         .routes(routes!(history))
 }
 
-/// Whether a caller with `scopes`, `roles` and `tenant` may read the board.
-pub(crate) fn may_read(scopes: &[String], roles: &[String], tenant: Option<&str>) -> bool {
-    let granted =
-        scopes.iter().any(|s| s == MONITOR_SCOPE) || roles.iter().any(|r| r == ADMIN_ROLE);
-    granted && tenant.is_none()
+fn unavailable(e: &StoreError) -> AdminError {
+    AdminError::Unavailable(format!("health board: {e}"))
 }
 
-fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-fn refusal(status: StatusCode, code: &str, description: &str) -> Response {
-    no_store(
-        (
-            status,
-            Json(json!({"error": code, "error_description": description})),
-        )
-            .into_response(),
-    )
-}
-
-fn unavailable(e: &StoreError) -> Response {
-    tracing::warn!(error = %e, "health board: store unavailable");
-    let mut response = refusal(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable",
-        "the store is unavailable",
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    response
-}
-
-/// The refusal for a caller that may not read the board, if any.
-fn refused(caller: Result<Caller<AdminApi>, CallerError>) -> Option<Response> {
-    let caller = match caller {
-        Ok(caller) => caller,
-        Err(refusal) => return Some(refusal.into_response()),
-    };
-    if may_read(&caller.scopes, &caller.roles, caller.tenant.as_deref()) {
-        return None;
-    }
-    tracing::info!(client_id = %caller.client_id, subject = %caller.subject, "health board refused: no admin:monitor scope or admin role");
-    let mut response = refusal(
-        StatusCode::FORBIDDEN,
-        "insufficient_scope",
-        "requires the admin:monitor scope or the admin role, without a tenant",
-    );
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(r#"Bearer error="insufficient_scope", scope="admin:monitor""#),
-    );
-    Some(response)
+fn json_of<T: Serialize>(value: &T) -> Result<serde_json::Value, AdminError> {
+    serde_json::to_value(value).map_err(|e| AdminError::Internal(e.to_string()))
 }
 
 /// The last failed check.
@@ -185,6 +130,7 @@ async fn view(
     get,
     path = "/admin/v1/monitor",
     tag = "admin",
+    security(("admin_token" = [])),
     responses(
         (status = 200, description = "The health board", body = Board),
         (status = 401, description = "No or invalid bearer token for gha-auth-admin (RFC 6750)"),
@@ -194,24 +140,28 @@ async fn view(
 )]
 pub(crate) async fn board(
     State(monitor): State<Arc<Monitor>>,
-    caller: Result<Caller<AdminApi>, CallerError>,
+    State(admin): State<Arc<Admin>>,
+    caller: Caller<AdminApi>,
 ) -> Response {
-    if let Some(refusal) = refused(caller) {
-        return refusal;
-    }
-    let rows = match store::states(&monitor.store).await {
-        Ok(rows) => rows,
-        Err(e) => return unavailable(&e),
-    };
-    let mut targets = Vec::new();
-    for target in &monitor.targets {
-        let row = rows.iter().find(|r| r.target == target.name);
-        match view(&monitor, target, row).await {
-            Ok(view) => targets.push(view),
-            Err(e) => return unavailable(&e),
+    let call = Call::new(&admin, &caller, Area::Monitor, "monitor.board", "monitor");
+    let result = async {
+        call.allow(Target::Area, false)?;
+        let rows = store::states(&monitor.store)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let mut targets = Vec::new();
+        for target in &monitor.targets {
+            let row = rows.iter().find(|r| r.target == target.name);
+            targets.push(
+                view(&monitor, target, row)
+                    .await
+                    .map_err(|e| unavailable(&e))?,
+            );
         }
+        json_of(&Board { targets })
     }
-    no_store(Json(Board { targets }).into_response())
+    .await;
+    call.finish(result).await
 }
 
 /// `?limit=`: how many results.
@@ -249,6 +199,7 @@ pub(crate) struct History {
     get,
     path = "/admin/v1/monitor/{name}/history",
     tag = "admin",
+    security(("admin_token" = [])),
     params(("name" = String, Path, description = "The target's name"), HistoryQuery),
     responses(
         (status = 200, description = "The target's recent checks", body = History),
@@ -260,67 +211,34 @@ pub(crate) struct History {
 )]
 pub(crate) async fn history(
     State(monitor): State<Arc<Monitor>>,
+    State(admin): State<Arc<Admin>>,
     Path(name): Path<String>,
     Query(query): Query<HistoryQuery>,
-    caller: Result<Caller<AdminApi>, CallerError>,
+    caller: Caller<AdminApi>,
 ) -> Response {
-    if let Some(refusal) = refused(caller) {
-        return refusal;
-    }
-    if !monitor.targets.iter().any(|t| t.name == name) {
-        return refusal(StatusCode::NOT_FOUND, "not_found", "no such target");
-    }
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let results = match store::history(&monitor.store, &name, limit).await {
-        Ok(results) => results,
-        Err(e) => return unavailable(&e),
-    };
-    let results = results
-        .into_iter()
-        .map(|r| CheckView {
-            checked_at: at(r.checked_at),
-            outcome: r.outcome,
-            latency_ms: r.latency_ms,
-            reason: r.reason,
-        })
-        .collect();
-    no_store(Json(History { name, results }).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn strings(items: &[&str]) -> Vec<String> {
-        items.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    /// Scopes, roles, tenant, and whether the board may be read.
-    type Case = (
-        &'static [&'static str],
-        &'static [&'static str],
-        Option<&'static str>,
-        bool,
-    );
-
-    #[test]
-    fn who_may_read_the_board() {
-        let cases: &[Case] = &[
-            (&["admin:monitor"], &[], None, true),
-            (&[], &["admin"], None, true),
-            (&["admin:monitor", "jobs:read"], &["user"], None, true),
-            (&[], &[], None, false),
-            (&["admin:clients"], &["user"], None, false),
-            (&["admin:monitorx"], &["administrator"], None, false),
-            (&["admin:monitor"], &[], Some("acme"), false),
-            (&[], &["admin"], Some("acme"), false),
-        ];
-        for (scopes, roles, tenant, expected) in cases {
-            assert_eq!(
-                may_read(&strings(scopes), &strings(roles), *tenant),
-                *expected,
-                "{scopes:?} {roles:?} {tenant:?}"
-            );
+    let call = Call::new(&admin, &caller, Area::Monitor, "monitor.history", &name);
+    let result = async {
+        call.allow(Target::Area, false)?;
+        if !monitor.targets.iter().any(|t| t.name == name) {
+            return Err(AdminError::NotFound("no such target".to_owned()));
         }
+        let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+        let results = store::history(&monitor.store, &name, limit)
+            .await
+            .map_err(|e| unavailable(&e))?
+            .into_iter()
+            .map(|r| CheckView {
+                checked_at: at(r.checked_at),
+                outcome: r.outcome,
+                latency_ms: r.latency_ms,
+                reason: r.reason,
+            })
+            .collect();
+        json_of(&History {
+            name: name.clone(),
+            results,
+        })
     }
+    .await;
+    call.finish(result).await
 }

@@ -38,7 +38,7 @@ struct Holder {
     refusing: Arc<Mutex<bool>>,
 }
 
-struct KeyHolder {
+pub(crate) struct KeyHolder {
     holder: Holder,
     addr: SocketAddr,
     secret_file: std::path::PathBuf,
@@ -80,7 +80,7 @@ pub(crate) async fn serve(router: axum::Router) -> SocketAddr {
 }
 
 impl KeyHolder {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let holder = Holder::default();
         let router = axum::Router::new()
             .route("/key", post(holder_install).get(holder_read))
@@ -103,17 +103,21 @@ impl KeyHolder {
     }
 
     fn target_config(&self) -> TargetConfig {
-        serde_json::from_value(json!({
+        serde_json::from_value(self.target_json()).unwrap()
+    }
+
+    /// The webhook target pointed at this holder, as configuration JSON.
+    pub(crate) fn target_json(&self) -> Value {
+        json!({
             "kind": "webhook",
             "url": format!("http://{}/key", self.addr),
             "secret_file": self.secret_file,
             "request_timeout": "5s",
             "max_attempts": 1,
-        }))
-        .unwrap()
+        })
     }
 
-    fn key(&self) -> Option<String> {
+    pub(crate) fn key(&self) -> Option<String> {
         self.holder.key.lock().unwrap().clone()
     }
 

@@ -16,6 +16,7 @@ mod authority;
 mod authority_vault;
 mod availability;
 mod broker;
+mod console;
 mod consumer;
 mod consumer_secrets;
 mod discovery;

@@ -32,7 +32,7 @@ pub(crate) fn on_path(name: &str) -> Option<PathBuf> {
 }
 
 /// The browser, node and playwright-core, or a failure that says how to get them.
-fn tools() -> (PathBuf, PathBuf, PathBuf) {
+pub(crate) fn tools() -> (PathBuf, PathBuf, PathBuf) {
     let chromium = std::env::var_os("GHA_AUTH_CHROMIUM")
         .map(PathBuf::from)
         .or_else(|| on_path("chromium"))
