@@ -485,6 +485,7 @@ async fn openapi_document_covers_every_route() {
         ("get", "/.well-known/jwks.json"),
         ("get", "/.well-known/oauth-authorization-server"),
         ("get", "/.well-known/openid-configuration"),
+        ("get", "/v1/keys"),
         ("get", "/v1/revocations"),
         ("get", "/v1/secrets/{path}"),
         ("post", "/v1/database/creds/{role}"),
@@ -499,6 +500,84 @@ async fn openapi_document_covers_every_route() {
             "{method} {path} is served but not in /openapi.json"
         );
     }
+    server.app.shutdown().await.unwrap();
+}
+
+/// `GET /v1/keys` serves the JWKS's keys, in its order, with the state each is in at the moment
+/// of the request: what gha-auth agent fills HAProxy's key slots from.
+#[tokio::test]
+async fn key_states_are_the_jwks_keys_with_their_state_as_of_now() {
+    let server = Server::start(|_| {}).await;
+    let states_of = |body: &Value| -> Vec<(String, String)> {
+        body["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["kid"].as_str().unwrap().to_owned(),
+                    k["state"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let read = || async {
+        let response = server.get("/v1/keys").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(
+            response.headers()["cache-control"]
+                .to_str()
+                .unwrap()
+                .starts_with("public, max-age="),
+        );
+        let states: Value = response.json().await.unwrap();
+        let jwks: Value = server
+            .get("/.well-known/jwks.json")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let jwks_of_states: Vec<&Value> = states["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| &k["jwk"])
+            .collect();
+        let jwks_keys: Vec<&Value> = jwks["keys"].as_array().unwrap().iter().collect();
+        assert_eq!(jwks_of_states, jwks_keys, "the JWKS's keys, in its order");
+        states
+    };
+
+    let first = read().await;
+    let [(first_kid, state)] = states_of(&first).try_into().unwrap();
+    assert_eq!(state, "active");
+    assert!(first["keys"][0]["retires_at"].is_null());
+
+    let (second_kid, activates_at) = server.app.authority().keys().rotate().await.unwrap();
+    let rotated = read().await;
+    assert_eq!(
+        states_of(&rotated),
+        [
+            (second_kid.clone(), "next".to_owned()),
+            (first_kid.clone(), "active".to_owned())
+        ]
+    );
+    assert_eq!(
+        rotated["keys"][0]["activates_at"].as_str().unwrap(),
+        activates_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    );
+
+    // Once the next key's time has come the states say so, before any sync.
+    server.clock.advance(TimeDelta::hours(2));
+    let switched = read().await;
+    assert_eq!(
+        states_of(&switched),
+        [
+            (second_kid, "active".to_owned()),
+            (first_kid, "retired".to_owned())
+        ]
+    );
+    assert!(switched["keys"][1]["retires_at"].is_string());
     server.app.shutdown().await.unwrap();
 }
 

@@ -1,6 +1,6 @@
-//! `gha-auth agent CONFIG`: runs the secrets agent (see [`crate::agent`]) until SIGINT or
-//! SIGTERM. It does not read the server's configuration; its own file names the authority,
-//! the client and the files to write.
+//! `gha-auth agent CONFIG`: runs the agent (see [`crate::agent`]) until SIGINT or SIGTERM. It
+//! does not read the server's configuration; its own file names the authority, the client and
+//! the files to write, and the edge key slots.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,9 +40,17 @@ pub(crate) async fn run_cli(args: &AgentArgs, out: &Output) -> ExitCode {
         Err(e) => return out.failure(&e.to_string()),
     };
     if args.check {
+        let edge_dir = config
+            .edge_keys
+            .as_ref()
+            .map(|edge| edge.dir.display().to_string());
+        let edge_text = edge_dir
+            .as_deref()
+            .map(|dir| format!(", edge key slots in {dir}"))
+            .unwrap_or_default();
         out.print(
-            &serde_json::json!({ "ok": true, "files": config.files.len() }),
-            &format!("OK: {} file(s)", config.files.len()),
+            &serde_json::json!({ "ok": true, "files": config.files.len(), "edge_keys": edge_dir }),
+            &format!("OK: {} file(s){edge_text}", config.files.len()),
         );
         return ExitCode::SUCCESS;
     }

@@ -4,7 +4,7 @@
 //!
 //! ```toml
 //! authority = "https://auth.internal:8700"
-//! client_id = "billing-api"
+//! client_id = "billing-api"                 # needed for [[file]] only
 //! client_secret_file = "/run/secrets/gha-auth-client-secret"
 //! # audience = "gha-auth-broker"    # default
 //! # broker_url = "…"                # default: the authority
@@ -24,12 +24,20 @@
 //! database_role = "billing"         # … or a database role
 //! format = "env"                    # all fields: "json" or "env" (NAME=value lines)
 //! path = "/run/secrets/db.env"
+//!
+//! [edge_keys]                       # optional: public keys for HAProxy's jwt_verify (no client needed)
+//! dir = "/etc/haproxy/gha-auth-keys"  # next.pem, active.pem, retired.pem
+//! reload = ["/bin/sh", "-c", "kill -USR2 \"$(cat /run/haproxy.pid)\""]
+//! # interval = "30s"                # how often the authority's key states are read
+//! # reload_timeout = "30s"
+//! # ca_file = "/etc/ssl/internal-ca.pem"
 //! ```
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use gha_auth::broker::DEFAULT_BROKER_AUDIENCE;
+use gha_auth::outbound::UrlPolicy;
 use serde::Deserialize;
 
 use crate::settings::Duration;
@@ -72,10 +80,12 @@ pub struct AgentConfig {
     /// The broker's base URL (default: the authority).
     #[serde(default)]
     pub broker_url: Option<String>,
-    /// This client's id.
-    pub client_id: String,
+    /// This client's id (needed by `[[file]]`; `[edge_keys]` reads public data).
+    #[serde(default)]
+    pub client_id: Option<String>,
     /// The file holding the client secret, re-read at every token request.
-    pub client_secret_file: PathBuf,
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
     /// The audience of the broker's tokens.
     #[serde(default = "default_audience")]
     pub audience: String,
@@ -94,6 +104,40 @@ pub struct AgentConfig {
     /// The files to write.
     #[serde(default, rename = "file")]
     pub files: Vec<FileConfig>,
+    /// The authority's public signing keys, in slot files for HAProxy.
+    #[serde(default)]
+    pub edge_keys: Option<EdgeKeysConfig>,
+}
+
+/// `[edge_keys]`: the authority's published ES256 public keys kept as SubjectPublicKeyInfo PEM
+/// files in three fixed slots, `next.pem`, `active.pem` and `retired.pem`, for HAProxy's
+/// `jwt_verify`; the reload command runs after a slot changed. See
+/// `docs/decisions/0006-edge-key-slots.md`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct EdgeKeysConfig {
+    /// The directory of the slot files (absolute; it must exist).
+    pub dir: PathBuf,
+    /// Program and arguments run after one or more slots changed (HAProxy reads the files only
+    /// when it starts or reloads).
+    pub reload: Vec<String>,
+    /// How long the reload command may run before it is killed (default 30 s).
+    #[serde(default = "default_reload_timeout")]
+    pub reload_timeout: Duration,
+    /// How often the key states are read (default 30 s).
+    #[serde(default = "default_edge_interval")]
+    pub interval: Duration,
+    /// Extra CA certificates (PEM) trusted for the authority, e.g. a private CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl EdgeKeysConfig {
+    /// The slot files, in the order next, active, retired.
+    pub fn slot_paths(&self) -> [PathBuf; 3] {
+        super::edge::SLOT_FILES.map(|name| self.dir.join(name))
+    }
 }
 
 /// `[reload]`: a command run (without a shell) after one or more files changed.
@@ -213,6 +257,10 @@ fn default_reload_timeout() -> Duration {
     Duration::seconds(30)
 }
 
+fn default_edge_interval() -> Duration {
+    Duration::seconds(30)
+}
+
 impl AgentConfig {
     /// Reads, parses and checks `path`.
     pub fn load(path: &Path) -> Result<Self, AgentConfigError> {
@@ -247,21 +295,38 @@ impl AgentConfig {
         Ok(config)
     }
 
-    /// Checks what serde cannot: one source and one content per file, distinct absolute
-    /// paths, a reload command with a program, positive timeouts.
+    /// Checks what serde cannot: something to do; a client for `[[file]]`; one source and one
+    /// content per file, distinct absolute paths; reload commands with a program; positive
+    /// timeouts; an authority URL the outbound policy accepts for `[edge_keys]`.
     pub fn validate(&self) -> Result<(), AgentConfigError> {
         let invalid = |m: String| Err(AgentConfigError::Invalid(m));
-        if self.files.is_empty() {
-            return invalid("no [[file]] to write".into());
+        if self.files.is_empty() && self.edge_keys.is_none() {
+            return invalid("nothing to do: add [[file]] entries or an [edge_keys] section".into());
         }
         if self.timeout.as_secs() <= 0 {
             return invalid("timeout must be positive".into());
         }
-        if !self.client_secret_file.is_absolute() {
+        if let Some(secret_file) = &self.client_secret_file
+            && !secret_file.is_absolute()
+        {
             return invalid(format!(
                 "client_secret_file {} must be an absolute path",
-                self.client_secret_file.display()
+                secret_file.display()
             ));
+        }
+        if !self.files.is_empty() {
+            if self.client_id.as_deref().is_none_or(str::is_empty) {
+                return invalid("[[file]] entries need client_id (the broker's client)".into());
+            }
+            if self.client_secret_file.is_none() {
+                return invalid("[[file]] entries need client_secret_file".into());
+            }
+        } else if self.reload.is_some() {
+            return invalid(
+                "[reload] runs after [[file]] changes and there is none; [edge_keys] has its own \
+                 `reload`"
+                    .into(),
+            );
         }
         let mut paths = BTreeSet::new();
         for file in &self.files {
@@ -278,7 +343,7 @@ impl AgentConfig {
                     file.path.display()
                 ));
             }
-            if file.path == self.client_secret_file {
+            if self.client_secret_file.as_ref() == Some(&file.path) {
                 return invalid(format!(
                     "[[file]] path {} is the client secret file",
                     file.path.display()
@@ -295,6 +360,57 @@ impl AgentConfig {
             }
             if reload.timeout.as_secs() <= 0 {
                 return invalid("[reload] timeout must be positive".into());
+            }
+        }
+        if let Some(edge) = &self.edge_keys {
+            self.validate_edge(edge, &paths)?;
+        }
+        Ok(())
+    }
+
+    fn validate_edge(
+        &self,
+        edge: &EdgeKeysConfig,
+        file_paths: &BTreeSet<PathBuf>,
+    ) -> Result<(), AgentConfigError> {
+        let invalid = |m: String| Err(AgentConfigError::Invalid(m));
+        UrlPolicy::new()
+            .allow_plain_http(self.danger_accept_plain_http)
+            .check(&self.authority)
+            .map_err(|e| AgentConfigError::Invalid(format!("authority: {e}")))?;
+        if !edge.dir.is_absolute() {
+            return invalid(format!(
+                "[edge_keys] dir {} must be an absolute path",
+                edge.dir.display()
+            ));
+        }
+        if edge.reload.first().is_none_or(|program| program.is_empty()) {
+            return invalid(
+                "[edge_keys] reload must name a program: HAProxy reads the key files only when \
+                 it starts or reloads"
+                    .into(),
+            );
+        }
+        if edge.reload_timeout.as_secs() <= 0 {
+            return invalid("[edge_keys] reload_timeout must be positive".into());
+        }
+        if edge.interval.as_secs() <= 0 {
+            return invalid("[edge_keys] interval must be at least 1s".into());
+        }
+        if let Some(ca_file) = &edge.ca_file
+            && !ca_file.is_absolute()
+        {
+            return invalid(format!(
+                "[edge_keys] ca_file {} must be an absolute path",
+                ca_file.display()
+            ));
+        }
+        for slot in edge.slot_paths() {
+            if file_paths.contains(&slot) || self.client_secret_file.as_ref() == Some(&slot) {
+                return invalid(format!(
+                    "{} is an [edge_keys] slot and another entry's file",
+                    slot.display()
+                ));
             }
         }
         Ok(())
@@ -359,7 +475,7 @@ mod tests {
         let file = |body: &str| format!("[[file]]\n{body}\n");
         let one = file("secret = \"a\"\nfield = \"f\"\npath = \"/o\"");
         let table: Vec<(String, &str)> = vec![
-            (String::new(), "no [[file]]"),
+            (String::new(), "nothing to do"),
             (
                 file("secret = \"a\"\nfield = \"f\"\npath = \"rel/path\""),
                 "absolute",
@@ -403,6 +519,113 @@ mod tests {
             .to_string();
         assert!(error.contains("unknown field"), "{error}");
         assert!(!error.contains("inline"), "{error}");
+    }
+
+    #[test]
+    fn edge_keys_alone_need_no_client() {
+        let config = AgentConfig::parse(
+            r#"
+            authority = "https://auth.example:8700"
+            [edge_keys]
+            dir = "/etc/haproxy/gha-auth-keys"
+            reload = ["/bin/kill", "-USR2", "1"]
+            "#,
+        )
+        .unwrap();
+        assert!(config.client_id.is_none() && config.client_secret_file.is_none());
+        let edge = config.edge_keys.unwrap();
+        assert_eq!(edge.interval.as_secs(), 30);
+        assert_eq!(edge.reload_timeout.as_secs(), 30);
+        assert_eq!(
+            edge.slot_paths().map(|p| p.display().to_string()),
+            [
+                "/etc/haproxy/gha-auth-keys/next.pem",
+                "/etc/haproxy/gha-auth-keys/active.pem",
+                "/etc/haproxy/gha-auth-keys/retired.pem",
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_edge_configurations_are_refused_with_a_reason() {
+        let edge = |authority: &str, body: &str| {
+            AgentConfig::parse(&format!(
+                "authority = \"{authority}\"\n[edge_keys]\n{body}\n"
+            ))
+        };
+        let ok = "dir = \"/k\"\nreload = [\"/bin/true\"]";
+        let table: Vec<(String, String, &str)> = vec![
+            (
+                "https://a".into(),
+                "dir = \"/k\"".into(),
+                "missing field `reload`",
+            ),
+            (
+                "https://a".into(),
+                "dir = \"k\"\nreload = [\"/bin/true\"]".into(),
+                "absolute",
+            ),
+            (
+                "https://a".into(),
+                "dir = \"/k\"\nreload = []".into(),
+                "must name a program",
+            ),
+            (
+                "https://a".into(),
+                format!("{ok}\ninterval = \"0s\""),
+                "at least 1s",
+            ),
+            (
+                "https://a".into(),
+                format!("{ok}\nreload_timeout = \"0s\""),
+                "reload_timeout",
+            ),
+            (
+                "https://a".into(),
+                format!("{ok}\nca_file = \"ca.pem\""),
+                "ca_file",
+            ),
+            (
+                "https://a".into(),
+                format!("{ok}\njwks_url = \"https://a/j\""),
+                "unknown field",
+            ),
+            ("http://auth.example".into(), ok.into(), "plain http"),
+            ("https://u:pw@a".into(), ok.into(), "credentials"),
+        ];
+        for (authority, body, expected) in table {
+            let error = edge(&authority, &body).unwrap_err().to_string();
+            assert!(error.contains(expected), "{body}: {error}");
+            assert!(!error.contains("pw@"), "{error}");
+        }
+        // A [[file]] needs the client; a [reload] without [[file]] would never run.
+        let error = AgentConfig::parse(&format!(
+            "authority = \"https://a\"\n[edge_keys]\n{ok}\n[[file]]\nsecret = \"s\"\nfield = \"f\"\npath = \"/o\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("need client_id"), "{error}");
+        let error = AgentConfig::parse(&format!(
+            "authority = \"https://a\"\n[reload]\ncommand = [\"/bin/true\"]\n[edge_keys]\n{ok}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("[edge_keys] has its own"), "{error}");
+        // A slot cannot also be a secret file.
+        let error = with(
+            "[edge_keys]\ndir = \"/k\"\nreload = [\"/bin/true\"]\n[[file]]\nsecret = \"s\"\nfield = \"f\"\npath = \"/k/active.pem\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("slot"), "{error}");
+    }
+
+    #[test]
+    fn the_edge_sample_file_is_valid() {
+        let config =
+            AgentConfig::parse(include_str!("../../../config/agent-edge.sample.toml")).unwrap();
+        assert!(config.files.is_empty() && config.client_id.is_none());
+        assert!(config.edge_keys.is_some());
     }
 
     #[test]

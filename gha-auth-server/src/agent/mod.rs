@@ -1,5 +1,6 @@
 //! `gha-auth agent`: secrets from the broker written to files for programs that cannot embed
-//! the consumer client (non-Rust containers).
+//! the consumer client (non-Rust containers), and the authority's public keys in slot files for
+//! HAProxy's edge verification ([`edge`]).
 //!
 //! The agent gets a token with client credentials, reads each configured secret or database
 //! role through [`SecretsClient`] (kept fresh in the background: refreshed before it goes out
@@ -10,8 +11,10 @@
 
 mod cli;
 pub(crate) mod config;
+mod edge;
 mod reload;
 mod render;
+mod slots;
 mod write;
 
 use std::future::Future;
@@ -65,6 +68,9 @@ pub enum AgentError {
         /// Why.
         message: String,
     },
+    /// The edge key slots could not be brought up to date at start.
+    #[error("edge keys: {0}")]
+    EdgeKeys(String),
 }
 
 /// A value from the broker, shared by the files made of it.
@@ -133,14 +139,78 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AgentError> {
     config.validate()?;
-    let (feeds, files) = start(&config, clock).await?;
-    for file in &files {
-        let wrote = file.write()?;
-        tracing::info!(path = %file.path.display(), wrote, "secret file ready");
-    }
+    // The first read of every value must succeed, so files exist before anything reads them.
+    let mut edge = match &config.edge_keys {
+        Some(section) => {
+            let mut edge = edge::EdgeKeys::new(&config, section)?;
+            edge.refresh().await?;
+            Some(edge)
+        }
+        None => None,
+    };
+    let secrets = if config.files.is_empty() {
+        None
+    } else {
+        let (feeds, files) = start(&config, clock).await?;
+        for file in &files {
+            let wrote = file.write()?;
+            tracing::info!(path = %file.path.display(), wrote, "secret file ready");
+        }
+        Some((feeds, files))
+    };
     if once {
         return Ok(());
     }
+    if let Some(edge) = &mut edge
+        && !edge.reload_if_due().await
+    {
+        // At start the program may not be running yet (it reads the files when it starts):
+        // a failure now is not retried.
+        edge.forget_reload();
+    }
+    let shutdown = futures_util::FutureExt::shared(Box::pin(shutdown));
+    let edge_loop = async {
+        if let Some(edge) = edge {
+            run_edge(edge, shutdown.clone()).await;
+        }
+    };
+    let secrets_loop = async {
+        if let Some((feeds, files)) = secrets {
+            run_secrets(&config, &feeds, &files, shutdown.clone()).await;
+        }
+    };
+    tokio::join!(edge_loop, secrets_loop);
+    tracing::info!("agent stopped");
+    Ok(())
+}
+
+/// Polls the key states every interval until `shutdown`.
+async fn run_edge(mut edge: edge::EdgeKeys, shutdown: impl Future<Output = ()>) {
+    let mut ticks = tokio::time::interval(edge.interval());
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate; the slots were just written.
+    ticks.tick().await;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = &mut shutdown => break,
+        }
+        if let Err(error) = edge.refresh().await {
+            // The files keep the last keys; the next poll tries again.
+            tracing::warn!(error = %error, "edge key slots not refreshed");
+        }
+        edge.reload_if_due().await;
+    }
+}
+
+/// Writes the secret files each time their values change, until `shutdown`.
+async fn run_secrets(
+    config: &AgentConfig,
+    feeds: &[Feed],
+    files: &[OutputFile],
+    shutdown: impl Future<Output = ()>,
+) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     for (index, feed) in feeds.iter().enumerate() {
         feed.watch(index, tx.clone());
@@ -195,8 +265,6 @@ pub async fn run(
             }
         }
     }
-    tracing::info!("agent stopped");
-    Ok(())
 }
 
 /// Starts one handle per distinct secret or role (the first read of each must succeed): files
@@ -205,9 +273,16 @@ async fn start(
     config: &AgentConfig,
     clock: SharedClock,
 ) -> Result<(Vec<Feed>, Vec<OutputFile>), AgentError> {
+    let (Some(client_id), Some(secret_file)) = (&config.client_id, &config.client_secret_file)
+    else {
+        return Err(AgentConfigError::Invalid(
+            "[[file]] entries need client_id and client_secret_file".into(),
+        )
+        .into());
+    };
     let keeper = TokenKeeper::builder(
         &config.authority,
-        ClientAuth::secret_file(&config.client_id, &config.client_secret_file),
+        ClientAuth::secret_file(client_id, secret_file),
     )
     .audience(&config.audience)
     .clock(clock)

@@ -11,7 +11,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use chrono::{DateTime, Utc};
 use gha_auth::SharedClock;
 use gha_auth::keys::{
-    Algorithm, KeyError, KeyRing, KeySchedule, KeyState, SigningKey, Transition, is_dev_key,
+    Algorithm, Jwk, KeyError, KeyRing, KeySchedule, KeyState, SigningKey, Transition, is_dev_key,
 };
 use ring::digest;
 use serde::Serialize;
@@ -471,24 +471,33 @@ impl KeyManager {
 
     /// The keys of the current snapshot, newest first, with their states as of now.
     pub fn list(&self) -> Vec<KeyInfo> {
+        self.published().into_iter().map(|(info, _)| info).collect()
+    }
+
+    /// The published keys as of now, newest first: what [`KeyManager::list`] shows, each with
+    /// its public JWK (the same keys as the JWKS, with their states).
+    pub fn published(&self) -> Vec<(KeyInfo, Jwk)> {
         let snapshot = self.snapshot();
         let now = self.clock.now();
         let mut ring = snapshot.ring.clone();
         ring.advance(now, &self.settings.schedule);
-        let mut keys: Vec<KeyInfo> = ring
+        let mut keys: Vec<(KeyInfo, Jwk)> = ring
             .keys()
             .iter()
-            .map(|k| KeyInfo {
-                kid: k.kid().to_owned(),
-                alg: k.key.algorithm().name(),
-                state: k.state,
-                created_at: k.created_at,
-                activates_at: k.activates_at,
-                retires_at: k.retires_at,
-                remove_at: k.remove_at,
+            .map(|k| {
+                let info = KeyInfo {
+                    kid: k.kid().to_owned(),
+                    alg: k.key.algorithm().name(),
+                    state: k.state,
+                    created_at: k.created_at,
+                    activates_at: k.activates_at,
+                    retires_at: k.retires_at,
+                    remove_at: k.remove_at,
+                };
+                (info, k.key.public_jwk().clone())
             })
             .collect();
-        keys.sort_by_key(|k| std::cmp::Reverse(k.activates_at));
+        keys.sort_by_key(|(k, _)| std::cmp::Reverse(k.activates_at));
         keys
     }
 

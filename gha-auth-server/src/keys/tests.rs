@@ -89,6 +89,24 @@ fn jwks_kids(manager: &KeyManager) -> Vec<String> {
         .collect()
 }
 
+/// The published keys' ids and states (what `GET /v1/keys` serves); each JWK must be the one the
+/// JWKS publishes, in the JWKS's order.
+fn published_states(manager: &KeyManager) -> Vec<(String, KeyState)> {
+    let jwks: serde_json::Value = serde_json::from_slice(&manager.snapshot().jwks_json()).unwrap();
+    let published = manager.published();
+    let jwks_keys: Vec<gha_auth::keys::Jwk> = serde_json::from_value(jwks["keys"].clone()).unwrap();
+    let jwks_of_published: Vec<gha_auth::keys::Jwk> =
+        published.iter().map(|(_, jwk)| jwk.clone()).collect();
+    assert_eq!(jwks_of_published, jwks_keys);
+    published
+        .into_iter()
+        .map(|(info, jwk)| {
+            assert_eq!(jwk.kid.as_deref(), Some(info.kid.as_str()));
+            (info.kid, info.state)
+        })
+        .collect()
+}
+
 fn signing_kid(manager: &KeyManager, clock: &ManualClock) -> String {
     manager
         .snapshot()
@@ -135,10 +153,25 @@ async fn scheduled_rotation_publishes_ahead_then_switches_then_removes() {
     assert_eq!(jwks_kids(m), vec![second.clone(), first.clone()]);
     assert_eq!(signing_kid(m, &f.clock), first);
     assert_eq!(m.next_event(), Some(activates_at));
+    assert_eq!(
+        published_states(m),
+        vec![
+            (second.clone(), KeyState::Next),
+            (first.clone(), KeyState::Active)
+        ]
+    );
 
     // At activation the new key signs, even before the next sync; after it, the old one is retired.
     f.clock.set(activates_at);
     assert_eq!(signing_kid(m, &f.clock), second);
+    // The states already say so, with the same two keys in the JWKS.
+    assert_eq!(
+        published_states(m),
+        vec![
+            (second.clone(), KeyState::Active),
+            (first.clone(), KeyState::Retired)
+        ]
+    );
     let report = m.sync().await.unwrap();
     assert!(report.transitions.contains(&Transition::Activated {
         kid: second.clone(),

@@ -1,7 +1,11 @@
 //! `GET /.well-known/jwks.json` (RFC 7517), `GET /.well-known/oauth-authorization-server`
-//! (RFC 8414) and `GET /.well-known/openid-configuration` (OpenID Connect Discovery 1.0).
+//! (RFC 8414), `GET /.well-known/openid-configuration` (OpenID Connect Discovery 1.0), and
+//! `GET /v1/keys` (the same keys with their lifecycle states).
 
 mod metadata;
+mod states;
+
+pub(crate) use states::{KEY_STATES_PATH, KeyStates, KeyStatus};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -103,6 +107,7 @@ where
 {
     let mut router = OpenApiRouter::new()
         .routes(routes!(jwks))
+        .routes(routes!(states::key_states))
         .routes(routes!(metadata))
         .routes(routes!(openid_configuration));
     for path in metadata::issuer_paths(&metadata::path_of(issuer)) {

@@ -1,4 +1,5 @@
-//! Just enough PEM for unencrypted PKCS#8 private keys (RFC 7468 `PRIVATE KEY`).
+//! Just enough PEM for unencrypted PKCS#8 private keys (RFC 7468 `PRIVATE KEY`) and for
+//! SubjectPublicKeyInfo public keys (`PUBLIC KEY`, written only).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -43,17 +44,30 @@ pub(crate) fn decode_private_key(pem: &str) -> Result<SecretBytes, KeyError> {
 /// `der` as a PEM `PRIVATE KEY` block with 64-column lines.
 pub(crate) fn encode_private_key(der: &[u8]) -> SecretString {
     let encoded = Zeroizing::new(STANDARD.encode(der));
-    let mut out = String::with_capacity(encoded.len() + encoded.len() / 64 + BEGIN.len() + 40);
-    out.push_str(BEGIN);
+    SecretString::new(block(&encoded, BEGIN, END))
+}
+
+/// `der` (a SubjectPublicKeyInfo) as a PEM `PUBLIC KEY` block with 64-column lines.
+pub(crate) fn encode_public_key(der: &[u8]) -> String {
+    block(
+        &STANDARD.encode(der),
+        "-----BEGIN PUBLIC KEY-----",
+        "-----END PUBLIC KEY-----",
+    )
+}
+
+fn block(encoded: &str, begin: &str, end: &str) -> String {
+    let mut out = String::with_capacity(encoded.len() + encoded.len() / 64 + begin.len() + 40);
+    out.push_str(begin);
     out.push('\n');
     for line in encoded.as_bytes().chunks(64) {
         // Base64 output is ASCII, so every chunk is valid UTF-8.
         out.push_str(std::str::from_utf8(line).unwrap_or_default());
         out.push('\n');
     }
-    out.push_str(END);
+    out.push_str(end);
     out.push('\n');
-    SecretString::new(out)
+    out
 }
 
 #[cfg(test)]

@@ -3,13 +3,14 @@
 use std::fmt;
 use std::sync::Arc;
 
+use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey,
 };
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
 
-use super::{Algorithm, Jwk, KeyError, b64, weak};
+use super::{Algorithm, Jwk, KeyError, b64, pem, weak};
 
 /// Smallest and largest RSA moduli accepted, in bits.
 pub(crate) const RSA_MIN_BITS: usize = 2048;
@@ -188,6 +189,37 @@ impl VerifyingKey {
         &self.inner.jwk
     }
 
+    /// The public key as a PEM `PUBLIC KEY` block holding its DER SubjectPublicKeyInfo
+    /// (RFC 5280, RFC 7468): the form programs that read keys from files expect (HAProxy's
+    /// `jwt_verify`, OpenSSL). The DER is aws-lc's own encoding of the parsed key.
+    pub fn to_spki_pem(&self) -> Result<String, KeyError> {
+        let jwk = &self.inner.jwk;
+        let member = |value: &Option<String>| {
+            value
+                .as_deref()
+                .and_then(b64::decode)
+                .ok_or(KeyError::Encoding)
+        };
+        let parsed = match self.inner.alg {
+            Algorithm::ES256 => {
+                let mut point = vec![0x04];
+                point.extend_from_slice(&member(&jwk.x)?);
+                point.extend_from_slice(&member(&jwk.y)?);
+                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).parse()
+            }
+            Algorithm::EdDSA => UnparsedPublicKey::new(&ED25519, member(&jwk.x)?).parse(),
+            Algorithm::RS256 => {
+                let n = member(&jwk.n)?;
+                let e = member(&jwk.e)?;
+                let der = rsa_public_key_der(strip_leading_zeros(&n), strip_leading_zeros(&e));
+                UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der).parse()
+            }
+        }
+        .map_err(|_| KeyError::Encoding)?;
+        let der: PublicKeyX509Der<'static> = parsed.as_der().map_err(|_| KeyError::Encoding)?;
+        Ok(pem::encode_public_key(der.as_ref()))
+    }
+
     /// The jsonwebtoken form of the key, for code that calls jsonwebtoken directly.
     pub fn decoding_key(&self) -> &DecodingKey {
         &self.inner.decoding
@@ -276,6 +308,75 @@ mod tests {
         assert_eq!(bit_length(&[1]), 1);
         assert_eq!(bit_length(&[0x80, 0]), 16);
         assert_eq!(strip_leading_zeros(&[0, 0, 5, 0]), &[5, 0]);
+    }
+
+    /// The DER inside a `PUBLIC KEY` block, read back strictly: one block, nothing around it.
+    fn spki_der_of(pem: &str) -> Vec<u8> {
+        use base64::Engine;
+        let body = pem
+            .strip_prefix("-----BEGIN PUBLIC KEY-----\n")
+            .and_then(|rest| rest.strip_suffix("-----END PUBLIC KEY-----\n"))
+            .expect("one PUBLIC KEY block");
+        assert!(body.lines().all(|line| line.len() <= 64), "{pem}");
+        base64::engine::general_purpose::STANDARD
+            .decode(body.replace('\n', ""))
+            .unwrap()
+    }
+
+    #[test]
+    fn spki_pem_is_the_key_and_verifies_its_signatures() {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
+        for alg in [Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256] {
+            let key = super::super::SigningKey::generate(alg).unwrap();
+            let pem = key.verifying_key().to_spki_pem().unwrap();
+            let der = spki_der_of(&pem);
+            // Read back, the SubjectPublicKeyInfo is the same key as the JWK, whichever way the
+            // algorithm's own parser reads it.
+            let verifies = |input: &[u8], signature: &[u8]| match alg {
+                Algorithm::ES256 => UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &der)
+                    .verify(input, signature)
+                    .is_ok(),
+                Algorithm::EdDSA => {
+                    // 12-byte prefix: SEQUENCE, AlgorithmIdentifier { id-Ed25519 }, BIT STRING.
+                    assert_eq!(der.len(), 44);
+                    UnparsedPublicKey::new(&ED25519, &der[12..])
+                        .verify(input, signature)
+                        .is_ok()
+                }
+                Algorithm::RS256 => UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &der)
+                    .parse()
+                    .unwrap()
+                    .verify_sig(input, signature)
+                    .is_ok(),
+            };
+            let signature = key.sign(b"header.payload").unwrap();
+            assert!(verifies(b"header.payload", &signature), "{alg:?}");
+            assert!(!verifies(b"header.payloaD", &signature), "{alg:?}");
+        }
+        // ES256: exactly the DER aws-lc gives for the key pair itself (the P-256 SPKI header,
+        // then the uncompressed point).
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+        let point = pair.public_key().as_ref();
+        let jwk = Jwk {
+            kty: "EC".into(),
+            crv: Some("P-256".into()),
+            x: Some(b64::encode(&point[1..33])),
+            y: Some(b64::encode(&point[33..])),
+            n: None,
+            e: None,
+            kid: None,
+            alg: None,
+            key_use: None,
+            key_ops: None,
+        };
+        let der = spki_der_of(&VerifyingKey::from_jwk(&jwk).unwrap().to_spki_pem().unwrap());
+        let expected: PublicKeyX509Der<'static> = pair.public_key().as_der().unwrap();
+        assert_eq!(der, expected.as_ref());
+        assert_eq!(
+            hex::encode(&der[..26]),
+            "3059301306072a8648ce3d020106082a8648ce3d030107034200"
+        );
+        assert_eq!(&der[26..], point);
     }
 
     #[test]
