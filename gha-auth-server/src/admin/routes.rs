@@ -111,6 +111,7 @@ pub(crate) struct NewClient {
     #[serde(default)]
     resource_servers: Vec<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._~-]+$")]
     tenant: Option<String>,
     #[serde(default)]
     first_party: bool,
@@ -282,7 +283,8 @@ pub(crate) struct RotateSecret {
     responses((status = 200, description = "{client_id, client_secret, previous_valid_for_secs}", body = Object),
         (status = 401, description = "No or invalid admin token"),
         (status = 403, description = "Not allowed (scope, role or tenant)"),
-        (status = 404, description = "No such client")))]
+        (status = 404, description = "No such client"),
+        (status = 409, description = "The client does not authenticate with a secret")))]
 pub(crate) async fn rotate_client_secret(
     State(admin): State<Arc<Admin>>,
     caller: Caller<AdminApi>,
@@ -291,7 +293,13 @@ pub(crate) async fn rotate_client_secret(
 ) -> Response {
     let call = Call::new(&admin, &caller, Area::Clients, "clients.rotate_secret", &id);
     let result = async {
-        reachable_client(&admin, &call, &id).await?;
+        let client = reachable_client(&admin, &call, &id).await?;
+        if client.auth_method != crate::clients::AuthMethod::ClientSecret {
+            // The client's state, not the request, is what refuses (409).
+            return Err(AdminError::Conflict(format!(
+                "client {id:?} does not authenticate with a secret"
+            )));
+        }
         let clients = &admin.oauth.clients;
         if body.emergency {
             let secret = clients.emergency_rotate_secret(&id, &call.actor).await?;
@@ -361,10 +369,11 @@ pub(crate) async fn list_legacy_keys(
     security(("admin_token" = [])), request_body = NewLegacyKeyBody,
     params(("id" = String, Path, description = "Client id", max_length = 128, pattern = "^[A-Za-z0-9._~-]+$")),
     responses((status = 200, description = "The imported key (never the key itself)", body = Object),
-        (status = 400, description = "Invalid key, or the client lacks the token-exchange grant"),
+        (status = 400, description = "Invalid key"),
         (status = 401, description = "No or invalid admin token"),
         (status = 403, description = "Not allowed (scope, role or tenant)"),
-        (status = 404, description = "No such client")))]
+        (status = 404, description = "No such client"),
+        (status = 409, description = "The client lacks the token-exchange grant")))]
 pub(crate) async fn add_legacy_key(
     State(admin): State<Arc<Admin>>,
     caller: Caller<AdminApi>,
@@ -383,7 +392,7 @@ pub(crate) async fn add_legacy_key(
         let tenant = body.tenant.clone().or(client.tenant.clone());
         call.allow(Target::Tenant(tenant.as_deref()), false)?;
         if !client.allows_grant(GrantType::TokenExchange) {
-            return Err(AdminError::Invalid(format!(
+            return Err(AdminError::Conflict(format!(
                 "client {id:?} does not have the token-exchange grant"
             )));
         }
@@ -463,13 +472,29 @@ impl TenantQuery {
     }
 }
 
+/// A list of role names in the OpenAPI document: scope tokens (RFC 6749 §3.3).
+fn roles_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(128))
+                .pattern(Some("^[\\x21\\x23-\\x5b\\x5d-\\x7e]+$")),
+        )
+        .build()
+}
+
 /// A user to create.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub(crate) struct NewUser {
     username: String,
     #[serde(default)]
+    #[schema(max_length = 128, pattern = "^[A-Za-z0-9._~-]*$")]
     tenant: String,
     #[serde(default)]
+    #[schema(schema_with = roles_schema)]
     roles: Vec<String>,
     #[schema(value_type = String, min_length = 8, max_length = 1024)]
     password: SecretString,
@@ -485,6 +510,7 @@ pub(crate) struct NewPassword {
 /// A user's roles.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub(crate) struct Roles {
+    #[schema(schema_with = roles_schema)]
     roles: Vec<String>,
 }
 
@@ -902,11 +928,21 @@ pub(crate) struct ShowValues {
     show_values: bool,
 }
 
+/// A secret's fields in the OpenAPI document: string values, at least one.
+fn secret_fields_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .min_properties(Some(1))
+        .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .build()
+}
+
 /// A new version of a local secret: its fields (all of them; the version replaces the last).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub(crate) struct NewSecret {
-    /// Field names to values (strings).
-    #[schema(value_type = Object)]
+    /// Field names to values (strings); at least one.
+    #[schema(schema_with = secret_fields_schema)]
     fields: std::collections::BTreeMap<String, SecretString>,
 }
 

@@ -40,7 +40,8 @@ pub(crate) use config::UsersConfig;
 pub(crate) use hashing::{hash_password, verify_password};
 pub(crate) use store::UserRow;
 
-/// Longest accepted password, in bytes (Argon2 cost must not be an amplifier).
+/// Longest accepted password, in characters (at most 4 KiB of UTF-8: Argon2 input must not be
+/// an amplifier).
 pub(crate) const MAX_PASSWORD_LEN: usize = 1024;
 /// Shortest password `users add` and `users set-password` accept.
 pub(crate) const MIN_PASSWORD_LEN: usize = 8;
@@ -227,14 +228,16 @@ async fn verify_blocking(hash: String, password: SecretString, permit: HashPermi
 
 /// Checks the password policy.
 pub(crate) fn check_password_policy(password: &str) -> Result<(), UserError> {
-    if password.len() < MIN_PASSWORD_LEN {
+    // Counted in characters, as the API document's minLength/maxLength count them.
+    let length = password.chars().count();
+    if length < MIN_PASSWORD_LEN {
         return Err(UserError::Invalid(format!(
-            "the password must be at least {MIN_PASSWORD_LEN} bytes"
+            "the password must be at least {MIN_PASSWORD_LEN} characters"
         )));
     }
-    if password.len() > MAX_PASSWORD_LEN {
+    if length > MAX_PASSWORD_LEN {
         return Err(UserError::Invalid(format!(
-            "the password must be at most {MAX_PASSWORD_LEN} bytes"
+            "the password must be at most {MAX_PASSWORD_LEN} characters"
         )));
     }
     Ok(())

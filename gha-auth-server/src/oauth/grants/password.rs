@@ -65,7 +65,7 @@ pub(crate) async fn login(
     let password = form
         .get("password")
         .ok_or_else(|| OAuthError::invalid_request("password is missing"))?;
-    if password.len() > MAX_PASSWORD_LEN {
+    if password.chars().count() > MAX_PASSWORD_LEN {
         return Err(OAuthError::invalid_request("password is too long"));
     }
     let tenant = match (&client.tenant, form.get("tenant")) {
