@@ -48,7 +48,8 @@ impl ClientCache {
     }
 
     /// The entry for `id` if it was read from the store within the outage window: for when the
-    /// store cannot be reached.
+    /// store cannot be reached. An entry stored after `now` (a concurrent request whose read
+    /// succeeded while this one's failed, as when the database comes back) is only fresher.
     pub(super) fn get_during_outage(&self, id: &str, now: DateTime<Utc>) -> Option<Client> {
         if self.ttl <= TimeDelta::zero() || self.outage_window <= TimeDelta::zero() {
             return None;
@@ -56,7 +57,7 @@ impl ClientCache {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         entries
             .get(id)
-            .filter(|(_, at)| now - *at < self.outage_window && now >= *at)
+            .filter(|(_, at)| now - *at < self.outage_window)
             .map(|(c, _)| c.clone())
     }
 

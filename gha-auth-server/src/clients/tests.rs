@@ -313,3 +313,23 @@ async fn the_auth_cache_sees_local_changes_at_once_and_others_after_the_ttl() {
             .is_none()
     );
 }
+
+/// The race at the end of a database outage (seen under load by bench/chaos.sh): a request
+/// began, its read failed, and meanwhile a later request's read succeeded and refreshed the
+/// entry. The failed one must still be served from the cache, not refused.
+#[tokio::test]
+async fn an_outage_read_accepts_an_entry_refreshed_after_the_request_began() {
+    let f = fixture().await;
+    f.registry.register(service("svc"), "cli").await.unwrap();
+    let client = f.registry.get("svc").await.unwrap();
+    let cache = cache::ClientCache::new(TimeDelta::seconds(30), TimeDelta::minutes(5));
+    let began = f.clock.now();
+    cache.put(&client, began + TimeDelta::milliseconds(300));
+    assert!(cache.get_during_outage("svc", began).is_some());
+    assert!(
+        cache
+            .get_during_outage("svc", began + TimeDelta::minutes(6))
+            .is_none(),
+        "past the outage window"
+    );
+}
