@@ -9,19 +9,7 @@
 // only fails when the page does not reach a step at all.
 "use strict";
 
-const path = require("path");
-const axe = require("axe-core");
-const { chromium } = require("playwright-core");
-
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
-
-const STEP_TIMEOUT = 60_000;
-const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true };
-const DESKTOP = { viewport: { width: 1280, height: 800 } };
+const { env, STEP_TIMEOUT, PHONE, DESKTOP, launch, audit, screenshots } = require("./browser");
 
 // Console messages, CSP violations (reported by the page's own event) and requests.
 async function watch(context, page) {
@@ -37,22 +25,6 @@ async function watch(context, page) {
   page.on("request", (r) => seen.requests.push(`${r.method()} ${r.url()}`));
   page.on("response", (r) => seen.statuses.push(`${r.status()} ${r.request().method()} ${r.url()}`));
   return seen;
-}
-
-async function audit(page) {
-  await page.evaluate(axe.source);
-  return page.evaluate(async () => {
-    const result = await window.axe.run(document, { resultTypes: ["violations"] });
-    return {
-      passes: result.passes.length,
-      violations: result.violations.map((v) => ({
-        id: v.id,
-        impact: v.impact,
-        help: v.help,
-        targets: v.nodes.map((n) => n.target.join(" ")),
-      })),
-    };
-  });
 }
 
 // Nothing scrolls sideways, and no visible element's text runs out of its box or off screen.
@@ -71,18 +43,6 @@ function layout(page) {
     }
     return { client_width: width, scroll_width: document.documentElement.scrollWidth, overflowing };
   });
-}
-
-function screenshots(dir) {
-  const taken = [];
-  return {
-    taken,
-    async shoot(page, name) {
-      const file = path.join(dir, `${name}.png`);
-      await page.screenshot({ path: file, fullPage: true, scale: "css" });
-      taken.push(file);
-    },
-  };
 }
 
 const onPage = (page, name) => page.waitForSelector(`body[data-view="page"][data-page="${name}"]`);
@@ -282,21 +242,7 @@ async function refused(browser, shots) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: env("CHROMIUM"),
-    headless: true,
-    timeout: STEP_TIMEOUT,
-    // The network is closed: without these, chromium hangs on lookups and updates.
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  const browser = await launch();
   const shots = screenshots(env("ARTIFACTS_DIR"));
   const doomed = env("DOOMED").split(",");
   const out = {};

@@ -245,23 +245,6 @@ impl Console {
     }
 }
 
-/// The accessibility problems axe-core rates serious or critical (others are printed).
-fn check_axe(state: &str, audit: &Value) {
-    assert!(
-        audit["passes"].as_u64().unwrap() > 10,
-        "axe-core ran its rules ({state}): {audit}"
-    );
-    let violations = audit["violations"].as_array().unwrap();
-    for violation in violations {
-        eprintln!("axe ({state}): {violation}");
-    }
-    let severe: Vec<&Value> = violations
-        .iter()
-        .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
-        .collect();
-    assert!(severe.is_empty(), "axe-core, {state}: {severe:?}");
-}
-
 /// Every page a screen visited: its own checks.
 fn check_pages(screen: &str, seen: &Value, width: u64) {
     let pages = seen["pages"].as_object().unwrap();
@@ -279,7 +262,7 @@ fn check_pages(screen: &str, seen: &Value, width: u64) {
         let page = &pages[name];
         assert!(page.is_object(), "{screen} never reached {name}: {seen}");
         let state = format!("{screen}, {name}");
-        check_axe(&state, &page["axe"]);
+        crate::web_portal::check_axe(&state, &page["axe"]);
         let layout = &page["layout"];
         assert_eq!(layout["client_width"], width, "{state}: {layout}");
         assert!(
@@ -394,7 +377,7 @@ fn check_sessions_off(off: &Value, origin: &str) {
     ] {
         assert!(text.contains(needed), "{needed:?} in {text:?}");
     }
-    check_axe("sessions off", &off["axe"]);
+    crate::web_portal::check_axe("sessions off", &off["axe"]);
     assert_eq!(off["layout"]["overflowing"], json!([]), "{off}");
     assert_eq!(off["console"], json!([]), "{off}");
     assert_eq!(off["csp_violations"], json!([]), "{off}");
@@ -500,7 +483,7 @@ async fn console_signs_in_an_admin_rotates_a_link_key_disables_a_client_and_refu
             && s.as_str().unwrap().contains("/admin/v1/monitor")),
         "{other}"
     );
-    check_axe("refused", &other["axe"]);
+    crate::web_portal::check_axe("refused", &other["axe"]);
     assert_eq!(other["csp_violations"], json!([]));
     assert_eq!(
         other["wrong_password"],

@@ -10,20 +10,9 @@
 // (1280x800). Each starts with no cookies and no storage.
 "use strict";
 
-const path = require("path");
-const axe = require("axe-core");
-const { chromium } = require("playwright-core");
+const { env, STEP_TIMEOUT, PHONE, DESKTOP, launch, audit, screenshots } = require("./browser");
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
-
-const STEP_TIMEOUT = 60_000;
 const SESSION_COOKIE = "__Host-gha-session";
-const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true };
-const DESKTOP = { viewport: { width: 1280, height: 800 } };
 
 // Everything a page reports that a user would never want in its console.
 function watch(page) {
@@ -45,34 +34,6 @@ const view = (page, name) => page.waitForSelector(`body[data-view="${name}"]`);
 const texts = (page, selector) => page.$$eval(selector, (items) => items.map((i) => i.textContent));
 
 // axe-core in the page (evaluated, not a <script> tag: the page's CSP forbids inline script).
-async function audit(page) {
-  await page.evaluate(axe.source);
-  return page.evaluate(async () => {
-    const result = await window.axe.run(document, { resultTypes: ["violations"] });
-    return {
-      passes: result.passes.length,
-      violations: result.violations.map((v) => ({
-        id: v.id,
-        impact: v.impact,
-        help: v.help,
-        targets: v.nodes.map((n) => n.target.join(" ")),
-      })),
-    };
-  });
-}
-
-function screenshots(dir) {
-  const taken = [];
-  return {
-    taken,
-    async shoot(page, name) {
-      const file = path.join(dir, `${name}.png`);
-      await page.screenshot({ path: file, fullPage: true, scale: "css" });
-      taken.push(file);
-    },
-  };
-}
-
 // The page as a phone shows it: layout, sizes, the error and signed-in states, a lost session.
 async function phone(browser, shots, user, password) {
   const context = await browser.newContext(PHONE);
@@ -247,21 +208,7 @@ async function desktop(browser, shots, user, password) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: env("CHROMIUM"),
-    headless: true,
-    timeout: STEP_TIMEOUT,
-    // The network is closed: without these, chromium hangs on lookups and updates.
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  const browser = await launch();
   const shots = screenshots(env("ARTIFACTS_DIR"));
   const out = {};
   try {

@@ -165,7 +165,7 @@ async fn web_portal_logs_in_lists_jobs_and_logs_out_in_headless_chromium() {
 
 /// The accessibility problems axe-core rates serious or critical (the moderate ones are
 /// printed, not fatal).
-fn check_axe(state: &str, audit: &Value) {
+pub(crate) fn check_axe(state: &str, audit: &Value) {
     assert!(
         audit["passes"].as_u64().unwrap() > 10,
         "axe-core ran its rules: {audit}"
