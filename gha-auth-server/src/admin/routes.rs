@@ -928,12 +928,18 @@ pub(crate) struct ShowValues {
     show_values: bool,
 }
 
-/// A secret's fields in the OpenAPI document: string values, at least one.
+/// A secret's fields in the OpenAPI document: at least one, names of 1-128 `A-Z a-z 0-9 _ - .`,
+/// string values.
 fn secret_fields_schema() -> utoipa::openapi::Object {
     use utoipa::openapi::{ObjectBuilder, Type};
     ObjectBuilder::new()
         .schema_type(Type::Object)
         .min_properties(Some(1))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[A-Za-z0-9_.-]{1,128}$")),
+        ))
         .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String)))
         .build()
 }
