@@ -53,14 +53,9 @@ pub mod fuzzing {
             Ok(form) => {
                 let consistent = pairs.iter().all(|(key, value)| match key.as_str() {
                     "audience" | "resource" => form.all(key).contains(value),
-                    // A repeated unrecognized parameter reads back as its first value.
-                    _ => {
-                        form.get(key)
-                            == pairs
-                                .iter()
-                                .find(|(k, _)| k == key)
-                                .map(|(_, v)| v.as_str())
-                    }
+                    // Unrecognized parameters are dropped; a recognized one reads back as sent.
+                    _ if !crate::oauth::form::is_recognized(key) => form.get(key).is_none(),
+                    _ => form.get(key) == Some(value.as_str()),
                 });
                 if consistent {
                     FormOutcome::Consistent
