@@ -588,8 +588,8 @@ impl Served {
         }
     }
 
-    /// Runs `args` through the server.
-    fn run(&self, data: &Path, args: &[&str]) -> Output {
+    /// `args` after the options that send them through the server as the `ops` client.
+    fn through<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
         let mut all = vec![
             "--server",
             self.server.as_str(),
@@ -599,21 +599,17 @@ impl Served {
             self.secret_file.to_str().unwrap(),
         ];
         all.extend_from_slice(args);
-        gha_auth(data, &all)
+        all
+    }
+
+    /// Runs `args` through the server.
+    fn run(&self, data: &Path, args: &[&str]) -> Output {
+        gha_auth(data, &self.through(args))
     }
 
     /// Runs `args` through the server with `input` on standard input.
     fn run_with(&self, data: &Path, input: &str, args: &[&str]) -> Output {
-        let mut all = vec![
-            "--server",
-            self.server.as_str(),
-            "--client-id",
-            "ops",
-            "--client-secret-file",
-            self.secret_file.to_str().unwrap(),
-        ];
-        all.extend_from_slice(args);
-        gha_auth_with(data, &[], input, &all)
+        gha_auth_with(data, &[], input, &self.through(args))
     }
 }
 

@@ -329,3 +329,20 @@ impl HttpClientBuilder {
 
 #[cfg(test)]
 mod tests;
+
+/// An error and its sources, `: `-separated, each source only when the text so far does not
+/// already say it. For network errors (a TLS or connection failure is in the sources), whose text
+/// names the URL and the failure, never request or response content.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        let next = inner.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = inner.source();
+    }
+    text
+}

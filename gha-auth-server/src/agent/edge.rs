@@ -160,7 +160,7 @@ impl EdgeKeys {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| PollError::Request(chain(&e.without_url())))?;
+            .map_err(|e| PollError::Request(gha_auth::outbound::error_chain(&e.without_url())))?;
         if response.status() != reqwest::StatusCode::OK {
             return Err(PollError::Status(response.status().as_u16()));
         }
@@ -168,7 +168,7 @@ impl EdgeKeys {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| PollError::Request(chain(&e.without_url())))?
+            .map_err(|e| PollError::Request(gha_auth::outbound::error_chain(&e.without_url())))?
         {
             if body.len() + chunk.len() > MAX_BODY {
                 return Err(PollError::Body(format!("larger than {MAX_BODY} bytes")));
@@ -177,22 +177,6 @@ impl EdgeKeys {
         }
         serde_json::from_slice(&body).map_err(|e| PollError::Body(e.to_string()))
     }
-}
-
-/// An error and its sources, `: `-separated (a TLS or connection failure is in the sources). The
-/// request is public and carries nothing secret.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        let next = inner.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = inner.source();
-    }
-    text
 }
 
 /// The content of a slot file: the key's SubjectPublicKeyInfo PEM, or nothing. A key that does

@@ -272,20 +272,10 @@ fn vault_message(content: Option<&str>) -> String {
     }
 }
 
-/// An error and its sources, `: `-separated. Used for network errors only, whose text names the
-/// URL and the failure, never request or response content.
+/// An error and its sources ([`crate::outbound::error_chain`]), truncated. Used for network
+/// errors only.
 fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        let next = inner.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = inner.source();
-    }
-    truncate(&text)
+    truncate(&crate::outbound::error_chain(error))
 }
 
 /// Where a JSON (de)serialisation failed, without the offending value (serde's messages can
