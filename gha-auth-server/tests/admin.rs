@@ -600,6 +600,11 @@ async fn malformed_and_out_of_range_bodies_are_json_400s_and_never_panic() {
         ),
         (
             "POST",
+            "/admin/v1/clients/ops/rotate-secret",
+            json!({"grace_secs": 1.5}),
+        ),
+        (
+            "POST",
             "/admin/v1/clients",
             json!({"id": "svc", "grants": ["client_credentials"], "audiences": ["a"], "token_lifetime_secs": huge}),
         ),
@@ -642,6 +647,39 @@ async fn malformed_and_out_of_range_bodies_are_json_400s_and_never_panic() {
         .call("GET", "/admin/v1/clients", None, Some(&token))
         .await;
     assert_eq!(status, StatusCode::OK, "the server still serves");
+    server.app.shutdown().await.unwrap();
+}
+
+/// JSON Schema's `integer` admits `60.0`; so do the admin bodies (schemathesis sends it).
+#[tokio::test]
+async fn whole_numbers_written_with_a_zero_fraction_are_integers() {
+    let server = Server::start().await;
+    let secret = server.admin_client("ops", &ALL_SCOPES, None).await;
+    let token = server.client_token("ops", &secret, &ALL_SCOPES).await;
+    server.admin_client("svc", &[], None).await;
+    let (status, answer) = server
+        .call(
+            "POST",
+            "/admin/v1/clients/svc/rotate-secret",
+            Some(&json!({"grace_secs": 60.0})),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["previous_valid_for_secs"], 60);
+    let (status, answer) = server
+        .call(
+            "POST",
+            "/admin/v1/clients",
+            Some(
+                &json!({"id": "svc2", "grants": ["client_credentials"], "audiences": ["a"],
+                "token_lifetime_secs": 120.0}),
+            ),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["client"]["token_lifetime_secs"], 120, "{answer}");
     server.app.shutdown().await.unwrap();
 }
 

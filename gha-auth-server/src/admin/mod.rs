@@ -153,6 +153,36 @@ impl From<axum::extract::rejection::JsonRejection> for AdminError {
     }
 }
 
+/// Reads an optional whole number of seconds from an admin body. JSON Schema's `integer` admits
+/// `1.0` as well as `1`, and so do the admin bodies; `1.5`, a string or a number beyond `i64` is
+/// a body that does not match the schema.
+pub(crate) fn whole_seconds<'de, D>(deserializer: D) -> Result<Option<i64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize;
+    use serde::de::Error;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    number
+        .as_i64()
+        .or_else(|| number.as_f64().and_then(whole_f64))
+        .map(Some)
+        .ok_or_else(|| D::Error::custom("expected a whole number of seconds"))
+}
+
+/// `value` as an `i64` when it is a whole number within range.
+fn whole_f64(value: f64) -> Option<i64> {
+    // 2^63 is exactly representable; everything below it and at least -2^63 fits in an i64.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if value.fract() != 0.0 || !(-LIMIT..LIMIT).contains(&value) {
+        return None;
+    }
+    // In range and whole, so the cast is exact.
+    Some(value as i64)
+}
+
 impl From<crate::clients::ClientError> for AdminError {
     fn from(e: crate::clients::ClientError) -> Self {
         use crate::clients::ClientError as E;

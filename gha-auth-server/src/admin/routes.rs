@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::decide::{ADMIN_ROLE, Area, Target};
-use super::{Admin, AdminError, AdminJson, Call};
+use super::{Admin, AdminError, AdminJson, Call, whole_seconds};
 use crate::caller::{AdminApi, Caller, Callers};
 use crate::clients::legacy_keys::{self, NewLegacyKey};
 use crate::clients::{ClientRegistration, GrantType};
@@ -122,7 +122,7 @@ pub(crate) struct NewClient {
     #[schema(value_type = Option<Object>)]
     jwk: Option<Value>,
     /// Access-token lifetime, 1 s up to `tokens.max_lifetime` (default: `tokens.default_lifetime`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_seconds")]
     #[schema(minimum = 1)]
     token_lifetime_secs: Option<i64>,
 }
@@ -187,6 +187,11 @@ pub(crate) async fn list_clients(
 }
 
 /// Registers a client; its secret is in the answer, once.
+///
+/// A registration is refused (400) when its fields contradict each other: a client needs a grant
+/// or a resource-server audience; a client with a grant needs an audience; a resource server is
+/// not public; a public client uses neither `client_credentials` nor a JWK; the password grant is
+/// only for first-party public clients; `token_lifetime_secs` is at most `tokens.max_lifetime`.
 #[utoipa::path(post, path = "/admin/v1/clients", tag = "admin", security(("admin_token" = [])),
     request_body = NewClient,
     responses((status = 200, description = "{client, client_secret}", body = Object),
@@ -268,7 +273,7 @@ pub(crate) async fn disable_client(
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub(crate) struct RotateSecret {
     /// How long the previous secret stays valid (default 24 h, at most 30 days).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_seconds")]
     #[schema(minimum = 0, maximum = 2_592_000)]
     grace_secs: Option<i64>,
     /// The secret leaked: no grace, and the client's tokens are revoked.
@@ -489,6 +494,9 @@ fn roles_schema() -> utoipa::openapi::Array {
 /// A user to create.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub(crate) struct NewUser {
+    /// Login name: no whitespace, control character or `/`.
+    #[schema(min_length = 1, max_length = 128,
+        pattern = "^[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000/]+$")]
     username: String,
     #[serde(default)]
     #[schema(max_length = 128, pattern = "^[A-Za-z0-9._~-]*$")]
