@@ -143,7 +143,7 @@ async fn missing_or_non_bearer_credentials_get_a_bare_bearer_challenge() {
 /// The same RFC 6750 §3.1 answers as every API behind the middleware: a malformed header is 400
 /// `invalid_request`, whether the token is missing or followed by more.
 #[tokio::test]
-async fn malformed_bearer_headers_are_invalid_requests_like_the_middlewares() {
+async fn finding_12_malformed_bearer_headers_get_the_middlewares_answers() {
     let f = fixture().await;
     for auth in ["Bearer", "Bearer ", "Bearer x y", "Bearer a,b", "Bearer\tx"] {
         let (status, challenge, _) = f.call("/broker", &[auth]).await;

@@ -156,7 +156,7 @@ fn the_wycheproof_keys_verify_their_signatures() {
 
 /// Wycheproof JWS tests 353 and 354.
 #[test]
-fn jwk_use_enc_is_refused() {
+fn finding_11_jwk_use_enc_is_refused() {
     for key in [rsa_jwk(), ec_jwk()] {
         assert_unsupported(&with(key.clone(), "use", json!("enc")), "use enc");
         assert!(VerifyingKey::from_jwk(&with(key, "use", json!("sig"))).is_ok());
@@ -165,7 +165,7 @@ fn jwk_use_enc_is_refused() {
 
 /// Wycheproof JWS tests 355 and 356 (`key_ops: ["encrypt"]`), and other lists without `verify`.
 #[test]
-fn jwk_key_ops_without_verify_is_refused() {
+fn finding_11_jwk_key_ops_without_verify_is_refused() {
     for key in [rsa_jwk(), ec_jwk()] {
         for ops in [
             json!(["encrypt"]),
@@ -185,7 +185,7 @@ fn jwk_key_ops_without_verify_is_refused() {
 }
 
 #[test]
-fn ed25519_small_order_keys_are_refused() {
+fn finding_11_ed25519_small_order_keys_are_refused() {
     for encoding in SMALL_ORDER_ENCODINGS {
         let encoding = hex::decode(encoding).unwrap();
         assert_eq!(
@@ -226,7 +226,7 @@ fn ordinary_ed25519_keys_are_accepted() {
 
 /// Wycheproof JWK test 7.
 #[test]
-fn roca_modulus_is_refused() {
+fn finding_11_roca_modulus_is_refused() {
     let key = jwk(json!({
         "kty": "RSA", "alg": "RS256", "use": "sig", "kid": "kid-rsa-roca-sign",
         "n": ROCA_N, "e": "AQAB",
@@ -249,7 +249,7 @@ fn roca_modulus_is_refused() {
 }
 
 #[test]
-fn roca_private_key_import_is_refused() {
+fn finding_11_roca_private_key_import_is_refused() {
     assert_eq!(
         SigningKey::from_pkcs8_pem(ROCA_PKCS8).unwrap_err(),
         KeyError::WeakKey("RSA modulus with the ROCA fingerprint")
