@@ -271,7 +271,7 @@ fn display_name(tenant: &str, username: &str) -> String {
 
 impl Users {
     /// The user store over `store`, with the cost and backoff in `settings`. Computes the dummy
-    /// hash (one Argon2 run).
+    /// hash (one Argon2 run, whose working memory is given back).
     pub async fn new(
         store: Store,
         audit: Arc<AuditLog>,
@@ -281,7 +281,7 @@ impl Users {
         let params = params_from(&settings)?;
         let for_dummy = params.clone();
         let dummy_hash = tokio::task::spawn_blocking(move || {
-            hash_password(&for_dummy, b"gha-auth dummy password for unknown users")
+            hashing::hash_password_once(&for_dummy, b"gha-auth dummy password for unknown users")
         })
         .await
         .map_err(|e| UserError::Hash(e.to_string()))??;
