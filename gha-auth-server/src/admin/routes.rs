@@ -495,8 +495,11 @@ fn roles_schema() -> utoipa::openapi::Array {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub(crate) struct NewUser {
     /// Login name: no whitespace, control character or `/`.
-    #[schema(min_length = 1, max_length = 128,
-        pattern = "^[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000/]+$")]
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000/]+$"
+    )]
     username: String,
     #[serde(default)]
     #[schema(max_length = 128, pattern = "^[A-Za-z0-9._~-]*$")]
