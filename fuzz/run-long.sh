@@ -33,7 +33,7 @@ echo "|---|---|---|---|---|---|---|---|"
 FAILED=()
 for target in $(cargo +nightly fuzz list); do
   log="$LOGS/$target.log"
-  stat() { awk -F': *' -v k="stat::$1" '$1 == k {print $2}' "$log" | tail -n 1; }
+  stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -n 1; }
   last="$(grep -E '^#[0-9]+' "$log" | tail -n 1)"
   cov="$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")"
   ft="$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")"
