@@ -30,10 +30,11 @@ wait
 
 echo "| target | seconds | executions | exec/s | coverage (edges) | features | corpus | crashes |"
 echo "|---|---|---|---|---|---|---|---|"
+# One of libFuzzer's final statistics (`stat::NAME: VALUE`) from the log of the target in `log`.
+stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -n 1; }
 FAILED=()
 for target in $(cargo +nightly fuzz list); do
   log="$LOGS/$target.log"
-  stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -n 1; }
   last="$(grep -E '^#[0-9]+' "$log" | tail -n 1)"
   cov="$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")"
   ft="$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")"

@@ -327,9 +327,6 @@ impl HttpClientBuilder {
     }
 }
 
-#[cfg(test)]
-mod tests;
-
 /// An error and its sources, `: `-separated, each source only when the text so far does not
 /// already say it. For network errors (a TLS or connection failure is in the sources), whose text
 /// names the URL and the failure, never request or response content.
@@ -346,3 +343,6 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests;
